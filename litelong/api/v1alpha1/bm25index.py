@@ -1,0 +1,136 @@
+"""BM25Index: a corpus of short documents → a BM25 full-text index."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from .meta import CamelModel, OutputsBase, OutputSpec, PodOptions, Resource, StatusBase
+
+
+class CorpusSource(CamelModel):
+    """One set of corpus files."""
+
+    uri: str = Field(
+        min_length=1,
+        description=(
+            "fsspec URI or glob (s3://bucket/fineweb/*.parquet, ./data/*.jsonl.zst); "
+            "builtin://wiki_vital_en.jsonl.zst is the sample shipped with litelong."
+        ),
+    )
+    format: Literal["jsonl", "parquet"] | None = Field(
+        default=None,
+        description="jsonl (plain, .gz or .zst) or parquet; unset: from the file extension.",
+    )
+    text_field: str = Field(default="text", min_length=1, description="Field holding the text.")
+    id_field: str | None = Field(
+        default=None, description="Field holding a document id; unset: a hash of the text."
+    )
+
+
+class Analysis(CamelModel):
+    """How text is split into terms (the paper: English stemming and stop words)."""
+
+    language: Literal["english"] = Field(default="english", description="Analyzer language.")
+    stem: bool = Field(default=True, description="Snowball stemming.")
+    stopwords: bool = Field(default=True, description="Drop stop words.")
+
+
+class ManticoreStorage(CamelModel):
+    size: str = Field(default="100Gi", description="PVC size per Manticore pod.")
+    storage_class_name: str | None = Field(default=None, description="StorageClass of the PVCs.")
+
+
+class ManticoreOptions(CamelModel):
+    """A Manticore Search cluster run by the operator (managed) or already running (external)."""
+
+    mode: Literal["managed", "external"] = Field(
+        default="managed", description="managed: the operator runs it; external: use `url`."
+    )
+    shards: int = Field(default=1, ge=1, le=256, description="Pods, each holding 1/shards.")
+    replicas: int = Field(default=1, ge=1, le=8, description="Copies of each shard.")
+    storage: ManticoreStorage = Field(default_factory=ManticoreStorage, description="Volumes.")
+    url: str | None = Field(default=None, description="HTTP URL of an external Manticore.")
+
+
+class Backend(CamelModel):
+    """The engine that holds the index."""
+
+    type: Literal["tantivy", "manticore"] = Field(
+        default="tantivy", description="tantivy: embedded, on disk; manticore: a cluster."
+    )
+    manticore: ManticoreOptions | None = Field(
+        default=None, description="Manticore options when type is manticore."
+    )
+
+    @model_validator(mode="after")
+    def _manticore_needs_options(self) -> Backend:
+        if self.type == "manticore":
+            options = self.manticore or ManticoreOptions()
+            if options.mode == "external" and not options.url:
+                raise ValueError("manticore.url is required when manticore.mode is external")
+            self.manticore = options
+        return self
+
+
+class Writer(CamelModel):
+    """Index writer resources. Runtime-only."""
+
+    threads: int = Field(default=0, ge=0, le=256, description="Writer threads; 0: automatic.")
+    heap_mb: int = Field(default=512, ge=16, description="Writer memory budget in MiB.")
+    readers: int = Field(default=0, ge=0, le=256, description="Parsing processes; 0: automatic.")
+
+
+class BM25IndexSpec(CamelModel):
+    """Read, clean, deduplicate and index a corpus."""
+
+    corpus: list[CorpusSource] = Field(min_length=1, description="Corpus files to index.")
+    min_chars: int = Field(
+        default=20, ge=0, description="Shorter documents are skipped (the paper: 20)."
+    )
+    max_chars: int = Field(
+        default=4_000_000,
+        ge=1,
+        description="Longer documents are skipped: ~1M tokens, more than any sample can hold.",
+    )
+    dedup: Literal["none", "exact"] = Field(
+        default="exact", description="exact: drop documents whose normalised text repeats."
+    )
+    analysis: Analysis = Field(default_factory=Analysis, description="Term analysis.")
+    backend: Backend = Field(default_factory=Backend, description="Search engine.")
+    writer: Writer = Field(default_factory=Writer, description="Writer resources (runtime).")
+    parallelism: int = Field(
+        default=1, ge=1, le=1024, description="Index parts built in parallel (Indexed Job)."
+    )
+    output: OutputSpec = Field(default_factory=OutputSpec, description="Where the index goes.")
+    pod: PodOptions = Field(default_factory=PodOptions, description="Pod options in a cluster.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> BM25IndexSpec:
+        if self.max_chars <= self.min_chars:
+            raise ValueError("maxChars must be greater than minChars")
+        return self
+
+
+class BM25IndexOutputs(OutputsBase):
+    documents: int | None = Field(default=None, description="Documents indexed.")
+    parts: int | None = Field(default=None, description="Index parts.")
+    skipped: int | None = Field(default=None, description="Corpus records skipped, all reasons.")
+
+
+class BM25IndexStatus(StatusBase):
+    outputs: BM25IndexOutputs = Field(
+        default_factory=BM25IndexOutputs, description="The committed index."
+    )
+
+
+class BM25Index(Resource[BM25IndexSpec, BM25IndexStatus]):
+    """A BM25 index of a corpus."""
+
+    plural: ClassVar[str] = "bm25indexes"
+    short_names: ClassVar[tuple[str, ...]] = ("bm25",)
+    progress_column: ClassVar[tuple[str, str, str]] = ("Docs", ".status.outputs.documents", "integer")
+    runtime_fields: ClassVar[frozenset[str]] = Resource.runtime_fields | {"writer"}
+
+    kind: Literal["BM25Index"] = Field(description="BM25Index.")

@@ -1,0 +1,219 @@
+"""Pieces shared by the four kinds: metadata, status with KEP-1623 conditions, store and pod options.
+
+Field names are the YAML names (camelCase); Python attributes are snake_case. Every field has a
+description because the generated CRDs turn them into `kubectl explain` text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+GROUP = "litelong.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+#: A DNS-1123 label: children (Jobs, Services) are named after the resource, so the stricter rule.
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class CamelModel(BaseModel):
+    """camelCase on the wire, snake_case in Python, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        validate_default=True,
+    )
+
+
+def _quantity(value: Any) -> Any:
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+#: A Kubernetes quantity ("4", "500m", "16Gi"); YAML integers are accepted and kept as strings.
+Quantity = Annotated[
+    str,
+    BeforeValidator(_quantity),
+    WithJsonSchema({"x-kubernetes-int-or-string": True}),
+]
+
+ResourceName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=63,
+        pattern=DNS1123_LABEL,
+        description="Name of another litelong resource in the same namespace.",
+    ),
+]
+
+
+class ObjectMeta(BaseModel):
+    """The part of Kubernetes metadata litelong reads; the rest (managedFields, uid...) is ignored."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, alias_generator=to_camel)
+
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=DNS1123_LABEL,
+        description="DNS-1123 label: lowercase letters, digits and '-', at most 63 characters.",
+    )
+    namespace: str | None = Field(default=None, description="Namespace in a cluster.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Kubernetes labels.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations.")
+    generation: int | None = Field(default=None, description="Set by the API server.")
+
+
+class OutputSpec(CamelModel):
+    """Where a stage commits its outputs."""
+
+    store: str | None = Field(
+        default=None,
+        description=(
+            "Artifact store URI (fsspec): file://, s3://, gs://... Unset: the runtime's default "
+            "(`--store`, LITELONG_STORE, or file://./litelong-data)."
+        ),
+    )
+
+
+class ResourceRequirements(CamelModel):
+    """Container resources, as in a Pod spec."""
+
+    requests: dict[str, Quantity] = Field(default_factory=dict, description="e.g. cpu: 4.")
+    limits: dict[str, Quantity] = Field(default_factory=dict, description="e.g. memory: 16Gi.")
+
+
+class PodOptions(CamelModel):
+    """How the stage's pods run in a cluster. Runtime-only: never part of the spec hash."""
+
+    image: str | None = Field(default=None, description="Container image; chart default if unset.")
+    resources: ResourceRequirements = Field(
+        default_factory=ResourceRequirements, description="Requests and limits per pod."
+    )
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Pod nodeSelector.")
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list, description="Pod tolerations, as in a Pod spec."
+    )
+    service_account_name: str | None = Field(
+        default=None, description="ServiceAccount for the pods; chart default if unset."
+    )
+
+
+class SecretKeyRef(CamelModel):
+    """A key of a Secret in the resource's namespace; its value never appears in logs or status."""
+
+    name: str = Field(description="Secret name.")
+    key: str = Field(description="Key inside the Secret.")
+
+
+class Condition(CamelModel):
+    """A KEP-1623 condition (metav1.Condition)."""
+
+    type: str = Field(description="Ready, Progressing, Failed or Waiting.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
+        max_length=1024,
+        description="CamelCase reason, for machines.",
+    )
+    message: str = Field(default="", max_length=32768, description="What happened, for people.")
+    last_transition_time: datetime = Field(
+        default_factory=lambda: datetime.now(UTC),
+        description="When the status last changed.",
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation the condition was set for."
+    )
+
+
+Phase = Literal["Pending", "Waiting", "Running", "Succeeded", "Failed"]
+
+
+class Progress(CamelModel):
+    """How far the work is: `done` of `total` `unit`s."""
+
+    done: int = Field(default=0, ge=0, description="Units finished.")
+    total: int | None = Field(default=None, ge=0, description="Units in all, when known.")
+    unit: str = Field(default="shards", description="What is counted (shards, steps...).")
+    summary: str = Field(default="", description="Short form shown by kubectl, e.g. 3/16.")
+
+
+class StatusBase(CamelModel):
+    """Status common to the four kinds; each kind adds typed `outputs`."""
+
+    observed_generation: int | None = Field(
+        default=None, description="metadata.generation the status describes."
+    )
+    phase: Phase = Field(default="Pending", description="Pending, Waiting, Running, ...")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="KEP-1623 conditions, one per type.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    progress: Progress = Field(default_factory=Progress, description="Work done so far.")
+    spec_hash: str | None = Field(default=None, description="Hash naming the output folder.")
+
+
+class OutputsBase(CamelModel):
+    """Where the committed artifact is."""
+
+    uri: str | None = Field(default=None, description="URI of the committed artifact folder.")
+
+
+SpecT = TypeVar("SpecT", bound=CamelModel)
+StatusT = TypeVar("StatusT", bound=StatusBase)
+
+
+class Resource(CamelModel, Generic[SpecT, StatusT]):
+    """A litelong custom resource: the same object in a YAML file and in a cluster."""
+
+    #: Per kind: the short names, plural and printer column that the CRD declares.
+    plural: ClassVar[str]
+    short_names: ClassVar[tuple[str, ...]]
+    #: (header, JSONPath, type) of the kind's own progress column.
+    progress_column: ClassVar[tuple[str, str, str]]
+    #: Spec fields (dotted YAML paths) that change how a stage runs, not what it makes.
+    runtime_fields: ClassVar[frozenset[str]] = frozenset({"parallelism", "output.store", "pod"})
+    #: Spec fields naming other resources, with the kind they name.
+    ref_fields: ClassVar[dict[str, str]] = {}
+
+    api_version: Literal["litelong.io/v1alpha1"] = Field(
+        alias="apiVersion", description="litelong.io/v1alpha1."
+    )
+    kind: str = Field(description="The resource kind.")
+    metadata: ObjectMeta = Field(description="Standard object metadata.")
+    spec: SpecT = Field(description="What to make.")
+    status: StatusT | None = Field(default=None, description="What has been made (operator-set).")
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def spec_hash(self) -> str:
+        """12 hex digits of sha256 over the canonical spec, runtime-only fields left out.
+
+        Defaults are included, so the hash names what would be made, not how it was written.
+        """
+        spec = self.spec.model_dump(mode="json", by_alias=True)
+        for dotted in self.runtime_fields:
+            *parents, leaf = dotted.split(".")
+            node: Any = spec
+            for key in parents:
+                node = node.get(key) if isinstance(node, dict) else None
+            if isinstance(node, dict):
+                node.pop(leaf, None)
+        canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def refs(self) -> list[tuple[str, str]]:
+        """The resources this one needs, as (kind, name) pairs."""
+        named = ((kind, getattr(self.spec, field)) for field, kind in self.ref_fields.items())
+        return [(kind, name) for kind, name in named if name]

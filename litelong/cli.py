@@ -1,0 +1,343 @@
+"""The `litelong` command: validate, crds, run, stage, status.
+
+Exit codes: 0 ok, 2 invalid input (manifest, corpus, references, usage), 1 failure.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import (
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.progress import Progress as RichProgress
+from rich.table import Table
+from rich.text import Text
+
+from . import __version__
+from .api import KINDS, InvalidManifest, load_file
+from .api.crd import all_crds, to_yaml, write_crds
+from .api.loading import AnyResource
+from .corpus import REASONS, CorpusReadError, InvalidCorpus
+from .index import BackendUnavailable
+from .stages import (
+    ShardOutcome,
+    StageUnavailable,
+    UnresolvedRef,
+    artifact_of,
+    check_refs,
+    order_by_dependency,
+    run_shard,
+)
+from .store import ArtifactStore, Manifest, NotCommitted, default_store_uri
+
+INVALID_INPUT = 2
+FAILURE = 1
+_INPUT_ERRORS = (InvalidManifest, InvalidCorpus, UnresolvedRef)
+_FAILURES = (StageUnavailable, BackendUnavailable, CorpusReadError, NotCommitted, OSError)
+
+app = typer.Typer(
+    name="litelong",
+    help="Long-context training data from short-document corpora (LiteLong + NExtLong).\n\n"
+    "The same manifest runs here (`litelong run`) and in a cluster (`kubectl apply`).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+out = Console()
+err = Console(stderr=True)
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="Artifact store URI (file://, s3://...). Default: the spec's output.store, "
+        "else $LITELONG_STORE, else file://./litelong-data.",
+        show_default=False,
+    ),
+]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: maps errors to exit codes and readable messages (no tracebacks)."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(INVALID_INPUT)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except _INPUT_ERRORS as exc:
+        err.print(Text(str(exc), style="red"))
+        sys.exit(INVALID_INPUT)
+    except _FAILURES as exc:
+        err.print(Text(f"error: {exc}", style="red"))
+        sys.exit(FAILURE)
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if version:
+        out.print(f"litelong {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="YAML manifests (multi-document allowed).")],
+) -> None:
+    """Check manifests against the litelong.io/v1alpha1 schemas.
+
+    Prints each resource with its spec hash (the name of its output folder). Every invalid
+    field is reported by its path, e.g. `spec.corpus[0].format: must be one of jsonl, parquet`;
+    the exit code is then 2.
+    """
+    failed = False
+    table = Table("file", "kind", "name", "spec hash", box=None)
+    for file in files:
+        try:
+            resources = load_file(file)
+        except InvalidManifest as exc:
+            err.print(Text(str(exc), style="red"))
+            failed = True
+            continue
+        for resource in resources:
+            table.add_row(str(file), resource.kind, resource.name, resource.spec_hash())
+    if table.row_count:
+        out.print(table)
+    if failed:
+        raise typer.Exit(INVALID_INPUT)
+
+
+@app.command()
+def crds(
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write one file per CRD here instead of printing them."),
+    ] = None,
+) -> None:
+    """Print the CustomResourceDefinitions of the four kinds (apiextensions.k8s.io/v1).
+
+    `litelong crds | kubectl apply -f -` installs them; `--out manifests/crds/` refreshes the
+    committed copies.
+    """
+    if out_dir is not None:
+        for path in write_crds(out_dir):
+            out.print(f"wrote {path}")
+        return
+    sys.stdout.write("---\n".join(to_yaml(document) for document in all_crds()))
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="Manifest with one or more resources.")],
+    store: StoreOption = None,
+) -> None:
+    """Run every resource in FILE, in dependency order, on this machine.
+
+    References resolve to resources in the same file or already committed in the store. A
+    resource whose output is committed is not run again: edit its spec to make a new one.
+    """
+    resources = order_by_dependency(load_file(file))
+    check_refs(resources, ArtifactStore(store or _spec_store(resources[0])))
+    for resource in resources:
+        _run_resource(resource, ArtifactStore(store or _spec_store(resource)))
+
+
+@app.command()
+def stage(
+    kind: Annotated[str, typer.Argument(help=f"One of {', '.join(KINDS)}.")],
+    spec: Annotated[Path, typer.Option("--spec", help="Manifest holding the resource.")],
+    shard: Annotated[
+        int | None,
+        typer.Option(help="Shard to build; default $JOB_COMPLETION_INDEX, else 0.", min=0),
+    ] = None,
+    of: Annotated[
+        int | None, typer.Option(help="Shard count; default spec.parallelism.", min=1)
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Resource name, when FILE holds several of KIND.")
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Build one shard of one resource: what a pod of the operator's Indexed Job runs.
+
+    The part is committed on its own; the shard that commits the last missing part also
+    commits the artifact. A shard already committed is skipped, so retries are safe.
+    """
+    resource = _pick(load_file(spec), kind, name)
+    shard = shard if shard is not None else int(os.environ.get("JOB_COMPLETION_INDEX", "0"))
+    of = of or _parallelism(resource)
+    artifact_store = ArtifactStore(store or _spec_store(resource))
+    with _progress(resource, f"shard {shard}/{of}") as progress:
+        result = run_shard(resource, artifact_store, shard, of, progress)
+    out.print(f"{resource.kind}/{resource.name} shard {shard} of {of}: {result.outcome.value}")
+    if result.manifest is not None:
+        _print_committed(resource, result.artifact.uri, result.manifest)
+
+
+@app.command()
+def status(store: StoreOption = None) -> None:
+    """List the artifacts in a store and whether each is committed."""
+    artifact_store = ArtifactStore(store)
+    table = Table("kind", "name", "spec hash", "state", "counts", "size", "created", box=None)
+    for artifact in artifact_store.artifacts():
+        if artifact.is_committed():
+            manifest = artifact.manifest()
+            counts = ", ".join(f"{k}={v:,}" for k, v in manifest.counts.items())
+            table.add_row(
+                artifact.kind,
+                artifact.name,
+                artifact.spec_hash,
+                "[green]committed[/]",
+                counts,
+                _size(manifest.size),
+                manifest.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
+        else:
+            table.add_row(
+                artifact.kind,
+                artifact.name,
+                artifact.spec_hash,
+                f"[yellow]{artifact.describe_state()}[/]",
+                "",
+                "",
+                "",
+            )
+    if not table.row_count:
+        out.print(f"no artifacts in {artifact_store.uri}")
+        return
+    out.print(f"store: {artifact_store.uri}")
+    out.print(table)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _run_resource(resource: AnyResource, store: ArtifactStore) -> None:
+    artifact = artifact_of(resource, store)
+    label = f"{resource.kind}/{resource.name}"
+    if artifact.is_committed():
+        out.print(f"{label}: already committed, nothing to do")
+        _print_committed(resource, artifact.uri, artifact.manifest())
+        return
+    of = _parallelism(resource)
+    manifest = None
+    with _progress(resource, f"{of} shard(s)") as progress:
+        for shard in range(of):
+            result = run_shard(resource, store, shard, of, progress)
+            if result.outcome is ShardOutcome.PART_ALREADY_COMMITTED:
+                err.print(f"{label}: shard {shard} already committed, skipped")
+            manifest = result.manifest or manifest
+    if manifest is None:
+        raise NotCommitted(f"{label}: not every part committed: {artifact.describe_state()}")
+    _print_committed(resource, artifact.uri, manifest)
+
+
+def _print_committed(resource: AnyResource, uri: str, manifest: Manifest) -> None:
+    counts = ", ".join(f"{value:,} {key}" for key, value in manifest.counts.items())
+    out.print(f"{resource.kind}/{resource.name}: committed {counts} ({_size(manifest.size)})")
+    if manifest.skipped:
+        total = sum(manifest.skipped.values())
+        out.print(f"  skipped {total:,} record(s):")
+        for reason, count in sorted(manifest.skipped.items(), key=lambda item: -item[1]):
+            examples = ", ".join(manifest.skipped_examples.get(reason, [])[:3])
+            meaning = REASONS.get(reason, reason)
+            out.print(f"    {reason}: {count:,} ({meaning}); first: {examples}", soft_wrap=True)
+    out.print(f"  at {uri}", soft_wrap=True)
+
+
+def _spec_store(resource: AnyResource) -> str:
+    return getattr(resource.spec.output, "store", None) or default_store_uri()
+
+
+def _parallelism(resource: AnyResource) -> int:
+    parallelism: Any = resource.spec.parallelism
+    return parallelism if isinstance(parallelism, int) else 1
+
+
+def _pick(resources: list[AnyResource], kind: str, name: str | None) -> AnyResource:
+    if kind not in KINDS:
+        raise InvalidManifest("stage", [_field("kind", f"unknown kind {kind!r}; one of {', '.join(KINDS)}")])
+    matching = [r for r in resources if r.kind == kind and (name is None or r.name == name)]
+    if len(matching) != 1:
+        what = f"{kind}/{name}" if name else kind
+        problem = "no" if not matching else "more than one (use --name)"
+        raise InvalidManifest("stage", [_field("", f"{problem} {what} in the file")])
+    return matching[0]
+
+
+def _field(path: str, message: str) -> Any:
+    from .api import FieldError
+
+    return FieldError(path, message)
+
+
+class _RateColumn(ProgressColumn):
+    """docs/s and MB/s of the current task."""
+
+    def render(self, task: Any) -> Text:
+        elapsed = task.elapsed or 0.0
+        if elapsed <= 0:
+            return Text("")
+        rate = task.completed / elapsed
+        megabytes = task.fields.get("nbytes", 0) / elapsed / 1e6
+        return Text(f"{rate:,.0f} docs/s  {megabytes:.1f} MB/s", style="cyan")
+
+
+class _RichProgress:
+    def __init__(self, progress: RichProgress, task: Any) -> None:
+        self._progress = progress
+        self._task = task
+        self._bytes = 0
+
+    def advance(self, items: int, nbytes: int = 0) -> None:
+        self._bytes += nbytes
+        self._progress.update(self._task, advance=items, nbytes=self._bytes)
+
+
+class _progress:  # noqa: N801 - used as a context manager like a function
+    def __init__(self, resource: AnyResource, what: str) -> None:
+        self._rich = RichProgress(
+            SpinnerColumn(finished_text="[green]done"),
+            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.completed:,} docs"),
+            _RateColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+        )
+        self._description = f"{resource.kind}/{resource.name} ({what})"
+
+    def __enter__(self) -> _RichProgress:
+        self._rich.__enter__()
+        return _RichProgress(self._rich, self._rich.add_task(self._description, total=None))
+
+    def __exit__(self, *exc: object) -> None:
+        for task in self._rich.tasks:
+            self._rich.update(task.id, total=task.completed)
+        self._rich.__exit__(*exc)  # type: ignore[arg-type]
+
+
+def _size(nbytes: int) -> str:
+    size = float(nbytes)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{nbytes} B"

@@ -1,0 +1,19 @@
+"""Corpus reading: JSON Lines and Parquet over fsspec, normalised, filtered, deduplicated."""
+
+from .normalize import content_digest, normalize_text
+from .reader import Document, corpus_files, read_shard
+from .skips import REASONS, SkipCounter
+from .sources import CorpusFile, CorpusReadError, InvalidCorpus
+
+__all__ = [
+    "REASONS",
+    "CorpusFile",
+    "CorpusReadError",
+    "Document",
+    "InvalidCorpus",
+    "SkipCounter",
+    "content_digest",
+    "corpus_files",
+    "normalize_text",
+    "read_shard",
+]

@@ -1,0 +1,175 @@
+"""A shard's stream of clean documents: normalised, filtered, partitioned and deduplicated.
+
+Every shard reads every file and keeps the documents whose content digest falls in it, so
+exact dedup is global without coordination and a single huge file still spreads over shards.
+Files are parsed by worker processes (`readers`) and consumed in file order, so the first copy
+of a duplicate is always the one kept, whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from ..api.v1alpha1 import BM25IndexSpec
+from .normalize import content_digest, normalize_text
+from .records import read_records
+from .skips import SkipCounter
+from .sources import CorpusFile, CorpusReadError, InvalidCorpus, resolve
+
+_BATCH = 1024
+
+
+class Document(NamedTuple):
+    id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    min_chars: int
+    max_chars: int
+    dedup: bool
+    shard: int = 0
+    of: int = 1
+
+    @classmethod
+    def from_spec(cls, spec: BM25IndexSpec, shard: int = 0, of: int = 1) -> ReadOptions:
+        return cls(spec.min_chars, spec.max_chars, spec.dedup == "exact", shard, of)
+
+
+Keyed = tuple[int, bool, Document]  # (content key, id came from the corpus, document)
+
+
+def clean_documents(file: CorpusFile, options: ReadOptions, skips: SkipCounter) -> Iterator[Keyed]:
+    """The documents of one file that belong to this shard, before dedup."""
+    for position, raw_id, raw_text in read_records(file, skips):
+        text = normalize_text(raw_text)
+        digest = content_digest(text)
+        key = int.from_bytes(digest[:8], "little")
+        if key % options.of != options.shard:
+            continue
+        if len(text) < options.min_chars:
+            skips.skip("too_short", position, owned=True)
+        elif len(text) > options.max_chars:
+            skips.skip("too_long", position, owned=True)
+        else:
+            yield key, raw_id is not None, Document(raw_id or digest.hex(), text)
+
+
+def read_shard(
+    spec: BM25IndexSpec,
+    shard: int,
+    of: int,
+    skips: SkipCounter,
+    readers: int = 1,
+    on_file_done: Callable[[CorpusFile], None] | None = None,
+) -> Iterator[Document]:
+    """Every document of shard `shard` of `of`, in corpus order; skips counted in `skips`."""
+    files = corpus_files(spec)
+    options = ReadOptions.from_spec(spec, shard, of)
+    seen_content: set[int] = set()
+    seen_ids: set[int] = set()
+    for file, batch, file_skips in _batches(files, options, readers):
+        for key, has_id, document in batch:
+            if options.dedup:
+                if key in seen_content:
+                    skips.skip("duplicate", document.id, owned=True)
+                    continue
+                seen_content.add(key)
+            if has_id:
+                id_key = hash(document.id)
+                if id_key in seen_ids:
+                    skips.skip("duplicate_id", document.id, owned=True)
+                    continue
+                seen_ids.add(id_key)
+            yield document
+        if file_skips is not None:
+            skips.merge(file_skips)
+            if on_file_done:
+                on_file_done(file)
+
+
+def corpus_files(spec: BM25IndexSpec) -> list[CorpusFile]:
+    """All files of all sources; raises InvalidCorpus naming the first source that has none."""
+    return [file for source in spec.corpus for file in resolve(source)]
+
+
+Batch = tuple[CorpusFile, list[Keyed], SkipCounter | None]
+
+
+def _batches(files: list[CorpusFile], options: ReadOptions, readers: int) -> Iterator[Batch]:
+    if readers <= 1 or len(files) <= 1:
+        for file in files:
+            skips = SkipCounter(options.shard, options.of)
+            batch: list[Keyed] = []
+            for item in clean_documents(file, options, skips):
+                batch.append(item)
+                if len(batch) >= _BATCH:
+                    yield file, batch, None
+                    batch = []
+            yield file, batch, skips
+        return
+    yield from _parallel_batches(files, options, readers)
+
+
+def _parallel_batches(files: list[CorpusFile], options: ReadOptions, readers: int) -> Iterator[Batch]:
+    context = mp.get_context("spawn")  # never fork a process that runs index writer threads
+    waiting = deque(files)
+    running: deque[tuple[CorpusFile, Any, Any]] = deque()
+
+    def start() -> None:
+        file = waiting.popleft()
+        channel = context.Queue(maxsize=16)
+        process = context.Process(target=_worker, args=(file, options, channel), daemon=True)
+        process.start()
+        running.append((file, process, channel))
+
+    try:
+        while waiting and len(running) < readers:
+            start()
+        while running:
+            file, process, channel = running.popleft()
+            while True:
+                try:
+                    message = channel.get(timeout=1.0)
+                except queue.Empty:
+                    if not process.is_alive():
+                        raise CorpusReadError(f"{file.uri}: reader process died") from None
+                    continue
+                tag, payload = message
+                if tag == "batch":
+                    yield file, payload, None
+                elif tag == "done":
+                    yield file, [], payload
+                    break
+                else:
+                    error = InvalidCorpus if tag == "invalid" else CorpusReadError
+                    raise error(payload)
+            process.join()
+            if waiting:
+                start()
+    finally:
+        for _, process, _ in running:
+            process.terminate()
+
+
+def _worker(file: CorpusFile, options: ReadOptions, channel: Any) -> None:
+    skips = SkipCounter(options.shard, options.of)
+    try:
+        batch: list[Keyed] = []
+        for item in clean_documents(file, options, skips):
+            batch.append(item)
+            if len(batch) >= _BATCH:
+                channel.put(("batch", batch))
+                batch = []
+        channel.put(("batch", batch))
+        channel.put(("done", skips))
+    except InvalidCorpus as exc:
+        channel.put(("invalid", str(exc)))
+    except Exception as exc:
+        channel.put(("error", str(exc)))

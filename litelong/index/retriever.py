@@ -1,0 +1,33 @@
+"""The retrieval interface every BM25 backend implements (tantivy now, Manticore later)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+
+class UnknownDocument(KeyError):
+    """`get` was asked for an id the index does not hold."""
+
+
+@runtime_checkable
+class Retriever(Protocol):
+    """BM25 search over a committed index.
+
+    Scores are BM25 (k1=1.2, b=0.75) over the index's analysed text; higher is better. Results
+    are ordered by score, then by id, so equal scores come back in a stable order.
+    """
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        """The `k` best (doc_id, score) pairs for a free-text query; [] when nothing matches."""
+        ...
+
+    def get(self, ids: Sequence[str]) -> list[str]:
+        """The stored texts of `ids`, in the same order; raises UnknownDocument."""
+        ...
+
+    def count(self) -> int:
+        """Documents in the index."""
+        ...
+
+    def close(self) -> None: ...

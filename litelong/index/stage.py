@@ -1,0 +1,58 @@
+"""The BM25Index stage: one shard of the corpus → one committed index part."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..api.v1alpha1 import BM25Index, BM25IndexSpec
+from ..corpus import SkipCounter, read_shard
+from ..progress import Progress
+from ..store import Artifact
+from .retriever import Retriever
+from .tantivy_backend import TantivyPartWriter, TantivyRetriever
+
+_PROGRESS_EVERY = 512
+
+
+class BackendUnavailable(RuntimeError):
+    """The spec asks for a backend this build cannot run."""
+
+
+def build_part(
+    resource: BM25Index, shard: int, of: int, folder: Path, progress: Progress
+) -> tuple[dict[str, int], SkipCounter]:
+    """Index this shard's documents into `folder`; returns (counts, skips)."""
+    spec = resource.spec
+    if spec.backend.type != "tantivy":
+        raise BackendUnavailable(
+            f"BM25Index/{resource.name}: backend {spec.backend.type} is not available in this "
+            "version of litelong; use backend.type: tantivy"
+        )
+    skips = SkipCounter(shard, of)
+    writer = TantivyPartWriter(folder, spec.analysis, spec.writer.heap_mb, spec.writer.threads)
+    readers = spec.writer.readers or default_readers()
+    pending_docs = pending_bytes = 0
+    for document in read_shard(spec, shard, of, skips, readers):
+        writer.add((document,))
+        pending_docs += 1
+        pending_bytes += len(document.text)
+        if pending_docs == _PROGRESS_EVERY:
+            progress.advance(pending_docs, pending_bytes)
+            pending_docs = pending_bytes = 0
+    progress.advance(pending_docs, pending_bytes)
+    writer.commit()
+    return {"documents": writer.documents}, skips
+
+
+def default_readers() -> int:
+    """Parsing processes beside the writer's threads: half the cores, at least one."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def open_index(artifact: Artifact) -> Retriever:
+    """A retriever over a committed BM25Index artifact; refuses uncommitted ones."""
+    manifest = artifact.manifest()
+    spec = BM25IndexSpec.model_validate(manifest.spec)
+    folders = [artifact.local_part(part) for part in manifest.parts]
+    return TantivyRetriever(folders, spec.analysis)

@@ -1,0 +1,111 @@
+"""The embedded BM25 backend: tantivy indexes on local disk, one per index part."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import tantivy
+
+from ..api.v1alpha1.bm25index import Analysis
+from ..corpus import Document, normalize_text
+from .retriever import UnknownDocument
+
+ANALYZER = "litelong"
+_MAX_TOKEN_CHARS = 40  # longer "words" are base64, hashes, URLs: noise for BM25
+_GET_BATCH = 512
+
+
+def build_analyzer(analysis: Analysis) -> tantivy.TextAnalyzer:
+    """Lowercase, long-token removal, then English stop words and Snowball stemming as asked."""
+    builder = (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(_MAX_TOKEN_CHARS))
+        .filter(tantivy.Filter.lowercase())
+    )
+    if analysis.stopwords:
+        builder = builder.filter(tantivy.Filter.stopword(analysis.language))
+    if analysis.stem:
+        builder = builder.filter(tantivy.Filter.stemmer(analysis.language))
+    return builder.build()
+
+
+def build_schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("id", stored=True, tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("text", stored=True, tokenizer_name=ANALYZER, index_option="freq")
+    return builder.build()
+
+
+class TantivyPartWriter:
+    """Writes one index part; `commit` makes it durable and merges its segments."""
+
+    def __init__(self, folder: Path, analysis: Analysis, heap_mb: int = 512, threads: int = 0):
+        self._index = tantivy.Index(build_schema(), path=str(folder), reuse=False)
+        self._index.register_tokenizer(ANALYZER, build_analyzer(analysis))
+        self._writer = self._index.writer(heap_mb * 1024 * 1024, threads)
+        self.documents = 0
+
+    def add(self, documents: Iterable[Document]) -> None:
+        for document in documents:
+            self._writer.add_document(tantivy.Document(id=document.id, text=document.text))
+            self.documents += 1
+
+    def commit(self) -> None:
+        self._writer.commit()
+        self._writer.wait_merging_threads()
+
+
+class TantivyRetriever:
+    """Searches one or more index parts and merges their hits by score."""
+
+    def __init__(self, folders: Sequence[Path], analysis: Analysis) -> None:
+        if not folders:
+            raise ValueError("an index needs at least one part")
+        self._analyzer = build_analyzer(analysis)
+        self._schema = build_schema()
+        self._searchers = []
+        for folder in folders:
+            index = tantivy.Index.open(str(folder))
+            index.register_tokenizer(ANALYZER, self._analyzer)
+            self._searchers.append(index.searcher())
+
+    def _query(self, terms: Iterable[str], field: str) -> tantivy.Query:
+        clauses = [
+            (tantivy.Occur.Should, tantivy.Query.term_query(self._schema, field, term))
+            for term in terms
+        ]
+        return tantivy.Query.boolean_query(clauses)
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        terms = dict.fromkeys(self._analyzer.analyze(normalize_text(query)))
+        if not terms or k <= 0:
+            return []
+        tantivy_query = self._query(terms, "text")
+        hits: list[tuple[str, float]] = []
+        for searcher in self._searchers:
+            for score, address in searcher.search(tantivy_query, limit=k).hits:
+                hits.append((searcher.doc(address)["id"][0], float(score)))
+        return heapq.nsmallest(k, hits, key=lambda hit: (-hit[1], hit[0]))
+
+    def get(self, ids: Sequence[str]) -> list[str]:
+        found: dict[str, str] = {}
+        wanted = list(dict.fromkeys(ids))
+        for start in range(0, len(wanted), _GET_BATCH):
+            batch = wanted[start : start + _GET_BATCH]
+            query = self._query(batch, "id")
+            for searcher in self._searchers:
+                for _, address in searcher.search(query, limit=len(batch), count=False).hits:
+                    document = searcher.doc(address)
+                    found.setdefault(document["id"][0], document["text"][0])
+        missing = [identifier for identifier in ids if identifier not in found]
+        if missing:
+            raise UnknownDocument(f"not in the index: {', '.join(missing[:5])}")
+        return [found[identifier] for identifier in ids]
+
+    def count(self) -> int:
+        return sum(searcher.num_docs for searcher in self._searchers)
+
+    def close(self) -> None:
+        self._searchers.clear()

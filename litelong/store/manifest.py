@@ -1,0 +1,117 @@
+"""What `_manifest.json` and each part's `part-*.json` hold: the proof an output is complete."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .. import __version__
+
+
+class FileRecord(BaseModel):
+    path: str
+    size: int
+    sha256: str
+
+
+class PartRecord(BaseModel):
+    """One committed shard's output: its files and what it counted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    shard: int
+    of: int
+    files: list[FileRecord]
+    counts: dict[str, int] = Field(default_factory=dict)
+    skipped: dict[str, int] = Field(default_factory=dict)
+    skipped_examples: dict[str, list[str]] = Field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def size(self) -> int:
+        return sum(record.size for record in self.files)
+
+    @property
+    def sha256(self) -> str:
+        """One digest for the part, over its files' digests in path order."""
+        digest = hashlib.sha256()
+        for record in sorted(self.files, key=lambda r: r.path):
+            digest.update(f"{record.path}\0{record.sha256}\n".encode())
+        return digest.hexdigest()
+
+
+class Manifest(BaseModel):
+    """Written last, atomically: an artifact without it is not an output."""
+
+    kind: str
+    name: str
+    spec_hash: str
+    spec: dict[str, Any]
+    parts: list[PartRecord]
+    counts: dict[str, int]
+    skipped: dict[str, int]
+    skipped_examples: dict[str, list[str]] = Field(default_factory=dict)
+    size: int
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    litelong_version: str = __version__
+
+    @classmethod
+    def from_parts(
+        cls, kind: str, name: str, spec_hash: str, spec: dict[str, Any], parts: list[PartRecord]
+    ) -> Manifest:
+        """Totals are sums over parts; examples keep the first few per reason, in part order."""
+        parts = sorted(parts, key=lambda p: p.shard)
+        return cls(
+            kind=kind,
+            name=name,
+            spec_hash=spec_hash,
+            spec=spec,
+            parts=parts,
+            counts=_sum(part.counts for part in parts),
+            skipped=_sum(part.skipped for part in parts),
+            skipped_examples=_first_examples(part.skipped_examples for part in parts),
+            size=sum(part.size for part in parts),
+        )
+
+
+def file_records(directory: Path) -> list[FileRecord]:
+    """Size and sha256 of every file under a directory, paths relative to it."""
+    records = []
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        records.append(
+            FileRecord(
+                path=path.relative_to(directory).as_posix(),
+                size=path.stat().st_size,
+                sha256=digest.hexdigest(),
+            )
+        )
+    return records
+
+
+def _sum(dicts: Any) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for counts in dicts:
+        for key, value in counts.items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+EXAMPLES_PER_REASON = 5
+
+
+def _first_examples(dicts: Any) -> dict[str, list[str]]:
+    merged: dict[str, list[str]] = {}
+    for examples in dicts:
+        for reason, positions in examples.items():
+            kept = merged.setdefault(reason, [])
+            kept.extend(positions[: EXAMPLES_PER_REASON - len(kept)])
+    return merged

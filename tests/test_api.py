@@ -1,0 +1,150 @@
+"""The resource API: what `litelong validate` accepts, rejects and hashes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from litelong.api import InvalidManifest, load_file, load_text
+from litelong.api.v1alpha1 import KINDS, BM25Index, SynthesisRun
+
+from .conftest import REPO, bm25index
+
+SAMPLES = sorted((REPO / "manifests" / "samples").glob("*.yaml"))
+
+HEADER = "apiVersion: litelong.io/v1alpha1\nkind: BM25Index\nmetadata: {name: wiki}\n"
+
+
+def errors_of(text: str) -> list[str]:
+    with pytest.raises(InvalidManifest) as caught:
+        load_text(text)
+    return [str(error) for error in caught.value.errors]
+
+
+def test_there_is_a_sample_for_every_kind() -> None:
+    kinds = {resource.kind for path in SAMPLES for resource in load_file(path)}
+    assert kinds == set(KINDS)
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+def test_samples_load(path: Path) -> None:
+    assert load_file(path)
+
+
+def test_invalid_enum_is_reported_by_its_path() -> None:
+    text = HEADER + "spec:\n  corpus:\n    - {uri: a.csv, format: csv}\n"
+    assert errors_of(text) == ["spec.corpus[0].format: must be one of jsonl, parquet"]
+
+
+def test_unknown_and_mistyped_fields_are_all_reported() -> None:
+    text = HEADER + "spec:\n  corpus: [{uri: a.jsonl}]\n  minChar: 20\n  maxChars: lots\n"
+    assert errors_of(text) == [
+        "spec.maxChars: input should be a valid integer, unable to parse string as an integer",
+        "spec.minChar: unknown field",
+    ]
+
+
+def test_missing_required_field() -> None:
+    assert errors_of(HEADER + "spec: {}\n") == ["spec.corpus: required field is missing"]
+
+
+def test_unknown_kind_names_the_known_ones() -> None:
+    text = "apiVersion: litelong.io/v1alpha1\nkind: Index\nmetadata: {name: x}\nspec: {}\n"
+    (error,) = errors_of(text)
+    assert error.startswith("kind: unknown kind 'Index'; one of TopicDebate, BM25Index")
+
+
+def test_wrong_api_version() -> None:
+    text = "apiVersion: litelong.io/v1\nkind: BM25Index\nmetadata: {name: x}\nspec: {}\n"
+    assert errors_of(text) == ["apiVersion: must be litelong.io/v1alpha1"]
+
+
+def test_invalid_yaml() -> None:
+    (error,) = errors_of("kind: [unclosed\n")
+    assert error.startswith("invalid YAML")
+
+
+@pytest.mark.parametrize("name", ["Wiki", "wiki_1", "-wiki", "wiki-", "a" * 64, ""])
+def test_names_must_be_dns1123_labels(name: str) -> None:
+    text = f"apiVersion: litelong.io/v1alpha1\nkind: BM25Index\nmetadata: {{name: '{name}'}}\n"
+    text += "spec: {corpus: [{uri: a.jsonl}]}\n"
+    assert any(error.startswith("metadata.name") for error in errors_of(text))
+
+
+def test_multi_document_errors_name_the_document() -> None:
+    good = HEADER + "spec: {corpus: [{uri: a.jsonl}]}\n"
+    bad = good.replace("name: wiki", "name: other").replace("a.jsonl}]", "a.jsonl}], dedup: fuzzy")
+    assert errors_of(good + "---\n" + bad) == [
+        "document 2 (BM25Index/other): spec.dedup: must be one of none, exact"
+    ]
+
+
+def test_a_name_may_appear_once_per_kind() -> None:
+    good = HEADER + "spec: {corpus: [{uri: a.jsonl}]}\n"
+    assert errors_of(good + "---\n" + good) == ["metadata.name: BM25Index/wiki appears twice"]
+
+
+def test_defaults_come_from_the_papers() -> None:
+    spec = bm25index(corpus=[{"uri": "a.jsonl"}]).spec
+    assert (spec.min_chars, spec.dedup, spec.analysis.stem, spec.analysis.stopwords) == (
+        20,
+        "exact",
+        True,
+        True,
+    )
+    synthesis = load_text(
+        "apiVersion: litelong.io/v1alpha1\nkind: SynthesisRun\nmetadata: {name: s}\n"
+        "spec: {topicDebateRef: t, indexRef: i}\n"
+    )[0]
+    assert isinstance(synthesis, SynthesisRun)
+    assert synthesis.spec.target_tokens == 131_072
+    assert synthesis.spec.retrieval.top_k == 1000
+    assert synthesis.spec.samples_per_topic == 4
+
+
+def test_cross_field_rules() -> None:
+    text = (
+        "apiVersion: litelong.io/v1alpha1\nkind: SynthesisRun\nmetadata: {name: s}\n"
+        "spec: {indexRef: i, mode: litelong}\n"
+    )
+    assert errors_of(text) == ["spec: topicDebateRef is required in mode litelong"]
+
+
+def test_spec_hash_ignores_runtime_fields_and_spelling() -> None:
+    base = bm25index(corpus=[{"uri": "a.jsonl"}])
+    scaled = bm25index(
+        corpus=[{"uri": "a.jsonl"}],
+        parallelism=8,
+        output={"store": "s3://elsewhere"},
+        writer={"threads": 4},
+        pod={"resources": {"limits": {"cpu": 4}}},
+    )
+    explicit_defaults = bm25index(corpus=[{"uri": "a.jsonl", "textField": "text"}], minChars=20)
+    assert base.spec_hash() == scaled.spec_hash() == explicit_defaults.spec_hash()
+    assert len(base.spec_hash()) == 12
+
+
+def test_spec_hash_changes_with_what_is_made() -> None:
+    base = bm25index(corpus=[{"uri": "a.jsonl"}])
+    assert base.spec_hash() != bm25index(corpus=[{"uri": "a.jsonl"}], minChars=50).spec_hash()
+    assert base.spec_hash() != bm25index(corpus=[{"uri": "b.jsonl"}]).spec_hash()
+
+
+def test_kubernetes_quantities_accept_yaml_numbers() -> None:
+    resource = bm25index(corpus=[{"uri": "a"}], pod={"resources": {"limits": {"cpu": 4}}})
+    assert isinstance(resource, BM25Index)
+    assert resource.spec.pod.resources.limits == {"cpu": "4"}
+
+
+def test_objects_from_a_cluster_load_with_their_metadata_and_status() -> None:
+    text = HEADER.replace(
+        "metadata: {name: wiki}",
+        "metadata: {name: wiki, namespace: ml, uid: abc, resourceVersion: '7', generation: 3}",
+    )
+    text += "spec: {corpus: [{uri: a.jsonl}]}\nstatus:\n  phase: Running\n  conditions:\n"
+    text += "  - {type: Ready, status: 'False', reason: Indexing, observedGeneration: 3}\n"
+    (resource,) = load_text(text)
+    assert resource.metadata.generation == 3
+    assert resource.status is not None
+    assert resource.status.conditions[0].reason == "Indexing"

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
+from typer.exceptions import TyperException
 from rich.console import Console
 from rich.progress import (
     ProgressColumn,
@@ -71,21 +71,23 @@ StoreOption = Annotated[
 def main(argv: list[str] | None = None) -> None:
     """Entry point: maps errors to exit codes and readable messages (no tracebacks)."""
     try:
-        app(args=argv, standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        code = app(args=argv, prog_name="litelong", standalone_mode=False)
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
+    except TyperException as exc:  # usage errors: bad options, missing arguments
+        exc.show()  # type: ignore[attr-defined]
         sys.exit(INVALID_INPUT)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         sys.exit(130)
     except _INPUT_ERRORS as exc:
-        err.print(Text(str(exc), style="red"))
+        err.print(Text(str(exc), style="red"), soft_wrap=True)
         sys.exit(INVALID_INPUT)
     except _FAILURES as exc:
-        err.print(Text(f"error: {exc}", style="red"))
+        err.print(Text(f"error: {exc}", style="red"), soft_wrap=True)
         sys.exit(FAILURE)
+    if isinstance(code, int) and code:  # typer.Exit(code) comes back as a return value
+        sys.exit(code)
 
 
 @app.callback(invoke_without_command=True)
@@ -113,7 +115,7 @@ def validate(
         try:
             resources = load_file(file)
         except InvalidManifest as exc:
-            err.print(Text(str(exc), style="red"))
+            err.print(Text(str(exc), style="red"), soft_wrap=True)
             failed = True
             continue
         for resource in resources:
@@ -183,6 +185,8 @@ def stage(
     resource = _pick(load_file(spec), kind, name)
     shard = shard if shard is not None else int(os.environ.get("JOB_COMPLETION_INDEX", "0"))
     of = of or _parallelism(resource)
+    if shard >= of:
+        raise typer.BadParameter(f"shard {shard} is not in 0..{of - 1}", param_hint="--shard")
     artifact_store = ArtifactStore(store or _spec_store(resource))
     with _progress(resource, f"shard {shard}/{of}") as progress:
         result = run_shard(resource, artifact_store, shard, of, progress)
@@ -314,7 +318,7 @@ class _RichProgress:
 class _progress:  # noqa: N801 - used as a context manager like a function
     def __init__(self, resource: AnyResource, what: str) -> None:
         self._rich = RichProgress(
-            SpinnerColumn(finished_text="[green]done"),
+            SpinnerColumn(finished_text=""),
             TextColumn("[bold]{task.description}"),
             TextColumn("{task.completed:,} docs"),
             _RateColumn(),

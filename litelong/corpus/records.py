@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pyarrow.parquet as pq
+import zstandard
 
 from .skips import SkipCounter
 from .sources import CorpusFile, CorpusReadError, InvalidCorpus
@@ -15,6 +15,7 @@ from .sources import CorpusFile, CorpusReadError, InvalidCorpus
 Record = tuple[str, str | None, str]  # (file:line position, id or None, raw text)
 
 _PARQUET_BATCH = 4096
+_CHUNK = 1 << 20
 
 
 def read_records(file: CorpusFile, skips: SkipCounter) -> Iterator[Record]:
@@ -22,7 +23,7 @@ def read_records(file: CorpusFile, skips: SkipCounter) -> Iterator[Record]:
     reader = _jsonl if file.format == "jsonl" else _parquet
     try:
         yield from reader(file, skips)
-    except (InvalidCorpus, CorpusReadError):
+    except InvalidCorpus:
         raise
     except Exception as exc:  # decompression, network, permissions: the file, not a record
         raise CorpusReadError(f"{file.uri}: cannot read: {exc}") from exc
@@ -30,10 +31,10 @@ def read_records(file: CorpusFile, skips: SkipCounter) -> Iterator[Record]:
 
 def _jsonl(file: CorpusFile, skips: SkipCounter) -> Iterator[Record]:
     fs, path = file.open_fs()
-    with fs.open(path, "rb", compression="infer") as raw:
-        # zstd's reader has no readline; a buffer in front gives lines for every codec
-        handle = raw if isinstance(raw, io.BufferedIOBase) else io.BufferedReader(raw, 1 << 20)
-        for number, line in enumerate(handle, start=1):
+    zstd = path.endswith((".zst", ".zstd"))
+    with fs.open(path, "rb", compression=None if zstd else "infer") as handle:
+        lines = _zstd_lines(handle) if zstd else handle
+        for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
@@ -46,6 +47,29 @@ def _jsonl(file: CorpusFile, skips: SkipCounter) -> Iterator[Record]:
             record = _record(value, file, skips, position)
             if record is not None:
                 yield position, *record
+
+
+def _zstd_lines(raw: Any) -> Iterator[bytes]:
+    """Lines of a (multi-frame) zstd stream; a truncated stream is an error, not a short file.
+
+    zstandard's stream reader returns nothing at all for a truncated frame, silently, so the
+    frames are decoded here and checked for their end.
+    """
+    decompressor = zstandard.ZstdDecompressor()
+    frame, fed, tail = decompressor.decompressobj(), False, b""
+    while chunk := raw.read(_CHUNK):
+        while chunk:
+            fed = True
+            data = tail + frame.decompress(chunk)
+            *complete, tail = data.split(b"\n")
+            yield from complete
+            chunk = b""
+            if frame.eof:
+                chunk, frame, fed = frame.unused_data, decompressor.decompressobj(), False
+    if fed:
+        raise CorpusReadError("the zstd stream is truncated or corrupt")
+    if tail:
+        yield tail
 
 
 def _is_utf8(line: bytes) -> bool:

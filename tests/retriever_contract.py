@@ -1,0 +1,87 @@
+"""The behaviour every BM25 backend owes its callers. A backend's test module subclasses
+`RetrieverContract` and provides the `retriever` fixture over `CONTRACT_CORPUS`.
+
+The expectations are BM25 facts (k1=1.2, b=0.75, English stemming and stop words), not
+numbers of one engine, so the Manticore backend must pass them unchanged.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from litelong.index import Retriever, UnknownDocument
+
+CONTRACT_CORPUS = [
+    {"id": "rust", "text": "Iron rusts when it is exposed to oxygen and water over time."},
+    {"id": "photo", "text": "Photosynthesis converts light energy into chemical energy in plants."},
+    {"id": "cells", "text": "Plant cells have walls; animal cells do not have cell walls at all."},
+    {"id": "short-plant", "text": "Plants need light."},
+    {
+        "id": "long-plant",
+        "text": "Plants need light. " + "Gardening advice about soil, pots and watering. " * 20,
+    },
+    {"id": "quantum", "text": "Quantum mechanics describes nature at the scale of atoms."},
+    {"id": "unicode", "text": "Café culture in Zürich: naïve visitors order a crème brûlée."},
+    {"id": "symbols", "text": 'Query syntax like "quotes" (parens) AND +plus -minus: colon*'},
+]
+
+
+class RetrieverContract:
+    """Subclass and define a `retriever` fixture indexing CONTRACT_CORPUS."""
+
+    def test_is_a_retriever(self, retriever: Retriever) -> None:
+        assert isinstance(retriever, Retriever)
+
+    def test_counts_every_document(self, retriever: Retriever) -> None:
+        assert retriever.count() == len(CONTRACT_CORPUS)
+
+    def test_finds_the_document_about_the_query(self, retriever: Retriever) -> None:
+        assert retriever.search("photosynthesis", 3)[0][0] == "photo"
+        assert retriever.search("quantum atoms", 3)[0][0] == "quantum"
+
+    def test_stems_query_and_documents_alike(self, retriever: Retriever) -> None:
+        assert retriever.search("rusting irons", 1)[0][0] == "rust"
+
+    def test_stop_words_alone_match_nothing(self, retriever: Retriever) -> None:
+        assert retriever.search("the and of it is", 5) == []
+
+    def test_shorter_documents_score_higher_for_the_same_match(self, retriever: Retriever) -> None:
+        """BM25's length normalisation (b=0.75): the same terms in a shorter document win."""
+        scores = dict(retriever.search("plants light", 10))
+        assert scores["short-plant"] > scores["long-plant"]
+
+    def test_results_are_sorted_and_limited(self, retriever: Retriever) -> None:
+        hits = retriever.search("plant cells light energy", 2)
+        assert len(hits) == 2
+        assert hits[0][1] >= hits[1][1] > 0
+
+    def test_query_syntax_characters_are_plain_text(self, retriever: Retriever) -> None:
+        hits = retriever.search('"quotes" (parens) AND +plus -minus: colon*', 3)
+        assert hits[0][0] == "symbols"
+
+    def test_unicode_is_matched_after_normalisation(self, retriever: Retriever) -> None:
+        assert retriever.search("cafe\u0301 zu\u0308rich", 1)[0][0] == "unicode"
+
+    def test_control_and_zero_width_characters_in_queries_are_ignored(
+        self, retriever: Retriever
+    ) -> None:
+        assert retriever.search("photo\u200bsynthesis\x00", 1)[0][0] == "photo"
+
+    def test_no_match_and_empty_query_give_no_hits(self, retriever: Retriever) -> None:
+        assert retriever.search("xylophone", 5) == []
+        assert retriever.search("", 5) == []
+
+    def test_get_returns_texts_in_the_order_asked(self, retriever: Retriever) -> None:
+        texts = {doc["id"]: doc["text"] for doc in CONTRACT_CORPUS}
+        assert retriever.get(["quantum", "rust", "quantum"]) == [
+            texts["quantum"],
+            texts["rust"],
+            texts["quantum"],
+        ]
+
+    def test_get_of_an_unknown_id_raises(self, retriever: Retriever) -> None:
+        with pytest.raises(UnknownDocument, match="nope"):
+            retriever.get(["rust", "nope"])
+
+    def test_searching_many_candidates_is_fine(self, retriever: Retriever) -> None:
+        assert len(retriever.search("plants", 1000)) == 4

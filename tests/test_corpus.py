@@ -1,0 +1,200 @@
+"""Corpus reading: formats, normalisation, dedup, sharding, and every kind of bad input."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from litelong.corpus import (
+    CorpusReadError,
+    InvalidCorpus,
+    SkipCounter,
+    content_digest,
+    normalize_text,
+    read_shard,
+)
+
+from .conftest import bm25index, parquet_bytes, write_jsonl
+
+LONG_ENOUGH = "a document that is comfortably longer than twenty characters"
+
+
+def read(tmp_path: Path, records: list[object], name: str = "c.jsonl", **spec: object):
+    path = write_jsonl(tmp_path / name, records)
+    resource = bm25index(corpus=[{"uri": str(path), "idField": "id"}], **spec)
+    skips = SkipCounter()
+    return list(read_shard(resource.spec, 0, 1, skips)), skips
+
+
+@pytest.mark.parametrize("name", ["c.jsonl", "c.jsonl.gz", "c.jsonl.zst"])
+def test_reads_plain_gzip_and_zstd_jsonl(tmp_path: Path, name: str) -> None:
+    docs, skips = read(tmp_path, [{"id": 1, "text": LONG_ENOUGH}], name=name)
+    assert [(d.id, d.text) for d in docs] == [("1", LONG_ENOUGH)]
+    assert skips.total == 0
+
+
+def test_reads_parquet_with_field_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "c.parquet"
+    path.write_bytes(parquet_bytes({"body": [LONG_ENOUGH, None, "x" * 30], "key": ["a", "b", "c"]}))
+    resource = bm25index(corpus=[{"uri": str(path), "textField": "body", "idField": "key"}])
+    skips = SkipCounter()
+    docs = list(read_shard(resource.spec, 0, 1, skips))
+    assert [d.id for d in docs] == ["a", "c"]
+    assert skips.counts == {"missing_text": 1}
+    assert skips.examples["missing_text"] == [f"{path}:row 2"]
+
+
+def test_parquet_without_the_text_column_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.parquet"
+    path.write_bytes(parquet_bytes({"content": [LONG_ENOUGH]}))
+    resource = bm25index(corpus=[{"uri": str(path)}])
+    with pytest.raises(InvalidCorpus, match="no column text .columns: content"):
+        list(read_shard(resource.spec, 0, 1, SkipCounter()))
+
+
+def test_bad_lines_are_counted_by_reason_with_positions(tmp_path: Path) -> None:
+    records = [
+        {"id": "ok", "text": LONG_ENOUGH},
+        b'{"id": "broken", "text": ',
+        b'{"id": "latin1", "text": "caf\xe9 au lait, longer than twenty"}',
+        {"id": "no-text", "body": LONG_ENOUGH},
+        {"id": "null-text", "text": None},
+        {"id": "number", "text": 42},
+        ["not", "an", "object"],
+        {"id": "empty", "text": ""},
+        {"id": "short", "text": "too short"},
+        {"id": "spaces", "text": "   \u200b\u200b  \x00  "},
+        {"id": "copy", "text": LONG_ENOUGH},
+        {"id": "ok", "text": "another text, with the same id as the first one"},
+    ]
+    docs, skips = read(tmp_path, records)
+    assert [d.id for d in docs] == ["ok"]
+    assert skips.counts == {
+        "invalid_json": 1,
+        "invalid_utf8": 1,
+        "missing_text": 2,
+        "text_not_string": 1,
+        "not_an_object": 1,
+        "too_short": 3,
+        "duplicate": 1,
+        "duplicate_id": 1,
+    }
+    path = tmp_path / "c.jsonl"
+    assert skips.examples["invalid_json"] == [f"{path}:2"]
+    assert skips.examples["too_short"] == [f"{path}:8", f"{path}:9", f"{path}:10"]
+
+
+def test_a_20_mb_document_is_skipped_as_too_long(tmp_path: Path) -> None:
+    huge = "word " * (4 * 1024 * 1024)  # 20 MiB on one line
+    docs, skips = read(tmp_path, [{"id": "huge", "text": huge}, {"id": "ok", "text": LONG_ENOUGH}])
+    assert [d.id for d in docs] == ["ok"]
+    assert skips.counts == {"too_long": 1}
+
+
+def test_max_chars_is_configurable(tmp_path: Path) -> None:
+    docs, skips = read(tmp_path, [{"id": "a", "text": LONG_ENOUGH}], maxChars=30)
+    assert docs == [] and skips.counts == {"too_long": 1}
+
+
+def test_id_defaults_to_the_content_hash(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "c.jsonl", [{"text": LONG_ENOUGH}])
+    resource = bm25index(corpus=[{"uri": str(path)}])
+    (doc,) = read_shard(resource.spec, 0, 1, SkipCounter())
+    assert doc.id == content_digest(LONG_ENOUGH).hex()
+
+
+def test_dedup_none_keeps_repeats(tmp_path: Path) -> None:
+    records = [{"id": "a", "text": LONG_ENOUGH}, {"id": "b", "text": LONG_ENOUGH}]
+    docs, skips = read(tmp_path, records, dedup="none")
+    assert [d.id for d in docs] == ["a", "b"] and skips.total == 0
+
+
+def test_normalisation() -> None:
+    decomposed = "Cafe\u0301\r\nzero\u200bwidth\x07 bell\ttab\ufeff"
+    assert normalize_text(decomposed) == "Café\nzerowidth bell\ttab"
+    assert normalize_text("  padded  ") == "padded"
+
+
+def test_dedup_sees_through_normalisation(tmp_path: Path) -> None:
+    records = [
+        {"id": "a", "text": LONG_ENOUGH + " caf\u00e9"},
+        {"id": "b", "text": LONG_ENOUGH + " cafe\u0301\u200b"},
+    ]
+    docs, skips = read(tmp_path, records)
+    assert [d.id for d in docs] == ["a"] and skips.counts == {"duplicate": 1}
+
+
+def test_shards_partition_the_corpus_and_count_each_skip_once(tmp_path: Path) -> None:
+    records: list[object] = [{"id": str(i), "text": f"{LONG_ENOUGH} number {i}"} for i in range(200)]
+    records += [b"not json"] * 7 + [{"id": "s", "text": "short"}] + records[:5]
+    path = write_jsonl(tmp_path / "c.jsonl", records)
+    resource = bm25index(corpus=[{"uri": str(path), "idField": "id"}])
+    whole = {d.id for d in read_shard(resource.spec, 0, 1, SkipCounter())}
+    parts, totals = [], SkipCounter()
+    for shard in range(3):
+        skips = SkipCounter(shard, 3)
+        parts.append({d.id for d in read_shard(resource.spec, shard, 3, skips)})
+        totals.merge(skips)
+    assert set().union(*parts) == whole and sum(map(len, parts)) == len(whole) == 200
+    assert all(parts)
+    assert totals.counts == {"invalid_json": 7, "too_short": 1, "duplicate": 5}
+
+
+def test_parallel_readers_give_the_same_documents_in_the_same_order(tmp_path: Path) -> None:
+    uris = []
+    for n in range(4):
+        records = [{"id": f"{n}-{i}", "text": f"{LONG_ENOUGH} {i % 50}"} for i in range(300)]
+        uris.append(str(write_jsonl(tmp_path / f"c{n}.jsonl.zst", records)))
+    resource = bm25index(corpus=[{"uri": str(tmp_path / "c*.jsonl.zst"), "idField": "id"}])
+    serial_skips, parallel_skips = SkipCounter(), SkipCounter()
+    serial = list(read_shard(resource.spec, 0, 1, serial_skips, readers=1))
+    parallel = list(read_shard(resource.spec, 0, 1, parallel_skips, readers=3))
+    assert serial == parallel and len(serial) == 50
+    assert serial_skips == parallel_skips
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    resource = bm25index(corpus=[{"uri": str(tmp_path / "nope.jsonl")}])
+    with pytest.raises(InvalidCorpus, match="nope.jsonl: no such file"):
+        list(read_shard(resource.spec, 0, 1, SkipCounter()))
+
+
+def test_a_glob_matching_nothing_is_a_clear_error(tmp_path: Path) -> None:
+    resource = bm25index(corpus=[{"uri": str(tmp_path / "*.parquet")}])
+    with pytest.raises(InvalidCorpus, match="the glob matches no file"):
+        list(read_shard(resource.spec, 0, 1, SkipCounter()))
+
+
+def test_an_unknown_extension_asks_for_the_format(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.txt"
+    path.write_text("x")
+    resource = bm25index(corpus=[{"uri": str(path)}])
+    with pytest.raises(InvalidCorpus, match="set `format`"):
+        list(read_shard(resource.spec, 0, 1, SkipCounter()))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "c.jsonl", [{"text": LONG_ENOUGH}])
+    path.chmod(0)
+    resource = bm25index(corpus=[{"uri": str(path)}])
+    with pytest.raises(CorpusReadError, match="cannot read"):
+        list(read_shard(resource.spec, 0, 1, SkipCounter()))
+
+
+def test_a_corrupt_compressed_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "c.jsonl.zst", [{"text": LONG_ENOUGH}] * 100)
+    path.write_bytes(path.read_bytes()[:20] + b"\xff" * 40)
+    resource = bm25index(corpus=[{"uri": str(path)}])
+    with pytest.raises(CorpusReadError, match="c.jsonl.zst: cannot read"):
+        list(read_shard(resource.spec, 0, 1, SkipCounter()))
+
+
+def test_the_builtin_sample_is_shipped() -> None:
+    resource = bm25index(corpus=[{"uri": "builtin://wiki_vital_en.jsonl.zst", "idField": "id"}])
+    skips = SkipCounter()
+    docs = list(read_shard(resource.spec, 0, 1, skips))
+    assert len(docs) + skips.total == 10_033
+    assert docs[0].id == "wiki-0"

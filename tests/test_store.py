@@ -1,0 +1,128 @@
+"""The artifact store's commit protocol, on local disk and on a non-local fsspec filesystem."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from litelong.store import MANIFEST, ArtifactStore, NotCommitted
+
+
+def build(folder: Path, text: str) -> None:
+    (folder / "data.txt").write_text(text)
+    (folder / "sub").mkdir()
+    (folder / "sub" / "more.txt").write_text(text * 2)
+
+
+@pytest.fixture(params=["file", "memory"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> ArtifactStore:
+    if request.param == "file":
+        return ArtifactStore(f"file://{tmp_path}/store")
+    return ArtifactStore(f"memory://litelong-test-{tmp_path.name}")
+
+
+def test_layout_is_kind_name_hash(store: ArtifactStore) -> None:
+    artifact = store.artifact("BM25Index", "wiki", "abc123")
+    assert artifact.uri == f"{store.uri}/bm25index/wiki/abc123"
+
+
+def test_readers_refuse_an_uncommitted_artifact(any_store: ArtifactStore) -> None:
+    artifact = any_store.artifact("BM25Index", "wiki", "h1")
+    with pytest.raises(NotCommitted, match="nothing written"):
+        artifact.manifest()
+    with artifact.staging(0, 2) as folder:
+        build(folder, "zero")
+        artifact.commit_part(0, 2, folder, counts={"documents": 3})
+    with pytest.raises(NotCommitted, match="1 of 2 parts committed"):
+        artifact.manifest()
+    with pytest.raises(NotCommitted):
+        artifact.commit({}, 2)
+
+
+def test_manifest_records_counts_sizes_and_checksums(any_store: ArtifactStore) -> None:
+    artifact = any_store.artifact("BM25Index", "wiki", "h1")
+    for shard in range(2):
+        with artifact.staging(shard, 2) as folder:
+            build(folder, f"shard {shard}")
+            artifact.commit_part(
+                shard, 2, folder, counts={"documents": 10 + shard}, skipped={"too_short": 1}
+            )
+    manifest = artifact.commit({"corpus": []}, 2)
+    assert artifact.is_committed()
+    assert manifest.counts == {"documents": 21}
+    assert manifest.skipped == {"too_short": 2}
+    assert [part.name for part in manifest.parts] == ["part-00000-of-00002", "part-00001-of-00002"]
+    files = {record.path: record for record in manifest.parts[0].files}
+    assert files["data.txt"].size == len("shard 0")
+    assert files["sub/more.txt"].size == 2 * len("shard 0")
+    assert manifest.size == sum(part.size for part in manifest.parts)
+    assert artifact.manifest() == manifest
+    local = artifact.local_part(manifest.parts[1])
+    assert (local / "sub" / "more.txt").read_text() == "shard 1shard 1"
+
+
+def test_a_killed_commit_leaves_no_committed_part(store: ArtifactStore) -> None:
+    """A part folder without its record (killed between move and record) is not committed
+    and is replaced by the retry."""
+    artifact = store.artifact("BM25Index", "wiki", "h1")
+    debris = Path(artifact.path) / "part-00000-of-00001"
+    debris.mkdir(parents=True)
+    (debris / "half-written").write_text("x")
+    assert artifact.part(0, 1) is None
+    with artifact.staging(0, 1) as folder:
+        build(folder, "whole")
+        artifact.commit_part(0, 1, folder)
+    assert sorted(p.name for p in debris.iterdir()) == ["data.txt", "sub"]
+
+
+def test_commit_removes_parts_of_a_run_with_another_shard_count(store: ArtifactStore) -> None:
+    artifact = store.artifact("BM25Index", "wiki", "h1")
+    with artifact.staging(0, 3) as folder:
+        build(folder, "old")
+        artifact.commit_part(0, 3, folder)
+    with artifact.staging(0, 1) as folder:
+        build(folder, "new")
+        artifact.commit_part(0, 1, folder)
+    artifact.commit({}, 1)
+    names = sorted(p.name for p in Path(artifact.path).iterdir())
+    assert names == [MANIFEST, "part-00000-of-00001", "part-00000-of-00001.json"]
+
+
+def test_staging_is_cleaned_even_when_the_build_fails(store: ArtifactStore) -> None:
+    artifact = store.artifact("BM25Index", "wiki", "h1")
+    with pytest.raises(RuntimeError), artifact.staging(0, 1) as folder:
+        build(folder, "x")
+        raise RuntimeError("build failed")
+    assert not folder.exists()
+    assert artifact.part(0, 1) is None
+
+
+def test_manifest_is_valid_json_written_last(store: ArtifactStore) -> None:
+    artifact = store.artifact("BM25Index", "wiki", "h1")
+    with artifact.staging(0, 1) as folder:
+        build(folder, "x")
+        artifact.commit_part(0, 1, folder)
+    artifact.commit({"minChars": 20}, 1)
+    manifest = json.loads((Path(artifact.path) / MANIFEST).read_text())
+    assert manifest["spec"] == {"minChars": 20}
+    assert not list(Path(artifact.path).glob("*.tmp-*"))
+
+
+def test_latest_committed_ignores_uncommitted_hashes(store: ArtifactStore) -> None:
+    with pytest.raises(NotCommitted):
+        store.latest_committed("BM25Index", "wiki")
+    committed = store.artifact("BM25Index", "wiki", "aaa")
+    with committed.staging(0, 1) as folder:
+        build(folder, "x")
+        committed.commit_part(0, 1, folder)
+    committed.commit({}, 1)
+    store.artifact("BM25Index", "wiki", "bbb")  # nothing written
+    pending = store.artifact("BM25Index", "wiki", "ccc")
+    with pending.staging(0, 2) as folder:
+        build(folder, "y")
+        pending.commit_part(0, 2, folder)
+    assert store.latest_committed("BM25Index", "wiki").spec_hash == "aaa"
+    states = {a.spec_hash: a.describe_state() for a in store.artifacts()}
+    assert states == {"aaa": "committed", "ccc": "1 of 2 parts committed, no _manifest.json"}

@@ -11,17 +11,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.exceptions import TyperException
 from rich.console import Console
+from rich.progress import Progress as RichProgress
 from rich.progress import (
     ProgressColumn,
     SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.progress import Progress as RichProgress
 from rich.table import Table
 from rich.text import Text
+from typer.exceptions import TyperException
 
 from . import __version__
 from .api import KINDS, InvalidManifest, load_file
@@ -277,7 +277,9 @@ def _parallelism(resource: AnyResource) -> int:
 
 def _pick(resources: list[AnyResource], kind: str, name: str | None) -> AnyResource:
     if kind not in KINDS:
-        raise InvalidManifest("stage", [_field("kind", f"unknown kind {kind!r}; one of {', '.join(KINDS)}")])
+        raise InvalidManifest(
+            "stage", [_field("kind", f"unknown kind {kind!r}; one of {', '.join(KINDS)}")]
+        )
     matching = [r for r in resources if r.kind == kind and (name is None or r.name == name)]
     if len(matching) != 1:
         what = f"{kind}/{name}" if name else kind
@@ -315,7 +317,7 @@ class _RichProgress:
         self._progress.update(self._task, advance=items, nbytes=self._bytes)
 
 
-class _progress:  # noqa: N801 - used as a context manager like a function
+class _progress:
     def __init__(self, resource: AnyResource, what: str) -> None:
         self._rich = RichProgress(
             SpinnerColumn(finished_text=""),

@@ -50,7 +50,7 @@ def test_parquet_without_the_text_column_is_a_clear_error(tmp_path: Path) -> Non
     path = tmp_path / "c.parquet"
     path.write_bytes(parquet_bytes({"content": [LONG_ENOUGH]}))
     resource = bm25index(corpus=[{"uri": str(path)}])
-    with pytest.raises(InvalidCorpus, match="no column text .columns: content"):
+    with pytest.raises(InvalidCorpus, match=r"no column text \(columns: content\)"):
         list(read_shard(resource.spec, 0, 1, SkipCounter()))
 
 
@@ -127,7 +127,9 @@ def test_dedup_sees_through_normalisation(tmp_path: Path) -> None:
 
 
 def test_shards_partition_the_corpus_and_count_each_skip_once(tmp_path: Path) -> None:
-    records: list[object] = [{"id": str(i), "text": f"{LONG_ENOUGH} number {i}"} for i in range(200)]
+    records: list[object] = [
+        {"id": str(i), "text": f"{LONG_ENOUGH} number {i}"} for i in range(200)
+    ]
     records += [b"not json"] * 7 + [{"id": "s", "text": "short"}] + records[:5]
     path = write_jsonl(tmp_path / "c.jsonl", records)
     resource = bm25index(corpus=[{"uri": str(path), "idField": "id"}])
@@ -157,7 +159,7 @@ def test_parallel_readers_give_the_same_documents_in_the_same_order(tmp_path: Pa
 
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     resource = bm25index(corpus=[{"uri": str(tmp_path / "nope.jsonl")}])
-    with pytest.raises(InvalidCorpus, match="nope.jsonl: no such file"):
+    with pytest.raises(InvalidCorpus, match=r"nope\.jsonl: no such file"):
         list(read_shard(resource.spec, 0, 1, SkipCounter()))
 
 
@@ -188,7 +190,7 @@ def test_a_corrupt_compressed_file_is_a_clear_error(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "c.jsonl.zst", [{"text": LONG_ENOUGH}] * 100)
     path.write_bytes(path.read_bytes()[:20] + b"\xff" * 40)
     resource = bm25index(corpus=[{"uri": str(path)}])
-    with pytest.raises(CorpusReadError, match="c.jsonl.zst: cannot read"):
+    with pytest.raises(CorpusReadError, match=r"c\.jsonl\.zst: cannot read"):
         list(read_shard(resource.spec, 0, 1, SkipCounter()))
 
 

@@ -44,7 +44,7 @@ def test_crd_schema_is_structural(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(GENERATED))
 def test_crd_defaults_validate_against_their_schema(name: str) -> None:
     (version,) = GENERATED[name]["spec"]["versions"]
-    for path, node in walk(version["schema"]["openAPIV3Schema"]):
+    for _path, node in walk(version["schema"]["openAPIV3Schema"]):
         if "default" in node:
             jsonschema.Draft4Validator(node).validate(node["default"])
 
@@ -80,7 +80,10 @@ def test_schema_rejects_what_the_models_reject() -> None:
         "spec": {"corpus": [{"uri": "a", "format": "csv"}], "minChars": -1},
     }
     messages = sorted(error.message for error in validator.iter_errors(bad))
-    assert messages == ["'csv' is not one of ['jsonl', 'parquet']", "-1 is less than the minimum of 0"]
+    assert messages == [
+        "'csv' is not one of ['jsonl', 'parquet']",
+        "-1 is less than the minimum of 0",
+    ]
 
 
 # -- the structural schema rules of Kubernetes, as its documentation states them -------------

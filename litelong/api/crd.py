@@ -37,7 +37,9 @@ def _structural(
     if "$ref" in node:
         target = defs[node.pop("$ref").rsplit("/", 1)[-1]]
         resolved = _structural(target, defs, path)
-        resolved.update(_structural(node, defs, path, overlay=True))  # the field's own description wins
+        resolved.update(
+            _structural(node, defs, path, overlay=True)
+        )  # the field's own description wins
         return resolved
     if "allOf" in node and len(node["allOf"]) == 1:
         resolved = _structural(node.pop("allOf")[0], defs, path)
@@ -103,9 +105,9 @@ def _default_empty_objects(schema: dict[str, Any]) -> None:
     for name, child in schema["properties"].items():
         optional = child.pop("nullable", False)
         defaulted = name not in required and "default" not in child and not optional
-        if defaulted and child.get("type") == "object" and "properties" in child:
-            if not child.get("required"):
-                child["default"] = {}
+        is_object = child.get("type") == "object" and "properties" in child
+        if defaulted and is_object and not child.get("required"):
+            child["default"] = {}
 
 
 def _json_type(value: Any) -> str:
@@ -118,7 +120,7 @@ def _json_type(value: Any) -> str:
     return "string"
 
 
-def crd(resource: type[Resource]) -> dict[str, Any]:  # type: ignore[type-arg]
+def crd(resource: type[Resource]) -> dict[str, Any]:
     """The apiextensions.k8s.io/v1 CRD of one kind."""
     fields = resource.model_fields
     spec_model = fields["spec"].annotation
@@ -142,7 +144,10 @@ def crd(resource: type[Resource]) -> dict[str, Any]:  # type: ignore[type-arg]
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": f"{resource.plural}.{GROUP}",
-            "labels": {"app.kubernetes.io/name": "litelong", "app.kubernetes.io/part-of": "litelong"},
+            "labels": {
+                "app.kubernetes.io/name": "litelong",
+                "app.kubernetes.io/part-of": "litelong",
+            },
         },
         "spec": {
             "group": GROUP,
@@ -184,7 +189,7 @@ def _column(name: str, path: str, kind: str = "string", priority: int = 0) -> di
 
 def _strip_optional(annotation: Any) -> type[BaseModel]:
     args = [arg for arg in getattr(annotation, "__args__", ()) if arg is not type(None)]
-    return args[0] if args else annotation  # type: ignore[no-any-return]
+    return args[0] if args else annotation
 
 
 def all_crds() -> list[dict[str, Any]]:

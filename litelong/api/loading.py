@@ -118,9 +118,11 @@ def _prefixed(label: str, errors: list[FieldError], document: Any) -> list[Field
     if not label:
         return errors
     if isinstance(document, dict):
-        name = (document.get("metadata") or {}).get("name") if isinstance(
-            document.get("metadata"), dict
-        ) else None
+        name = (
+            (document.get("metadata") or {}).get("name")
+            if isinstance(document.get("metadata"), dict)
+            else None
+        )
         label += f" ({document.get('kind')}/{name})" if name else ""
     return [FieldError(f"{label}: {e.path}" if e.path else label, e.message) for e in errors]
 

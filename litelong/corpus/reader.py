@@ -117,7 +117,9 @@ def _batches(files: list[CorpusFile], options: ReadOptions, readers: int) -> Ite
     yield from _parallel_batches(files, options, readers)
 
 
-def _parallel_batches(files: list[CorpusFile], options: ReadOptions, readers: int) -> Iterator[Batch]:
+def _parallel_batches(
+    files: list[CorpusFile], options: ReadOptions, readers: int
+) -> Iterator[Batch]:
     context = mp.get_context("spawn")  # never fork a process that runs index writer threads
     waiting = deque(files)
     running: deque[tuple[CorpusFile, Any, Any]] = deque()

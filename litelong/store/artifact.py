@@ -1,4 +1,4 @@
-"""Artifacts: `<store>/<kind>/<name>/<spec-hash>/`, committed part by part, then by `_manifest.json`.
+"""Artifacts: `<store>/<kind>/<name>/<spec-hash>/`, committed part by part, then by a manifest.
 
 A part is built in a local staging folder, moved (local disk) or uploaded (object storage) to
 `part-00003-of-00016/`, and only then is `part-00003-of-00016.json` written: a part without its
@@ -167,5 +167,7 @@ class Artifact:
         keep = {part_name(shard, of) for shard in range(of)}
         for entry in self._fs.ls(self.path, detail=False):
             name = Path(entry).name
-            if name == STAGING or (name.startswith("part-") and name.removesuffix(".json") not in keep):
+            if name == STAGING or (
+                name.startswith("part-") and name.removesuffix(".json") not in keep
+            ):
                 self._fs.rm(entry, recursive=True)

@@ -92,7 +92,9 @@ class ArtifactStore:
         except FileNotFoundError:
             return []
         return sorted(
-            e["name"] for e in entries if e["type"] == "directory" and not Path(e["name"]).name.startswith(".")
+            e["name"]
+            for e in entries
+            if e["type"] == "directory" and not Path(e["name"]).name.startswith(".")
         )
 
 

@@ -7,7 +7,7 @@ from .topicdebate import TopicDebate, TopicDebateSpec, TopicDebateStatus
 from .trainingjob import TrainingJob, TrainingJobSpec, TrainingJobStatus
 
 #: Every kind, in dependency order (a kind only refers to kinds before it).
-KINDS: dict[str, type[Resource]] = {  # type: ignore[type-arg]
+KINDS: dict[str, type[Resource]] = {
     cls.__name__: cls for cls in (TopicDebate, BM25Index, SynthesisRun, TrainingJob)
 }
 

@@ -130,7 +130,11 @@ class BM25Index(Resource[BM25IndexSpec, BM25IndexStatus]):
 
     plural: ClassVar[str] = "bm25indexes"
     short_names: ClassVar[tuple[str, ...]] = ("bm25",)
-    progress_column: ClassVar[tuple[str, str, str]] = ("Docs", ".status.outputs.documents", "integer")
+    progress_column: ClassVar[tuple[str, str, str]] = (
+        "Docs",
+        ".status.outputs.documents",
+        "integer",
+    )
     runtime_fields: ClassVar[frozenset[str]] = Resource.runtime_fields | {"writer"}
 
     kind: Literal["BM25Index"] = Field(description="BM25Index.")

@@ -1,4 +1,4 @@
-"""Pieces shared by the four kinds: metadata, status with KEP-1623 conditions, store and pod options.
+"""Shared by the four kinds: metadata, status with KEP-1623 conditions, store and pod options.
 
 Field names are the YAML names (camelCase); Python attributes are snake_case. Every field has a
 description because the generated CRDs turn them into `kubectl explain` text.
@@ -56,7 +56,7 @@ ResourceName = Annotated[
 
 
 class ObjectMeta(BaseModel):
-    """The part of Kubernetes metadata litelong reads; the rest (managedFields, uid...) is ignored."""
+    """The metadata litelong reads; the rest (managedFields, uid...) is ignored."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True, alias_generator=to_camel)
 

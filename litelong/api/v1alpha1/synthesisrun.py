@@ -1,4 +1,4 @@
-"""SynthesisRun: topics × index → long-context samples of exactly `targetTokens` tokens."""
+"""SynthesisRun: topics x index → long-context samples of exactly `targetTokens` tokens."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from .meta import CamelModel, OutputsBase, OutputSpec, PodOptions, Resource, ResourceName, StatusBase
+from .meta import (
+    CamelModel,
+    OutputsBase,
+    OutputSpec,
+    PodOptions,
+    Resource,
+    ResourceName,
+    StatusBase,
+)
 
 
 class Tokenizer(CamelModel):
@@ -17,7 +25,9 @@ class Tokenizer(CamelModel):
 
 
 class Retrieval(CamelModel):
-    top_k: int = Field(default=1000, ge=1, le=100_000, description="Candidates retrieved per topic.")
+    top_k: int = Field(
+        default=1000, ge=1, le=100_000, description="Candidates retrieved per topic."
+    )
     order: Literal["shuffle", "score"] = Field(
         default="shuffle", description="Order of documents in a sample: seeded shuffle or by score."
     )
@@ -36,7 +46,7 @@ class NExtLong(CamelModel):
     negatives: Literal["bm25", "dense"] = Field(
         default="bm25", description="How hard negatives are retrieved for a meta-chunk."
     )
-    expansion: float = Field(default=1.5, gt=0, description="w in k = (T·E·w − S) / (p·s).")
+    expansion: float = Field(default=1.5, gt=0, description="w in k = (T*E*w - S) / (p*s).")
     embedding_model: str | None = Field(
         default=None, description="sentence-transformers model for dense; unset: all-MiniLM-L6-v2."
     )
@@ -65,7 +75,9 @@ class SynthesisRunSpec(CamelModel):
             "standard: random concatenation (the paper's baseline)."
         ),
     )
-    tokenizer: Tokenizer = Field(default_factory=Tokenizer, description="Tokenizer counting tokens.")
+    tokenizer: Tokenizer = Field(
+        default_factory=Tokenizer, description="Tokenizer counting tokens."
+    )
     target_tokens: int = Field(default=131_072, ge=16, description="Exact tokens per sample.")
     samples_per_topic: int = Field(default=4, ge=1, le=10_000, description="Samples per topic.")
     retrieval: Retrieval = Field(default_factory=Retrieval, description="Topic retrieval.")

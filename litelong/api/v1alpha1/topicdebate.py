@@ -1,4 +1,4 @@
-"""TopicDebate: BISAC subjects → topics, by two debater LLMs and a judge (LiteLong, arXiv 2509.15568)."""
+"""TopicDebate: BISAC subjects → topics by two debater LLMs and a judge (arXiv 2509.15568)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from .meta import CamelModel, OutputsBase, PodOptions, OutputSpec, Resource, SecretKeyRef, StatusBase
+from .meta import (
+    CamelModel,
+    OutputsBase,
+    OutputSpec,
+    PodOptions,
+    Resource,
+    SecretKeyRef,
+    StatusBase,
+)
 
 
 class TaxonomySelection(CamelModel):
@@ -86,12 +94,20 @@ class TopicDebateSpec(CamelModel):
         ),
     )
     fixed_k: int | None = Field(
-        default=None, ge=1, description="Topics kept per subject by keepFixedK (default: topicsPerSubject)."
+        default=None,
+        ge=1,
+        description="Topics kept per subject by keepFixedK (default: topicsPerSubject).",
     )
     sampling: Sampling = Field(default_factory=Sampling, description="Sampling for all requests.")
-    concurrency: int = Field(default=16, ge=1, le=1024, description="Requests in flight per endpoint.")
-    parallelism: int = Field(default=1, ge=1, le=1024, description="Shards (Indexed Job completions).")
-    output: OutputSpec = Field(default_factory=OutputSpec, description="Where topics are committed.")
+    concurrency: int = Field(
+        default=16, ge=1, le=1024, description="Requests in flight per endpoint."
+    )
+    parallelism: int = Field(
+        default=1, ge=1, le=1024, description="Shards (Indexed Job completions)."
+    )
+    output: OutputSpec = Field(
+        default_factory=OutputSpec, description="Where topics are committed."
+    )
     pod: PodOptions = Field(default_factory=PodOptions, description="Pod options in a cluster.")
 
     @model_validator(mode="after")
@@ -117,7 +133,11 @@ class TopicDebate(Resource[TopicDebateSpec, TopicDebateStatus]):
 
     plural: ClassVar[str] = "topicdebates"
     short_names: ClassVar[tuple[str, ...]] = ("td",)
-    progress_column: ClassVar[tuple[str, str, str]] = ("Topics", ".status.outputs.topics", "integer")
+    progress_column: ClassVar[tuple[str, str, str]] = (
+        "Topics",
+        ".status.outputs.topics",
+        "integer",
+    )
     runtime_fields: ClassVar[frozenset[str]] = Resource.runtime_fields | {"concurrency"}
 
     kind: Literal["TopicDebate"] = Field(description="TopicDebate.")

@@ -6,13 +6,22 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from .meta import CamelModel, OutputsBase, OutputSpec, PodOptions, Resource, ResourceName, StatusBase
+from .meta import (
+    CamelModel,
+    OutputsBase,
+    OutputSpec,
+    PodOptions,
+    Resource,
+    ResourceName,
+    StatusBase,
+)
 
 
 class ModelSource(CamelModel):
     name: str = Field(min_length=1, description="Hugging Face model name or path.")
     from_config: bool = Field(
-        default=False, description="Build from the model's config with fresh weights (throughput runs)."
+        default=False,
+        description="Build from the model's config with fresh weights (throughput runs).",
     )
 
 
@@ -28,7 +37,7 @@ class TrainingParallelism(CamelModel):
     @model_validator(mode="after")
     def _cp_divides(self) -> TrainingParallelism:
         if (self.nodes * self.gpus_per_node) % self.context_parallel:
-            raise ValueError("contextParallel must divide nodes × gpusPerNode")
+            raise ValueError("contextParallel must divide nodes * gpusPerNode")
         return self
 
 

@@ -13,9 +13,12 @@ _CARRIAGE_RETURNS = re.compile("\r\n?")
 
 def normalize_text(text: str) -> str:
     """Unicode NFC, newlines as \\n, control and zero-width characters removed, ends stripped."""
-    text = _CARRIAGE_RETURNS.sub("\n", text)
+    if "\r" in text:
+        text = _CARRIAGE_RETURNS.sub("\n", text)
     text = _INVISIBLE.sub("", text)
-    return unicodedata.normalize("NFC", text).strip()
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    return text.strip()
 
 
 def content_digest(text: str) -> bytes:

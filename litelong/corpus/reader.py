@@ -47,18 +47,23 @@ Keyed = tuple[int, bool, Document]  # (content key, id came from the corpus, doc
 
 def clean_documents(file: CorpusFile, options: ReadOptions, skips: SkipCounter) -> Iterator[Keyed]:
     """The documents of one file that belong to this shard, before dedup."""
-    for position, raw_id, raw_text in read_records(file, skips):
+    shard, of, min_chars, max_chars = (
+        options.shard,
+        options.of,
+        options.min_chars,
+        options.max_chars,
+    )
+    for number, raw_id, raw_text in read_records(file, skips):
         text = normalize_text(raw_text)
         digest = content_digest(text)
         key = int.from_bytes(digest[:8], "little")
-        if key % options.of != options.shard:
+        if key % of != shard:
             continue
-        if len(text) < options.min_chars:
-            skips.skip("too_short", position, owned=True)
-        elif len(text) > options.max_chars:
-            skips.skip("too_long", position, owned=True)
-        else:
+        if min_chars <= len(text) <= max_chars:
             yield key, raw_id is not None, Document(raw_id or digest.hex(), text)
+        else:
+            reason = "too_short" if len(text) < min_chars else "too_long"
+            skips.skip(reason, file.position(number), owned=True)
 
 
 def read_shard(

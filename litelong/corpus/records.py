@@ -12,7 +12,7 @@ import zstandard
 from .skips import SkipCounter
 from .sources import CorpusFile, CorpusReadError, InvalidCorpus
 
-Record = tuple[str, str | None, str]  # (file:line position, id or None, raw text)
+Record = tuple[int, str | None, str]  # (line or row number, id or None, raw text)
 
 _PARQUET_BATCH = 4096
 _CHUNK = 1 << 20
@@ -41,12 +41,13 @@ def _jsonl(file: CorpusFile, skips: SkipCounter) -> Iterator[Record]:
                 value = orjson.loads(line)
             except orjson.JSONDecodeError:
                 reason = "invalid_utf8" if not _is_utf8(line) else "invalid_json"
-                skips.skip(reason, f"{file.uri}:{number}")
+                skips.skip(reason, file.position(number))
                 continue
-            position = f"{file.uri}:{number}"
-            record = _record(value, file, skips, position)
-            if record is not None:
-                yield position, *record
+            if type(value) is dict and type(text := value.get(file.text_field)) is str:
+                identifier = value.get(file.id_field) if file.id_field else None
+                yield number, None if identifier is None else str(identifier), text
+            else:
+                _count_unusable(value, file, skips, number)
 
 
 def _zstd_lines(raw: Any) -> Iterator[bytes]:
@@ -80,21 +81,14 @@ def _is_utf8(line: bytes) -> bool:
     return True
 
 
-def _record(
-    value: Any, file: CorpusFile, skips: SkipCounter, position: str
-) -> tuple[str | None, str] | None:
+def _count_unusable(value: Any, file: CorpusFile, skips: SkipCounter, number: int) -> None:
     if not isinstance(value, dict):
-        skips.skip("not_an_object", position)
-        return None
-    text = value.get(file.text_field)
-    if text is None:
-        skips.skip("missing_text", position)
-        return None
-    if not isinstance(text, str):
-        skips.skip("text_not_string", position)
-        return None
-    identifier = value.get(file.id_field) if file.id_field else None
-    return (None if identifier is None else str(identifier), text)
+        reason = "not_an_object"
+    elif value.get(file.text_field) is None:
+        reason = "missing_text"
+    else:
+        reason = "text_not_string"
+    skips.skip(reason, file.position(number))
 
 
 def _parquet(file: CorpusFile, skips: SkipCounter) -> Iterator[Record]:
@@ -115,9 +109,8 @@ def _parquet(file: CorpusFile, skips: SkipCounter) -> Iterator[Record]:
             for text, identifier in zip(texts, ids, strict=True):
                 row += 1
                 if text is None:
-                    skips.skip("missing_text", f"{file.uri}:row {row}")
+                    skips.skip("missing_text", file.position(row))
                 elif not isinstance(text, str):
-                    skips.skip("text_not_string", f"{file.uri}:row {row}")
+                    skips.skip("text_not_string", file.position(row))
                 else:
-                    position = f"{file.uri}:row {row}"
-                    yield position, None if identifier is None else str(identifier), text
+                    yield row, None if identifier is None else str(identifier), text

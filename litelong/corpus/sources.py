@@ -39,6 +39,10 @@ class CorpusFile:
     text_field: str
     id_field: str | None
 
+    def position(self, number: int) -> str:
+        """Where a record is, for people: file:line, or file:row N for Parquet."""
+        return f"{self.uri}:{number}" if self.format == "jsonl" else f"{self.uri}:row {number}"
+
     def open_fs(self) -> tuple[Any, str]:
         fs, path = fsspec.core.url_to_fs(self.uri)
         return fs, path

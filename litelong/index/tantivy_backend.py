@@ -1,4 +1,9 @@
-"""The embedded BM25 backend: tantivy indexes on local disk, one per index part."""
+"""The embedded BM25 backend: tantivy indexes on local disk, one per index part.
+
+Each document also gets its ordinal in the part as a numeric fast field, and the part keeps its
+ids in `ids.arrow` (memory-mapped when searching): a search turns hits into ids through two
+column reads instead of loading every hit's stored document, which matters at topK = 1000.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import heapq
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import pyarrow as pa
 import tantivy
 
 from ..api.v1alpha1.bm25index import Analysis
@@ -15,6 +21,9 @@ from .retriever import UnknownDocument
 ANALYZER = "litelong"
 _MAX_TOKEN_CHARS = 40  # longer "words" are base64, hashes, URLs: noise for BM25
 _GET_BATCH = 512
+_IDS_FILE = "ids.arrow"
+_IDS_SCHEMA = pa.schema([("id", pa.string())])
+_IDS_BATCH = 65_536
 
 
 def build_analyzer(analysis: Analysis) -> tantivy.TextAnalyzer:
@@ -35,6 +44,7 @@ def build_schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     builder.add_text_field("id", stored=True, tokenizer_name="raw", index_option="basic")
     builder.add_text_field("text", stored=True, tokenizer_name=ANALYZER, index_option="freq")
+    builder.add_integer_field("ord", fast=True)
     return builder.build()
 
 
@@ -45,14 +55,29 @@ class TantivyPartWriter:
         self._index = tantivy.Index(build_schema(), path=str(folder), reuse=False)
         self._index.register_tokenizer(ANALYZER, build_analyzer(analysis))
         self._writer = self._index.writer(heap_mb * 1024 * 1024, threads)
+        self._ids = pa.ipc.new_file(str(folder / _IDS_FILE), _IDS_SCHEMA)
+        self._pending_ids: list[str] = []
         self.documents = 0
 
     def add(self, documents: Iterable[Document]) -> None:
         for document in documents:
-            self._writer.add_document(tantivy.Document(id=document.id, text=document.text))
+            self._writer.add_document(
+                tantivy.Document(id=document.id, text=document.text, ord=self.documents)
+            )
+            self._pending_ids.append(document.id)
             self.documents += 1
+            if len(self._pending_ids) == _IDS_BATCH:
+                self._flush_ids()
+
+    def _flush_ids(self) -> None:
+        self._ids.write_batch(
+            pa.record_batch([pa.array(self._pending_ids, pa.string())], _IDS_SCHEMA)
+        )
+        self._pending_ids = []
 
     def commit(self) -> None:
+        self._flush_ids()
+        self._ids.close()
         self._writer.commit()
         self._writer.wait_merging_threads()
 
@@ -66,10 +91,13 @@ class TantivyRetriever:
         self._analyzer = build_analyzer(analysis)
         self._schema = build_schema()
         self._searchers = []
+        self._ids: list[pa.ChunkedArray] = []
         for folder in folders:
             index = tantivy.Index.open(str(folder))
             index.register_tokenizer(ANALYZER, self._analyzer)
             self._searchers.append(index.searcher())
+            ids_file = pa.ipc.open_file(pa.memory_map(str(folder / _IDS_FILE)))
+            self._ids.append(ids_file.read_all().column("id"))
 
     def _query(self, terms: Iterable[str], field: str) -> tantivy.Query:
         clauses = [
@@ -84,9 +112,13 @@ class TantivyRetriever:
             return []
         tantivy_query = self._query(terms, "text")
         hits: list[tuple[str, float]] = []
-        for searcher in self._searchers:
-            for score, address in searcher.search(tantivy_query, limit=k).hits:
-                hits.append((searcher.doc(address)["id"][0], float(score)))
+        for searcher, ids in zip(self._searchers, self._ids, strict=True):
+            found = searcher.search(tantivy_query, limit=k, count=False).hits
+            if not found:
+                continue
+            ordinals = searcher.fast_field_values("ord", [address for _, address in found])
+            names = ids.take(pa.array(ordinals, pa.int64())).to_pylist()
+            hits += zip(names, (float(score) for score, _ in found), strict=True)
         return heapq.nsmallest(k, hits, key=lambda hit: (-hit[1], hit[0]))
 
     def get(self, ids: Sequence[str]) -> list[str]:
@@ -109,3 +141,4 @@ class TantivyRetriever:
 
     def close(self) -> None:
         self._searchers.clear()
+        self._ids.clear()

@@ -156,9 +156,13 @@ def run(
     resource whose output is committed is not run again: edit its spec to make a new one.
     """
     resources = order_by_dependency(load_file(file))
-    check_refs(resources, ArtifactStore(store or _spec_store(resources[0])))
+
+    def store_of(resource: AnyResource) -> ArtifactStore:
+        return ArtifactStore(store or _spec_store(resource))
+
+    check_refs(resources, store_of)
     for resource in resources:
-        _run_resource(resource, ArtifactStore(store or _spec_store(resource)))
+        _run_resource(resource, store_of(resource))
 
 
 @app.command()

@@ -112,10 +112,13 @@ def order_by_dependency(resources: list[AnyResource]) -> list[AnyResource]:
     return sorted(resources, key=lambda resource: rank[resource.kind])
 
 
-def check_refs(resources: list[AnyResource], store: ArtifactStore) -> None:
+def check_refs(
+    resources: list[AnyResource], store_of: Callable[[AnyResource], ArtifactStore]
+) -> None:
     """Every ref must name a resource of the file or a committed artifact in the store."""
     in_file = {(resource.kind, resource.name) for resource in resources}
     for resource in resources:
+        store = store_of(resource)
         for kind, name in resource.refs():
             if (kind, name) in in_file:
                 continue

@@ -25,19 +25,11 @@ def build_index(tmp_path: Path, parts: int) -> Retriever:
     return open_index(result.artifact)
 
 
-class TestTantivyOnePart(RetrieverContract):
-    @pytest.fixture
-    def retriever(self, tmp_path: Path) -> Iterator[Retriever]:
-        retriever = build_index(tmp_path, parts=1)
-        yield retriever
-        retriever.close()
+class TestTantivy(RetrieverContract):
+    """One part, and three parts whose hits are merged by score."""
 
-
-class TestTantivyThreeParts(RetrieverContract):
-    """Sharded: hits from every part are merged by score."""
-
-    @pytest.fixture
-    def retriever(self, tmp_path: Path) -> Iterator[Retriever]:
-        retriever = build_index(tmp_path, parts=3)
+    @pytest.fixture(params=[1, 3], ids=["one-part", "three-parts"])
+    def retriever(self, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Retriever]:
+        retriever = build_index(tmp_path, parts=request.param)
         yield retriever
         retriever.close()

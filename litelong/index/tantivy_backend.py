@@ -71,7 +71,7 @@ class TantivyPartWriter:
 
     def _flush_ids(self) -> None:
         self._ids.write_batch(
-            pa.record_batch([pa.array(self._pending_ids, pa.string())], _IDS_SCHEMA)
+            pa.record_batch([pa.array(self._pending_ids, pa.string())], schema=_IDS_SCHEMA)
         )
         self._pending_ids = []
 
@@ -117,7 +117,7 @@ class TantivyRetriever:
             if not found:
                 continue
             ordinals = searcher.fast_field_values("ord", [address for _, address in found])
-            names = ids.take(pa.array(ordinals, pa.int64())).to_pylist()
+            names = [str(name) for name in ids.take(pa.array(ordinals, pa.int64())).to_pylist()]
             hits += zip(names, (float(score) for score, _ in found), strict=True)
         return heapq.nsmallest(k, hits, key=lambda hit: (-hit[1], hit[0]))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ..api.v1alpha1 import BM25Index, BM25IndexSpec
@@ -46,8 +45,9 @@ def build_part(
 
 
 def default_readers() -> int:
-    """Parsing processes beside the writer's threads: half the cores, at least one."""
-    return max(1, (os.cpu_count() or 1) // 2)
+    """One: parsing in extra processes was slower on 2 cores (bench/README.md), because the
+    writer's threads already use every core and documents must be pickled across."""
+    return 1
 
 
 def open_index(artifact: Artifact) -> Retriever:

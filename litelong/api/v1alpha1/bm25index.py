@@ -79,7 +79,13 @@ class Writer(CamelModel):
 
     threads: int = Field(default=0, ge=0, le=256, description="Writer threads; 0: automatic.")
     heap_mb: int = Field(default=512, ge=16, description="Writer memory budget in MiB.")
-    readers: int = Field(default=0, ge=0, le=256, description="Parsing processes; 0: automatic.")
+    readers: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="Processes parsing corpus files in parallel; 0: one. Worth raising only "
+        "on many-core machines with many files.",
+    )
 
 
 class BM25IndexSpec(CamelModel):

@@ -24,7 +24,7 @@ from rich.text import Text
 from typer.exceptions import TyperException
 
 from . import __version__
-from .api import KINDS, InvalidManifest, load_file
+from .api import KINDS, FieldError, InvalidManifest, load_file
 from .api.crd import all_crds, to_yaml, write_crds
 from .api.loading import AnyResource
 from .corpus import REASONS, CorpusReadError, InvalidCorpus
@@ -282,20 +282,14 @@ def _parallelism(resource: AnyResource) -> int:
 def _pick(resources: list[AnyResource], kind: str, name: str | None) -> AnyResource:
     if kind not in KINDS:
         raise InvalidManifest(
-            "stage", [_field("kind", f"unknown kind {kind!r}; one of {', '.join(KINDS)}")]
+            "stage", [FieldError("kind", f"unknown kind {kind!r}; one of {', '.join(KINDS)}")]
         )
     matching = [r for r in resources if r.kind == kind and (name is None or r.name == name)]
     if len(matching) != 1:
         what = f"{kind}/{name}" if name else kind
         problem = "no" if not matching else "more than one (use --name)"
-        raise InvalidManifest("stage", [_field("", f"{problem} {what} in the file")])
+        raise InvalidManifest("stage", [FieldError("", f"{problem} {what} in the file")])
     return matching[0]
-
-
-def _field(path: str, message: str) -> Any:
-    from .api import FieldError
-
-    return FieldError(path, message)
 
 
 class _RateColumn(ProgressColumn):

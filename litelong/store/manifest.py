@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import __version__
+from ..skips import SkipCounter
 
 
 class FileRecord(BaseModel):
@@ -66,6 +67,9 @@ class Manifest(BaseModel):
     ) -> Manifest:
         """Totals are sums over parts; examples keep the first few per reason, in part order."""
         parts = sorted(parts, key=lambda p: p.shard)
+        skips = SkipCounter()
+        for part in parts:
+            skips.merge(SkipCounter(counts=part.skipped, examples=part.skipped_examples))
         return cls(
             kind=kind,
             name=name,
@@ -73,8 +77,8 @@ class Manifest(BaseModel):
             spec=spec,
             parts=parts,
             counts=_sum(part.counts for part in parts),
-            skipped=_sum(part.skipped for part in parts),
-            skipped_examples=_first_examples(part.skipped_examples for part in parts),
+            skipped=skips.counts,
+            skipped_examples=skips.examples,
             size=sum(part.size for part in parts),
         )
 
@@ -103,15 +107,3 @@ def _sum(dicts: Any) -> dict[str, int]:
         for key, value in counts.items():
             total[key] = total.get(key, 0) + value
     return total
-
-
-EXAMPLES_PER_REASON = 5
-
-
-def _first_examples(dicts: Any) -> dict[str, list[str]]:
-    merged: dict[str, list[str]] = {}
-    for examples in dicts:
-        for reason, positions in examples.items():
-            kept = merged.setdefault(reason, [])
-            kept.extend(positions[: EXAMPLES_PER_REASON - len(kept)])
-    return merged

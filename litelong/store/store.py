@@ -11,9 +11,11 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from ..api import KINDS
 from .artifact import Artifact, NotCommitted
 
 DEFAULT_STORE = "file://./litelong-data"
+_KIND_BY_FOLDER = {kind.lower(): kind for kind in KINDS}
 
 
 def default_store_uri() -> str:
@@ -96,12 +98,3 @@ class ArtifactStore:
             for e in entries
             if e["type"] == "directory" and not Path(e["name"]).name.startswith(".")
         )
-
-
-def _kinds_by_folder() -> dict[str, str]:
-    from ..api import KINDS
-
-    return {kind.lower(): kind for kind in KINDS}
-
-
-_KIND_BY_FOLDER = _kinds_by_folder()

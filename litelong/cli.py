@@ -5,8 +5,10 @@ Exit codes: 0 ok, 2 invalid input (manifest, corpus, references, usage), 1 failu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -205,8 +207,8 @@ def status(store: StoreOption = None) -> None:
     artifact_store = ArtifactStore(store)
     table = Table("kind", "name", "spec hash", "state", "counts", "size", "created", box=None)
     for artifact in artifact_store.artifacts():
-        if artifact.is_committed():
-            manifest = artifact.manifest()
+        manifest = artifact.committed_manifest()
+        if manifest is not None:
             counts = ", ".join(f"{k}={v:,}" for k, v in manifest.counts.items())
             table.add_row(
                 artifact.kind,
@@ -240,9 +242,10 @@ def status(store: StoreOption = None) -> None:
 def _run_resource(resource: AnyResource, store: ArtifactStore) -> None:
     artifact = artifact_of(resource, store)
     label = f"{resource.kind}/{resource.name}"
-    if artifact.is_committed():
+    committed = artifact.committed_manifest()
+    if committed is not None:
         out.print(f"{label}: already committed, nothing to do")
-        _print_committed(resource, artifact.uri, artifact.manifest())
+        _print_committed(resource, artifact.uri, committed)
         return
     of = _parallelism(resource)
     manifest = None
@@ -315,27 +318,22 @@ class _RichProgress:
         self._progress.update(self._task, advance=items, nbytes=self._bytes)
 
 
-class _progress:
-    def __init__(self, resource: AnyResource, what: str) -> None:
-        self._rich = RichProgress(
-            SpinnerColumn(finished_text=""),
-            TextColumn("[bold]{task.description}"),
-            TextColumn("{task.completed:,} docs"),
-            _RateColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=False,
-        )
-        self._description = f"{resource.kind}/{resource.name} ({what})"
-
-    def __enter__(self) -> _RichProgress:
-        self._rich.__enter__()
-        return _RichProgress(self._rich, self._rich.add_task(self._description, total=None))
-
-    def __exit__(self, *exc: object) -> None:
-        for task in self._rich.tasks:
-            self._rich.update(task.id, total=task.completed)
-        self._rich.__exit__(*exc)  # type: ignore[arg-type]
+@contextlib.contextmanager
+def _progress(resource: AnyResource, what: str) -> Iterator[_RichProgress]:
+    """A live line on stderr: documents done, docs/s, MB/s, elapsed time."""
+    with RichProgress(
+        SpinnerColumn(finished_text=""),
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.completed:,} docs"),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    ) as rich:
+        task = rich.add_task(f"{resource.kind}/{resource.name} ({what})", total=None)
+        try:
+            yield _RichProgress(rich, task)
+        finally:
+            rich.update(task, total=rich.tasks[0].completed)
 
 
 def _size(nbytes: int) -> str:

@@ -77,8 +77,9 @@ def run_shard(
         raise ValueError(f"shard {shard} is not in 0..{of - 1}")
     build = stage_for(resource.kind)
     artifact = artifact_of(resource, store)
-    if artifact.is_committed():
-        return ShardResult(ShardOutcome.ARTIFACT_ALREADY_COMMITTED, artifact, artifact.manifest())
+    committed = artifact.committed_manifest()
+    if committed is not None:
+        return ShardResult(ShardOutcome.ARTIFACT_ALREADY_COMMITTED, artifact, committed)
     outcome = ShardOutcome.PART_ALREADY_COMMITTED
     if artifact.part(shard, of) is None:
         started = time.monotonic()
@@ -98,11 +99,10 @@ def run_shard(
 
 
 def _commit_if_complete(resource: AnyResource, artifact: Artifact, of: int) -> Manifest | None:
-    if len(artifact.committed_parts(of)) < of:
-        return None
+    """Commit the artifact when every part is recorded; None while parts are missing."""
     try:
         return artifact.commit(resource.spec.model_dump(mode="json", by_alias=True), of)
-    except NotCommitted:  # another shard's pod removed or rewrote a part meanwhile
+    except NotCommitted:
         return None
 
 

@@ -73,6 +73,14 @@ class Artifact:
             raise NotCommitted(f"{self} is not committed: {self.describe_state()}") from None
         return Manifest.model_validate_json(raw)
 
+    def committed_manifest(self) -> Manifest | None:
+        """The manifest if committed, else None: one read where `is_committed` + `manifest`
+        would take two."""
+        try:
+            return self.manifest()
+        except NotCommitted:
+            return None
+
     def part(self, shard: int, of: int) -> PartRecord | None:
         """The record of a committed part, or None."""
         try:

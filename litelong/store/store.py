@@ -82,8 +82,9 @@ class ArtifactStore:
         found = []
         for hash_dir in self._children(folder):
             artifact = self.artifact(kind, name, Path(hash_dir).name)
-            if artifact.is_committed():
-                found.append((artifact.manifest().created_at, artifact))
+            manifest = artifact.committed_manifest()
+            if manifest is not None:
+                found.append((manifest.created_at, artifact))
         if not found:
             raise NotCommitted(f"no committed {kind}/{name} in {self.uri}")
         return max(found, key=lambda pair: pair[0])[1]

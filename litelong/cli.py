@@ -1,4 +1,4 @@
-"""The `litelong` command: validate, crds, run, stage, status.
+"""The `litelong` command: validate, crds, run, stage, status, taxonomy.
 
 Exit codes: 0 ok, 2 invalid input (manifest, corpus, references, usage), 1 failure.
 """
@@ -6,8 +6,11 @@ Exit codes: 0 ok, 2 invalid input (manifest, corpus, references, usage), 1 failu
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
+import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,8 +32,11 @@ from . import __version__
 from .api import KINDS, FieldError, InvalidManifest, load_file
 from .api.crd import all_crds, to_yaml, write_crds
 from .api.loading import AnyResource
+from .api.v1alpha1 import TopicDebate
+from .api.v1alpha1.topicdebate import TaxonomySelection
 from .corpus import REASONS, CorpusReadError, InvalidCorpus
 from .index import BackendUnavailable
+from .llm import EndpointError, LocalModelMissing, LocalServer, MissingSecret
 from .stages import (
     ShardOutcome,
     StageUnavailable,
@@ -41,11 +47,20 @@ from .stages import (
     run_shard,
 )
 from .store import ArtifactStore, Manifest, NotCommitted, default_store_uri
+from .taxonomy import SelectionError, load_bisac
 
 INVALID_INPUT = 2
 FAILURE = 1
-_INPUT_ERRORS = (InvalidManifest, InvalidCorpus, UnresolvedRef)
-_FAILURES = (StageUnavailable, BackendUnavailable, CorpusReadError, NotCommitted, OSError)
+_INPUT_ERRORS = (InvalidManifest, InvalidCorpus, UnresolvedRef, SelectionError, MissingSecret)
+_FAILURES = (
+    StageUnavailable,
+    BackendUnavailable,
+    CorpusReadError,
+    NotCommitted,
+    EndpointError,
+    LocalModelMissing,
+    OSError,
+)
 
 app = typer.Typer(
     name="litelong",
@@ -201,6 +216,38 @@ def stage(
         _print_committed(resource, result.artifact.uri, result.manifest)
 
 
+llm_app = typer.Typer(help="The embedded LLM server.", no_args_is_help=True)
+app.add_typer(llm_app, name="llm")
+
+
+@llm_app.command("serve")
+def llm_serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free port).", min=0)] = 8080,
+    slots: Annotated[int, typer.Option(help="Requests decoded in parallel.", min=1)] = 4,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads; default all cores.", min=1)
+    ] = None,
+) -> None:
+    """Serve SmolLM2-135M-Instruct over the OpenAI chat API until Ctrl-C.
+
+    This is the server `baseURL: local` starts by itself; run it on its own to try prompts
+    (`curl $URL/chat/completions`) or to share one server between several runs.
+    """
+    server = LocalServer(slots=slots, host=host, port=port, threads=threads, quiet=False)
+    server.start()
+    out.print(
+        f"serving [bold]smollm2[/] at [bold]{server.base_url}[/] ({slots} slots); Ctrl-C stops"
+    )
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        out.print("stopped")
+
+
 @app.command()
 def status(store: StoreOption = None) -> None:
     """List the artifacts in a store and whether each is committed."""
@@ -236,6 +283,77 @@ def status(store: StoreOption = None) -> None:
     out.print(table)
 
 
+@app.command()
+def taxonomy(
+    include: Annotated[
+        list[str] | None,
+        typer.Option("--include", help="Code glob (SCI*, MAT003000) or heading; repeatable."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", help="Code glob or heading removed after --include."),
+    ] = None,
+    max_subjects: Annotated[
+        int | None, typer.Option("--max-subjects", help="Deterministic sample size.", min=1)
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the --max-subjects sample.")] = 0,
+    spec: Annotated[
+        Path | None,
+        typer.Option("--spec", help="Use the spec.taxonomy of the TopicDebate in this manifest."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="TopicDebate name, when the manifest holds several.")
+    ] = None,
+    headings: Annotated[
+        bool, typer.Option("--headings", help="Count subjects per heading instead.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, for scripts.")] = False,
+) -> None:
+    """Show the BISAC subjects a TopicDebate selects.
+
+    Entries are code globs or heading names, case-insensitive; no --include means every
+    subject. An entry that matches nothing is an error (exit 2) naming close headings, so a
+    typo never selects nothing. The same selection and seed give the same subjects anywhere.
+    """
+    if spec is not None:
+        if include or exclude or max_subjects is not None or seed != 0:
+            raise typer.BadParameter(
+                "--spec takes the selection from the manifest; drop --include, --exclude, "
+                "--max-subjects and --seed",
+                param_hint="--spec",
+            )
+        resource = _pick(load_file(spec), "TopicDebate", name, source=str(spec))
+        assert isinstance(resource, TopicDebate)
+        selection = resource.spec.taxonomy
+    else:
+        selection = TaxonomySelection(
+            include=include or [], exclude=exclude or [], max_subjects=max_subjects, seed=seed
+        )
+    subjects = load_bisac().select(selection)
+    per_heading = Counter(subject.heading for subject in subjects)
+    if as_json:
+        lines = (
+            [{"heading": h, "subjects": n} for h, n in per_heading.items()]
+            if headings
+            else [
+                {"code": s.code, "heading": s.heading, "label": s.label, "name": s.name}
+                for s in subjects
+            ]
+        )
+        sys.stdout.write("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
+        return
+    if headings:
+        table = Table("heading", "subjects", box=None)
+        for heading, count in per_heading.items():
+            table.add_row(Text(heading), f"{count:,}")
+    else:
+        table = Table("code", "heading", "subject", box=None)
+        for subject in subjects:
+            table.add_row(subject.code, Text(subject.heading), Text(subject.name))
+    out.print(table)
+    out.print(f"{len(subjects):,} subjects in {len(per_heading):,} headings")
+
+
 # -- helpers ---------------------------------------------------------------------------------
 
 
@@ -261,8 +379,12 @@ def _run_resource(resource: AnyResource, store: ArtifactStore) -> None:
 
 
 def _print_committed(resource: AnyResource, uri: str, manifest: Manifest) -> None:
-    counts = ", ".join(f"{value:,} {key}" for key, value in manifest.counts.items())
+    top = {key: value for key, value in manifest.counts.items() if "." not in key}
+    counts = ", ".join(f"{value:,} {key}" for key, value in top.items())
     out.print(f"{resource.kind}/{resource.name}: committed {counts} ({_size(manifest.size)})")
+    for group, values in _grouped_counts(manifest.counts).items():
+        listed = ", ".join(f"{value:,} {key}" for key, value in values.items())
+        out.print(f"  {group}: {listed}", soft_wrap=True)
     if manifest.skipped:
         total = sum(manifest.skipped.values())
         out.print(f"  skipped {total:,} record(s):")
@@ -271,6 +393,16 @@ def _print_committed(resource: AnyResource, uri: str, manifest: Manifest) -> Non
             meaning = REASONS.get(reason, reason)
             out.print(f"    {reason}: {count:,} ({meaning}); first: {examples}", soft_wrap=True)
     out.print(f"  at {uri}", soft_wrap=True)
+
+
+def _grouped_counts(counts: dict[str, int]) -> dict[str, dict[str, int]]:
+    """`{"tokens_in.judge": 5}` → `{"tokens_in": {"judge": 5}}`; plain keys are left out."""
+    groups: dict[str, dict[str, int]] = {}
+    for key, value in counts.items():
+        if "." in key:
+            group, _, member = key.partition(".")
+            groups.setdefault(group, {})[member] = value
+    return groups
 
 
 def _spec_store(resource: AnyResource) -> str:
@@ -282,29 +414,34 @@ def _parallelism(resource: AnyResource) -> int:
     return parallelism if isinstance(parallelism, int) else 1
 
 
-def _pick(resources: list[AnyResource], kind: str, name: str | None) -> AnyResource:
+def _pick(
+    resources: list[AnyResource], kind: str, name: str | None, source: str = "stage"
+) -> AnyResource:
     if kind not in KINDS:
         raise InvalidManifest(
-            "stage", [FieldError("kind", f"unknown kind {kind!r}; one of {', '.join(KINDS)}")]
+            source, [FieldError("kind", f"unknown kind {kind!r}; one of {', '.join(KINDS)}")]
         )
     matching = [r for r in resources if r.kind == kind and (name is None or r.name == name)]
     if len(matching) != 1:
         what = f"{kind}/{name}" if name else kind
         problem = "no" if not matching else "more than one (use --name)"
-        raise InvalidManifest("stage", [FieldError("", f"{problem} {what} in the file")])
+        raise InvalidManifest(source, [FieldError("", f"{problem} {what} in the file")])
     return matching[0]
 
 
 class _RateColumn(ProgressColumn):
-    """docs/s and MB/s of the current task."""
+    """Units per second (per minute when slow), and MB/s when the stage reads bytes."""
 
     def render(self, task: Any) -> Text:
         elapsed = task.elapsed or 0.0
-        if elapsed <= 0:
+        if elapsed <= 0 or not task.completed:
             return Text("")
+        unit = task.fields.get("unit", "docs")
         rate = task.completed / elapsed
-        megabytes = task.fields.get("nbytes", 0) / elapsed / 1e6
-        return Text(f"{rate:,.0f} docs/s  {megabytes:.1f} MB/s", style="cyan")
+        text = f"{rate:,.1f} {unit}/s" if rate >= 1 else f"{rate * 60:,.1f} {unit}/min"
+        if nbytes := task.fields.get("nbytes", 0):
+            text += f"  {nbytes / elapsed / 1e6:.1f} MB/s"
+        return Text(text, style="cyan")
 
 
 class _RichProgress:
@@ -313,18 +450,35 @@ class _RichProgress:
         self._task = task
         self._bytes = 0
 
+    def start(self, total: int | None, unit: str) -> None:
+        """Called once per shard: totals add up across the shards of a local run."""
+        if total is not None:
+            total += int(self._progress.tasks[0].total or 0)
+        self._progress.update(self._task, total=total, unit=unit)
+
     def advance(self, items: int, nbytes: int = 0) -> None:
         self._bytes += nbytes
         self._progress.update(self._task, advance=items, nbytes=self._bytes)
 
+    def log(self, message: str) -> None:
+        self._progress.console.print(message, soft_wrap=True, highlight=False)
+
+
+class _CountColumn(ProgressColumn):
+    """`12/20 subjects`, or `51,200 docs` when the total is unknown."""
+
+    def render(self, task: Any) -> Text:
+        total = f"/{task.total:,.0f}" if task.total is not None else ""
+        return Text(f"{task.completed:,.0f}{total} {task.fields.get('unit', '')}")
+
 
 @contextlib.contextmanager
 def _progress(resource: AnyResource, what: str) -> Iterator[_RichProgress]:
-    """A live line on stderr: documents done, docs/s, MB/s, elapsed time."""
+    """A live line on stderr: units done (of total when known), rate, elapsed time."""
     with RichProgress(
         SpinnerColumn(finished_text=""),
         TextColumn("[bold]{task.description}"),
-        TextColumn("{task.completed:,} docs"),
+        _CountColumn(),
         _RateColumn(),
         TimeElapsedColumn(),
         console=err,

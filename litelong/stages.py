@@ -21,13 +21,17 @@ from .corpus import SkipCounter
 from .progress import NoProgress, Progress
 from .store import Artifact, ArtifactStore, Manifest, NotCommitted
 
-BuildPart = Callable[[Any, int, int, Path, Progress], tuple[dict[str, int], SkipCounter]]
+#: (resource, shard, of, staging folder, progress, store) -> (counts, skips)
+BuildPart = Callable[
+    [Any, int, int, Path, Progress, ArtifactStore], tuple[dict[str, int], SkipCounter]
+]
 
 
 def _registry() -> dict[str, BuildPart]:
-    from .index import build_part as build_index_part
+    from .debate import build_part as debate_part
+    from .index import build_part as index_part
 
-    return {"BM25Index": build_index_part}
+    return {"TopicDebate": debate_part, "BM25Index": index_part}
 
 
 class StageUnavailable(RuntimeError):
@@ -84,7 +88,7 @@ def run_shard(
     if artifact.part(shard, of) is None:
         started = time.monotonic()
         with artifact.staging(shard, of) as folder:
-            counts, skips = build(resource, shard, of, folder, progress or NoProgress())
+            counts, skips = build(resource, shard, of, folder, progress or NoProgress(), store)
             artifact.commit_part(
                 shard,
                 of,

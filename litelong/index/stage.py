@@ -7,7 +7,7 @@ from pathlib import Path
 from ..api.v1alpha1 import BM25Index, BM25IndexSpec
 from ..corpus import SkipCounter, read_shard
 from ..progress import Progress
-from ..store import Artifact
+from ..store import Artifact, ArtifactStore
 from .retriever import Retriever
 from .tantivy_backend import TantivyPartWriter, TantivyRetriever
 
@@ -19,10 +19,16 @@ class BackendUnavailable(RuntimeError):
 
 
 def build_part(
-    resource: BM25Index, shard: int, of: int, folder: Path, progress: Progress
+    resource: BM25Index,
+    shard: int,
+    of: int,
+    folder: Path,
+    progress: Progress,
+    store: ArtifactStore,
 ) -> tuple[dict[str, int], SkipCounter]:
     """Index this shard's documents into `folder`; returns (counts, skips)."""
     spec = resource.spec
+    progress.start(None, "docs")
     if spec.backend.type != "tantivy":
         raise BackendUnavailable(
             f"BM25Index/{resource.name}: backend {spec.backend.type} is not available in this "

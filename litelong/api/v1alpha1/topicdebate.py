@@ -16,6 +16,10 @@ from .meta import (
     StatusBase,
 )
 
+#: `baseURL: local` is the embedded llama.cpp server, which serves this one model.
+LOCAL = "local"
+LOCAL_MODEL = "smollm2"
+
 
 class TaxonomySelection(CamelModel):
     """Which BISAC subjects to debate."""
@@ -49,6 +53,20 @@ class Endpoint(CamelModel):
     timeout_seconds: float = Field(default=120.0, gt=0, description="Per-request timeout.")
     max_retries: int = Field(default=3, ge=0, le=20, description="Retries on transient errors.")
 
+    @model_validator(mode="after")
+    def _known_server(self) -> Endpoint:
+        if self.base_url == LOCAL:
+            if self.model != LOCAL_MODEL:
+                raise ValueError(
+                    f"baseURL: local serves only model {LOCAL_MODEL!r}, not {self.model!r}; "
+                    "serve other models with vLLM and set baseURL to it"
+                )
+        elif not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f'baseURL must be "local" or an http(s) URL ending in /v1, not {self.base_url!r}'
+            )
+        return self
+
 
 class Debater(CamelModel):
     """One of the two debaters."""
@@ -71,6 +89,9 @@ class Sampling(CamelModel):
     temperature: float = Field(default=0.6, ge=0, le=2, description="Sampling temperature.")
     top_p: float = Field(default=0.95, gt=0, le=1, description="Nucleus sampling mass.")
     max_tokens: int = Field(default=2048, ge=16, description="Maximum tokens per answer.")
+    seed: int = Field(
+        default=0, description="Sent with every request; servers that honour it answer alike."
+    )
 
 
 class TopicDebateSpec(CamelModel):

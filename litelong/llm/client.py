@@ -1,0 +1,231 @@
+"""Chat requests to OpenAI-compatible endpoints: bounded concurrency, timeouts, retries, cache.
+
+One `EndpointPool` per run owns an `AsyncOpenAI` client and a concurrency limit per base URL, so
+debaters and judge that share a server share its limit. Transient failures (timeouts, refused
+or reset connections, 429, 5xx, bodies that are not a chat completion) are retried with
+exponential backoff and jitter, honouring `Retry-After`; whatever still fails raises
+`EndpointError`, which stops the shard: its answers so far are cached, so a rerun resumes where
+it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+
+from ..api.v1alpha1.topicdebate import Endpoint, Sampling
+from .cache import CachedAnswer, NoCache, ResponseCache, request_key
+from .keys import NO_KEY, resolve_api_key
+
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_CAP_SECONDS = 30.0
+RETRY_AFTER_CAP_SECONDS = 120.0
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class EndpointError(RuntimeError):
+    """An endpoint kept failing (down, erroring, refusing the request) after every retry."""
+
+
+@dataclass
+class Answer:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached: bool
+    attempts: int  # HTTP requests made for this answer (0 when cached)
+
+
+class ChatClient:
+    """One model on one endpoint."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        base_url: str,
+        client: openai.AsyncOpenAI,
+        limit: asyncio.Semaphore,
+        cache: ResponseCache | NoCache,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.endpoint = endpoint
+        self.base_url = base_url
+        self.model = endpoint.model
+        self._client = client
+        self._limit = limit
+        self._cache = cache
+        self._sleep = sleep
+        self._structured = True  # cleared if the server refuses `response_format`
+
+    def __repr__(self) -> str:
+        return f"ChatClient({self.model} at {self.base_url})"
+
+    async def chat(
+        self,
+        messages: list[dict[str, str]],
+        sampling: Sampling,
+        schema: dict[str, Any] | None = None,
+        schema_name: str = "answer",
+    ) -> Answer:
+        """The model's answer text; `schema` is sent as a JSON-schema `response_format`."""
+        request: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens,
+            "seed": sampling.seed,
+        }
+        if schema is not None:
+            request["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema_name, "schema": schema, "strict": True},
+            }
+        key = request_key(request)
+        if (hit := self._cache.get(key)) is not None:
+            return Answer(hit.text, hit.prompt_tokens, hit.completion_tokens, True, 0)
+        async with self._limit:
+            answer = await self._send(request)
+        self._cache.put(key, CachedAnswer(**_usage_fields(answer)))
+        return answer
+
+    async def _send(self, request: dict[str, Any]) -> Answer:
+        retries = self.endpoint.max_retries
+        attempt = failures = 0  # requests made; transient failures among them
+        while True:
+            attempt += 1
+            body = dict(request)
+            if not self._structured:
+                body.pop("response_format", None)
+            try:
+                response = await self._client.chat.completions.create(
+                    **body, timeout=self.endpoint.timeout_seconds
+                )
+                text = _message_text(response)
+            except openai.BadRequestError as exc:
+                if self._structured and "response_format" in body and _about_format(exc):
+                    self._structured = False  # the server cannot do JSON schemas: parse leniently
+                    continue
+                raise EndpointError(self._describe(exc, attempt)) from None
+            except openai.APIStatusError as exc:
+                if exc.status_code != 429 and exc.status_code < 500:
+                    raise EndpointError(self._describe(exc, attempt)) from None
+                failures += 1
+                if failures > retries:
+                    raise EndpointError(self._describe(exc, attempt)) from None
+                retry_after = _retry_after(exc)
+                await self._sleep(self._backoff(failures) if retry_after is None else retry_after)
+                continue
+            except (openai.APIConnectionError, ValueError) as exc:  # timeouts; unreadable bodies
+                failures += 1
+                if failures > retries:
+                    raise EndpointError(self._describe(exc, attempt)) from None
+                await self._sleep(self._backoff(failures))
+                continue
+            usage = response.usage
+            return Answer(
+                text=text,
+                prompt_tokens=usage.prompt_tokens if usage else 0,
+                completion_tokens=usage.completion_tokens if usage else 0,
+                cached=False,
+                attempts=attempt,
+            )
+
+    def _backoff(self, failures: int) -> float:
+        """Exponential backoff with jitter: about 1, 2, 4... seconds, each 50-100%."""
+        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (failures - 1))
+        return ceiling * (0.5 + random.random() / 2)
+
+    def _describe(self, exc: Exception, attempts: int) -> str:
+        if isinstance(exc, openai.APIStatusError):
+            what = f"HTTP {exc.status_code}: {_short(exc.message)}"
+        elif isinstance(exc, openai.APITimeoutError):
+            what = f"no answer within {self.endpoint.timeout_seconds:g} s"
+        elif isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc
+            what = f"connection failed ({_short(str(cause) or type(cause).__name__)})"
+        else:
+            what = f"malformed response ({_short(str(exc))})"
+        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+        message = f"model {self.model} at {self.base_url}: {what}, after {tries}"
+        key = self._client.api_key
+        return message.replace(key, "***") if key and key != NO_KEY else message  # echoed keys
+
+
+class EndpointPool:
+    """Clients for every endpoint of a run; one connection pool and limit per base URL."""
+
+    def __init__(
+        self,
+        concurrency: int,
+        cache: ResponseCache | NoCache | None = None,
+        resolve_url: Callable[[Endpoint], str] = lambda endpoint: endpoint.base_url,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._concurrency = concurrency
+        self._cache = cache or NoCache()
+        self._resolve_url = resolve_url
+        self._sleep = sleep
+        self._clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
+        self._limits: dict[str, asyncio.Semaphore] = {}
+
+    def client(self, endpoint: Endpoint) -> ChatClient:
+        base_url = self._resolve_url(endpoint)
+        api_key = resolve_api_key(endpoint.api_key_secret_ref)
+        if (base_url, api_key) not in self._clients:
+            self._clients[base_url, api_key] = openai.AsyncOpenAI(
+                base_url=base_url,
+                api_key=api_key,
+                max_retries=0,  # retried here, with the policy above and a count per answer
+            )
+        limit = self._limits.setdefault(base_url, asyncio.Semaphore(self._concurrency))
+        client = self._clients[base_url, api_key]
+        return ChatClient(endpoint, base_url, client, limit, self._cache, self._sleep)
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    value = exc.response.headers.get("retry-after") if exc.response is not None else None
+    try:
+        return min(RETRY_AFTER_CAP_SECONDS, max(0.0, float(value))) if value else None
+    except ValueError:
+        return None  # an HTTP date: fall back to backoff
+
+
+def _about_format(exc: openai.BadRequestError) -> bool:
+    text = str(exc).lower()
+    return "response_format" in text or "json_schema" in text or "grammar" in text
+
+
+def _message_text(response: Any) -> str:
+    """The first choice's text; a ValueError when the body is not a chat completion at all (a
+    proxy's HTML page, a body cut short), so that it is retried and never cached."""
+    try:
+        message = response.choices[0].message
+    except (AttributeError, IndexError, KeyError, TypeError):
+        message = None
+    if message is None:
+        raise ValueError("the answer has no choice with a message")
+    return getattr(message, "content", None) or ""
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _usage_fields(answer: Answer) -> dict[str, Any]:
+    return {
+        "text": answer.text,
+        "prompt_tokens": answer.prompt_tokens,
+        "completion_tokens": answer.completion_tokens,
+    }

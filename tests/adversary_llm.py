@@ -1,0 +1,210 @@
+"""A misbehaving OpenAI-compatible server on loopback, to prove the LLM client copes with it.
+
+Real endpoints time out, reset connections, rate-limit, fail with 5xx, refuse `response_format`
+and answer with garbage. This server does each of those on cue, so the client's retries,
+timeouts, fallbacks and limits are tested over real sockets rather than against mocks. It is an
+adversary, not a stand-in for an LLM: what it answers is scripted, never generated.
+
+    with AdversaryLLM([status(500), reply("ok")]) as server:
+        ...  # point an Endpoint at server.base_url; inspect server.requests afterwards
+
+Each POST /v1/chat/completions consumes the next action of the script, then `default` forever.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A well-formed chat.completion whose content is `text` (good, garbage or not JSON)."""
+
+    text: str
+    prompt_tokens: int = 7
+    completion_tokens: int = 3
+
+
+@dataclass(frozen=True)
+class Status:
+    """An HTTP status (an error, or a 200 with a body of your own); `body` defaults to an
+    OpenAI-style error object."""
+
+    code: int
+    body: dict[str, Any] | str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Read the request, then answer nothing for `seconds` (cut short when the server stops)."""
+
+    seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class Reset:
+    """Read the request, then close with SO_LINGER 0: the client sees a connection reset."""
+
+
+@dataclass(frozen=True)
+class MalformedHTTP:
+    """Answer bytes that are not HTTP."""
+
+
+@dataclass(frozen=True)
+class Delay:
+    """Wait, then do `then`: a slow but healthy server."""
+
+    seconds: float
+    then: Action = Reply("ok")
+
+
+Action = Reply | Status | Hang | Reset | MalformedHTTP | Delay
+reply, status, hang, reset, malformed_http, delay = Reply, Status, Hang, Reset, MalformedHTTP, Delay
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]  # names in lower case
+    body: dict[str, Any]
+
+
+class AdversaryLLM:
+    """The server; a context manager that serves on 127.0.0.1 on a free port."""
+
+    def __init__(
+        self, script: Iterable[Action] = (), default: Action | None = None, model: str = "adv"
+    ) -> None:
+        self.script: deque[Action] = deque(script)
+        self.default = default or Reply("ok")
+        self.model = model
+        self.requests: list[Received] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    def __enter__(self) -> AdversaryLLM:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _next(self, received: Received) -> Action:
+        with self._lock:
+            self.requests.append(received)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            return self.script.popleft() if self.script else self.default
+
+    def _done(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+
+def _handler_for(adversary: AdversaryLLM) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as real servers do
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/") != "/v1/models":
+                return self._json(404, _error("no such path"))
+            model = {"id": adversary.model, "object": "model", "created": 0, "owned_by": "adv"}
+            self._json(200, {"object": "list", "data": [model]})
+
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path.rstrip("/") != "/v1/chat/completions":
+                return self._json(404, _error("no such path"))
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            received = Received(self.path, headers, json.loads(raw or b"{}"))
+            action = adversary._next(received)
+            try:
+                self._act(action, received.body)
+            finally:
+                adversary._done()
+
+        def _act(self, action: Action, request: dict[str, Any]) -> None:
+            if isinstance(action, Delay):
+                adversary._stopping.wait(action.seconds)
+                return self._act(action.then, request)
+            if isinstance(action, Reply):
+                return self._json(200, _completion(action, request.get("model", "")))
+            if isinstance(action, Status):
+                error = _error(HTTPStatus(action.code).phrase)
+                body = error if action.body is None else action.body
+                return self._json(action.code, body, action.headers)
+            self.close_connection = True
+            if isinstance(action, Hang):
+                adversary._stopping.wait(action.seconds)
+            elif isinstance(action, Reset):
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                self.connection.close()
+            elif isinstance(action, MalformedHTTP):
+                self.wfile.write(b"\x00\xffSURPRISE not http at all\r\n\r\n")
+
+        def _json(self, code: int, body: object, headers: dict[str, str] | None = None) -> None:
+            data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+def _error(message: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": "adversary_error", "code": None}}
+
+
+def _completion(action: Reply, model: str) -> dict[str, Any]:
+    message = {"role": "assistant", "content": action.text}
+    prompt, completion = action.prompt_tokens, action.completion_tokens
+    return {
+        "id": f"chatcmpl-adv-{time.monotonic_ns()}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        },
+    }

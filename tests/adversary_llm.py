@@ -19,7 +19,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -86,10 +86,17 @@ class AdversaryLLM:
     """The server; a context manager that serves on 127.0.0.1 on a free port."""
 
     def __init__(
-        self, script: Iterable[Action] = (), default: Action | None = None, model: str = "adv"
+        self,
+        script: Iterable[Action] = (),
+        default: Action | None = None,
+        model: str = "adv",
+        respond: Callable[[dict[str, Any]], Action] | None = None,
     ) -> None:
+        """`respond`, if given, picks the action from the request body once `script` is spent
+        (for protocols whose concurrent requests arrive in no fixed order)."""
         self.script: deque[Action] = deque(script)
         self.default = default or Reply("ok")
+        self.respond = respond
         self.model = model
         self.requests: list[Received] = []
         self.in_flight = 0
@@ -123,7 +130,9 @@ class AdversaryLLM:
             self.requests.append(received)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            return self.script.popleft() if self.script else self.default
+            if self.script:
+                return self.script.popleft()
+        return self.respond(received.body) if self.respond else self.default
 
     def _done(self) -> None:
         with self._lock:

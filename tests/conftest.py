@@ -77,6 +77,9 @@ class CliResult:
     stderr: str
 
 
+Cli = Callable[..., CliResult]
+
+
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     """Run `litelong ARGS...` in-process through the real entry point (exit-code mapping)."""

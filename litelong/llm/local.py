@@ -86,6 +86,10 @@ class LocalServer:
         params.n_ctx = CONTEXT_PER_SLOT * self.slots
         params.cpuparams.n_threads = self.threads
         params.cpuparams_batch.n_threads = self.threads
+        # Reusing a slot's cached prompt prefix changes the arithmetic slightly, and so the
+        # sampled answer: without it a seeded request is answered alike whatever came before,
+        # which is what makes a resumed run give the same topics.
+        params.cache_prompt = False
         if self.quiet:
             params.verbosity = -1
         self._server = xllamacpp.Server(params)

@@ -111,6 +111,22 @@ def test_cross_field_rules() -> None:
     assert errors_of(text) == ["spec: topicDebateRef is required in mode litelong"]
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "message"),
+    [
+        ("{baseURL: local, model: qwen}", "baseURL: local serves only model 'smollm2'"),
+        ("{baseURL: vllm-qwen:8000, model: q}", 'baseURL must be "local" or an http(s) URL'),
+    ],
+)
+def test_endpoints_are_the_local_server_or_an_http_url(endpoint: str, message: str) -> None:
+    text = (
+        "apiVersion: litelong.io/v1alpha1\nkind: TopicDebate\nmetadata: {name: t}\n"
+        f"spec: {{debaters: [{{name: a}}, {{name: b}}], judge: {{endpoint: {endpoint}}}}}\n"
+    )
+    (error,) = errors_of(text)
+    assert error.startswith("spec.judge.endpoint: ") and message in error
+
+
 def test_spec_hash_ignores_runtime_fields_and_spelling() -> None:
     base = bm25index(corpus=[{"uri": "a.jsonl"}])
     scaled = bm25index(

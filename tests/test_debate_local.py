@@ -23,6 +23,8 @@ import yaml
 from litelong.store import ArtifactStore
 from litelong.taxonomy import load_bisac
 
+pytestmark = pytest.mark.llm
+
 LOCAL = {"baseURL": "local", "model": "smollm2"}
 QUERY_SYNTAX = set('+-&|!(){}[]^"~*?:\\/')
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from litelong.api import parse
 from litelong.api.v1alpha1 import TopicDebate
@@ -238,8 +239,6 @@ def test_an_endpoint_down_stops_the_run_and_the_rerun_resumes_from_the_cache(
     spec = tmp_path / "debate.yaml"
     store = tmp_path / "store"
     with AdversaryLLM(respond=models) as server:
-        import yaml
-
         resource = debate(server.base_url)
         document = resource.model_dump(mode="json", by_alias=True, exclude_none=True)
         document.pop("status", None)
@@ -312,3 +311,22 @@ def _selected(resource: TopicDebate) -> list[Any]:
     from litelong.taxonomy import load_bisac
 
     return load_bisac().select(resource.spec.taxonomy)
+
+
+def test_a_missing_api_key_stops_the_run_before_any_request(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LITELONG_SECRETS_DIR", str(tmp_path / "secrets"))
+    monkeypatch.delenv("LITELONG_SECRET_LLM_TOKEN", raising=False)
+    with AdversaryLLM(respond=Models()) as server:
+        resource = debate(server.base_url)
+        resource.spec.judge.endpoint.api_key_secret_ref = parse_ref({"name": "llm", "key": "token"})
+        spec = tmp_path / "debate.yaml"
+        document = resource.model_dump(mode="json", by_alias=True, exclude_none=True)
+        document.pop("status", None)
+        spec.write_text(yaml.safe_dump(document))
+        result = cli("run", str(spec), "--store", str(tmp_path / "store"))
+    assert result.code == 2
+    message = result.stderr.replace("\n", "")
+    assert "$LITELONG_SECRET_LLM_TOKEN" in message and "secrets/llm/token" in message
+    assert server.requests == []

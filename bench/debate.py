@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=1024)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=160)
     results = []
     for concurrency in args.concurrency:
         console.print(f"concurrency {concurrency}: {args.subjects} subjects ...")

@@ -1,4 +1,4 @@
-"""The `litelong` command: validate, crds, run, stage, status, taxonomy.
+"""The `litelong` command: validate, crds, run, stage, status, taxonomy, report.
 
 Exit codes: 0 ok, 2 invalid input (manifest, corpus, references, usage), 1 failure.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import threading
 from collections import Counter
@@ -32,10 +33,11 @@ from . import __version__
 from .api import KINDS, FieldError, InvalidManifest, load_file
 from .api.crd import all_crds, to_yaml, write_crds
 from .api.loading import AnyResource
-from .api.v1alpha1 import TopicDebate
+from .api.v1alpha1 import SynthesisRunSpec, TopicDebate
+from .api.v1alpha1.meta import DNS1123_LABEL
 from .api.v1alpha1.topicdebate import TaxonomySelection
 from .corpus import REASONS, CorpusReadError, InvalidCorpus
-from .index import BackendUnavailable
+from .index import BackendUnavailable, open_index
 from .llm import EndpointError, LocalModelMissing, LocalServer, MissingSecret
 from .stages import (
     ShardOutcome,
@@ -46,12 +48,21 @@ from .stages import (
     order_by_dependency,
     run_shard,
 )
-from .store import ArtifactStore, Manifest, NotCommitted, default_store_uri
+from .store import Artifact, ArtifactStore, Manifest, NotCommitted, default_store_uri
+from .synth import ModeUnavailable, TokenizerUnavailable
+from .synth.report import UnreadableMetadata, write_report
 from .taxonomy import SelectionError, load_bisac
 
 INVALID_INPUT = 2
 FAILURE = 1
-_INPUT_ERRORS = (InvalidManifest, InvalidCorpus, UnresolvedRef, SelectionError, MissingSecret)
+_INPUT_ERRORS = (
+    InvalidManifest,
+    InvalidCorpus,
+    UnresolvedRef,
+    SelectionError,
+    MissingSecret,
+    TokenizerUnavailable,
+)
 _FAILURES = (
     StageUnavailable,
     BackendUnavailable,
@@ -59,6 +70,8 @@ _FAILURES = (
     NotCommitted,
     EndpointError,
     LocalModelMissing,
+    ModeUnavailable,
+    UnreadableMetadata,
     OSError,
 )
 
@@ -164,15 +177,20 @@ def crds(
 
 @app.command()
 def run(
-    file: Annotated[Path, typer.Argument(help="Manifest with one or more resources.")],
+    files: Annotated[list[Path], typer.Argument(help="Manifests, one or more resources each.")],
     store: StoreOption = None,
 ) -> None:
-    """Run every resource in FILE, in dependency order, on this machine.
+    """Run every resource in FILES, in dependency order, on this machine.
 
-    References resolve to resources in the same file or already committed in the store. A
+    References resolve to resources in the same files or already committed in the store. A
     resource whose output is committed is not run again: edit its spec to make a new one.
     """
-    resources = order_by_dependency(load_file(file))
+    resources = order_by_dependency([r for file in files for r in load_file(file)])
+    names = Counter(f"{r.kind}/{r.name}" for r in resources)
+    twice = [name for name, seen in names.items() if seen > 1]
+    if twice:
+        problems = [FieldError("", f"{name} appears more than once") for name in twice]
+        raise InvalidManifest(", ".join(str(f) for f in files), problems)
 
     def store_of(resource: AnyResource) -> ArtifactStore:
         return ArtifactStore(store or _spec_store(resource))
@@ -213,7 +231,7 @@ def stage(
         result = run_shard(resource, artifact_store, shard, of, progress)
     out.print(f"{resource.kind}/{resource.name} shard {shard} of {of}: {result.outcome.value}")
     if result.manifest is not None:
-        _print_committed(resource, result.artifact.uri, result.manifest)
+        _print_committed(resource, result.artifact.uri, result.manifest, result.notes)
 
 
 llm_app = typer.Typer(help="The embedded LLM server.", no_args_is_help=True)
@@ -354,6 +372,58 @@ def taxonomy(
     out.print(f"{len(subjects):,} subjects in {len(per_heading):,} headings")
 
 
+@app.command()
+def report(
+    run_ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="RUN", help="Manifest file holding a SynthesisRun, or a SynthesisRun name."
+        ),
+    ],
+    store: StoreOption = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Report folder. Default: report/ in the artifact folder on a local store, "
+            "else ./litelong-report/NAME.",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="SynthesisRun name, when the manifest holds several.")
+    ] = None,
+) -> None:
+    """Write the report of a committed SynthesisRun: report.html, report.json and plots.
+
+    RUN is a manifest file (the output of exactly its spec) or a resource name (its newest
+    committed output). Topical coherence queries the committed BM25Index named by indexRef;
+    without one it is skipped and the report says why. A run not committed exits 1.
+    """
+    artifact_store, artifact = _synthesis_artifact(run_ref, store, name)
+    spec = SynthesisRunSpec.model_validate(artifact.manifest().spec)
+    try:
+        retriever = open_index(artifact_store.latest_committed("BM25Index", spec.index_ref))
+        reason = ""
+    except NotCommitted as exc:
+        retriever, reason = None, str(exc)
+        err.print(f"coherence skipped: {reason}", soft_wrap=True)
+    if out_dir is None:
+        beside = Path(artifact.path) / "report"
+        out_dir = beside if artifact_store.is_local else Path("litelong-report", artifact.name)
+    try:
+        summary = write_report(artifact, retriever, out_dir, no_retriever_reason=reason)
+    finally:
+        if retriever is not None:
+            retriever.close()
+    table = Table(box=None, show_header=False)
+    for label, value in summary.key_figures():
+        table.add_row(label, Text(value))
+    out.print(f"SynthesisRun/{artifact.name} ({artifact.spec_hash})")
+    out.print(table)
+    out.print(f"report: {summary.html}", soft_wrap=True, highlight=False)
+
+
 # -- helpers ---------------------------------------------------------------------------------
 
 
@@ -367,18 +437,22 @@ def _run_resource(resource: AnyResource, store: ArtifactStore) -> None:
         return
     of = _parallelism(resource)
     manifest = None
+    notes: dict[str, str] = {}
     with _progress(resource, f"{of} shard(s)") as progress:
         for shard in range(of):
             result = run_shard(resource, store, shard, of, progress)
             if result.outcome is ShardOutcome.PART_ALREADY_COMMITTED:
                 err.print(f"{label}: shard {shard} already committed, skipped")
             manifest = result.manifest or manifest
+            notes.update(result.notes)
     if manifest is None:
         raise NotCommitted(f"{label}: not every part committed: {artifact.describe_state()}")
-    _print_committed(resource, artifact.uri, manifest)
+    _print_committed(resource, artifact.uri, manifest, notes)
 
 
-def _print_committed(resource: AnyResource, uri: str, manifest: Manifest) -> None:
+def _print_committed(
+    resource: AnyResource, uri: str, manifest: Manifest, notes: dict[str, str] | None = None
+) -> None:
     top = {key: value for key, value in manifest.counts.items() if "." not in key}
     counts = ", ".join(f"{value:,} {key}" for key, value in top.items())
     out.print(f"{resource.kind}/{resource.name}: committed {counts} ({_size(manifest.size)})")
@@ -393,6 +467,8 @@ def _print_committed(resource: AnyResource, uri: str, manifest: Manifest) -> Non
             meaning = REASONS.get(reason, reason)
             out.print(f"    {reason}: {count:,} ({meaning}); first: {examples}", soft_wrap=True)
     out.print(f"  at {uri}", soft_wrap=True)
+    for name, value in (notes or {}).items():
+        out.print(f"  {name}: {value}", soft_wrap=True)
 
 
 def _grouped_counts(counts: dict[str, int]) -> dict[str, dict[str, int]]:
@@ -403,6 +479,18 @@ def _grouped_counts(counts: dict[str, int]) -> dict[str, dict[str, int]]:
             group, _, member = key.partition(".")
             groups.setdefault(group, {})[member] = value
     return groups
+
+
+def _synthesis_artifact(
+    run_ref: str, store: str | None, name: str | None
+) -> tuple[ArtifactStore, Artifact]:
+    """RUN as a manifest file (its spec's artifact) or as a name (its newest committed one)."""
+    if Path(run_ref).is_file() or not re.fullmatch(DNS1123_LABEL, run_ref):
+        resource = _pick(load_file(run_ref), "SynthesisRun", name, source=run_ref)
+        artifact_store = ArtifactStore(store or _spec_store(resource))
+        return artifact_store, artifact_of(resource, artifact_store)
+    artifact_store = ArtifactStore(store)
+    return artifact_store, artifact_store.latest_committed("SynthesisRun", run_ref)
 
 
 def _spec_store(resource: AnyResource) -> str:

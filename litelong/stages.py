@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,9 @@ BuildPart = Callable[
 def _registry() -> dict[str, BuildPart]:
     from .debate import build_part as debate_part
     from .index import build_part as index_part
+    from .synth import build_part as synthesis_part
 
-    return {"TopicDebate": debate_part, "BM25Index": index_part}
+    return {"TopicDebate": debate_part, "BM25Index": index_part, "SynthesisRun": synthesis_part}
 
 
 class StageUnavailable(RuntimeError):
@@ -53,6 +54,17 @@ class ShardResult:
     outcome: ShardOutcome
     artifact: Artifact
     manifest: Manifest | None  # set when this shard's commit completed the artifact
+    notes: dict[str, str] = field(default_factory=dict)  # e.g. {"report": uri}
+
+
+AfterCommit = Callable[[Any, Artifact, ArtifactStore], str]
+
+
+def _after_commit() -> dict[str, tuple[str, AfterCommit]]:
+    """What a kind derives from its committed output, named: SynthesisRun writes its report."""
+    from .synth import after_commit as synthesis_report
+
+    return {"SynthesisRun": ("report", synthesis_report)}
 
 
 def stage_for(kind: str) -> BuildPart:
@@ -99,7 +111,15 @@ def run_shard(
                 seconds=round(time.monotonic() - started, 3),
             )
         outcome = ShardOutcome.BUILT
-    return ShardResult(outcome, artifact, _commit_if_complete(resource, artifact, of))
+    manifest = _commit_if_complete(resource, artifact, of)
+    result = ShardResult(outcome, artifact, manifest)
+    if manifest is not None and resource.kind in (hooks := _after_commit()):
+        name, derive = hooks[resource.kind]
+        try:
+            result.notes[name] = derive(resource, artifact, store)
+        except Exception as exc:  # derived files never undo a committed output
+            result.notes[name] = f"not written: {type(exc).__name__}: {exc}"
+    return result
 
 
 def _commit_if_complete(resource: AnyResource, artifact: Artifact, of: int) -> Manifest | None:

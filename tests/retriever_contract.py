@@ -79,6 +79,12 @@ class RetrieverContract:
             texts["quantum"],
         ]
 
+    def test_document_ids_lists_every_document_once(self, retriever: Retriever) -> None:
+        ids = list(retriever.document_ids())
+        assert len(ids) == len(set(ids)) == retriever.count()
+        assert list(retriever.document_ids()) == ids  # a fixed order
+        assert retriever.get(ids[:2])
+
     def test_get_of_an_unknown_id_raises(self, retriever: Retriever) -> None:
         with pytest.raises(UnknownDocument, match="nope"):
             retriever.get(["rust", "nope"])

@@ -125,10 +125,10 @@ def test_refs_must_resolve_before_anything_runs(cli: Cli, tmp_path: Path) -> Non
 
 
 def test_a_kind_without_a_stage_fails_clearly(cli: Cli, tmp_path: Path) -> None:
-    sample = REPO / "manifests" / "samples" / "synthesisrun.yaml"
-    result = cli("stage", "SynthesisRun", "--spec", str(sample), "--store", str(tmp_path))
+    sample = REPO / "manifests" / "samples" / "trainingjob.yaml"
+    result = cli("stage", "TrainingJob", "--spec", str(sample), "--store", str(tmp_path))
     assert result.code == 1
-    assert "no stage for SynthesisRun" in result.stderr
+    assert "no stage for TrainingJob" in result.stderr
 
 
 def test_stage_builds_one_shard_and_the_last_shard_commits(

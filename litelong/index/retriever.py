@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 
@@ -28,6 +28,11 @@ class Retriever(Protocol):
 
     def count(self) -> int:
         """Documents in the index."""
+        ...
+
+    def document_ids(self) -> Iterator[str]:
+        """Every document id once, in an order fixed by the committed index (what mode
+        `standard` samples from)."""
         ...
 
     def close(self) -> None: ...

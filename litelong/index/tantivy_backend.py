@@ -8,7 +8,7 @@ column reads instead of loading every hit's stored document, which matters at to
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -138,6 +138,11 @@ class TantivyRetriever:
 
     def count(self) -> int:
         return sum(searcher.num_docs for searcher in self._searchers)
+
+    def document_ids(self) -> Iterator[str]:
+        for ids in self._ids:
+            for chunk in ids.chunks:
+                yield from (str(doc_id) for doc_id in chunk.to_pylist())
 
     def close(self) -> None:
         self._searchers.clear()

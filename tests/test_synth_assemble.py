@@ -1,0 +1,90 @@
+"""Assembly: samples are exactly the budget, documents whole but the last, never padded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from litelong.corpus import content_digest
+from litelong.synth.assemble import Separator, Tokenized, fill_samples
+from litelong.synth.tokenizer import load_tokenizer
+
+TOKENIZER = load_tokenizer()
+SEPARATOR = Separator(TOKENIZER, "\n\n")
+
+
+def doc(doc_id: str, words: int, text: str | None = None) -> Tokenized:
+    text = text or " ".join(f"{doc_id}word{i}" for i in range(words))
+    encoding = TOKENIZER.encode(text, add_special_tokens=False)
+    return Tokenized(
+        doc_id,
+        text,
+        content_digest(text),
+        np.asarray(encoding.ids, dtype=np.uint32),
+        np.asarray([end for _, end in encoding.offsets]),
+    )
+
+
+def test_every_sample_is_exactly_the_budget_and_spans_tile_it() -> None:
+    documents = [doc(f"d{i}", 30) for i in range(40)]
+    result = fill_samples(documents, wanted=3, target=500, separator=SEPARATOR)
+    assert len(result.samples) == 3
+    for sample in result.samples:
+        assert sample.input_ids.dtype == np.uint32 and len(sample.input_ids) == 500
+        assert sample.spans[0].start == 0 and sample.spans[-1].end == 500
+        for left, right in zip(sample.spans, sample.spans[1:], strict=False):
+            assert left.end == right.start
+
+
+def test_whole_documents_keep_their_tokens_and_the_crossing_one_is_cut_and_marked() -> None:
+    documents = [doc(f"d{i}", 30) for i in range(10)]
+    (sample,) = fill_samples(documents, wanted=1, target=300, separator=SEPARATOR).samples
+    *whole, last = sample.spans
+    for span, document in zip(whole, documents, strict=False):
+        expected = np.concatenate([document.ids, SEPARATOR.ids])
+        assert np.array_equal(sample.input_ids[span.start : span.end], expected)
+        assert not span.truncated
+    assert last.truncated
+    cut = documents[len(whole)]
+    assert np.array_equal(sample.input_ids[last.start :], cut.ids[: last.end - last.start])
+    assert sample.text.startswith(documents[0].text + "\n\n")
+    assert cut.text.startswith(sample.text.rsplit("\n\n", 1)[-1])
+
+
+def test_a_topics_samples_use_disjoint_documents_distinct_by_content() -> None:
+    same_text = "an identical document that appears twice under two ids " * 3
+    documents = [doc("a", 0, same_text), doc("b", 0, same_text)] + [
+        doc(f"d{i}", 25) for i in range(30)
+    ]
+    result = fill_samples(documents, wanted=3, target=200, separator=SEPARATOR)
+    used = [span.doc_id for sample in result.samples for span in sample.spans]
+    assert len(used) == len(set(used))
+    assert "b" not in used
+    assert result.counts["skipped.duplicate_content"] == 1
+
+
+def test_a_topic_that_runs_out_of_documents_is_not_padded() -> None:
+    documents = [doc(f"d{i}", 30) for i in range(5)]
+    total = sum(len(d.ids) + len(SEPARATOR.ids) for d in documents)
+    result = fill_samples(documents, wanted=4, target=total // 2 + 1, separator=SEPARATOR)
+    assert len(result.samples) == 1  # the second would need text from outside the topic
+    assert result.counts["samples_underfilled"] == 1
+    assert len(result.samples[0].input_ids) == total // 2 + 1
+
+
+def test_a_document_longer_than_the_budget_fills_one_sample_alone() -> None:
+    documents = [doc("huge", 400), doc("small", 5)]
+    result = fill_samples(documents, wanted=2, target=100, separator=SEPARATOR)
+    first = result.samples[0]
+    assert [(s.doc_id, s.truncated) for s in first.spans] == [("huge", True)]
+    assert result.counts["documents_longer_than_budget"] == 1
+    assert result.counts["documents_truncated"] == 1
+
+
+@pytest.mark.parametrize("separator_text", ["", "\n\n", " <doc> "])
+def test_any_separator_counts_toward_the_budget(separator_text: str) -> None:
+    separator = Separator(TOKENIZER, separator_text)
+    documents = [doc(f"d{i}", 20) for i in range(30)]
+    (sample,) = fill_samples(documents, wanted=1, target=256, separator=separator).samples
+    assert len(sample.input_ids) == 256
+    assert sample.spans[1].start == len(documents[0].ids) + len(separator.ids)

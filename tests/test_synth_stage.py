@@ -201,3 +201,26 @@ def test_an_unknown_tokenizer_exits_2_with_how_to_fix(
     result = cli("run", str(spec), "--store", inputs.uri_of(inputs.root))
     assert result.code == 2
     assert "nothing is downloaded at run time" in result.stderr.replace("\n", " ")
+
+
+def test_a_run_stopped_after_some_shards_resumes_with_the_same_samples(
+    cli: Cli, inputs: ArtifactStore, tmp_path: Path
+) -> None:
+    resource = synthesis(name="resume", parallelism=3)
+    whole = synthesis(name="resume-whole")
+    _, reference = run(inputs, whole)
+    run_shard(resource, inputs, 0, 3)  # then the process dies
+    spec = tmp_path / "synth.yaml"
+    document = resource.model_dump(mode="json", by_alias=True, exclude_none=True)
+    document.pop("status", None)
+    spec.write_text(yaml.safe_dump(document))
+    result = cli("run", str(spec), "--store", inputs.uri_of(inputs.root))
+    assert result.code == 0, result.stderr
+    assert "shard 0 already committed, skipped" in result.stderr
+    assert "report:" in result.stdout
+    artifact = inputs.latest_committed("SynthesisRun", "resume")
+    parts = [artifact.local_part(part) for part in artifact.manifest().parts]
+    resumed, expected = mds_samples(parts), mds_samples(reference)
+    assert resumed.keys() == expected.keys()
+    for key in expected:
+        assert np.array_equal(resumed[key]["input_ids"], expected[key]["input_ids"])

@@ -37,7 +37,7 @@ class TokenizedDocuments:
     past `capacity_tokens`, so memory stays flat however large the dataset."""
 
     def __init__(
-        self, retriever: Retriever, tokenizer: Tokenizer, capacity_tokens: int = 16_000_000
+        self, retriever: Retriever, tokenizer: Tokenizer, capacity_tokens: int = 8_000_000
     ) -> None:
         self._retriever = retriever
         self._tokenizer = tokenizer
@@ -57,7 +57,7 @@ class TokenizedDocuments:
                     text,
                     content_digest(text),
                     np.asarray(encoding.ids, dtype=np.uint32),
-                    np.asarray([end for _, end in encoding.offsets], dtype=np.int64),
+                    np.asarray([end for _, end in encoding.offsets], dtype=np.int32),
                 )
                 self._remember(tokenized)
             self.tokenized += len(missing)

@@ -1,0 +1,297 @@
+"""SynthesisRun benchmark: output tokens/s against the tokenize-only bound, and peak RSS.
+
+Setup (untimed): a BM25Index of the corpora and a TopicDebate committed by hand (topics are
+BISAC subject titles, no LLM) in a temporary ArtifactStore, then one small warm-up SynthesisRun.
+
+Timed, per target size, `--repeat` times (best reported):
+
+* run: `litelong.stages.run_shard(resource, store, 0, 1)` for a SynthesisRun (mode litelong,
+  output mds): retrieval, fetching texts from the index, tokenizing, assembling, writing the MDS
+  shards and metadata.parquet, the part checksums, the commit, and the report written after the
+  commit. tokens/s = manifest counts["tokens"] / that wall time. "build" is the part alone
+  (`seconds` of its part record: everything but the commit and the report).
+* bound: the distinct documents of the run's samples (doc ids from its metadata.parquet, texts
+  fetched from the index before the timer) tokenized once with the same tokenizer:
+  `encode_batch(texts[i:i+64], add_special_tokens=False)`. Its output tokens/s is the run's
+  output tokens divided by that time; ratio = run tokens/s / bound tokens/s.
+
+Peak RSS: the stage runs in a fresh child process (`--child`) per topic count; the parent reads
+the child's ru_maxrss with os.wait4. A baseline child only imports litelong, loads the
+tokenizer and opens the index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.table import Table
+
+import litelong.api
+from litelong.index import open_index
+from litelong.stages import run_shard
+from litelong.store import ArtifactStore
+from litelong.synth.tokenizer import load_tokenizer
+from litelong.taxonomy import load_bisac
+
+console = Console()
+TARGET_RATIO = 0.8
+BATCH = 64  # the stage's FETCH_BATCH
+
+
+def resource(kind: str, name: str, spec: dict[str, Any]) -> Any:
+    return litelong.api.parse(
+        {
+            "apiVersion": "litelong.io/v1alpha1",
+            "kind": kind,
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+    )
+
+
+def build_index(store: ArtifactStore, corpora: Path) -> None:
+    files = sorted(corpora.glob("*.jsonl.zst"))
+    if not files:
+        raise SystemExit(f"no *.jsonl.zst corpus in {corpora}")
+    corpus = [{"uri": str(p.resolve()), "format": "jsonl", "idField": "id"} for p in files]
+    run_shard(resource("BM25Index", "corpora", {"corpus": corpus}), store, 0, 1)
+
+
+def commit_topics(store: ArtifactStore, name: str, count: int) -> None:
+    """A TopicDebate of `count` seeded BISAC subjects; topic and query are the subject title."""
+    subjects = random.Random(0).sample(list(load_bisac().subjects), count)
+    records = []
+    for subject in subjects:
+        parts = [p for p in subject.label.split(" / ")[1:] if p != "General"] or [subject.heading]
+        title = " ".join(parts[-2:])
+        records.append(
+            {
+                "subject_code": subject.code,
+                "heading": subject.heading,
+                "subject": subject.label,
+                "topic": title,
+                "query": title,
+            }
+        )
+    debate = store.artifact("TopicDebate", name, "000000000000")
+    with debate.staging(0, 1) as folder:
+        (folder / "topics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        debate.commit_part(0, 1, folder, counts={"topics": count})
+    debate.commit({}, 1)
+
+
+def synthesis(name: str, debate: str, target: int, per_topic: int) -> Any:
+    return resource(
+        "SynthesisRun",
+        name,
+        {
+            "topicDebateRef": debate,
+            "indexRef": "corpora",
+            "mode": "litelong",
+            "targetTokens": target,
+            "samplesPerTopic": per_topic,
+            "output": {"format": "mds"},
+        },
+    )
+
+
+@dataclass
+class Run:
+    wall: float
+    build: float
+    counts: dict[str, int]
+    part: Path
+
+
+def run_synthesis(store: ArtifactStore, res: Any) -> Run:
+    started = time.perf_counter()
+    result = run_shard(res, store, 0, 1)
+    wall = time.perf_counter() - started
+    assert result.manifest is not None, "nothing committed"
+    (part,) = result.manifest.parts
+    return Run(wall, part.seconds, result.manifest.counts, result.artifact.local_part(part))
+
+
+def used_texts(store: ArtifactStore, part: Path) -> list[str]:
+    """Texts of the distinct documents in the run's samples, in order of first use."""
+    ids = pq.read_table(part / "metadata.parquet", columns=["doc_ids"])["doc_ids"]
+    distinct = list(dict.fromkeys(i for row in ids.to_pylist() for i in row))
+    retriever = open_index(store.latest_committed("BM25Index", "corpora"))
+    try:
+        return retriever.get(distinct)
+    finally:
+        retriever.close()
+
+
+def tokenize_seconds(texts: list[str]) -> float:
+    tokenizer = load_tokenizer()
+    started = time.perf_counter()
+    for start in range(0, len(texts), BATCH):
+        tokenizer.encode_batch(texts[start : start + BATCH], add_special_tokens=False)
+    return time.perf_counter() - started
+
+
+# -- child process for peak RSS ----------------------------------------------------------------
+
+
+def child(store_uri: str, debate: str, target: int, per_topic: int) -> None:
+    store = ArtifactStore(store_uri)
+    if debate == "-":  # baseline: what every run holds before building anything
+        load_tokenizer().encode("warm", add_special_tokens=False)
+        open_index(store.latest_committed("BM25Index", "corpora")).close()
+        print(json.dumps({}))
+        return
+    run = run_synthesis(store, synthesis(f"rss-{debate}-{target}", debate, target, per_topic))
+    print(json.dumps({"seconds": run.wall, **run.counts}))
+
+
+def measure_rss(store: ArtifactStore, debate: str, target: int, per_topic: int) -> tuple[int, dict]:
+    """(peak RSS in KiB, counts) of a fresh child process that runs the stage."""
+    command = [sys.executable, __file__, "--child", store.uri, debate, str(target), str(per_topic)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"child failed: {' '.join(command)}")
+    return usage.ru_maxrss, json.loads(out.splitlines()[-1])
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpora", type=Path, default=Path("../shared/data/corpora"))
+    parser.add_argument("--target", type=int, nargs="+", default=[32768, 131072])
+    parser.add_argument("--topics", type=int, default=64, help="topics of the timed runs")
+    parser.add_argument("--samples-per-topic", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per target; best kept")
+    parser.add_argument(
+        "--rss-topics",
+        type=int,
+        nargs="+",
+        default=[64, 256],
+        help="topic counts of the peak-RSS children (target 131072)",
+    )
+    parser.add_argument(
+        "--child",
+        nargs=4,
+        metavar=("STORE", "DEBATE", "TARGET", "PER_TOPIC"),
+        help=argparse.SUPPRESS,
+    )
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if args.child:
+        store_uri, debate, target, per_topic = args.child
+        child(store_uri, debate, int(target), int(per_topic))
+        return
+    with tempfile.TemporaryDirectory(prefix="litelong-bench-synth-") as scratch:
+        store = ArtifactStore("file://" + scratch)
+        build_index(store, args.corpora)
+        for count in {args.topics, 8, *args.rss_topics}:
+            commit_topics(store, f"topics-{count}", count)
+        run_synthesis(store, synthesis("warmup", "topics-8", 4096, 1))  # imports, tokenizer
+        throughput(store, args)
+        peak_rss(store, args)
+
+
+def throughput(store: ArtifactStore, args: argparse.Namespace) -> None:
+    table = Table(
+        title=f"SynthesisRun vs tokenize-only bound ({args.topics} topics, "
+        f"samplesPerTopic {args.samples_per_topic}, best of {args.repeat})",
+        title_justify="left",
+    )
+    for column in (
+        "target",
+        "samples",
+        "output tokens",
+        "docs used",
+        "docs tokenized by run",
+        "run s",
+        "build s",
+        "bound s",
+        "run tok/s",
+        "build tok/s",
+        "bound tok/s",
+        "bound docs/s",
+        "run / bound",
+        "build / bound",
+    ):
+        table.add_column(column, justify="right")
+    debate = f"topics-{args.topics}"
+    for target in args.target:
+        runs, bounds = [], []
+        for number in range(args.repeat):
+            run = run_synthesis(
+                store, synthesis(f"t{target}-{number}", debate, target, args.samples_per_topic)
+            )
+            texts = used_texts(store, run.part)  # fetched before the bound's timer
+            runs.append(run)
+            bounds.append(tokenize_seconds(texts))
+        best = min(runs, key=lambda r: r.wall)
+        build = min(r.build for r in runs)
+        bound = min(bounds)
+        tokens = best.counts["tokens"]
+        ratio = (tokens / best.wall) / (tokens / bound)
+        flag = "" if ratio >= TARGET_RATIO else " (below 0.8)"
+        table.add_row(
+            f"{target:,}",
+            f"{best.counts['samples']:,}",
+            f"{tokens:,}",
+            f"{len(texts):,}",
+            f"{best.counts['documents_tokenized']:,}",
+            f"{best.wall:.2f}",
+            f"{build:.2f}",
+            f"{bound:.2f}",
+            f"{tokens / best.wall:,.0f}",
+            f"{tokens / build:,.0f}",
+            f"{tokens / bound:,.0f}",
+            f"{len(texts) / bound:,.0f}",
+            f"{ratio:.2f}x{flag}",
+            f"{bound / build:.2f}x",
+        )
+    console.print(table)
+
+
+def peak_rss(store: ArtifactStore, args: argparse.Namespace) -> None:
+    table = Table(
+        title="Peak RSS of a child process running the stage (target 131,072, "
+        f"samplesPerTopic {args.samples_per_topic})",
+        title_justify="left",
+    )
+    for column in ("topics", "samples", "output tokens", "docs tokenized", "run s", "peak RSS MiB"):
+        table.add_column(column, justify="right")
+    rss, _ = measure_rss(store, "-", 0, 0)
+    table.add_row("baseline", "-", "-", "-", "-", f"{rss / 1024:,.0f}")
+    for count in args.rss_topics:
+        rss, counts = measure_rss(store, f"topics-{count}", 131072, args.samples_per_topic)
+        table.add_row(
+            f"{count:,}",
+            f"{counts['samples']:,}",
+            f"{counts['tokens']:,}",
+            f"{counts['documents_tokenized']:,}",
+            f"{counts['seconds']:.1f}",
+            f"{rss / 1024:,.0f}",
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

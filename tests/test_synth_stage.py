@@ -16,8 +16,8 @@ from litelong.api import parse
 from litelong.api.v1alpha1 import SynthesisRun
 from litelong.stages import run_shard
 from litelong.store import ArtifactStore
+from litelong.synth.mds import read_mds
 from litelong.synth.tokenizer import load_tokenizer
-from litelong.synth.writers import read_mds
 
 from .conftest import Cli, bm25index
 

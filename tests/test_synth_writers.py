@@ -18,17 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from litelong.synth import writers
+from litelong.synth import writer_base
+from litelong.synth.mds import MDS_COLUMNS, read_mds
 from litelong.synth.sample import Sample, Span
-from litelong.synth.writers import (
-    FORMATS,
-    MDS_COLUMNS,
-    METADATA_FILE,
-    Format,
-    WriterStats,
-    open_writer,
-    read_mds,
-)
+from litelong.synth.writers import FORMATS, METADATA_FILE, Format, WriterStats, open_writer
 
 WORDS = ["river", "basin", "delta", "sediment", "flood", "plain", "erosion", "channel"]
 
@@ -297,7 +290,7 @@ def test_memory_does_not_grow_with_the_number_of_samples(
 ) -> None:
     """Live memory (Python and Arrow) over the second half of a run stays at the first half's
     level: the writer keeps at most one shard or row group, never the samples written."""
-    monkeypatch.setattr(writers, "METADATA_ROW_GROUP", 16)
+    monkeypatch.setattr(writer_base, "METADATA_ROW_GROUP", 16)
     write_all(format, tmp_path / "warm-up", make_samples(20), 64 << 10)  # lazy imports, codecs
 
     def stream(count: int) -> Iterator[Sample]:
@@ -373,7 +366,7 @@ def test_metadata_parquet_has_one_row_per_sample_with_the_documented_columns(
 def test_metadata_parquet_is_written_in_bounded_row_groups(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writers, "METADATA_ROW_GROUP", 16)
+    monkeypatch.setattr(writer_base, "METADATA_ROW_GROUP", 16)
     write_all("jsonl", tmp_path, make_samples(50), 1 << 20)
     assert pq.ParquetFile(tmp_path / METADATA_FILE).metadata.num_row_groups == 4
 

@@ -1,0 +1,125 @@
+"""The report's figures, counted while streaming metadata.parquet by record batch.
+
+Only a few scalars per sample, a use count per document, fixed histogram bins and the samples
+chosen for coherence are kept, so a large dataset needs no more memory than its document-id
+counter.
+"""
+
+from __future__ import annotations
+
+import heapq
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .coherence import rank
+
+_LENGTH_BINS = 40
+
+
+@dataclass
+class Tally:
+    """Everything the report keeps while streaming the metadata."""
+
+    target: int
+    seed: int
+    max_samples: int
+    tokens: array[int] = field(default_factory=lambda: array("q"))
+    docs: array[int] = field(default_factory=lambda: array("q"))
+    headings: Counter[str] = field(default_factory=Counter)
+    roles: Counter[str] = field(default_factory=Counter)
+    uses: Counter[str] = field(default_factory=Counter)
+    #: a max-heap on rank (negated) of the samples ranked first: (-rank, id, distinct doc ids)
+    _chosen: list[tuple[int, str, list[str]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        top = max(self.target, 2)
+        self.edges = np.unique(np.geomspace(1, top + 1, _LENGTH_BINS + 1).round().astype(np.int64))
+        self.full_lengths = np.zeros(len(self.edges) - 1, np.int64)
+        self.truncated_lengths = np.zeros(len(self.edges) - 1, np.int64)
+        self.span_tokens = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        self.tokens.extend(batch.column("num_tokens").to_numpy(zero_copy_only=False).tolist())
+        doc_ids = batch.column("doc_ids")
+        self.docs.extend(pc.list_value_length(doc_ids).to_numpy(zero_copy_only=False).tolist())
+        self.headings.update(h or "(no heading)" for h in batch.column("heading").to_pylist())
+        self.roles.update(str(role) for role in pc.list_flatten(batch.column("roles")).to_pylist())
+        starts = pc.list_flatten(batch.column("starts")).to_numpy(zero_copy_only=False)
+        ends = pc.list_flatten(batch.column("ends")).to_numpy(zero_copy_only=False)
+        lengths = ends.astype(np.int64) - starts
+        self.span_tokens += int(lengths.sum())
+        lengths = np.clip(lengths, 1, self.edges[-1] - 1)
+        truncated = pc.list_flatten(batch.column("truncated")).to_numpy(zero_copy_only=False)
+        self.full_lengths += np.histogram(lengths[~truncated], self.edges)[0]
+        self.truncated_lengths += np.histogram(lengths[truncated], self.edges)[0]
+        for sample_id, ids in zip(batch.column("id").to_pylist(), doc_ids.to_pylist(), strict=True):
+            distinct: list[str] = list(dict.fromkeys(ids or ()))
+            self.uses.update(distinct)
+            self._choose(str(sample_id), distinct)
+
+    def _choose(self, sample_id: str, doc_ids: list[str]) -> None:
+        """Keep the `max_samples` samples ranked first: the same choice however many parts."""
+        if self.max_samples <= 0:
+            return
+        entry = (-rank(self.seed, sample_id), sample_id, doc_ids)
+        if len(self._chosen) < self.max_samples:
+            heapq.heappush(self._chosen, entry)
+        elif entry > self._chosen[0]:
+            heapq.heapreplace(self._chosen, entry)
+
+    def chosen_samples(self) -> list[tuple[str, list[str]]]:
+        return [(sample_id, ids) for _, sample_id, ids in sorted(self._chosen, reverse=True)]
+
+    def figures(self) -> dict[str, Any]:
+        tokens = np.asarray(self.tokens, np.int64)
+        spans = int(self.full_lengths.sum() + self.truncated_lengths.sum())
+        uses = self.uses
+        by_uses = Counter(uses.values())
+        return {
+            "samples": len(tokens),
+            "tokens": {
+                "target": self.target,
+                "total": int(tokens.sum()),
+                **_spread(tokens),
+                "off_target": int((tokens != self.target).sum()),
+            },
+            "documents_per_sample": _spread(np.asarray(self.docs, np.int64)),
+            "document_tokens": {
+                "spans": spans,
+                "truncated": int(self.truncated_lengths.sum()),
+                "mean": _ratio(self.span_tokens, spans),
+                "bin_edges": self.edges.tolist(),
+                "whole_by_bin": self.full_lengths.tolist(),
+                "truncated_by_bin": self.truncated_lengths.tolist(),
+            },
+            "headings": dict(self.headings.most_common()),
+            "roles": dict(self.roles.most_common()),
+            "reuse": {
+                "documents": len(uses),
+                "max_uses": max(uses.values(), default=0),
+                "mean_uses": _ratio(uses.total(), len(uses)),
+                "reused_share": _ratio(len(uses) - by_uses[1], len(uses)),
+                "documents_by_uses": {str(n): by_uses[n] for n in sorted(by_uses)},
+            },
+        }
+
+
+def _spread(values: np.ndarray) -> dict[str, int | float | None]:
+    if not len(values):
+        return {"min": None, "max": None, "mean": None, "median": None}
+    return {
+        "min": int(values.min()),
+        "max": int(values.max()),
+        "mean": round(float(values.mean()), 4),
+        "median": float(np.median(values)),
+    }
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None

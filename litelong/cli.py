@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import sys
 import threading
 from collections import Counter
@@ -254,13 +255,14 @@ def llm_serve(
     """
     server = LocalServer(slots=slots, host=host, port=port, threads=threads, quiet=False)
     server.start()
-    out.print(
-        f"serving [bold]smollm2[/] at [bold]{server.base_url}[/] ({slots} slots); Ctrl-C stops"
-    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # set after start: llama.cpp sets its own
+        signal.signal(signum, lambda *_: stop.set())
+    out.print(f"serving [bold]smollm2[/] at [bold]{server.base_url}[/] ({slots} slots)")
+    out.print("Ctrl-C or SIGTERM stops it")
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        while not stop.wait(0.2):
+            pass
     finally:
         server.stop()
         out.print("stopped")

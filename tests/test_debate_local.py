@@ -136,7 +136,8 @@ def test_a_killed_run_resumes_with_the_same_topics(tmp_path: Path) -> None:
     assert manifest.counts["requests_cached"] >= 5
 
 
-def test_llm_serve_answers_the_openai_chat_api_until_interrupted() -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_llm_serve_answers_the_openai_chat_api_until_stopped(stop: signal.Signals) -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "litelong", "llm", "serve", "--port", "0", "--slots", "1"],
         stdout=subprocess.PIPE,
@@ -154,8 +155,8 @@ def test_llm_serve_answers_the_openai_chat_api_until_interrupted() -> None:
         )
         assert answer.choices[0].message.content
     finally:
-        server.send_signal(signal.SIGINT)
-        out, _ = server.communicate(timeout=30)
+        server.send_signal(stop)
+        out, _ = server.communicate(timeout=60)
     assert server.returncode == 0
     assert "stopped" in out
 

@@ -156,7 +156,10 @@ def test_llm_serve_answers_the_openai_chat_api_until_stopped(stop: signal.Signal
         assert answer.choices[0].message.content
     finally:
         server.send_signal(stop)
-        out, _ = server.communicate(timeout=60)
+        try:
+            out, _ = server.communicate(timeout=60)
+        finally:
+            server.kill()  # never leave a server behind, even when the test fails
     assert server.returncode == 0
     assert "stopped" in out
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from litelong.corpus import content_digest
-from litelong.synth.assemble import Separator, Tokenized, fill_samples
+from litelong.synth.assemble import Separator, Tokenized, TokenizedDocuments, fill_samples
 from litelong.synth.tokenizer import load_tokenizer
 
 TOKENIZER = load_tokenizer()
@@ -21,7 +21,6 @@ def doc(doc_id: str, words: int, text: str | None = None) -> Tokenized:
         text,
         content_digest(text),
         np.asarray(encoding.ids, dtype=np.uint32),
-        np.asarray([end for _, end in encoding.offsets]),
     )
 
 
@@ -88,3 +87,36 @@ def test_any_separator_counts_toward_the_budget(separator_text: str) -> None:
     (sample,) = fill_samples(documents, wanted=1, target=256, separator=separator).samples
     assert len(sample.input_ids) == 256
     assert sample.spans[1].start == len(documents[0].ids) + len(separator.ids)
+
+
+class _Texts:
+    """A retriever stand-in that only serves texts: the cache is what is tested here."""
+
+    def __init__(self, texts: dict[str, str]) -> None:
+        self.texts = texts
+        self.asked: list[str] = []
+
+    def get(self, ids: list[str]) -> list[str]:
+        self.asked += ids
+        return [self.texts[i] for i in ids]
+
+
+def test_documents_are_tokenized_once_and_a_full_cache_never_loses_a_batch() -> None:
+    texts = {f"d{i}": f"document number {i} " * 20 for i in range(300)}
+    source = _Texts(texts)
+    documents = TokenizedDocuments(source, TOKENIZER, capacity_tokens=500)  # type: ignore[arg-type]
+    first = documents.fetch([f"d{i}" for i in range(100)])
+    again = documents.fetch([f"d{i}" for i in range(95, 250)])  # d95-d99 cached, then evicted
+    assert [d.doc_id for d in again] == [f"d{i}" for i in range(95, 250)]
+    assert source.asked.count("d97") == 1  # still cached when the second batch began
+    assert np.array_equal(first[97].ids, again[2].ids)
+    assert documents.tokenized == 250
+
+
+def test_a_topic_tokenizes_little_more_than_its_samples_use() -> None:
+    texts = {f"d{i}": f"document number {i} " * 20 for i in range(300)}
+    documents = TokenizedDocuments(_Texts(texts), TOKENIZER)  # type: ignore[arg-type]
+    result = fill_samples(documents.stream(list(texts)), wanted=2, target=1500, separator=SEPARATOR)
+    used = sum(len(sample.spans) for sample in result.samples)
+    assert len(result.samples) == 2
+    assert used <= documents.tokenized <= used + 64 // 4  # not a whole batch of 64 more

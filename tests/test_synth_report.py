@@ -25,6 +25,7 @@ from litelong.index import Retriever, open_index
 from litelong.stages import run_shard
 from litelong.store import Artifact, ArtifactStore, NotCommitted
 from litelong.synth.report import ReportSummary, UnreadableMetadata, write_report
+from litelong.synth.statistics import Tally
 
 from .conftest import Cli, bm25index, write_jsonl
 
@@ -136,15 +137,20 @@ def random_rows() -> list[dict[str, Any]]:
 
 
 def commit_run(
-    store: ArtifactStore, resource: SynthesisRun, rows: list[dict[str, Any]], parts: int = 2
+    store: ArtifactStore,
+    resource: SynthesisRun,
+    rows: list[dict[str, Any]],
+    parts: int = 2,
+    row_group_size: int = 3,
 ) -> Artifact:
-    """metadata.parquet in every part (row groups of 3 rows), committed through the store."""
+    """metadata.parquet in every part (row groups of 3 rows unless said), committed through the
+    store."""
     artifact = store.artifact("SynthesisRun", resource.name, resource.spec_hash())
     for shard in range(parts):
         mine = rows[shard::parts]
         with artifact.staging(shard, parts) as folder:
             table = pa.Table.from_pylist(mine, schema=SCHEMA)
-            pq.write_table(table, folder / "metadata.parquet", row_group_size=3)
+            pq.write_table(table, folder / "metadata.parquet", row_group_size=row_group_size)
             tokens = sum(r["num_tokens"] for r in mine)
             artifact.commit_part(
                 shard, parts, folder, counts={"samples": len(mine), "tokens": tokens}
@@ -283,6 +289,33 @@ def test_a_part_without_metadata_is_named(world: World, tmp_path: Path) -> None:
 def manifest_file(path: Path, resource: SynthesisRun) -> Path:
     path.write_text(yaml.safe_dump(resource.model_dump(mode="json", by_alias=True)))
     return path
+
+
+def test_metadata_is_read_in_small_batches_and_uses_are_counted_across_them(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One 600-row row group is read 256 rows at a time at most (a row of a 128K-token sample
+    holds hundreds of document ids); a document counts once per sample that holds it."""
+    rows = [
+        row(f"standard/{n}/0", None, [f"d{n % 300}", f"d{n % 300}", "shared"]) for n in range(600)
+    ]
+    artifact = commit_run(
+        world.store, synthesis_run("batches", mode="standard"), rows, 1, row_group_size=600
+    )
+    batch_rows: list[int] = []
+    add = Tally.add
+
+    def spy(tally: Tally, batch: pa.RecordBatch) -> None:
+        batch_rows.append(batch.num_rows)
+        add(tally, batch)
+
+    monkeypatch.setattr(Tally, "add", spy)
+    figures = write_report(artifact, None, tmp_path).figures
+
+    assert sum(batch_rows) == 600 and max(batch_rows) <= 256
+    assert figures["reuse"]["documents"] == 301
+    assert figures["reuse"]["max_uses"] == 600
+    assert figures["reuse"]["documents_by_uses"] == {"2": 300, "600": 1}
 
 
 def test_report_by_name_writes_beside_the_artifact(cli: Cli, world: World) -> None:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from litelong.synth import writer_base
+from litelong.synth import writer_base, writers
 from litelong.synth.mds import MDS_COLUMNS, read_mds
 from litelong.synth.sample import Sample, Span
 from litelong.synth.writers import FORMATS, METADATA_FILE, Format, WriterStats, open_writer
@@ -320,6 +320,51 @@ def test_memory_does_not_grow_with_the_number_of_samples(
     assert second <= first + (256 << 10), (first, second)
 
 
+def test_mds_keeps_one_sample_in_memory_and_the_shard_in_a_temporary_file(
+    tmp_path: Path,
+) -> None:
+    """A shard's samples wait in `.shard.NNNNN.mds.tmp`, not in memory: writing eight more
+    4 MB samples into one 64 MiB shard grows live memory by less than one of them."""
+    sample = make_sample(np.random.default_rng(2), 0, 1 << 20, docs=4)
+    temporary = tmp_path / ".shard.00000.mds.tmp"
+    sizes: list[int] = []
+    grown = 0
+    tracemalloc.start()
+    try:
+        with open_writer("mds", tmp_path, 64 << 20) as writer:
+            writer.write(sample)
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(8):
+                writer.write(sample)
+                grown = max(grown, tracemalloc.get_traced_memory()[0] - before)
+                sizes.append(temporary.stat().st_size)
+            assert not (tmp_path / "shard.00000.mds").exists()
+    finally:
+        tracemalloc.stop()
+
+    assert grown < sample.input_ids.nbytes, grown
+    assert sizes == sorted(set(sizes)) and sizes[-1] > 8 * sample.input_ids.nbytes
+    assert not temporary.exists()
+    assert len(list(read_mds(tmp_path))) == 9
+
+
+def test_an_aborted_mds_writer_leaves_no_shard_or_temporary_file(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="stop"), open_writer("mds", tmp_path, 1 << 20) as writer:
+        for sample in make_samples(5):
+            writer.write(sample)
+        raise RuntimeError("stop")
+    assert [path.name for path in tmp_path.iterdir()] == [METADATA_FILE]
+
+
+def test_parquet_row_groups_end_at_the_byte_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row groups of at most ROW_GROUP_SAMPLES samples or ROW_GROUP_BYTES (estimated)."""
+    monkeypatch.setattr(writers, "ROW_GROUP_BYTES", 8 << 10)
+    write_all("parquet", tmp_path, make_samples(12, tokens=1_000), 1 << 20)
+    assert pq.ParquetFile(tmp_path / "samples-00000.parquet").metadata.num_row_groups >= 4
+
+
 # -- metadata.parquet and the writer's contract -------------------------------------------
 
 
@@ -369,6 +414,18 @@ def test_metadata_parquet_is_written_in_bounded_row_groups(
     monkeypatch.setattr(writer_base, "METADATA_ROW_GROUP", 16)
     write_all("jsonl", tmp_path, make_samples(50), 1 << 20)
     assert pq.ParquetFile(tmp_path / METADATA_FILE).metadata.num_row_groups == 4
+
+
+def test_metadata_row_groups_end_once_their_rows_hold_the_span_bound(tmp_path: Path) -> None:
+    """Long samples hold hundreds of documents each: the row group ends on document entries
+    (METADATA_ROW_GROUP_SPANS) long before it reaches METADATA_ROW_GROUP rows."""
+    docs = writer_base.METADATA_ROW_GROUP_SPANS // 3 + 1
+    rng = np.random.default_rng(4)
+    samples = [make_sample(rng, n, docs + 10, docs=docs) for n in range(7)]
+    write_all("jsonl", tmp_path, samples, 64 << 20)
+    metadata = pq.ParquetFile(tmp_path / METADATA_FILE).metadata
+    assert metadata.num_rows == 7
+    assert [metadata.row_group(k).num_rows for k in range(metadata.num_row_groups)] == [3, 3, 1]
 
 
 @pytest.mark.parametrize("format", FORMATS)

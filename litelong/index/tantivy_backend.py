@@ -22,6 +22,7 @@ ANALYZER = "litelong"
 _MAX_TOKEN_CHARS = 40  # longer "words" are base64, hashes, URLs: noise for BM25
 _GET_BATCH = 512
 _IDS_FILE = "ids.arrow"
+_TIE_MARGIN = 32
 _IDS_SCHEMA = pa.schema([("id", pa.string())])
 _IDS_BATCH = 65_536
 
@@ -112,8 +113,11 @@ class TantivyRetriever:
             return []
         tantivy_query = self._query(terms, "text")
         hits: list[tuple[str, float]] = []
+        # a margin past k, so that documents tied at the cut are chosen by id, not by where
+        # tantivy's indexing threads happened to put them
+        limit = k + _TIE_MARGIN
         for searcher, ids in zip(self._searchers, self._ids, strict=True):
-            found = searcher.search(tantivy_query, limit=k, count=False).hits
+            found = searcher.search(tantivy_query, limit=limit, count=False).hits
             if not found:
                 continue
             ordinals = searcher.fast_field_values("ord", [address for _, address in found])

@@ -21,6 +21,8 @@ from ..index import Retriever
 from .sample import Span
 
 FETCH_BATCH = 64
+MIN_FETCH_BATCH = 8
+FIRST_FETCH_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,6 @@ class Tokenized:
     text: str
     digest: bytes
     ids: np.ndarray  # uint32 token ids, no special tokens
-    ends: np.ndarray  # character offset where each token ends, to cut the text exactly
 
 
 class TokenizedDocuments:
@@ -47,25 +48,22 @@ class TokenizedDocuments:
         self.tokenized = 0  # documents tokenized (cache misses)
 
     def fetch(self, ids: Sequence[str]) -> list[Tokenized]:
-        missing = [doc_id for doc_id in dict.fromkeys(ids) if doc_id not in self._cache]
+        found: dict[str, Tokenized] = {}
+        for doc_id in dict.fromkeys(ids):
+            if (hit := self._cache.get(doc_id)) is not None:
+                self._cache.move_to_end(doc_id)
+                found[doc_id] = hit
+        missing = [doc_id for doc_id in dict.fromkeys(ids) if doc_id not in found]
         if missing:
             texts = self._retriever.get(missing)
-            encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+            # no offsets: only the one document a sample cuts needs them (`_cut`)
+            encodings = self._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
             for doc_id, text, encoding in zip(missing, texts, encodings, strict=True):
-                tokenized = Tokenized(
-                    doc_id,
-                    text,
-                    content_digest(text),
-                    np.asarray(encoding.ids, dtype=np.uint32),
-                    np.asarray([end for _, end in encoding.offsets], dtype=np.int32),
-                )
-                self._remember(tokenized)
+                ids_array = np.asarray(encoding.ids, dtype=np.uint32)
+                found[doc_id] = Tokenized(doc_id, text, content_digest(text), ids_array)
+                self._remember(found[doc_id])  # may evict others, never what `found` holds
             self.tokenized += len(missing)
-        found = []
-        for doc_id in ids:
-            self._cache.move_to_end(doc_id)
-            found.append(self._cache[doc_id])
-        return found
+        return [found[doc_id] for doc_id in ids]
 
     def _remember(self, tokenized: Tokenized) -> None:
         self._cache[tokenized.doc_id] = tokenized
@@ -74,16 +72,39 @@ class TokenizedDocuments:
             _, old = self._cache.popitem(last=False)
             self._held -= len(old.ids)
 
-    def stream(self, ids: Iterable[str]) -> Iterator[Tokenized]:
-        """Documents in the order of `ids`, fetched lazily in batches."""
-        batch: list[str] = []
-        for doc_id in ids:
-            batch.append(doc_id)
-            if len(batch) == FETCH_BATCH:
-                yield from self.fetch(batch)
-                batch = []
-        if batch:
-            yield from self.fetch(batch)
+    def stream(self, ids: Sequence[str]) -> DocumentStream:
+        return DocumentStream(self, ids)
+
+
+class DocumentStream:
+    """A topic's candidates in order, fetched and tokenized in batches no larger than what the
+    samples still need (told through `need`), so little is tokenized and then left unused."""
+
+    def __init__(self, documents: TokenizedDocuments, ids: Sequence[str]) -> None:
+        self._documents = documents
+        self._ids = ids
+        self._next = 0
+        self._needed = 0  # tokens the samples still need; 0: unknown
+        self._seen_tokens = 0
+        self._seen_documents = 0
+
+    def need(self, tokens: int) -> None:
+        self._needed = tokens
+
+    def __iter__(self) -> Iterator[Tokenized]:
+        while self._next < len(self._ids):
+            size = FETCH_BATCH
+            if self._needed and not self._seen_documents:
+                size = FIRST_FETCH_BATCH  # document lengths unknown yet: start small
+            elif self._needed:
+                per_document = self._seen_tokens / self._seen_documents
+                size = max(MIN_FETCH_BATCH, min(FETCH_BATCH, int(self._needed / per_document) + 2))
+            batch = self._ids[self._next : self._next + size]
+            self._next += len(batch)
+            for document in self._documents.fetch(batch):
+                self._seen_tokens += len(document.ids)
+                self._seen_documents += 1
+                yield document
 
 
 @dataclass
@@ -102,17 +123,30 @@ class TopicResult:
 
 
 class Separator:
+    """The text put after every document, and the tokenizer that counts it (and cuts the
+    document that crosses a sample's budget)."""
+
     def __init__(self, tokenizer: Tokenizer, text: str) -> None:
+        self.tokenizer = tokenizer
         self.text = text
-        encoding = tokenizer.encode(text, add_special_tokens=False) if text else None
-        self.ids = np.asarray(encoding.ids if encoding else [], dtype=np.uint32)
-        self.ends = np.asarray([end for _, end in encoding.offsets] if encoding else [])
+        self.ids = np.asarray(tokenizer.encode(text, add_special_tokens=False).ids, np.uint32)
+        self.ends = token_ends(tokenizer, text)
+
+
+def token_ends(tokenizer: Tokenizer, text: str) -> np.ndarray:
+    """The character offset where each token of `text` ends."""
+    offsets = tokenizer.encode(text, add_special_tokens=False).offsets
+    return np.asarray([end for _, end in offsets], dtype=np.int64)
 
 
 def fill_samples(
     documents: Iterable[Tokenized], wanted: int, target: int, separator: Separator
 ) -> TopicResult:
-    """Up to `wanted` samples of exactly `target` tokens from `documents`, in their order."""
+    """Up to `wanted` samples of exactly `target` tokens from `documents`, in their order.
+
+    A `DocumentStream` is told how many tokens are still needed before each document.
+    """
+    need = documents.need if isinstance(documents, DocumentStream) else None
     result = TopicResult()
     seen_ids: set[str] = set()
     seen_digests: set[bytes] = set()
@@ -120,9 +154,11 @@ def fill_samples(
     texts: list[str] = []
     spans: list[Span] = []
     filled = 0
+    if need is not None:
+        need(wanted * target)
     for document in documents:
-        if len(result.samples) == wanted:
-            break
+        if need is not None:  # before the stream fetches the next batch
+            need((wanted - len(result.samples)) * target - filled)
         if document.doc_id in seen_ids or document.digest in seen_digests:
             result.counts["skipped.duplicate_content"] += 1
             continue
@@ -150,6 +186,8 @@ def fill_samples(
         if filled == target:
             result.samples.append(Built(np.concatenate(pieces), "".join(texts), spans))
             pieces, texts, spans, filled = [], [], [], 0
+            if len(result.samples) == wanted:
+                break  # before the stream fetches and tokenizes more
     if spans:
         result.counts["samples_underfilled"] += 1  # the last one ran out of documents
     return result
@@ -159,7 +197,7 @@ def _cut(document: Tokenized, separator: Separator, room: int) -> tuple[np.ndarr
     """The first `room` tokens of document + separator, their text, and whether the document
     itself was cut (not only its separator)."""
     if room <= len(document.ids):
-        end = int(document.ends[room - 1]) if room else 0
+        end = int(token_ends(separator.tokenizer, document.text)[room - 1]) if room else 0
         return document.ids[:room], document.text[:end], room < len(document.ids)
     kept = room - len(document.ids)
     end = int(separator.ends[kept - 1]) if kept else 0

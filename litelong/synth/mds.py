@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -35,6 +36,9 @@ MDS_COLUMNS = {
 # `ndarray:<dtype>` without a shape (encodings.py, NDArray.encode): one byte ndim << 2 | k,
 # the shape as uint8/16/32/64 (k = 0..3, the smallest that holds the largest dimension), then
 # the values. Little-endian throughout, as numpy writes on every platform we run on.
+
+# Bytes per read when a shard's samples are copied from its temporary file.
+_COPY_CHUNK = 1 << 20
 
 _SHAPE_DTYPES = ("<u1", "<u2", "<u4", "<u8")
 _VALUE_DTYPES = {
@@ -93,7 +97,10 @@ def _mds_sample(sample: Sample) -> bytes:
 
 
 class MdsWriter(SampleWriter):
-    """One shard is buffered as encoded samples, then written whole (its header comes first)."""
+    """A shard's header (sample count and offsets) comes before its samples, so the encoded
+    samples go to a temporary file beside it (`.shard.NNNNN.mds.tmp`) as they come and only their
+    sizes are kept; finishing the shard writes the header and config, then copies the temporary
+    file after them. Memory holds one sample, whatever the shard size."""
 
     def __init__(self, folder: Path, shard_size_bytes: int) -> None:
         if shard_size_bytes >= 1 << 32:
@@ -102,36 +109,54 @@ class MdsWriter(SampleWriter):
         self._config = mds_config(shard_size_bytes)
         self._config_data = _mds_json(self._config)
         self._shards: list[dict[str, Any]] = []
-        self._pending: list[bytes] = []
+        self._pending: BinaryIO | None = None
+        self._sizes: list[int] = []
         self._pending_size = 8 + len(self._config_data)
+
+    def _basename(self) -> str:
+        return f"shard.{len(self._shards):05d}.mds"
+
+    def _temporary(self) -> Path:
+        return self.folder / f".{self._basename()}.tmp"
 
     def _write(self, sample: Sample) -> None:
         data = _mds_sample(sample)
-        if self._pending and self.shard_size_bytes < self._pending_size + len(data) + 4:
+        if self._sizes and self.shard_size_bytes < self._pending_size + len(data) + 4:
             self._flush()
-        self._pending.append(data)
+        if self._pending_size + len(data) + 4 >= 1 << 32:
+            raise ValueError("an MDS shard would pass 4 GiB, which its 32-bit offsets cannot hold")
+        if self._pending is None:
+            self._pending = self._temporary().open("w+b")
+        self._pending.write(data)
+        self._sizes.append(len(data))
         self._pending_size += len(data) + 4
 
     def _flush(self) -> None:
-        if not self._pending:
+        if self._pending is None:
             return
-        count = len(self._pending)
-        offsets = np.cumsum([0] + [len(data) for data in self._pending], dtype=np.int64)
+        count = len(self._sizes)
+        offsets = np.cumsum([0, *self._sizes], dtype=np.int64)
         offsets += 4 + 4 * (count + 1) + len(self._config_data)
-        if offsets[-1] >= 1 << 32:
-            raise ValueError("an MDS shard would pass 4 GiB, which its 32-bit offsets cannot hold")
-        basename = f"shard.{len(self._shards):05d}.mds"
+        basename = self._basename()
         with (self.folder / basename).open("wb") as out:
             out.write(np.uint32(count).astype("<u4").tobytes())
             out.write(offsets.astype("<u4").tobytes())
             out.write(self._config_data)
-            for data in self._pending:
-                out.write(data)
+            self._pending.seek(0)
+            shutil.copyfileobj(self._pending, out, _COPY_CHUNK)
+        self._drop_pending()
         raw_data = {"basename": basename, "bytes": int(offsets[-1]), "hashes": {}}
         self._shards.append({"samples": count, "raw_data": raw_data, "zip_data": None})
         self._shards[-1].update(self._config)
         self._files.append(basename)
-        self._pending = []
+
+    def _drop_pending(self) -> None:
+        """Close and delete the temporary file of the shard being written, if any."""
+        if self._pending is not None:
+            self._pending.close()
+            self._pending = None
+            self._temporary().unlink(missing_ok=True)
+        self._sizes = []
         self._pending_size = 8 + len(self._config_data)
 
     def _finish(self) -> None:
@@ -140,7 +165,7 @@ class MdsWriter(SampleWriter):
         self._files.append(MDS_INDEX)
 
     def _abort(self) -> None:
-        self._pending = []
+        self._drop_pending()
 
 
 def read_mds(folder: Path) -> Iterator[dict[str, Any]]:

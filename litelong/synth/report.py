@@ -24,7 +24,9 @@ from .statistics import Tally
 
 METADATA = "metadata.parquet"
 COLUMNS = ("id", "heading", "num_tokens", "doc_ids", "starts", "ends", "truncated", "roles")
-_BATCH_ROWS = 8192
+# Rows per record batch: at 128K tokens a row holds some 400 document ids, so a batch of 256 is
+# about 100K ids, whatever the size of the run.
+_BATCH_ROWS = 256
 
 
 class UnreadableMetadata(RuntimeError):

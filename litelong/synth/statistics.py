@@ -58,20 +58,33 @@ class Tally:
         truncated = pc.list_flatten(batch.column("truncated")).to_numpy(zero_copy_only=False)
         self.full_lengths += np.histogram(lengths[~truncated], self.edges)[0]
         self.truncated_lengths += np.histogram(lengths[truncated], self.edges)[0]
-        for sample_id, ids in zip(batch.column("id").to_pylist(), doc_ids.to_pylist(), strict=True):
-            distinct: list[str] = list(dict.fromkeys(ids or ()))
-            self.uses.update(distinct)
-            self._choose(str(sample_id), distinct)
+        self._count_uses(doc_ids)
+        for row, sample_id in enumerate(batch.column("id").to_pylist()):
+            self._choose(str(sample_id), doc_ids, row)
 
-    def _choose(self, sample_id: str, doc_ids: list[str]) -> None:
-        """Keep the `max_samples` samples ranked first: the same choice however many parts."""
+    def _count_uses(self, doc_ids: pa.Array) -> None:
+        """Add one use per sample to each document it holds, counted in Arrow: only the batch's
+        distinct ids become Python strings."""
+        pairs = pa.table({"row": pc.list_parent_indices(doc_ids), "id": pc.list_flatten(doc_ids)})
+        samples_per_id = pc.value_counts(pairs.group_by(["row", "id"]).aggregate([])["id"])
+        ids = samples_per_id.field("values").to_pylist()
+        counts = samples_per_id.field("counts").to_pylist()
+        self.uses.update({str(id): int(n or 0) for id, n in zip(ids, counts, strict=True)})
+
+    def _choose(self, sample_id: str, doc_ids: pa.Array, row: int) -> None:
+        """Keep the `max_samples` samples ranked first: the same choice however many parts.
+        Only a chosen sample's document ids become a Python list."""
         if self.max_samples <= 0:
             return
-        entry = (-rank(self.seed, sample_id), sample_id, doc_ids)
+        key = (-rank(self.seed, sample_id), sample_id)
+        if len(self._chosen) >= self.max_samples and key <= self._chosen[0][:2]:
+            return
+        ids = doc_ids[row].values
+        distinct: list[str] = list(dict.fromkeys(ids.to_pylist() if ids is not None else ()))
         if len(self._chosen) < self.max_samples:
-            heapq.heappush(self._chosen, entry)
-        elif entry > self._chosen[0]:
-            heapq.heapreplace(self._chosen, entry)
+            heapq.heappush(self._chosen, (*key, distinct))
+        else:
+            heapq.heapreplace(self._chosen, (*key, distinct))
 
     def chosen_samples(self) -> list[tuple[str, list[str]]]:
         return [(sample_id, ids) for _, sample_id, ids in sorted(self._chosen, reverse=True)]

@@ -36,8 +36,12 @@ _METADATA_COLUMNS: dict[str, pa.DataType] = {
 }
 METADATA_SCHEMA = pa.schema(_METADATA_COLUMNS)
 
-# Rows per row group: bounded, so a writer's memory does not depend on the run's size.
+# A row group ends at this many rows or document entries (spans), whichever comes first, so a
+# writer's memory depends neither on the run's size nor on the samples' length: a 128K-token
+# sample holds some 400 documents, about 50 KB as the Python objects buffered here, and 64K
+# entries are about 10 MB.
 METADATA_ROW_GROUP = 4096
+METADATA_ROW_GROUP_SPANS = 1 << 16
 
 
 @dataclass
@@ -126,13 +130,15 @@ def _check(sample: Sample) -> None:
 
 
 class _MetadataWriter:
-    """One row per sample, in row groups of METADATA_ROW_GROUP rows."""
+    """One row per sample, in row groups of at most METADATA_ROW_GROUP rows; a group also ends
+    once its rows hold METADATA_ROW_GROUP_SPANS document entries."""
 
     def __init__(self, path: Path) -> None:
         self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
             str(path), METADATA_SCHEMA, compression="zstd"
         )
         self._rows: dict[str, list[Any]] = {name: [] for name in METADATA_SCHEMA.names}
+        self._spans = 0
 
     def write(self, sample: Sample) -> None:
         row = {
@@ -150,13 +156,15 @@ class _MetadataWriter:
         }
         for name, value in row.items():
             self._rows[name].append(value)
-        if len(self._rows["id"]) >= METADATA_ROW_GROUP:
+        self._spans += len(sample.spans)
+        if len(self._rows["id"]) >= METADATA_ROW_GROUP or self._spans >= METADATA_ROW_GROUP_SPANS:
             self._flush()
 
     def _flush(self) -> None:
         if self._writer is not None and self._rows["id"]:
             self._writer.write_table(pa.table(self._rows, schema=METADATA_SCHEMA))
         self._rows = {name: [] for name in METADATA_SCHEMA.names}
+        self._spans = 0
 
     def close(self) -> None:
         self._flush()

@@ -1,8 +1,9 @@
 """SynthesisRun outputs: samples streamed to JSONL, Parquet or MDS shards, plus `metadata.parquet`.
 
-Every writer holds at most one output file's worth of samples (a Parquet row group, an MDS
-shard) and rolls to a new file before the current one would pass `shard_size_bytes`; a sample
-larger than the limit gets a file of its own. `metadata.parquet` is written for every format:
+Every writer holds at most a bounded batch of samples (a Parquet row group of at most 64 samples
+or 64 MiB; one sample for MDS, whose shard grows in a temporary file) and rolls to a new file
+before the current one would pass `shard_size_bytes`; a sample larger than the limit gets a file
+of its own. `metadata.parquet` is written for every format:
 it is all the report reads.
 """
 

@@ -120,3 +120,22 @@ def test_a_topic_tokenizes_little_more_than_its_samples_use() -> None:
     used = sum(len(sample.spans) for sample in result.samples)
     assert len(result.samples) == 2
     assert used <= documents.tokenized <= used + 64 // 4  # not a whole batch of 64 more
+
+
+def test_a_cut_document_keeps_the_exact_text_of_its_kept_tokens() -> None:
+    text = "Prefix tokenization must agree with the whole document. " * 400 + "Ünïcode ☃ end."
+    document = doc("long", 0, text)
+    (sample,) = fill_samples([document], wanted=1, target=777, separator=SEPARATOR).samples
+    encoding = TOKENIZER.encode(text, add_special_tokens=False)
+    assert sample.text == text[: encoding.offsets[776][1]]
+    assert sample.spans == [sample.spans[0]] and sample.spans[0].truncated
+
+
+def test_a_cut_inside_a_characters_bytes_ends_the_text_at_a_whole_character() -> None:
+    text = "🎉" * 600
+    document = doc("emoji", 0, text)
+    for room in (101, 333):
+        (sample,) = fill_samples([document], wanted=1, target=room, separator=SEPARATOR).samples
+        encoding = TOKENIZER.encode(text, add_special_tokens=False)
+        assert sample.text == text[: encoding.offsets[room - 1][1]]
+        assert "\ufffd" not in sample.text

@@ -193,11 +193,31 @@ def fill_samples(
     return result
 
 
+def _prefix_end(tokenizer: Tokenizer, document: Tokenized, room: int) -> int:
+    """Where the first `room` tokens of the document end in its text.
+
+    Decoding them is exact for byte-level BPE unless the cut splits a character's bytes; then a
+    prefix of the text is tokenized (a cut document can be megabytes long): a prefix that gives
+    the same first `room` ids, with more tokens after them, gives their character offsets.
+    """
+    expected = document.ids[:room].tolist()
+    decoded = tokenizer.decode(expected, skip_special_tokens=False)
+    if document.text.startswith(decoded):
+        return len(decoded)
+    chars = room * 8 + 64
+    while True:
+        encoding = tokenizer.encode(document.text[:chars], add_special_tokens=False)
+        whole = chars >= len(document.text)
+        if whole or (len(encoding.ids) > room + 1 and encoding.ids[:room] == expected):
+            return int(encoding.offsets[room - 1][1])
+        chars *= 2
+
+
 def _cut(document: Tokenized, separator: Separator, room: int) -> tuple[np.ndarray, str, bool]:
     """The first `room` tokens of document + separator, their text, and whether the document
     itself was cut (not only its separator)."""
     if room <= len(document.ids):
-        end = int(token_ends(separator.tokenizer, document.text)[room - 1]) if room else 0
+        end = _prefix_end(separator.tokenizer, document, room) if room else 0
         return document.ids[:room], document.text[:end], room < len(document.ids)
     kept = room - len(document.ids)
     end = int(separator.ends[kept - 1]) if kept else 0

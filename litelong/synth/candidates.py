@@ -90,8 +90,9 @@ class Candidates:
 
 def reuse_allowance(
     topics: list[Topic], candidates: Candidates, limit: int, seed: int
-) -> Iterator[tuple[int, set[str]]]:
-    """For `reuse.maxUsesPerDocument`: which documents each topic may use.
+) -> Iterator[tuple[int, list[str], int]]:
+    """For `reuse.maxUsesPerDocument`: each topic's candidates that it may use, in order, and
+    how many it may not.
 
     A document retrieved by more topics than `limit` is kept for the `limit` topics that rank
     first by a seeded hash of (topic, document). Every shard computes this over every topic
@@ -108,4 +109,5 @@ def reuse_allowance(
             )
     winners = {doc_id: {n for _, n in sorted(c)[:limit]} for doc_id, c in claims.items()}
     for number, ids in retrieved.items():
-        yield number, {doc_id for doc_id in ids if number in winners[doc_id]}
+        kept = [doc_id for doc_id in ids if number in winners[doc_id]]
+        yield number, kept, len(ids) - len(kept)

@@ -54,8 +54,12 @@ def build_part(
         topics = _topics(spec, debate, retriever)
         candidates = Candidates(spec, retriever)
         mine = [topic for topic in topics if topic.number % of == shard]
-        allowed = (
-            dict(reuse_allowance(topics, candidates, limit, spec.seed))
+        limited = (  # every topic is retrieved; this shard keeps its own topics' lists
+            {
+                number: (ids, excluded)
+                for number, ids, excluded in reuse_allowance(topics, candidates, limit, spec.seed)
+                if number % of == shard
+            }
             if (limit := spec.reuse.max_uses_per_document)
             else {}
         )
@@ -67,11 +71,11 @@ def build_part(
         writer = open_writer(spec.output.format, folder, spec.output.shard_size_bytes)
         with writer:
             for topic in mine:
-                ids = candidates(topic)
-                if topic.number in allowed:
-                    kept = [doc_id for doc_id in ids if doc_id in allowed[topic.number]]
-                    counts["skipped.reuse_limited"] += len(ids) - len(kept)
-                    ids = kept
+                if topic.number in limited:
+                    ids, excluded = limited[topic.number]
+                    counts["skipped.reuse_limited"] += excluded
+                else:
+                    ids = candidates(topic)
                 result = fill_samples(
                     documents.stream(ids), spec.samples_per_topic, spec.target_tokens, separator
                 )

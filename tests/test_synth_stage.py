@@ -176,7 +176,7 @@ def test_text_formats_load_with_datasets(inputs: ArtifactStore, fmt: str) -> Non
             assert len(row["input_ids"]) == 2048
 
 
-def test_missing_inputs_and_unavailable_modes_fail_clearly(cli: Cli, tmp_path: Path) -> None:
+def test_a_missing_input_is_named_and_exits_2(cli: Cli, tmp_path: Path) -> None:
     spec = tmp_path / "synth.yaml"
     document = {
         "apiVersion": "litelong.io/v1alpha1",

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..api.v1alpha1.topicdebate import Sampling, TopicDebateSpec
+from ..api.v1alpha1.topicdebate import TopicDebateSpec
 from ..llm import ChatClient
 from ..taxonomy import Subject
 from .answers import Critique, JudgeAnswer, Proposal, UnusableAnswer, parse_answer
@@ -255,7 +255,7 @@ class Debate:
         schema = step.schema(items)
         raw: list[str] = []
         for repair in (False, True):
-            answer = await client.chat(messages, self._sampling, schema, step.name)
+            answer = await client.chat(messages, self.spec.sampling, schema, step.name)
             raw.append(answer.text)
             exchange = Exchange(
                 subject=outcome.subject.code,
@@ -285,10 +285,6 @@ class Debate:
                     },
                 ]
         raise StepFailed(f"{step.name} by {role}", exchange.problem, raw)
-
-    @property
-    def _sampling(self) -> Sampling:
-        return self.spec.sampling
 
 
 def retain(candidates: list[Candidate], strategy: str, fixed_k: int) -> None:

@@ -2,7 +2,7 @@
 
 from .artifact import MANIFEST, Artifact, NotCommitted, part_name
 from .manifest import Manifest, PartRecord
-from .store import DEFAULT_STORE, ArtifactStore, default_store_uri
+from .store import DEFAULT_STORE, ArtifactStore, default_store_uri, local_cache_dir
 
 __all__ = [
     "DEFAULT_STORE",
@@ -13,5 +13,6 @@ __all__ = [
     "NotCommitted",
     "PartRecord",
     "default_store_uri",
+    "local_cache_dir",
     "part_name",
 ]

@@ -22,6 +22,11 @@ def default_store_uri() -> str:
     return os.environ.get("LITELONG_STORE") or DEFAULT_STORE
 
 
+def local_cache_dir() -> Path:
+    """This machine's cache ($LITELONG_CACHE): downloaded parts, built tokenizers."""
+    return Path(os.environ.get("LITELONG_CACHE", Path(tempfile.gettempdir()) / "litelong-cache"))
+
+
 class ArtifactStore:
     """Where every stage commits its outputs: `<store>/<kind>/<name>/<spec-hash>/`."""
 
@@ -34,9 +39,7 @@ class ArtifactStore:
         self.uri = uri
         self.fs, root = fsspec.core.url_to_fs(uri)
         self.root = root.rstrip("/")
-        self.cache_dir = Path(
-            os.environ.get("LITELONG_CACHE", Path(tempfile.gettempdir()) / "litelong-cache")
-        )
+        self.cache_dir = local_cache_dir()
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.uri!r})"

@@ -15,7 +15,7 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
 from ..llm.local import smollm2_gguf
-from ..store import ArtifactStore
+from ..store import local_cache_dir
 
 DEFAULT_NAME = "smollm2"
 # GPT-2's pre-tokenizer pattern, which `ByteLevel(use_regex=True)` applies
@@ -61,7 +61,7 @@ def _from_hub_cache(name: str) -> Tokenizer:
 def default_tokenizer_file() -> Path:
     """SmolLM2's tokenizer.json, built from the GGUF on first use and cached."""
     gguf = smollm2_gguf()
-    cache = ArtifactStore().cache_dir / "tokenizers" / f"smollm2-{gguf.stat().st_size}"
+    cache = local_cache_dir() / "tokenizers" / f"smollm2-{gguf.stat().st_size}"
     target = cache / "tokenizer.json"
     if not target.is_file():
         cache.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,6 @@ variable `LITELONG_SECRET_<SECRET>_<KEY>` (upper case, other characters as `_`).
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from ..api.v1alpha1.meta import SecretKeyRef
@@ -22,15 +21,11 @@ class MissingSecret(ValueError):
     """A referenced Secret key is neither in the environment nor mounted."""
 
 
-def env_var_for(ref: SecretKeyRef) -> str:
-    return "LITELONG_SECRET_" + re.sub(r"[^A-Z0-9]", "_", f"{ref.name}_{ref.key}".upper())
-
-
 def resolve_api_key(ref: SecretKeyRef | None) -> str:
     """The key a SecretKeyRef points at; `NO_KEY` when the endpoint needs none."""
     if ref is None:
         return NO_KEY
-    variable = env_var_for(ref)
+    variable = ref.env_var()
     if value := os.environ.get(variable, "").strip():
         return value
     path = Path(os.environ.get(SECRETS_DIR_ENV, DEFAULT_SECRETS_DIR)) / ref.name / ref.key

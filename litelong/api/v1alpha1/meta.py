@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
@@ -112,6 +113,10 @@ class SecretKeyRef(CamelModel):
 
     name: str = Field(description="Secret name.")
     key: str = Field(description="Key inside the Secret.")
+
+    def env_var(self) -> str:
+        """The variable a pod (or a laptop) carries the key in: LITELONG_SECRET_<NAME>_<KEY>."""
+        return "LITELONG_SECRET_" + re.sub(r"[^A-Z0-9]", "_", f"{self.name}_{self.key}".upper())
 
 
 class Condition(CamelModel):

@@ -1,0 +1,119 @@
+"""What every handler shares: the settings, the one Reconciler, and the cross-object triggers.
+
+Handlers are sync: kopf runs them in its thread pool, and the `kubernetes` client blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, cast
+
+import kopf
+from prometheus_client import start_http_server
+
+from litelong.api import KINDS
+
+from .. import metrics
+from ..config import load_config
+from ..kube import Kube
+from ..reconcile import Reconciler
+
+GROUP, VERSION = "litelong.io", "v1alpha1"
+MANAGED = {"app.kubernetes.io/managed-by": "litelong-operator"}
+METRICS_PORT_ENV = "LITELONG_METRICS_PORT"
+#: Timers are declared at import, so their interval comes from the environment.
+RESYNC_SECONDS = float(os.environ.get("LITELONG_RESYNC_SECONDS") or 30)
+
+_reconciler: Reconciler | None = None
+
+
+def _emit(body: dict[str, Any], kind: str, reason: str, message: str) -> None:
+    kopf.event(cast(kopf.Body, body), type=kind, reason=reason, message=message)
+
+
+def reconciler() -> Reconciler:
+    if _reconciler is None:
+        raise kopf.TemporaryError("the operator is still starting", delay=1)
+    return _reconciler
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a pod: the service account; elsewhere: $KUBECONFIG, read when the operator starts."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
+    """Progress in annotations (our status schema keeps only our fields); Events are ours."""
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = 16
+    port = int(os.environ.get(METRICS_PORT_ENV, "9090"))
+    if port:
+        start_http_server(port)
+        logger.info("metrics on :%d/metrics", port)
+    global _reconciler
+    _reconciler = Reconciler(Kube(), load_config(), _emit)
+
+
+def reconcile(body: Any) -> None:
+    """Reconcile one resource from its body; API trouble is retried by kopf."""
+    try:
+        reconciler().reconcile(dict(body))
+    except Exception as error:
+        if isinstance(error, kopf.PermanentError | kopf.TemporaryError):
+            raise
+        raise kopf.TemporaryError(f"{type(error).__name__}: {error}", delay=10) from error
+
+
+def reconcile_named(kind: str, namespace: str, name: str, logger: kopf.Logger) -> None:
+    """A trigger from another object: read the resource fresh, then reconcile it."""
+    body = reconciler().kube.get(kind, namespace, name)
+    if body is None:
+        return
+    try:
+        reconciler().reconcile(body)
+    except Exception as error:  # the resync timer retries; one bad object must not stop others
+        logger.warning("reconcile of %s/%s failed: %s", kind, name, error)
+
+
+def reconcile_owner(body: Any, logger: kopf.Logger) -> None:
+    """A child changed (Job finished, StatefulSet ready): reconcile the resource that owns it."""
+    for ref in body.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("apiVersion") == f"{GROUP}/{VERSION}" and ref.get("kind") in KINDS:
+            namespace = body["metadata"].get("namespace") or "default"
+            reconcile_named(ref["kind"], namespace, ref["name"], logger)
+
+
+def wake_dependents(body: Any, dependent_kind: str, logger: kopf.Logger) -> None:
+    """A resource changed status: resources of `dependent_kind` naming it may start now."""
+    meta = body.get("metadata", {})
+    namespace = meta.get("namespace") or "default"
+    resource_cls = KINDS[dependent_kind]
+    fields = [
+        resource_cls.model_fields["spec"].annotation.model_fields[field].alias or field  # type: ignore[union-attr]
+        for field, kind in resource_cls.ref_fields.items()
+        if kind == body.get("kind")
+    ]
+    for dependent in reconciler().kube.list(dependent_kind, namespace, {}):
+        spec = dependent.get("spec") or {}
+        if any(spec.get(field) == meta.get("name") for field in fields):
+            reconcile_named(dependent_kind, namespace, dependent["metadata"]["name"], logger)
+
+
+def is_ready(body: Any) -> bool:
+    conditions = (body.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def forget(body: Any, logger: kopf.Logger) -> None:
+    meta = body.get("metadata", {})
+    namespace = meta.get("namespace") or "default"
+    metrics.record_phase(body["kind"], namespace, meta["name"], None)
+    uri = ((body.get("status") or {}).get("outputs") or {}).get("uri")
+    logger.info("deleted; children follow by garbage collection; outputs kept at %s", uri)

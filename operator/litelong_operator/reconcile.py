@@ -1,0 +1,273 @@
+"""One reconcile for every kind and every trigger: level-based, re-entrant, safe to repeat.
+
+    validate spec → wait for refs → already committed? → create children (409 = exists)
+    → read the workload's status → status + Event on a phase change → on success, remove the
+    children of older spec hashes (their outputs stay in the store).
+
+Creates and the status write are idempotent, so a restart in the middle duplicates nothing:
+children are named by spec hash and found again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from litelong.api import KINDS, InvalidManifest
+from litelong.store import ArtifactStore
+
+from . import metrics
+from .config import OperatorConfig
+from .kube import ApiError, Kube
+from .render import KIND_LABEL, SPEC_HASH_LABEL, Manifest, Owner, owner_of, render
+from .status import (
+    Observed,
+    job_state,
+    manticore_state,
+    pytorch_job_state,
+    same_status,
+    status_patch,
+    termination_message,
+    train_job_state,
+)
+
+log = logging.getLogger("litelong.operator")
+
+#: (type, reason, message) → an Event on the resource; kopf.event in the operator.
+EventSink = Callable[[dict[str, Any], str, str, str], None]
+
+WORKLOAD_STATE: dict[str, Callable[[dict[str, Any], str], Observed]] = {
+    "Job": job_state,
+    "PyTorchJob": pytorch_job_state,
+    "TrainJob": train_job_state,
+}
+#: Labels the Job, Kubeflow and JobSet controllers put on their pods, naming the owning job.
+JOB_NAME_LABELS = (
+    "batch.kubernetes.io/job-name",
+    "job-name",
+    "training.kubeflow.org/job-name",
+    "jobset.sigs.k8s.io/jobset-name",
+)
+CHILD_KINDS = ("Job", "StatefulSet", "Service", "ConfigMap", "PyTorchJob", "TrainJob")
+_locks: defaultdict[tuple[str, str, str], threading.Lock] = defaultdict(threading.Lock)
+
+
+@dataclass(frozen=True)
+class Reconciler:
+    kube: Kube
+    config: OperatorConfig
+    emit: EventSink
+
+    def reconcile(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Bring one resource's children and status up to date; returns the status written."""
+        meta = body["metadata"]
+        key = (body["kind"], meta.get("namespace") or "default", meta["name"])
+        with _locks[key], metrics.RECONCILE_SECONDS.labels(body["kind"]).time():
+            metrics.RECONCILES.labels(body["kind"]).inc()
+            # triggers race (create, timer, a child's event): read the status the last
+            # reconcile wrote, not the copy this trigger carried
+            fresh = self.kube.get(*key)
+            if fresh is None:  # deleted meanwhile
+                return {}
+            try:
+                return self._reconcile(fresh)
+            except Exception:
+                metrics.ERRORS.labels(body["kind"]).inc()
+                raise
+
+    def _reconcile(self, body: dict[str, Any]) -> dict[str, Any]:
+        previous = body.get("status") or {}
+        generation = body["metadata"].get("generation")
+        try:
+            owner = owner_of(body)
+        except InvalidManifest as error:
+            problems = "; ".join(str(problem) for problem in error.errors)
+            observed = Observed("Failed", "InvalidSpec", f"invalid spec: {problems}")
+            return self._write(body, observed, "", {}, previous, generation)
+        outputs: dict[str, Any] = {"uri": self._artifact(owner).uri}
+
+        waiting = self._missing_refs(owner)
+        if waiting:
+            observed = Observed("Waiting", "RefNotReady", "; ".join(waiting), unit=_unit(owner))
+            return self._write(body, observed, owner.spec_hash, {}, previous, generation)
+
+        committed = self._committed_outputs(owner)
+        if committed is not None:
+            observed = Observed("Succeeded", "Committed", f"outputs at {committed['uri']}")
+            self._remove_older_children(owner)
+            return self._write(body, observed, owner.spec_hash, committed, previous, generation)
+
+        try:
+            observed = self._apply(owner, render(owner, self.config))
+        except MissingController as error:
+            observed = Observed("Failed", "ControllerMissing", str(error), unit=_unit(owner))
+        if observed.phase == "Succeeded":
+            outputs = self._committed_outputs(owner) or outputs
+            self._remove_older_children(owner)
+        return self._write(body, observed, owner.spec_hash, outputs, previous, generation)
+
+    def _missing_refs(self, owner: Owner) -> list[str]:
+        """One sentence per ref that is absent or not Ready."""
+        missing = []
+        for kind, name in owner.resource.refs():
+            ref = self.kube.get(kind, owner.namespace, name)
+            if ref is None:
+                missing.append(f"waiting for {kind}/{name}: not found")
+                continue
+            status = ref.get("status") or {}
+            ready = any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in status.get("conditions") or []
+            )
+            if not ready:
+                phase = status.get("phase") or "Pending"
+                missing.append(f"waiting for {kind}/{name} to be Ready (phase {phase})")
+        return missing
+
+    def _artifact(self, owner: Owner) -> Any:
+        spec: Any = owner.resource.spec
+        store = ArtifactStore(spec.output.store or self.config.store.pod_uri)
+        return store.artifact(owner.kind, owner.name, owner.spec_hash)
+
+    def _committed_outputs(self, owner: Owner) -> dict[str, Any] | None:
+        """Counts from the committed `_manifest.json`; None when not committed or not readable."""
+        try:
+            artifact = self._artifact(owner)
+            manifest = artifact.committed_manifest()
+        except Exception as error:  # the operator may lack the store: status still works
+            log.debug("store not readable for %s/%s: %s", owner.kind, owner.name, error)
+            return None
+        if manifest is None:
+            return None
+        fields = KINDS[owner.kind].model_fields["status"].annotation
+        outputs_model = _outputs_model(fields)
+        outputs: dict[str, Any] = {"uri": artifact.uri}
+        for field_name, field in outputs_model.model_fields.items():
+            alias = field.alias or field_name
+            if alias in manifest.counts:
+                outputs[alias] = manifest.counts[alias]
+        if "parts" in outputs_model.model_fields:
+            outputs["parts"] = len(manifest.parts)
+        if "skipped" in outputs_model.model_fields:
+            outputs["skipped"] = sum(manifest.skipped.values())
+        return outputs
+
+    def _apply(self, owner: Owner, children: list[Manifest]) -> Observed:
+        """Create what is missing, in order; the last child is the workload that reports."""
+        for child in children:
+            if child["kind"] == "StatefulSet":
+                self._create(child)
+                shards = child["spec"]["replicas"]
+                sts = self.kube.get("StatefulSet", owner.namespace, child["metadata"]["name"])
+                starting = manticore_state(sts, shards)
+                if starting is not None:  # loaders wait for every Manticore pod
+                    return starting
+                continue
+            self._create(child)
+        workload = children[-1]
+        name = workload["metadata"]["name"]
+        current = self.kube.get(workload["kind"], owner.namespace, name) or workload
+        state = WORKLOAD_STATE[workload["kind"]]
+        observed = state(current, "")
+        if observed.phase == "Failed":
+            observed = state(current, self._last_words(owner, workload))
+        return observed
+
+    def _create(self, child: Manifest) -> None:
+        try:
+            created = self.kube.create(child)
+        except ApiError as error:
+            if error.status == 404 and child["apiVersion"].startswith(("kubeflow", "trainer")):
+                raise MissingController(child) from error
+            raise
+        if created:
+            metrics.CHILDREN_CREATED.labels(child["kind"]).inc()
+            log.info("created %s %s", child["kind"], child["metadata"]["name"])
+
+    def _last_words(self, owner: Owner, workload: Manifest) -> str:
+        name = workload["metadata"]["name"]
+        pods = self.kube.list("Pod", owner.namespace, {"app.kubernetes.io/instance": owner.name})
+        mine = [
+            pod
+            for pod in pods
+            if name
+            in {(pod["metadata"].get("labels") or {}).get(label) for label in JOB_NAME_LABELS}
+        ]
+        return termination_message(mine)
+
+    def _remove_older_children(self, owner: Owner) -> None:
+        """Children of earlier spec hashes go once this hash has succeeded (GitOps rerun)."""
+        mine = {"app.kubernetes.io/instance": owner.name, KIND_LABEL: owner.kind}
+        for kind in CHILD_KINDS:
+            try:
+                children = self.kube.list(kind, owner.namespace, mine)
+            except ApiError as error:
+                if error.status == 404:  # e.g. no Kubeflow CRDs in this cluster
+                    continue
+                raise
+            for child in children:
+                labels = child["metadata"].get("labels") or {}
+                owners = child["metadata"].get("ownerReferences") or []
+                if labels.get(SPEC_HASH_LABEL) == owner.spec_hash:
+                    continue
+                if owner.uid and not any(ref.get("uid") == owner.uid for ref in owners):
+                    continue
+                self.kube.delete(kind, owner.namespace, child["metadata"]["name"])
+                log.info("removed %s %s of an earlier spec", kind, child["metadata"]["name"])
+
+    def _write(
+        self,
+        body: dict[str, Any],
+        observed: Observed,
+        spec_hash: str,
+        outputs: dict[str, Any],
+        previous: dict[str, Any],
+        generation: int | None,
+    ) -> dict[str, Any]:
+        status = status_patch(
+            observed,
+            spec_hash=spec_hash,
+            outputs=outputs,
+            previous=previous,
+            generation=generation,
+        )
+        meta = body["metadata"]
+        namespace = meta.get("namespace") or "default"
+        metrics.record_phase(body["kind"], namespace, meta["name"], observed.phase)
+        if same_status(status, previous):
+            return previous
+        self.kube.patch_status(body["kind"], namespace, meta["name"], status)
+        if observed.phase != previous.get("phase") or observed.reason != _reason(previous):
+            kind = "Warning" if observed.phase == "Failed" else "Normal"
+            self.emit(body, kind, observed.reason, observed.message[:1024])
+        return status
+
+
+class MissingController(RuntimeError):
+    """A Kubeflow kind the cluster does not serve: its CRDs (and controller) are not installed."""
+
+    def __init__(self, child: Manifest) -> None:
+        super().__init__(
+            f"{child['kind']} ({child['apiVersion']}) is not served by this cluster: install "
+            "the Kubeflow Training Operator (PyTorchJob) or Trainer v2 (TrainJob)"
+        )
+
+
+def _reason(status: dict[str, Any]) -> str:
+    winners = [c for c in status.get("conditions") or [] if c.get("status") == "True"]
+    return winners[0].get("reason", "") if winners else ""
+
+
+def _unit(owner: Owner) -> str:
+    return "steps" if owner.kind == "TrainingJob" else "shards"
+
+
+def _outputs_model(status_annotation: Any) -> Any:
+    for candidate in getattr(status_annotation, "__args__", (status_annotation,)):
+        if candidate is not type(None) and hasattr(candidate, "model_fields"):
+            return candidate.model_fields["outputs"].annotation
+    raise TypeError(f"no outputs in {status_annotation}")

@@ -1,0 +1,131 @@
+"""A managed Manticore Search cluster: one StatefulSet pod per shard, a headless Service.
+
+Pod i holds shard i's real-time table; the loader Job's pod i writes into pod i through the
+stable DNS name `<statefulset>-i.<service>`. The stage reads that address from
+LITELONG_MANTICORE_SHARD_URL with `{shard}` replaced by its index.
+"""
+
+from __future__ import annotations
+
+from ..config import OperatorConfig
+from .common import CONTAINER_SECURITY, Manifest, Owner, child_name, labels, metadata
+
+HTTP_PORT = 9308
+SQL_PORT = 9306
+DATA_DIR = "/var/lib/manticore"
+
+MANTICORE_CONF = f"""\
+searchd {{
+    listen = {SQL_PORT}:mysql41
+    listen = {HTTP_PORT}:http
+    data_dir = {DATA_DIR}
+    pid_file = /var/run/manticore/searchd.pid
+    log = /dev/stdout
+    query_log = /dev/stdout
+    binlog_path = {DATA_DIR}/binlog
+}}
+"""
+
+
+def cluster_name(owner: Owner) -> str:
+    return child_name(owner, "manticore")
+
+
+def shard_url_template(owner: Owner) -> str:
+    name = cluster_name(owner)
+    return f"http://{name}-{{shard}}.{name}.{owner.namespace}.svc:{HTTP_PORT}"
+
+
+def manticore_cluster(owner: Owner, config: OperatorConfig, *, shards: int) -> list[Manifest]:
+    """ConfigMap with manticore.conf, headless Service, StatefulSet with a PVC per pod."""
+    name = cluster_name(owner)
+    component = "manticore"
+    selector = {
+        "app.kubernetes.io/instance": owner.name,
+        "app.kubernetes.io/component": component,
+        "litelong.io/spec-hash": owner.spec_hash,
+    }
+    storage = owner.resource.spec.backend.manticore.storage
+    claim: Manifest = {
+        "metadata": {"name": "data"},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": storage.size}},
+        },
+    }
+    if storage.storage_class_name:
+        claim["spec"]["storageClassName"] = storage.storage_class_name
+    memory = config.manticore_memory
+    searchd: Manifest = {
+        "name": "searchd",
+        "image": config.images.manticore,
+        "ports": [
+            {"name": "http", "containerPort": HTTP_PORT},
+            {"name": "sql", "containerPort": SQL_PORT},
+        ],
+        "readinessProbe": {
+            "httpGet": {"path": "/", "port": "http"},
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 20},
+        "resources": {"requests": {"memory": memory}, "limits": {"memory": memory}},
+        "securityContext": CONTAINER_SECURITY,
+        "volumeMounts": [
+            {"name": "data", "mountPath": DATA_DIR},
+            {"name": "config", "mountPath": "/etc/manticoresearch", "readOnly": True},
+            {"name": "run", "mountPath": "/var/run/manticore"},
+        ],
+    }
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata(owner, f"{name}-conf", component),
+            "data": {"manticore.conf": MANTICORE_CONF},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": metadata(owner, name, component),
+            "spec": {
+                "clusterIP": "None",
+                "publishNotReadyAddresses": True,
+                "selector": selector,
+                "ports": [
+                    {"name": "http", "port": HTTP_PORT, "targetPort": "http"},
+                    {"name": "sql", "port": SQL_PORT, "targetPort": "sql"},
+                ],
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": metadata(owner, name, component),
+            "spec": {
+                "serviceName": name,
+                "replicas": shards,
+                "podManagementPolicy": "Parallel",
+                "selector": {"matchLabels": selector},
+                "template": {
+                    "metadata": {"labels": labels(owner, component)},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": 999,
+                            "runAsGroup": 999,
+                            "fsGroup": 999,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [searchd],
+                        "volumes": [
+                            {"name": "config", "configMap": {"name": f"{name}-conf"}},
+                            {"name": "run", "emptyDir": {}},
+                        ],
+                    },
+                },
+                "volumeClaimTemplates": [claim],
+            },
+        },
+    ]

@@ -1,0 +1,199 @@
+"""Status from what the children report: pure functions, so every transition is unit-tested.
+
+The four condition types are always all present (KEP-1623): exactly one of Ready, Progressing,
+Failed, Waiting is True; a condition keeps its lastTransitionTime until its status changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+CONDITION_TYPES = ("Ready", "Progressing", "Failed", "Waiting")
+TRUE_CONDITION = {
+    "Succeeded": "Ready",
+    "Running": "Progressing",
+    "Pending": "Progressing",
+    "Failed": "Failed",
+    "Waiting": "Waiting",
+}
+MAX_MESSAGE = 2000
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Where a resource stands: phase, a CamelCase reason, a sentence, and progress."""
+
+    phase: str
+    reason: str
+    message: str
+    done: int = 0
+    total: int | None = None
+    unit: str = "shards"
+
+
+def _when_true(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    """The job's condition of this type if it is True, else None."""
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == kind and condition.get("status") == "True":
+            return dict(condition)
+    return None
+
+
+def job_state(job: dict[str, Any], failure: str = "") -> Observed:
+    """A batch/v1 Indexed Job: Complete, Failed (with the pod's last words), or shards done."""
+    status = job.get("status") or {}
+    total = int((job.get("spec") or {}).get("completions") or 1)
+    done = int(status.get("succeeded") or 0)
+    name = job["metadata"]["name"]
+    if _when_true(job, "Complete"):
+        return Observed("Succeeded", "JobComplete", f"Job {name} completed", total, total)
+    if failed := _when_true(job, "Failed"):
+        return Observed(
+            "Failed",
+            failed.get("reason") or "JobFailed",
+            _failure_message(f"Job {name}", failed, failure),
+            done,
+            total,
+        )
+    active = int(status.get("active") or 0)
+    return Observed(
+        "Running",
+        "JobRunning",
+        f"Job {name}: {done}/{total} shards done, {active} running",
+        done,
+        total,
+    )
+
+
+def pytorch_job_state(job: dict[str, Any], failure: str = "") -> Observed:
+    """A Kubeflow PyTorchJob (Created → Running → Succeeded | Failed)."""
+    name = job["metadata"]["name"]
+    if _when_true(job, "Succeeded"):
+        return Observed(
+            "Succeeded", "PyTorchJobSucceeded", f"PyTorchJob {name} succeeded", unit="steps"
+        )
+    if failed := _when_true(job, "Failed"):
+        return Observed(
+            "Failed",
+            "PyTorchJobFailed",
+            _failure_message(f"PyTorchJob {name}", failed, failure),
+            unit="steps",
+        )
+    stage = "Running" if _when_true(job, "Running") else "Created"
+    return Observed("Running", f"PyTorchJob{stage}", f"PyTorchJob {name}: {stage}", unit="steps")
+
+
+def train_job_state(job: dict[str, Any], failure: str = "") -> Observed:
+    """A Kubeflow Trainer v2 TrainJob (Complete | Failed, else running)."""
+    name = job["metadata"]["name"]
+    if _when_true(job, "Complete"):
+        return Observed("Succeeded", "TrainJobComplete", f"TrainJob {name} completed", unit="steps")
+    if failed := _when_true(job, "Failed"):
+        return Observed(
+            "Failed",
+            "TrainJobFailed",
+            _failure_message(f"TrainJob {name}", failed, failure),
+            unit="steps",
+        )
+    return Observed("Running", "TrainJobRunning", f"TrainJob {name} is running", unit="steps")
+
+
+def manticore_state(statefulset: dict[str, Any] | None, shards: int) -> Observed | None:
+    """None once every Manticore pod is ready (loading may start); else how many are."""
+    ready = int(((statefulset or {}).get("status") or {}).get("readyReplicas") or 0)
+    if statefulset is not None and ready >= shards:
+        return None
+    return Observed(
+        "Running",
+        "ManticoreStarting",
+        f"{ready}/{shards} Manticore pods ready; loading starts when all are",
+        0,
+        shards,
+    )
+
+
+def _failure_message(what: str, condition: dict[str, Any], pod_message: str) -> str:
+    parts = [f"{what} failed: {condition.get('message') or condition.get('reason') or ''}".strip()]
+    if pod_message:
+        parts.append(f"last words of the failed pod: {pod_message.strip()}")
+    return "\n".join(parts)[-MAX_MESSAGE:]
+
+
+def termination_message(pods: list[dict[str, Any]]) -> str:
+    """The newest non-empty termination message among failed containers (stage logs' tail)."""
+    found: list[tuple[str, str]] = []
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            for state in (status.get("state") or {}, status.get("lastState") or {}):
+                terminated = state.get("terminated") or {}
+                if terminated.get("exitCode", 0) != 0 and terminated.get("message"):
+                    found.append((terminated.get("finishedAt") or "", terminated["message"]))
+    return max(found)[1][-MAX_MESSAGE:] if found else ""
+
+
+def conditions(
+    observed: Observed, previous: list[dict[str, Any]], generation: int | None, now: datetime
+) -> list[dict[str, Any]]:
+    """All four conditions; transition times kept where the status did not change."""
+    before = {c.get("type"): c for c in previous}
+    winner = TRUE_CONDITION[observed.phase]
+    out = []
+    for kind in CONDITION_TYPES:
+        state = "True" if kind == winner else "False"
+        reason = observed.reason if kind in (winner, "Ready") else f"Not{kind}"
+        old = before.get(kind) or {}
+        stamp = old.get("lastTransitionTime") if old.get("status") == state else None
+        condition: dict[str, Any] = {
+            "type": kind,
+            "status": state,
+            "reason": reason,
+            "message": observed.message if kind in (winner, "Ready") else "",
+            "lastTransitionTime": stamp or now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        if generation is not None:
+            condition["observedGeneration"] = generation
+        out.append(condition)
+    return out
+
+
+def status_patch(
+    observed: Observed,
+    *,
+    spec_hash: str,
+    outputs: dict[str, Any],
+    previous: dict[str, Any],
+    generation: int | None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The whole status as the operator writes it (merge-patched onto the status subresource)."""
+    progress: dict[str, Any] = {"done": observed.done, "unit": observed.unit}
+    if observed.total is not None:
+        progress["total"] = observed.total
+        progress["summary"] = f"{observed.done}/{observed.total}"
+    status: dict[str, Any] = {
+        "phase": observed.phase,
+        "specHash": spec_hash,
+        "conditions": conditions(
+            observed, previous.get("conditions") or [], generation, now or datetime.now(UTC)
+        ),
+        "progress": progress,
+        "outputs": outputs,
+    }
+    if generation is not None:
+        status["observedGeneration"] = generation
+    return status
+
+
+def same_status(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Equal apart from transition times: nothing worth a write or an Event."""
+
+    def strip(status: dict[str, Any]) -> dict[str, Any]:
+        conds = [
+            {k: v for k, v in c.items() if k != "lastTransitionTime"}
+            for c in status.get("conditions") or []
+        ]
+        return {**status, "conditions": conds}
+
+    return strip(new) == strip(old)

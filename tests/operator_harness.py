@@ -1,0 +1,223 @@
+"""kopf running in-process against kmock, with the test playing the cluster's controllers.
+
+kmock serves the Kubernetes API from memory; it has no Job controller, garbage collector,
+admission, resourceVersion or generation. So resources get a fixed uid and resourceVersion
+here, and tests finish Jobs by patching their status as the Job controller would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import kmock
+import yaml
+
+from litelong.api import KINDS
+
+from .conftest import REPO
+
+CORE = {
+    "v1/configmaps": "ConfigMap",
+    "v1/services": "Service",
+    "v1/pods": "Pod",
+    "v1/events": "Event",
+    "batch/v1/jobs": "Job",
+    "apps/v1/statefulsets": "StatefulSet",
+}
+CLUSTER_SCOPED = {
+    "apiextensions.k8s.io/v1/customresourcedefinitions": "CustomResourceDefinition",
+    "v1/namespaces": "Namespace",
+}
+KUBEFLOW = {
+    "kubeflow.org/v1/pytorchjobs": "PyTorchJob",
+    "trainer.kubeflow.org/v1alpha1/trainjobs": "TrainJob",
+}
+_uids = itertools.count(1)
+
+
+def register(server: kmock.KubernetesEmulator, *, kubeflow: bool = True) -> None:
+    """Declare every resource the operator watches or creates, with its status subresource."""
+    verbs = {"get", "list", "watch", "create", "patch", "update", "delete"}
+    served = {**CORE, **(KUBEFLOW if kubeflow else {})}
+    for kind, cls in KINDS.items():
+        served[f"litelong.io/v1alpha1/{cls.plural}"] = kind
+    for key, kind in served.items():
+        server.resources[key] = kmock.ResourceInfo(
+            kind=kind, namespaced=True, verbs=verbs, subresources={"status"}
+        )
+    # kopf's own backbone: it watches CRDs and namespaces to notice new ones
+    for key, kind in CLUSTER_SCOPED.items():
+        server.resources[key] = kmock.ResourceInfo(kind=kind, namespaced=False, verbs=verbs)
+
+
+def write_kubeconfig(path: Path, url: str) -> Path:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "kmock", "cluster": {"server": url.rstrip("/")}}],
+        "users": [{"name": "kmock", "user": {"token": "kmock-token"}}],
+        "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "kmock"}}],
+        "current-context": "kmock",
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def sample(name: str) -> dict[str, Any]:
+    return yaml.safe_load((REPO / "manifests" / "samples" / f"{name}.yaml").read_text())
+
+
+def path_of(api_version: str, plural: str, namespace: str, name: str | None = None) -> str:
+    prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    return f"{prefix}/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
+
+
+PLURAL = {kind: key.rsplit("/", 1)[1] for key, kind in {**CORE, **KUBEFLOW}.items()}
+PLURAL.update({kind: cls.plural for kind, cls in KINDS.items()})
+
+
+class Cluster:
+    """What a test does to the cluster: apply, read, play controllers, wait."""
+
+    def __init__(self, server: kmock.KubernetesEmulator, session: aiohttp.ClientSession) -> None:
+        self.server = server
+        self.session = session
+        self.namespace = "ml"
+
+    async def apply(self, document: dict[str, Any]) -> dict[str, Any]:
+        """Create a resource as `kubectl apply` would (plus the uid kmock does not assign)."""
+        document = {**document, "metadata": dict(document["metadata"])}
+        document["metadata"].setdefault("namespace", self.namespace)
+        document["metadata"].setdefault("uid", f"uid-{next(_uids)}")
+        document["metadata"].setdefault("resourceVersion", "1")
+        url = path_of(document["apiVersion"], PLURAL[document["kind"]], self.namespace)
+        async with self.session.post(url, json=document) as response:
+            assert response.status < 300, await response.text()
+            return dict(await response.json())
+
+    async def patch(
+        self, kind: str, name: str, patch: dict[str, Any], *, status: bool = False
+    ) -> None:
+        api_version = _api_version(kind)
+        url = path_of(api_version, PLURAL[kind], self.namespace, name) + (
+            "/status" if status else ""
+        )
+        headers = {"Content-Type": "application/merge-patch+json"}
+        async with self.session.patch(url, json=patch, headers=headers) as response:
+            assert response.status < 300, await response.text()
+
+    async def delete(self, kind: str, name: str) -> None:
+        url = path_of(_api_version(kind), PLURAL[kind], self.namespace, name)
+        async with self.session.delete(url) as response:
+            assert response.status < 300, await response.text()
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        for (resource, namespace, obj_name), obj in self.server.objects.items():
+            if (
+                resource.plural == PLURAL[kind]
+                and namespace == self.namespace
+                and obj_name == name
+                and not obj.deleted
+            ):
+                return dict(obj.raw)
+        return None
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        found = []
+        for (resource, namespace, _), obj in self.server.objects.items():
+            if resource.plural == PLURAL[kind] and namespace == self.namespace and not obj.deleted:
+                found.append(dict(obj.raw))
+        return sorted(found, key=lambda o: o["metadata"]["name"])
+
+    def status(self, kind: str, name: str) -> dict[str, Any]:
+        return (self.get(kind, name) or {}).get("status") or {}
+
+    def condition(self, kind: str, name: str, type_: str) -> dict[str, Any]:
+        for condition in self.status(kind, name).get("conditions") or []:
+            if condition["type"] == type_:
+                return dict(condition)
+        return {}
+
+    async def finish_job(self, name: str, *, failed: bool = False) -> None:
+        """Play the Job controller: every index succeeded (or the backoff limit was hit)."""
+        job = self.get("Job", name)
+        assert job is not None, f"no Job {name}"
+        completions = job["spec"]["completions"]
+        if failed:
+            status = {
+                "failed": job["spec"]["backoffLimitPerIndex"] + 1,
+                "conditions": [
+                    {
+                        "type": "Failed",
+                        "status": "True",
+                        "reason": "FailedIndexes",
+                        "message": "Job has failed indexes",
+                    }
+                ],
+            }
+        else:
+            status = {
+                "succeeded": completions,
+                "completedIndexes": f"0-{completions - 1}" if completions > 1 else "0",
+                "conditions": [
+                    {"type": "Complete", "status": "True", "reason": "CompletionsReached"}
+                ],
+            }
+        await self.patch("Job", name, {"status": status}, status=True)
+
+    async def eventually(
+        self, check: Callable[[], Any], *, timeout: float = 15.0, what: str = ""
+    ) -> Any:
+        """Wait until `check()` is truthy; fail with `what` and the last value otherwise."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        value = None
+        while asyncio.get_running_loop().time() < deadline:
+            with contextlib.suppress(KeyError, TypeError, IndexError):
+                value = check()
+                if value:
+                    return value
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what or check}: last value {value!r}")
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        """Events posted about `name`, in order (from the request log: kopf posts Events with
+        generateName, which kmock does not implement, so they are not kept as objects)."""
+        posted = [
+            request.data for request in self.server["post"] if request.url.path.endswith("/events")
+        ]
+        return [e for e in posted if (e.get("involvedObject") or {}).get("name") == name]
+
+
+def _api_version(kind: str) -> str:
+    if kind in KINDS:
+        return "litelong.io/v1alpha1"
+    for key, value in {**CORE, **KUBEFLOW}.items():
+        if value == kind:
+            return key.rsplit("/", 1)[0]
+    raise KeyError(kind)
+
+
+@contextlib.asynccontextmanager
+async def running_operator() -> AsyncIterator[None]:
+    """kopf with litelong's handlers, in this event loop, until the block ends."""
+    import kopf
+    import litelong_operator.handlers  # noqa: F401  (registers the handlers)
+
+    stop = asyncio.Event()
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        kopf.operator(clusterwide=True, standalone=True, stop_flag=stop, ready_flag=ready)
+    )
+    try:
+        await asyncio.wait_for(ready.wait(), timeout=20)
+        yield
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
+            await asyncio.wait_for(task, timeout=10)

@@ -1,0 +1,191 @@
+"""The operator end to end: kopf in-process against kmock, the test playing the controllers.
+
+Each test applies resources the way `kubectl apply` does and watches what the operator makes of
+them: children as rendered, status and Events as Jobs progress, dependencies, reruns, faults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import yaml
+
+pytest.importorskip("kopf")
+pytest.importorskip("kmock")
+os.environ.setdefault("LITELONG_RESYNC_SECONDS", "2")
+
+import aiohttp
+import kmock
+from litelong_operator.config import load_config
+from litelong_operator.render import owner_of, render
+
+from .operator_harness import Cluster, register, running_operator, sample, write_kubeconfig
+
+pytestmark = pytest.mark.asyncio
+
+
+@pytest_asyncio.fixture
+async def cluster(
+    kmock: kmock.KubernetesEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Cluster]:
+    register(kmock)
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url))))
+    config = tmp_path / "operator.yaml"
+    config.write_text(yaml.safe_dump({"store": {"uri": f"file://{tmp_path / 'store'}"}}))
+    monkeypatch.setenv("LITELONG_OPERATOR_CONFIG", str(config))
+    monkeypatch.setenv("LITELONG_METRICS_PORT", "0")
+    async with aiohttp.ClientSession(base_url=str(kmock.url)) as session, running_operator():
+        yield Cluster(kmock, session)
+
+
+def rendered(applied: dict[str, Any]) -> list[dict[str, Any]]:
+    return render(owner_of(applied), load_config())
+
+
+async def run_pod_command(job: dict[str, Any], configmap: dict[str, Any], tmp: Path) -> str:
+    """Run a Job's container command here, as its pod would: spec file, env, shard index."""
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    spec_file = tmp / "resource.yaml"
+    spec_file.write_text(configmap["data"]["resource.yaml"])
+    command = [
+        arg if arg != "/etc/litelong/resource.yaml" else str(spec_file)
+        for arg in container["command"]
+    ]
+    env = {**os.environ, "JOB_COMPLETION_INDEX": "0"}
+    env.update({item["name"]: item["value"] for item in container["env"] if "value" in item})
+    env.pop("HOME")
+    litelong = Path(sys.executable).with_name("litelong")
+    process = await asyncio.create_subprocess_exec(
+        str(litelong),
+        *command[1:],
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    assert process.returncode == 0, output.decode()
+    return output.decode()
+
+
+async def test_a_bm25index_runs_its_rendered_job_and_becomes_ready_with_outputs(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    applied = await cluster.apply(sample("bm25index"))
+    configmap, job = rendered(applied)
+    await cluster.eventually(lambda: cluster.get("Job", job["metadata"]["name"]), what="the Job")
+    assert cluster.get("ConfigMap", configmap["metadata"]["name"]) == configmap
+    assert cluster.get("Job", job["metadata"]["name"]) == job
+    await cluster.eventually(
+        lambda: cluster.status("BM25Index", "wiki-sample").get("phase") == "Running"
+    )
+    assert cluster.status("BM25Index", "wiki-sample")["progress"]["summary"] == "0/1"
+
+    await run_pod_command(job, configmap, tmp_path)
+    await cluster.finish_job(job["metadata"]["name"])
+
+    await cluster.eventually(
+        lambda: cluster.condition("BM25Index", "wiki-sample", "Ready").get("status") == "True",
+        what="Ready",
+    )
+    status = cluster.status("BM25Index", "wiki-sample")
+    assert status["phase"] == "Succeeded"
+    assert status["outputs"]["documents"] == 10_033
+    assert status["outputs"]["parts"] == 1
+    assert status["outputs"]["uri"].endswith(f"/bm25index/wiki-sample/{status['specHash']}")
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {
+        "Ready": "True",
+        "Progressing": "False",
+        "Failed": "False",
+        "Waiting": "False",
+    }
+    # one Event per transition (Events are posted in the background, hence the wait)
+    await cluster.eventually(
+        lambda: [e["reason"] for e in cluster.events("wiki-sample")] == ["JobRunning", "Committed"],
+        what="the Events",
+    )
+
+
+async def test_a_synthesisrun_waits_for_its_refs_and_starts_as_soon_as_they_are_ready(
+    cluster: Cluster,
+) -> None:
+    await cluster.apply(sample("synthesisrun"))
+    waiting = await cluster.eventually(
+        lambda: (
+            cluster.condition("SynthesisRun", "science-16k", "Waiting").get("status") == "True"
+            and cluster.condition("SynthesisRun", "science-16k", "Waiting")
+        )
+    )
+    assert "TopicDebate/science: not found" in waiting["message"]
+    assert "BM25Index/wiki-sample: not found" in waiting["message"]
+    assert cluster.all("Job") == []
+
+    for name in ("topicdebate", "bm25index"):
+        applied = await cluster.apply(sample(name))
+        job = rendered(applied)[-1]["metadata"]["name"]
+        await cluster.eventually(lambda job=job: cluster.get("Job", job))
+        await cluster.finish_job(job)
+    # started by the refs' status change, well before the resync timer (2 s) could
+    await cluster.eventually(
+        lambda: any(
+            j["metadata"]["labels"]["litelong.io/kind"] == "SynthesisRun"
+            for j in cluster.all("Job")
+        ),
+        timeout=1.5,
+        what="the SynthesisRun's Job",
+    )
+    await cluster.eventually(
+        lambda: cluster.status("SynthesisRun", "science-16k")["phase"] == "Running"
+    )
+    assert cluster.condition("SynthesisRun", "science-16k", "Waiting")["status"] == "False"
+
+
+async def test_a_failed_job_fails_the_resource_with_the_pods_last_words(cluster: Cluster) -> None:
+    applied = await cluster.apply(sample("topicdebate"))
+    job = rendered(applied)[-1]
+    name = job["metadata"]["name"]
+    await cluster.eventually(lambda: cluster.get("Job", name))
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{name}-0-abcde",
+            "labels": {
+                **job["spec"]["template"]["metadata"]["labels"],
+                "batch.kubernetes.io/job-name": name,
+            },
+        },
+        "status": {
+            "containerStatuses": [
+                {
+                    "name": "stage",
+                    "state": {
+                        "terminated": {
+                            "exitCode": 1,
+                            "message": "error: model smollm2 at http://x/v1 answered HTTP 503",
+                            "finishedAt": "2026-01-01T00:00:00Z",
+                        }
+                    },
+                }
+            ]
+        },
+    }
+    await cluster.apply(pod)
+    await cluster.finish_job(name, failed=True)
+    failed = await cluster.eventually(
+        lambda: (
+            cluster.condition("TopicDebate", "science", "Failed").get("status") == "True"
+            and cluster.condition("TopicDebate", "science", "Failed")
+        )
+    )
+    assert failed["reason"] == "FailedIndexes"
+    assert "answered HTTP 503" in failed["message"]
+    assert cluster.status("TopicDebate", "science")["phase"] == "Failed"
+    warnings = [e for e in cluster.events("science") if e["type"] == "Warning"]
+    assert warnings and "HTTP 503" in warnings[-1]["message"]

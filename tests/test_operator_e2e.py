@@ -187,5 +187,206 @@ async def test_a_failed_job_fails_the_resource_with_the_pods_last_words(cluster:
     assert failed["reason"] == "FailedIndexes"
     assert "answered HTTP 503" in failed["message"]
     assert cluster.status("TopicDebate", "science")["phase"] == "Failed"
-    warnings = [e for e in cluster.events("science") if e["type"] == "Warning"]
-    assert warnings and "HTTP 503" in warnings[-1]["message"]
+    warning = await cluster.eventually(
+        lambda: [e for e in cluster.events("science") if e["type"] == "Warning"][-1]
+    )
+    assert warning["reason"] == "FailedIndexes" and "HTTP 503" in warning["message"]
+
+
+async def test_a_spec_edit_reruns_with_new_children_and_removes_the_old_ones_once_done(
+    cluster: Cluster,
+) -> None:
+    first = rendered(await cluster.apply(sample("topicdebate")))[-1]["metadata"]["name"]
+    await cluster.eventually(lambda: cluster.get("Job", first))
+    await cluster.finish_job(first)
+    await cluster.eventually(
+        lambda: cluster.status("TopicDebate", "science").get("phase") == "Succeeded"
+    )
+
+    edited = sample("topicdebate")
+    edited["spec"]["topicsPerSubject"] = 5
+    await cluster.patch("TopicDebate", "science", {"spec": edited["spec"]})
+    second = rendered({**edited, "metadata": cluster.get("TopicDebate", "science")["metadata"]})[-1]
+    second_name = second["metadata"]["name"]
+    assert second_name != first
+    await cluster.eventually(lambda: cluster.get("Job", second_name), what="the new Job")
+    assert cluster.get("Job", first) is not None, "the old Job stays until the new one succeeds"
+    await cluster.eventually(lambda: cluster.status("TopicDebate", "science")["phase"] == "Running")
+    assert cluster.status("TopicDebate", "science")["specHash"].startswith(
+        second_name.rsplit("-", 1)[1]
+    )
+
+    await cluster.finish_job(second_name)
+    await cluster.eventually(
+        lambda: (
+            cluster.get("Job", first) is None and cluster.get("ConfigMap", f"{first}-spec") is None
+        ),
+        what="the old children removed",
+    )
+    assert cluster.get("ConfigMap", f"{second_name}-spec") is not None
+    await cluster.eventually(
+        lambda: cluster.status("TopicDebate", "science")["phase"] == "Succeeded"
+    )
+
+
+async def test_reapplying_or_restarting_the_operator_creates_no_duplicate(
+    cluster: Cluster,
+) -> None:
+    applied = await cluster.apply(sample("bm25index"))
+    job = rendered(applied)[-1]["metadata"]["name"]
+    await cluster.eventually(
+        lambda: cluster.status("BM25Index", "wiki-sample").get("phase") == "Running"
+    )
+    # re-apply the same spec (kubectl apply of an unchanged file touches metadata only)
+    await cluster.patch("BM25Index", "wiki-sample", {"metadata": {"labels": {"team": "ml"}}})
+    async with running_operator():  # a second operator process resumes the same objects
+        await asyncio.sleep(1.0)
+    assert [j["metadata"]["name"] for j in cluster.all("Job")] == [job]
+    assert len(cluster.all("ConfigMap")) == 1
+    job_creates = [r for r in cluster.server["post"] if r.url.path.endswith("/jobs")]
+    assert len(job_creates) >= 2, "the restarted operator tried again and was told 409"
+
+
+async def test_a_trainingjob_waits_for_its_synthesisrun_then_runs_a_pytorchjob(
+    cluster: Cluster,
+) -> None:
+    applied = await cluster.apply(sample("trainingjob"))
+    await cluster.eventually(
+        lambda: cluster.status("TrainingJob", "smollm2-16k").get("phase") == "Waiting"
+    )
+    assert cluster.all("PyTorchJob") == []
+    synthesis = sample("synthesisrun")
+    await cluster.apply(synthesis)
+    # Ready as a user would see it once it had run
+    await cluster.patch(
+        "SynthesisRun",
+        "science-16k",
+        {
+            "status": {
+                "phase": "Succeeded",
+                "conditions": [{"type": "Ready", "status": "True", "reason": "Committed"}],
+            }
+        },
+        status=True,
+    )
+    _, pytorchjob = rendered(applied)
+    name = pytorchjob["metadata"]["name"]
+    await cluster.eventually(lambda: cluster.get("PyTorchJob", name), what="the PyTorchJob")
+    assert cluster.get("PyTorchJob", name) == pytorchjob
+    await cluster.patch(
+        "PyTorchJob",
+        name,
+        {
+            "status": {
+                "conditions": [
+                    {"type": "Succeeded", "status": "True", "reason": "PyTorchJobSucceeded"}
+                ]
+            }
+        },
+        status=True,
+    )
+    await cluster.eventually(
+        lambda: cluster.condition("TrainingJob", "smollm2-16k", "Ready").get("status") == "True"
+    )
+
+
+async def test_an_invalid_spec_fails_with_the_field_path(cluster: Cluster) -> None:
+    bad = sample("synthesisrun")
+    bad["metadata"] = {"name": "bad"}
+    bad["spec"]["targetTokens"] = 3
+    await cluster.apply(bad)
+    failed = await cluster.eventually(
+        lambda: (
+            cluster.condition("SynthesisRun", "bad", "Failed").get("status") == "True"
+            and cluster.condition("SynthesisRun", "bad", "Failed")
+        )
+    )
+    assert failed["reason"] == "InvalidSpec"
+    assert "spec.targetTokens" in failed["message"]
+    assert cluster.all("Job") == []
+
+
+async def test_api_keys_reach_pods_as_secret_refs_and_the_operator_never_reads_secrets(
+    cluster: Cluster,
+) -> None:
+    debate = sample("topicdebate")
+    debate["spec"]["judge"]["endpoint"] = {
+        "baseURL": "http://vllm-judge:8000/v1",
+        "model": "gemma",
+        "apiKeySecretRef": {"name": "llm-keys", "key": "judge"},
+    }
+    applied = await cluster.apply(debate)
+    job = rendered(applied)[-1]
+    await cluster.eventually(lambda: cluster.get("Job", job["metadata"]["name"]))
+    env = cluster.get("Job", job["metadata"]["name"])["spec"]["template"]["spec"]["containers"][0][
+        "env"
+    ]
+    assert {
+        "name": "LITELONG_SECRET_LLM_KEYS_JUDGE",
+        "valueFrom": {"secretKeyRef": {"name": "llm-keys", "key": "judge"}},
+    } in env
+    await cluster.eventually(
+        lambda: cluster.status("TopicDebate", "science").get("phase") == "Running"
+    )
+    touched = [r.url.path for r in cluster.server[...] if "/secrets" in r.url.path]
+    assert touched == []
+
+
+async def test_a_managed_manticore_index_starts_its_cluster_and_loads_when_every_pod_is_ready(
+    cluster: Cluster,
+) -> None:
+    index = sample("bm25index")
+    index["spec"]["backend"] = {"type": "manticore", "manticore": {"mode": "managed", "shards": 2}}
+    applied = await cluster.apply(index)
+    children = rendered(applied)
+    statefulset = next(c for c in children if c["kind"] == "StatefulSet")
+    job = children[-1]
+    await cluster.eventually(lambda: cluster.get("StatefulSet", statefulset["metadata"]["name"]))
+    assert cluster.get("Service", statefulset["metadata"]["name"])["spec"]["clusterIP"] == "None"
+    starting = await cluster.eventually(
+        lambda: (
+            cluster.condition("BM25Index", "wiki-sample", "Progressing").get("reason")
+            == "ManticoreStarting"
+            and cluster.condition("BM25Index", "wiki-sample", "Progressing")
+        )
+    )
+    assert "0/2 Manticore pods ready" in starting["message"]
+    assert cluster.get("Job", job["metadata"]["name"]) is None, "no loading before Manticore is up"
+
+    await cluster.patch(
+        "StatefulSet",
+        statefulset["metadata"]["name"],
+        {"status": {"readyReplicas": 2}},
+        status=True,
+    )
+    loader = await cluster.eventually(lambda: cluster.get("Job", job["metadata"]["name"]))
+    assert loader["spec"]["completions"] == 2
+    env = {
+        e["name"]: e.get("value")
+        for e in loader["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["LITELONG_MANTICORE_SHARD_URL"] == (
+        f"http://{statefulset['metadata']['name']}-{{shard}}.{statefulset['metadata']['name']}.ml.svc:9308"
+    )
+
+
+async def test_deleting_a_resource_keeps_its_outputs_and_leaves_children_to_the_garbage_collector(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    applied = await cluster.apply(sample("bm25index"))
+    configmap, job = rendered(applied)
+    await cluster.eventually(lambda: cluster.get("Job", job["metadata"]["name"]))
+    await run_pod_command(job, configmap, tmp_path)
+    await cluster.finish_job(job["metadata"]["name"])
+    await cluster.eventually(
+        lambda: cluster.status("BM25Index", "wiki-sample").get("phase") == "Succeeded"
+    )
+    uri = cluster.status("BM25Index", "wiki-sample")["outputs"]["uri"]
+
+    await cluster.delete("BM25Index", "wiki-sample")
+    await asyncio.sleep(0.5)
+    assert cluster.get("BM25Index", "wiki-sample") is None
+    assert (Path(uri.removeprefix("file://")) / "_manifest.json").is_file()
+    for child in cluster.all("Job") + cluster.all("ConfigMap"):
+        (owner,) = child["metadata"]["ownerReferences"]
+        assert owner["uid"] == applied["metadata"]["uid"] and owner["controller"] is True

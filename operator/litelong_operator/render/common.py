@@ -92,7 +92,7 @@ def metadata(owner: Owner, name: str, component: str) -> dict[str, Any]:
 def spec_config_map(owner: Owner) -> Manifest:
     """The resource as `litelong stage --spec` reads it: the same YAML a laptop runs."""
     document = owner.resource.model_dump(
-        mode="json", by_alias=True, exclude_defaults=True, exclude={"status"}
+        mode="json", by_alias=True, exclude_unset=True, exclude={"status"}
     )
     document["metadata"] = {"name": owner.name, "namespace": owner.namespace}
     return {

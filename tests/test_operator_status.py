@@ -1,0 +1,131 @@
+"""Status as users read it (`kubectl get`, Argo CD): conditions, phase and progress from children."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from litelong_operator.status import (
+    Observed,
+    job_state,
+    manticore_state,
+    pytorch_job_state,
+    same_status,
+    status_patch,
+    termination_message,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+T1 = datetime(2026, 1, 2, tzinfo=UTC)
+
+
+def job(**status: object) -> dict[str, object]:
+    return {"metadata": {"name": "run-abc"}, "spec": {"completions": 4}, "status": status}
+
+
+def test_a_running_job_reports_shards_done_of_total() -> None:
+    observed = job_state(job(succeeded=3, active=1))
+    assert (observed.phase, observed.done, observed.total) == ("Running", 3, 4)
+    assert observed.message == "Job run-abc: 3/4 shards done, 1 running"
+
+
+def test_a_failed_job_carries_the_controllers_reason_and_the_pods_last_words() -> None:
+    failed = job(
+        conditions=[
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "BackoffLimitExceeded",
+                "message": "Job has reached the specified backoff limit",
+            }
+        ]
+    )
+    observed = job_state(failed, "Traceback ...\nEndpointError: 503")
+    assert observed.phase == "Failed" and observed.reason == "BackoffLimitExceeded"
+    assert "backoff limit" in observed.message and observed.message.endswith("EndpointError: 503")
+
+
+def test_a_condition_that_is_not_true_decides_nothing() -> None:
+    assert job_state(job(conditions=[{"type": "Complete", "status": "False"}])).phase == "Running"
+
+
+def test_pytorchjob_phases() -> None:
+    running = {
+        "metadata": {"name": "t"},
+        "status": {"conditions": [{"type": "Running", "status": "True"}]},
+    }
+    assert pytorch_job_state(running).reason == "PyTorchJobRunning"
+    done = {
+        "metadata": {"name": "t"},
+        "status": {"conditions": [{"type": "Succeeded", "status": "True"}]},
+    }
+    assert pytorch_job_state(done).phase == "Succeeded"
+
+
+def test_manticore_gates_loading_until_every_pod_is_ready() -> None:
+    assert manticore_state(None, 2) is not None
+    assert manticore_state({"status": {"readyReplicas": 1}}, 2).message.startswith("1/2")  # type: ignore[union-attr]
+    assert manticore_state({"status": {"readyReplicas": 2}}, 2) is None
+
+
+def test_exactly_one_condition_is_true_and_transition_times_survive_unchanged_status() -> None:
+    running = status_patch(
+        Observed("Running", "JobRunning", "1/4", 1, 4),
+        spec_hash="h",
+        outputs={},
+        previous={},
+        generation=3,
+        now=T0,
+    )
+    assert [c["type"] for c in running["conditions"] if c["status"] == "True"] == ["Progressing"]
+    assert running["observedGeneration"] == 3 and running["progress"]["summary"] == "1/4"
+    later = status_patch(
+        Observed("Running", "JobRunning", "2/4", 2, 4),
+        spec_hash="h",
+        outputs={},
+        previous=running,
+        generation=3,
+        now=T1,
+    )
+    progressing = next(c for c in later["conditions"] if c["type"] == "Progressing")
+    assert progressing["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    done = status_patch(
+        Observed("Succeeded", "Committed", "outputs at x"),
+        spec_hash="h",
+        outputs={"uri": "x"},
+        previous=later,
+        generation=3,
+        now=T1,
+    )
+    ready = next(c for c in done["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["lastTransitionTime"]) == ("True", "2026-01-02T00:00:00Z")
+
+
+def test_a_status_differing_only_in_times_is_not_rewritten() -> None:
+    observed = Observed("Waiting", "RefNotReady", "waiting for TopicDebate/x")
+    first = status_patch(observed, spec_hash="h", outputs={}, previous={}, generation=None, now=T0)
+    second = status_patch(observed, spec_hash="h", outputs={}, previous={}, generation=None, now=T1)
+    assert same_status(second, first)
+    assert not same_status(
+        status_patch(
+            Observed("Running", "JobRunning", ""),
+            spec_hash="h",
+            outputs={},
+            previous={},
+            generation=None,
+        ),
+        first,
+    )
+
+
+def test_termination_message_is_the_newest_failure() -> None:
+    def pod(at: str, message: str, code: int = 1) -> dict[str, object]:
+        terminated = {"exitCode": code, "message": message, "finishedAt": at}
+        return {"status": {"containerStatuses": [{"state": {"terminated": terminated}}]}}
+
+    pods = [
+        pod("2026-01-01T00:00:01Z", "old"),
+        pod("2026-01-01T00:00:09Z", "new"),
+        pod("2026-01-01T00:00:10Z", "ok", 0),
+    ]
+    assert termination_message(pods) == "new"
+    assert termination_message([]) == ""

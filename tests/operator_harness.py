@@ -207,6 +207,7 @@ def _api_version(kind: str) -> str:
 async def running_operator() -> AsyncIterator[None]:
     """kopf with litelong's handlers, in this event loop, until the block ends."""
     import kopf
+
     import litelong_operator.handlers  # noqa: F401  (registers the handlers)
 
     stop = asyncio.Event()

@@ -23,6 +23,7 @@ os.environ.setdefault("LITELONG_RESYNC_SECONDS", "2")
 
 import aiohttp
 import kmock
+
 from litelong_operator.config import load_config
 from litelong_operator.render import owner_of, render
 

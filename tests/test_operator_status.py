@@ -1,4 +1,4 @@
-"""Status as users read it (`kubectl get`, Argo CD): conditions, phase and progress from children."""
+"""Status as users read it (`kubectl get`, Argo CD): conditions, phase, progress from children."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ import kmock
 from litelong_operator.config import load_config
 from litelong_operator.render import owner_of, render
 
+from .conftest import REPO  # noqa: E402
 from .operator_harness import Cluster, register, running_operator, sample, write_kubeconfig
 
 pytestmark = pytest.mark.asyncio
@@ -329,7 +330,7 @@ async def test_api_keys_reach_pods_as_secret_refs_and_the_operator_never_reads_s
     await cluster.eventually(
         lambda: cluster.status("TopicDebate", "science").get("phase") == "Running"
     )
-    touched = [r.url.path for r in cluster.server[...] if "/secrets" in r.url.path]
+    touched = [r.url.path for r in cluster.server if "/secrets" in r.url.path]
     assert touched == []
 
 
@@ -391,3 +392,69 @@ async def test_deleting_a_resource_keeps_its_outputs_and_leaves_children_to_the_
     for child in cluster.all("Job") + cluster.all("ConfigMap"):
         (owner,) = child["metadata"]["ownerReferences"]
         assert owner["uid"] == applied["metadata"]["uid"] and owner["controller"] is True
+
+
+def _verb_and_resource(method: str, path: str, watch: bool) -> tuple[str, str, str] | None:
+    """(verb, apiGroup, resource[/subresource]) of a request, as RBAC sees it; None: discovery."""
+    parts = path.strip("/").split("/")
+    if parts[0] == "api" and len(parts) > 2:
+        group, rest = "", parts[2:]
+    elif parts[0] == "apis" and len(parts) > 3:
+        group, rest = parts[1], parts[3:]
+    else:
+        return None
+    if len(rest) >= 2 and rest[0] == "namespaces" and len(rest) > 2:
+        rest = rest[2:]
+    elif rest and rest[0] == "namespaces":
+        return ("list" if method == "get" else method, "", "namespaces")
+    resource, named = rest[0], len(rest) > 1
+    if len(rest) > 2:
+        resource = f"{resource}/{rest[2]}"
+    verb = {"post": "create", "patch": "patch", "put": "update", "delete": "delete"}.get(method)
+    if verb is None:
+        verb = "watch" if watch else ("get" if named else "list")
+    return verb, group, resource
+
+
+async def test_every_call_the_operator_makes_is_allowed_by_its_cluster_role(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    applied = await cluster.apply(sample("bm25index"))
+    job = rendered(applied)[-1]["metadata"]["name"]
+    await cluster.eventually(lambda: cluster.get("Job", job))
+    await cluster.finish_job(job, failed=True)
+    await cluster.eventually(
+        lambda: cluster.status("BM25Index", "wiki-sample").get("phase") == "Failed"
+    )
+    for name in ("synthesisrun", "trainingjob"):
+        await cluster.apply(sample(name))
+    await cluster.eventually(
+        lambda: cluster.status("TrainingJob", "smollm2-16k").get("phase") == "Waiting"
+    )
+
+    role = next(
+        d
+        for d in yaml.safe_load_all((REPO / "manifests" / "rbac" / "rbac.yaml").read_text())
+        if d["kind"] == "ClusterRole"
+    )
+    allowed = {
+        (verb, group, resource)
+        for rule in role["rules"]
+        for verb in rule["verbs"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    made = set()
+    for request in cluster.server:
+        if request.headers.get("User-Agent", "").startswith(
+            "Python/3"
+        ) and "aiohttp" in request.headers.get("User-Agent", ""):
+            continue  # the test's own client
+        call = _verb_and_resource(
+            request.method.value.lower(), request.url.path, request.params.get("watch") == "true"
+        )
+        if call is not None:
+            made.add(call)
+    assert {("create", "batch", "jobs"), ("patch", "litelong.io", "bm25indexes/status")} <= made
+    assert made - allowed == set(), "calls the ClusterRole would refuse"
+    assert not any(resource == "secrets" for _, _, resource in made)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from typing import Any, cast
 
 import kopf
@@ -52,6 +53,11 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    # replicas draw distinct priorities: the highest works, the others stand by (kopf freezes
+    # every replica when priorities tie)
+    settings.peering.priority = int(
+        os.environ.get("LITELONG_PEERING_PRIORITY") or random.randint(1, 1_000_000)
+    )
     settings.execution.max_workers = 16
     port = int(os.environ.get(METRICS_PORT_ENV, "9090"))
     if port:

@@ -7,6 +7,8 @@ them: children as rendered, status and Events as Jobs progress, dependencies, re
 from __future__ import annotations
 
 import asyncio
+import re
+import socket
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -458,3 +460,27 @@ async def test_every_call_the_operator_makes_is_allowed_by_its_cluster_role(
     assert {("create", "batch", "jobs"), ("patch", "litelong.io", "bm25indexes/status")} <= made
     assert made - allowed == set(), "calls the ClusterRole would refuse"
     assert not any(resource == "secrets" for _, _, resource in made)
+
+
+async def test_prometheus_metrics_count_reconciles_and_resources_by_phase(
+    kmock: kmock.KubernetesEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    register(kmock)
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url))))
+    monkeypatch.setenv("LITELONG_OPERATOR_CONFIG", str(tmp_path / "absent.yaml"))
+    (tmp_path / "absent.yaml").write_text("store: {uri: 'file:///nonexistent/store'}\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("LITELONG_METRICS_PORT", str(port))
+    async with aiohttp.ClientSession(base_url=str(kmock.url)) as session, running_operator():
+        cluster = Cluster(kmock, session)
+        await cluster.apply(sample("synthesisrun"))
+        await cluster.eventually(
+            lambda: cluster.status("SynthesisRun", "science-16k").get("phase") == "Waiting"
+        )
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+            text = await response.text()
+    assert 'litelong_reconciles_total{kind="SynthesisRun"}' in text
+    # the gauge is process-wide: earlier tests in this process may have left resources too
+    assert re.search(r'litelong_resources\{kind="SynthesisRun",phase="Waiting"\} [1-9]', text)

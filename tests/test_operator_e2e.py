@@ -7,9 +7,9 @@ them: children as rendered, status and Events as Jobs progress, dependencies, re
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
-import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,7 +29,7 @@ import kmock
 from litelong_operator.config import load_config
 from litelong_operator.render import owner_of, render
 
-from .conftest import REPO  # noqa: E402
+from .conftest import REPO
 from .operator_harness import Cluster, register, running_operator, sample, write_kubeconfig
 
 pytestmark = pytest.mark.asyncio

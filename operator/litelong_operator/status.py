@@ -67,37 +67,26 @@ def job_state(job: dict[str, Any], failure: str = "") -> Observed:
     )
 
 
-def pytorch_job_state(job: dict[str, Any], failure: str = "") -> Observed:
-    """A Kubeflow PyTorchJob (Created → Running → Succeeded | Failed)."""
+def _training_state(job: dict[str, Any], kind: str, done: str, failure: str) -> Observed:
+    """Kubeflow's training kinds: `done` or Failed decide; otherwise the latest True stage."""
     name = job["metadata"]["name"]
-    if _when_true(job, "Succeeded"):
-        return Observed(
-            "Succeeded", "PyTorchJobSucceeded", f"PyTorchJob {name} succeeded", unit="steps"
-        )
+    if _when_true(job, done):
+        return Observed("Succeeded", f"{kind}{done}", f"{kind} {name}: {done}", unit="steps")
     if failed := _when_true(job, "Failed"):
-        return Observed(
-            "Failed",
-            "PyTorchJobFailed",
-            _failure_message(f"PyTorchJob {name}", failed, failure),
-            unit="steps",
-        )
+        message = _failure_message(f"{kind} {name}", failed, failure)
+        return Observed("Failed", f"{kind}Failed", message, unit="steps")
     stage = "Running" if _when_true(job, "Running") else "Created"
-    return Observed("Running", f"PyTorchJob{stage}", f"PyTorchJob {name}: {stage}", unit="steps")
+    return Observed("Running", f"{kind}{stage}", f"{kind} {name}: {stage}", unit="steps")
+
+
+def pytorch_job_state(job: dict[str, Any], failure: str = "") -> Observed:
+    """A Kubeflow PyTorchJob: Created → Running → Succeeded | Failed."""
+    return _training_state(job, "PyTorchJob", "Succeeded", failure)
 
 
 def train_job_state(job: dict[str, Any], failure: str = "") -> Observed:
-    """A Kubeflow Trainer v2 TrainJob (Complete | Failed, else running)."""
-    name = job["metadata"]["name"]
-    if _when_true(job, "Complete"):
-        return Observed("Succeeded", "TrainJobComplete", f"TrainJob {name} completed", unit="steps")
-    if failed := _when_true(job, "Failed"):
-        return Observed(
-            "Failed",
-            "TrainJobFailed",
-            _failure_message(f"TrainJob {name}", failed, failure),
-            unit="steps",
-        )
-    return Observed("Running", "TrainJobRunning", f"TrainJob {name} is running", unit="steps")
+    """A Kubeflow Trainer v2 TrainJob: Complete | Failed, else running."""
+    return _training_state(job, "TrainJob", "Complete", failure)
 
 
 def manticore_state(statefulset: dict[str, Any] | None, shards: int) -> Observed | None:

@@ -57,7 +57,10 @@ def load_client() -> client.ApiClient:
     except config.ConfigException:
         # read $KUBECONFIG now: the client's own default was fixed when it was imported
         config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    # kopf runs up to 16 sync handlers at once; the client's default pool is 5 per core
+    configuration.connection_pool_maxsize = 32
+    return client.ApiClient(configuration)
 
 
 class Kube:

@@ -78,12 +78,9 @@ def reconcile(body: Any) -> None:
 
 
 def reconcile_named(kind: str, namespace: str, name: str, logger: kopf.Logger) -> None:
-    """A trigger from another object: read the resource fresh, then reconcile it."""
-    body = reconciler().kube.get(kind, namespace, name)
-    if body is None:
-        return
+    """A trigger from another object: the reconcile reads the resource fresh by its name."""
     try:
-        reconciler().reconcile(body)
+        reconciler().reconcile({"kind": kind, "metadata": {"name": name, "namespace": namespace}})
     except Exception as error:  # the resync timer retries; one bad object must not stop others
         logger.warning("reconcile of %s/%s failed: %s", kind, name, error)
 

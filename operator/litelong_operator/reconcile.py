@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from litelong.api import KINDS, InvalidManifest
-from litelong.store import ArtifactStore
+from litelong.store import Artifact, ArtifactStore
 
 from . import metrics
 from .config import OperatorConfig
@@ -88,14 +88,18 @@ class Reconciler:
             problems = "; ".join(str(problem) for problem in error.errors)
             observed = Observed("Failed", "InvalidSpec", f"invalid spec: {problems}")
             return self._write(body, observed, "", {}, previous, generation)
-        outputs: dict[str, Any] = {"uri": self._artifact(owner).uri}
+        artifact = self._artifact(owner)
+        folder = f"{self._store_uri(owner).rstrip('/')}/{owner.kind.lower()}/{owner.name}"
+        outputs: dict[str, Any] = {
+            "uri": artifact.uri if artifact else f"{folder}/{owner.spec_hash}"
+        }
 
         waiting = self._missing_refs(owner)
         if waiting:
             observed = Observed("Waiting", "RefNotReady", "; ".join(waiting), unit=_unit(owner))
             return self._write(body, observed, owner.spec_hash, {}, previous, generation)
 
-        committed = self._committed_outputs(owner)
+        committed = self._committed_outputs(owner, artifact)
         if committed is not None:
             observed = Observed("Succeeded", "Committed", f"outputs at {committed['uri']}")
             self._remove_older_children(owner)
@@ -106,7 +110,7 @@ class Reconciler:
         except MissingController as error:
             observed = Observed("Failed", "ControllerMissing", str(error), unit=_unit(owner))
         if observed.phase == "Succeeded":
-            outputs = self._committed_outputs(owner) or outputs
+            outputs = self._committed_outputs(owner, artifact) or outputs
             self._remove_older_children(owner)
         return self._write(body, observed, owner.spec_hash, outputs, previous, generation)
 
@@ -128,15 +132,25 @@ class Reconciler:
                 missing.append(f"waiting for {kind}/{name} to be Ready (phase {phase})")
         return missing
 
-    def _artifact(self, owner: Owner) -> Any:
+    def _store_uri(self, owner: Owner) -> str:
         spec: Any = owner.resource.spec
-        store = ArtifactStore(spec.output.store or self.config.store.pod_uri)
+        return str(spec.output.store or self.config.store.pod_uri)
+
+    def _artifact(self, owner: Owner) -> Artifact | None:
+        """The output folder, opened once per reconcile; None when this process cannot open
+        the store (object storage without the operator holding its filesystem or credentials)."""
+        try:
+            store = ArtifactStore(self._store_uri(owner))
+        except Exception as error:  # status works without the store, outputs carry less
+            log.debug("store not usable for %s/%s: %s", owner.kind, owner.name, error)
+            return None
         return store.artifact(owner.kind, owner.name, owner.spec_hash)
 
-    def _committed_outputs(self, owner: Owner) -> dict[str, Any] | None:
+    def _committed_outputs(self, owner: Owner, artifact: Artifact | None) -> dict[str, Any] | None:
         """Counts from the committed `_manifest.json`; None when not committed or not readable."""
+        if artifact is None:
+            return None
         try:
-            artifact = self._artifact(owner)
             manifest = artifact.committed_manifest()
         except Exception as error:  # the operator may lack the store: status still works
             log.debug("store not readable for %s/%s: %s", owner.kind, owner.name, error)

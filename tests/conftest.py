@@ -19,6 +19,10 @@ from litelong.cli import main
 from litelong.store import ArtifactStore
 
 REPO = Path(__file__).resolve().parent.parent
+#: One runnable resource per file; kustomization.yaml lists them for kubectl -k, Argo CD, Flux.
+SAMPLES = sorted(
+    p for p in (REPO / "manifests" / "samples").glob("*.yaml") if p.name != "kustomization.yaml"
+)
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ import pytest
 from litelong.api import InvalidManifest, load_file, load_text
 from litelong.api.v1alpha1 import KINDS, BM25Index, SynthesisRun
 
-from .conftest import REPO, bm25index
-
-SAMPLES = sorted((REPO / "manifests" / "samples").glob("*.yaml"))
+from .conftest import SAMPLES, bm25index
 
 HEADER = "apiVersion: litelong.io/v1alpha1\nkind: BM25Index\nmetadata: {name: wiki}\n"
 

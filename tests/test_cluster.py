@@ -15,7 +15,7 @@ import yaml
 
 from litelong.api.crd import all_crds
 
-from .conftest import REPO
+from .conftest import REPO, SAMPLES
 
 pytestmark = [
     pytest.mark.cluster,
@@ -41,9 +41,7 @@ def test_server_accepts_the_crds(api_client) -> None:  # type: ignore[no-untyped
         extensions.create_custom_resource_definition(document, dry_run="All")
 
 
-@pytest.mark.parametrize(
-    "path", sorted((REPO / "manifests" / "samples").glob("*.yaml")), ids=lambda p: p.name
-)
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
 def test_server_accepts_the_samples_strictly(api_client, path: Path) -> None:  # type: ignore[no-untyped-def]
     from kubernetes import client
 

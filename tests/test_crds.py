@@ -13,10 +13,9 @@ import yaml
 from litelong.api import load_file
 from litelong.api.crd import all_crds, crd_filename, to_yaml
 
-from .conftest import REPO
+from .conftest import REPO, SAMPLES
 
 CRD_DIR = REPO / "manifests" / "crds"
-SAMPLES = sorted((REPO / "manifests" / "samples").glob("*.yaml"))
 GENERATED = {crd_filename(document): document for document in all_crds()}
 K8S_VERSION = "1.30"  # the oldest Kubernetes litelong supports
 

@@ -38,7 +38,7 @@ from .api.v1alpha1 import SynthesisRunSpec, TopicDebate
 from .api.v1alpha1.meta import DNS1123_LABEL
 from .api.v1alpha1.topicdebate import TaxonomySelection
 from .corpus import REASONS, CorpusReadError, InvalidCorpus
-from .index import BackendUnavailable, open_index
+from .index import BackendUnavailable, ManticoreError, open_index
 from .llm import EndpointError, LocalModelMissing, LocalServer, MissingSecret
 from .stages import (
     ShardOutcome,
@@ -67,6 +67,7 @@ _INPUT_ERRORS = (
 _FAILURES = (
     StageUnavailable,
     BackendUnavailable,
+    ManticoreError,
     CorpusReadError,
     NotCommitted,
     EndpointError,

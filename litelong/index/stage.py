@@ -29,11 +29,13 @@ def build_part(
     """Index this shard's documents into `folder`; returns (counts, skips)."""
     spec = resource.spec
     progress.start(None, "docs")
-    if spec.backend.type != "tantivy":
-        raise BackendUnavailable(
-            f"BM25Index/{resource.name}: backend {spec.backend.type} is not available in this "
-            "version of litelong; use backend.type: tantivy"
-        )
+    if spec.backend.type == "manticore":
+        from .manticore_stage import load_part
+
+        try:
+            return load_part(resource, shard, of, folder, progress, store)
+        except LookupError as error:
+            raise BackendUnavailable(f"BM25Index/{resource.name}: {error}") from None
     skips = SkipCounter(shard, of)
     writer = TantivyPartWriter(folder, spec.analysis, spec.writer.heap_mb, spec.writer.threads)
     readers = spec.writer.readers or default_readers()
@@ -61,4 +63,8 @@ def open_index(artifact: Artifact) -> Retriever:
     manifest = artifact.manifest()
     spec = BM25IndexSpec.model_validate(manifest.spec)
     folders = [artifact.local_part(part) for part in manifest.parts]
+    if spec.backend.type == "manticore":
+        from .manticore_backend import ManticoreRetriever, read_location
+
+        return ManticoreRetriever(read_location(folders[0]))
     return TantivyRetriever(folders, spec.analysis)

@@ -60,7 +60,7 @@ class Images(CamelModel):
     )
     trainer: str = Field(default="ghcr.io/litelong/trainer:0.1.0", description="CUDA training.")
     manticore: str = Field(
-        default="manticoresearch/manticore:6.3.6", description="Managed Manticore pods."
+        default="manticoresearch/manticore:10.1.0", description="Managed Manticore pods."
     )
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from litelong.api import KINDS, InvalidManifest
+from litelong.api.v1alpha1.bm25index import documents_per_shard
 from litelong.store import Artifact, ArtifactStore
 
 from . import metrics
@@ -168,6 +169,10 @@ class Reconciler:
             outputs["parts"] = len(manifest.parts)
         if "skipped" in outputs_model.model_fields:
             outputs["skipped"] = sum(manifest.skipped.values())
+        if "documents_per_shard" in outputs_model.model_fields:
+            per_shard = documents_per_shard(manifest.counts)
+            if per_shard is not None:
+                outputs["documentsPerShard"] = per_shard
         return outputs
 
     def _apply(self, owner: Owner, children: list[Manifest]) -> Observed:

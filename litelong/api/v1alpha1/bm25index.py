@@ -86,6 +86,15 @@ class Writer(CamelModel):
         description="Processes parsing corpus files in parallel; 0: one. Worth raising only "
         "on many-core machines with many files.",
     )
+    batch_size: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Manticore: documents per bulk request (NDJSON lines).",
+    )
+    in_flight: int = Field(
+        default=4, ge=1, le=64, description="Manticore: bulk requests in flight per loader."
+    )
 
 
 class BM25IndexSpec(CamelModel):
@@ -123,6 +132,22 @@ class BM25IndexOutputs(OutputsBase):
     documents: int | None = Field(default=None, description="Documents indexed.")
     parts: int | None = Field(default=None, description="Index parts.")
     skipped: int | None = Field(default=None, description="Corpus records skipped, all reasons.")
+    documents_per_shard: list[int] | None = Field(
+        default=None, description="Manticore: documents in each shard, in shard order."
+    )
+
+
+def shard_count_key(shard: int) -> str:
+    """The manifest count of documents a Manticore index holds in `shard`."""
+    return f"shard-{shard}/documents"
+
+
+def documents_per_shard(counts: dict[str, int]) -> list[int] | None:
+    """Per-shard document counts from a manifest's counts; None for a tantivy index."""
+    shards = sum(1 for key in counts if key.startswith("shard-") and key.endswith("/documents"))
+    if not shards:
+        return None
+    return [counts.get(shard_count_key(shard), 0) for shard in range(shards)]
 
 
 class BM25IndexStatus(StatusBase):

@@ -1,8 +1,14 @@
 """A managed Manticore Search cluster: one StatefulSet pod per shard, a headless Service.
 
-Pod i holds shard i's real-time table; the loader Job's pod i writes into pod i through the
-stable DNS name `<statefulset>-i.<service>`. The stage reads that address from
-LITELONG_MANTICORE_SHARD_URL with `{shard}` replaced by its index.
+Pod i holds shard i's real-time table: the documents whose id hashes to i. Loaders send each
+document to its shard's pod through the stable DNS name `<statefulset>-i.<service>`, which the
+stage builds from LITELONG_MANTICORE_SHARD_URL by replacing `{shard}`; the committed index
+records those addresses for the synthesis stage.
+
+searchd runs directly (not the image's entrypoint, which needs root and a writable root
+filesystem): HTTP on 9308 for the client, MySQL protocol on 9306 for people, the binary API on
+9312 for distributed tables' agents; Buddy is off (nothing litelong sends needs it); no query log
+(topK 1000 queries would flood it).
 """
 
 from __future__ import annotations
@@ -12,17 +18,20 @@ from .common import CONTAINER_SECURITY, Manifest, Owner, child_name, labels, met
 
 HTTP_PORT = 9308
 SQL_PORT = 9306
+API_PORT = 9312
 DATA_DIR = "/var/lib/manticore"
+CONFIG = "/etc/manticoresearch/manticore.conf"
 
 MANTICORE_CONF = f"""\
 searchd {{
     listen = {SQL_PORT}:mysql41
     listen = {HTTP_PORT}:http
+    listen = {API_PORT}
     data_dir = {DATA_DIR}
     pid_file = /var/run/manticore/searchd.pid
     log = /dev/stdout
-    query_log = /dev/stdout
     binlog_path = {DATA_DIR}/binlog
+    buddy_path =
 }}
 """
 
@@ -59,9 +68,11 @@ def manticore_cluster(owner: Owner, config: OperatorConfig, *, shards: int) -> l
     searchd: Manifest = {
         "name": "searchd",
         "image": config.images.manticore,
+        "command": ["searchd", "--nodetach", "--config", CONFIG],
         "ports": [
             {"name": "http", "containerPort": HTTP_PORT},
             {"name": "sql", "containerPort": SQL_PORT},
+            {"name": "api", "containerPort": API_PORT},
         ],
         "readinessProbe": {
             "httpGet": {"path": "/", "port": "http"},
@@ -75,6 +86,7 @@ def manticore_cluster(owner: Owner, config: OperatorConfig, *, shards: int) -> l
             {"name": "data", "mountPath": DATA_DIR},
             {"name": "config", "mountPath": "/etc/manticoresearch", "readOnly": True},
             {"name": "run", "mountPath": "/var/run/manticore"},
+            {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
     return [
@@ -95,6 +107,7 @@ def manticore_cluster(owner: Owner, config: OperatorConfig, *, shards: int) -> l
                 "ports": [
                     {"name": "http", "port": HTTP_PORT, "targetPort": "http"},
                     {"name": "sql", "port": SQL_PORT, "targetPort": "sql"},
+                    {"name": "api", "port": API_PORT, "targetPort": "api"},
                 ],
             },
         },
@@ -122,6 +135,7 @@ def manticore_cluster(owner: Owner, config: OperatorConfig, *, shards: int) -> l
                         "volumes": [
                             {"name": "config", "configMap": {"name": f"{name}-conf"}},
                             {"name": "run", "emptyDir": {}},
+                            {"name": "tmp", "emptyDir": {}},
                         ],
                     },
                 },

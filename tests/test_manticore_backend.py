@@ -1,0 +1,356 @@
+"""The Manticore backend: the retriever contract against a real server (LITELONG_MANTICORE_URL),
+and everything that needs no server (NDJSON, escaping, sharding, merging, SQL text, retries,
+loading and resuming) always, the HTTP layer against a loopback server that records requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from litelong.api.v1alpha1.bm25index import Analysis, documents_per_shard
+from litelong.corpus import Document
+from litelong.index import ManticoreError, Retriever, open_index
+from litelong.index.manticore_backend import (
+    ManticoreRetriever,
+    create_table_sql,
+    read_location,
+    search_sql,
+)
+from litelong.index.manticore_bulk import BulkLoader, ndjson
+from litelong.index.manticore_client import ManticoreConnection, RetryPolicy
+from litelong.index.manticore_shards import (
+    SHARD_URL_ENV,
+    URL_ENV,
+    Shard,
+    merge_hits,
+    numeric_id,
+    shard_layout,
+    shard_of,
+)
+from litelong.index.manticore_text import QUERY_SYNTAX, escape_query, match_expression, sql_string
+from litelong.stages import run_shard
+from litelong.store import ArtifactStore
+
+from .conftest import bm25index, write_jsonl
+from .manticore_fake import Request, fake_manticore
+from .retriever_contract import CONTRACT_CORPUS, RetrieverContract
+
+SERVER = os.environ.get(URL_ENV)
+
+
+@pytest.fixture(autouse=True)
+def _no_cluster_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests say where Manticore is through the spec; the environment must not redirect them."""
+    monkeypatch.delenv(SHARD_URL_ENV, raising=False)
+    monkeypatch.delenv(URL_ENV, raising=False)
+
+
+def manticore_index(tmp_path: Path, url: str, shards: int, corpora: list[Path], **spec: object):
+    return bm25index(
+        corpus=[{"uri": str(corpus), "idField": "id"} for corpus in corpora],
+        minChars=10,
+        backend={
+            "type": "manticore",
+            "manticore": {"mode": "external", "url": url, "shards": shards},
+        },
+        **spec,
+    )
+
+
+# -- against a real Manticore --------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    not SERVER, reason=f"needs a Manticore server: set {URL_ENV} (docs/manticore.md)"
+)
+class TestManticore(RetrieverContract):
+    """One shard, and three shards (three tables on the server) merged by score."""
+
+    @pytest.fixture(params=[1, 3], ids=["one-shard", "three-shards"])
+    def retriever(self, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Retriever]:
+        assert SERVER
+        corpus = write_jsonl(tmp_path / "contract.jsonl", CONTRACT_CORPUS)
+        resource = manticore_index(tmp_path, SERVER, request.param, [corpus])
+        store = ArtifactStore(f"file://{tmp_path}/store")
+        for shard in range(2):  # two loaders, each sending to every shard
+            result = run_shard(resource, store, shard, 2)
+        assert result.manifest is not None
+        retriever = open_index(result.artifact)
+        yield retriever
+        assert isinstance(retriever, ManticoreRetriever)
+        shards = read_location(result.artifact.local_part(result.manifest.parts[0]))
+        retriever.close()
+        connection = ManticoreConnection(SERVER)
+        for shard in shards:
+            connection.sql(f"DROP TABLE IF EXISTS {shard.table}")
+        connection.close()
+
+
+# -- text, ids, shards, merging ------------------------------------------------------------
+
+
+def test_bulk_lines_carry_the_id_at_the_top_level_and_sanitised_text() -> None:
+    documents = [Document("a", "Photo\u200bsynthesis\x00 in plants"), Document("b", "Café")]
+    lines = ndjson("t", documents).splitlines(keepends=True)
+    assert len(lines) == 2 and all(line.endswith("\n") for line in lines)
+    first = json.loads(lines[0])["replace"]
+    assert first["table"] == "t"
+    assert first["id"] == numeric_id("a")
+    assert first["doc"] == {"content": "Photosynthesis in plants", "doc_id": "a"}
+    assert "id" not in first["doc"]
+    assert json.loads(lines[1])["replace"]["doc"]["content"] == "Café"
+
+
+def test_every_query_syntax_character_is_escaped() -> None:
+    for char in QUERY_SYNTAX:
+        assert escape_query(f"a{char}b") == f"a\\{char}b"
+    assert escape_query("plain") == "plain"
+
+
+def test_queries_become_an_or_of_their_words_without_syntax() -> None:
+    expression = match_expression('"quotes" (parens) AND +plus -minus: colon* Plus')
+    assert expression == "quotes | parens | and | plus | minus | colon"
+    assert match_expression("photo\u200bsynthesis\x00") == "photosynthesis"
+    assert match_expression("") == match_expression(" -- ** ") == ""
+
+
+def test_sql_strings_escape_quotes_and_backslashes() -> None:
+    assert sql_string("it's a\\b") == "'it\\'s a\\\\b'"
+
+
+def test_shard_assignment_is_stable_across_processes_and_uniform() -> None:
+    ids = [f"doc-{i}" for i in range(4000)]
+    here = [shard_of(doc_id, 4) for doc_id in ids]
+    code = (
+        "from litelong.index.manticore_shards import shard_of;"
+        "print([shard_of(f'doc-{i}', 4) for i in range(4000)])"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "123"}
+    there = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    assert json.loads(there) == here
+    for shard in range(4):
+        assert 800 < here.count(shard) < 1200
+
+
+def test_manticore_ids_are_positive_63_bit_and_distinct() -> None:
+    ids = {numeric_id(f"doc-{i}") for i in range(10_000)}
+    assert len(ids) == 10_000
+    assert all(0 < number < 2**63 for number in ids)
+
+
+def test_merging_orders_by_score_then_id_and_keeps_k() -> None:
+    merged = merge_hits([[("b", 2.0), ("d", 0.5)], [("a", 2.0), ("c", 1.0)], []], 3)
+    assert merged == [("a", 2.0), ("b", 2.0), ("c", 1.0)]
+
+
+def test_shard_layout_of_a_cluster_and_of_one_server() -> None:
+    template = "http://idx-manticore-{shard}.idx-manticore.ns.svc:9308"
+    cluster = shard_layout("t", 2, None, {SHARD_URL_ENV: template})
+    assert cluster == [
+        Shard("http://idx-manticore-0.idx-manticore.ns.svc:9308", "t"),
+        Shard("http://idx-manticore-1.idx-manticore.ns.svc:9308", "t"),
+    ]
+    one = shard_layout("t", 2, "http://spec:9308", {URL_ENV: "http://env:9308/"})
+    assert one == [Shard("http://env:9308", "t_s0"), Shard("http://env:9308", "t_s1")]
+    assert shard_layout("t", 1, "http://spec:9308", {}) == [Shard("http://spec:9308", "t")]
+    with pytest.raises(LookupError, match=URL_ENV):
+        shard_layout("t", 1, None, {})
+
+
+def test_tables_stem_drop_stop_words_and_keep_field_lengths_as_asked() -> None:
+    ddl = create_table_sql("t", Analysis())
+    assert ddl.startswith("CREATE TABLE IF NOT EXISTS t (content text, doc_id string)")
+    assert "morphology='stem_en'" in ddl and "stopwords='en'" in ddl
+    assert "index_field_lengths='1'" in ddl
+    plain = create_table_sql("t", Analysis(stem=False, stopwords=False))
+    assert "morphology='none'" in plain and "stopwords" not in plain
+
+
+def test_search_is_true_bm25_with_max_matches_raised_to_the_limit() -> None:
+    statement = search_sql("t", match_expression("it's (plants)"), 1032)
+    assert "ranker=expr('10000*bm25a(1.2,0.75)')" in statement
+    assert "idf='plain,tfidf_unnormalized'" in statement
+    assert "LIMIT 1032" in statement and "max_matches=1032" in statement
+    assert "MATCH('it | s | plants')" in statement
+
+
+def test_documents_per_shard_come_from_the_manifest_counts() -> None:
+    counts = {"documents": 5, "shard-0/documents": 2, "shard-1/documents": 3}
+    assert documents_per_shard(counts) == [2, 3]
+    assert documents_per_shard({"documents": 5}) is None
+
+
+# -- retries and the HTTP layer ------------------------------------------------------------
+
+
+def test_transient_errors_are_retried_and_permanent_ones_are_not() -> None:
+    waits: list[float] = []
+    calls = iter([ManticoreError("503", transient=True), ManticoreError("busy", transient=True)])
+
+    def flaky() -> str:
+        error = next(calls, None)
+        if error:
+            raise error
+        return "ok"
+
+    policy = RetryPolicy(attempts=3, base_seconds=1.0)
+    assert policy.run(flaky, sleep=waits.append) == "ok"
+    assert len(waits) == 2 and 0.5 <= waits[0] <= 1.0 and 1.0 <= waits[1] <= 2.0
+
+    def refused() -> None:
+        raise ManticoreError("syntax error")
+
+    with pytest.raises(ManticoreError, match="syntax"):
+        policy.run(refused, sleep=waits.append)
+    assert len(waits) == 2
+
+    def down() -> None:
+        raise ManticoreError("down", transient=True)
+
+    with pytest.raises(ManticoreError, match="down"):
+        RetryPolicy(attempts=2).run(down, sleep=lambda _: None)
+
+
+def test_sql_goes_to_the_sql_endpoint_and_reports_errors() -> None:
+    def rule(request: Request) -> tuple[int, object] | None:
+        if "bad" in request.body:
+            return 200, [{"total": 0, "error": "P01: syntax error", "warning": ""}]
+        if "down" in request.body:
+            return 503, {"error": "maintenance"}
+        return 200, [{"columns": [], "data": [{"n": 7}], "total": 1, "error": "", "warning": ""}]
+
+    with fake_manticore(rule) as fake:
+        connection = ManticoreConnection(fake.url)
+        assert connection.sql("SELECT COUNT(*) AS n FROM t") == [{"n": 7}]
+        with pytest.raises(ManticoreError, match="syntax error") as permanent:
+            connection.sql("bad")
+        assert not permanent.value.transient
+        with pytest.raises(ManticoreError, match="503") as transient:
+            connection.sql("down")
+        assert transient.value.transient
+        connection.close()
+    first = fake.requests[0]
+    assert first.path == "/sql" and first.body == "SELECT COUNT(*) AS n FROM t"
+    assert first.query["raw_response"] == ["true"]
+
+
+def test_an_unreachable_server_is_a_transient_error() -> None:
+    with fake_manticore() as fake:
+        url = fake.url
+    with pytest.raises(ManticoreError) as error:
+        ManticoreConnection(url, timeout=2).sql("SHOW TABLES")
+    assert error.value.transient
+
+
+def test_bulk_batches_route_documents_to_their_shard_within_the_batch_size() -> None:
+    documents = [Document(f"doc-{i}", f"text number {i}") for i in range(45)]
+    with fake_manticore() as fake:
+        shards = [Shard(fake.url, "t_s0"), Shard(fake.url, "t_s1")]
+        connections = {fake.url: ManticoreConnection(fake.url)}
+        loader = BulkLoader(shards, connections, batch_size=10, in_flight=2)
+        for document in documents:
+            loader.add(document)
+        loader.flush()
+        loader.close()
+    sent: dict[str, str] = {}
+    for request in fake.bulk_requests():
+        assert request.content_type.startswith("application/x-ndjson")
+        operations = request.ndjson()
+        assert 1 <= len(operations) <= 10
+        for operation in operations:
+            replace = operation["replace"]
+            sent[replace["doc"]["doc_id"]] = replace["table"]
+    assert sent == {d.id: f"t_s{shard_of(d.id, 2)}" for d in documents}
+    assert sum(loader.per_shard) == 45
+
+
+def test_a_bulk_error_fails_the_load() -> None:
+    def rule(request: Request) -> tuple[int, object] | None:
+        if request.path == "/bulk":
+            return 200, {"items": [{"replace": {"id": 1, "error": "table absent"}}], "errors": True}
+        return None
+
+    with fake_manticore(rule) as fake:
+        loader = BulkLoader([Shard(fake.url, "t")], {fake.url: ManticoreConnection(fake.url)})
+        loader.add(Document("a", "some text"))
+        with pytest.raises(ManticoreError, match="table absent"):
+            loader.flush()
+        loader.close()
+
+
+# -- the stage, against the recording server ----------------------------------------------
+
+
+def test_the_stage_creates_tables_loads_and_records_where_they_are(tmp_path: Path) -> None:
+    corpus = write_jsonl(tmp_path / "c.jsonl", CONTRACT_CORPUS)
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    with fake_manticore() as fake:
+        resource = manticore_index(tmp_path, fake.url, 2, [corpus])
+        for shard in range(2):
+            result = run_shard(resource, store, shard, 2)
+    assert result.manifest is not None
+    counts = result.manifest.counts
+    assert counts["documents"] == len(CONTRACT_CORPUS)
+    assert documents_per_shard(counts) == [
+        sum(1 for doc in CONTRACT_CORPUS if shard_of(doc["id"], 2) == shard) for shard in range(2)
+    ]
+    shards = read_location(result.artifact.local_part(result.manifest.parts[1]))
+    assert [shard.url for shard in shards] == [fake.url, fake.url]
+    statements = [request.body for request in fake.requests if request.path == "/sql"]
+    for shard in shards:
+        assert create_table_sql(shard.table, Analysis()) in statements
+    loaded = [op["replace"]["doc"]["doc_id"] for r in fake.bulk_requests() for op in r.ndjson()]
+    assert sorted(loaded) == sorted(doc["id"] for doc in CONTRACT_CORPUS)
+    retriever = open_index(result.artifact)
+    assert isinstance(retriever, ManticoreRetriever)
+    retriever.close()
+
+
+def test_a_rerun_resumes_after_the_last_file_manticore_acknowledged(tmp_path: Path) -> None:
+    first = write_jsonl(
+        tmp_path / "1.jsonl", [{"id": f"a{i}", "text": f"first file {i} text"} for i in range(5)]
+    )
+    second = write_jsonl(
+        tmp_path / "2.jsonl", [{"id": f"b{i}", "text": f"second file {i} text"} for i in range(5)]
+    )
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    broken = {"on": True}
+
+    def rule(request: Request) -> tuple[int, object] | None:
+        if request.path == "/bulk" and broken["on"] and '"doc_id":"b' in request.body:
+            return 400, {"error": "disk full"}
+        return None
+
+    with fake_manticore(rule) as fake:
+        resource = manticore_index(tmp_path, fake.url, 1, [first, second])
+        with pytest.raises(ManticoreError, match="disk full"):
+            run_shard(resource, store, 0, 1)
+        fake.requests.clear()
+        broken["on"] = False
+        result = run_shard(resource, store, 0, 1)
+    resent = [op["replace"]["doc"]["doc_id"] for r in fake.bulk_requests() for op in r.ndjson()]
+    assert sorted(resent) == [f"b{i}" for i in range(5)]
+    assert result.manifest is not None and result.manifest.counts["documents"] == 10
+    assert not list((Path(result.artifact.path) / ".loading").glob("*.json"))
+
+
+def test_managed_mode_without_the_operator_says_where_manticore_is_missing(
+    tmp_path: Path,
+) -> None:
+    corpus = write_jsonl(tmp_path / "c.jsonl", CONTRACT_CORPUS)
+    resource = bm25index(
+        corpus=[{"uri": str(corpus), "idField": "id"}],
+        backend={"type": "manticore", "manticore": {"mode": "managed", "shards": 2}},
+    )
+    from litelong.index import BackendUnavailable
+
+    with pytest.raises(BackendUnavailable, match=URL_ENV):
+        run_shard(resource, ArtifactStore(f"file://{tmp_path}/store"), 0, 1)

@@ -148,6 +148,8 @@ def test_the_operator_loads_the_config_the_chart_writes(
     assert config.pod_options("BM25Index", config.pod_defaults["*"]).service_account_name == (
         "litelong-worker"
     )
+    if path is None:  # the chart's defaults are the operator's own
+        assert config.images == OperatorConfig().images
     store = values.get("store", {})
     if store.get("uri"):
         assert config.store.uri == store["uri"] and config.store.pvc is None

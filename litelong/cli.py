@@ -38,7 +38,7 @@ from .api.v1alpha1 import SynthesisRunSpec, TopicDebate
 from .api.v1alpha1.meta import DNS1123_LABEL
 from .api.v1alpha1.topicdebate import TaxonomySelection
 from .corpus import REASONS, CorpusReadError, InvalidCorpus
-from .index import BackendUnavailable, ManticoreError, open_index
+from .index import BackendUnavailable, ChunksUnavailable, ManticoreError, open_index
 from .llm import EndpointError, LocalModelMissing, LocalServer, MissingSecret
 from .stages import (
     ShardOutcome,
@@ -50,7 +50,7 @@ from .stages import (
     run_shard,
 )
 from .store import Artifact, ArtifactStore, Manifest, NotCommitted, default_store_uri
-from .synth import ModeUnavailable, TokenizerUnavailable
+from .synth import EmbeddingModelUnavailable, ModeUnavailable, TokenizerUnavailable
 from .synth.report import UnreadableMetadata, write_report
 from .taxonomy import SelectionError, load_bisac
 
@@ -63,6 +63,8 @@ _INPUT_ERRORS = (
     SelectionError,
     MissingSecret,
     TokenizerUnavailable,
+    ChunksUnavailable,
+    EmbeddingModelUnavailable,
 )
 _FAILURES = (
     StageUnavailable,

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from litelong.synth import writer_base, writers
-from litelong.synth.mds import MDS_COLUMNS, read_mds
+from litelong.synth.mds import MDS_COLUMNS, read_mds, span_roles
 from litelong.synth.sample import Sample, Span
 from litelong.synth.writers import FORMATS, METADATA_FILE, Format, WriterStats, open_writer
 
@@ -137,6 +137,22 @@ def test_mds_reads_back_exact_tokens_and_document_spans(tmp_path: Path) -> None:
         assert np.array_equal(row["input_ids"], sample.input_ids)
         assert row["indices"].shape == (len(sample.spans), 2)
         assert row["indices"].tolist() == spans_of(sample)
+
+
+def test_mds_with_roles_reads_back_each_spans_role_beside_its_span(tmp_path: Path) -> None:
+    samples = make_samples(20)
+    with open_writer("mds", tmp_path / "out", 1 << 20, roles=True) as writer:
+        for sample in samples:
+            writer.write(sample)
+    rows = list(read_mds(tmp_path / "out"))
+    assert len(rows) == len(samples)
+    for row, sample in zip(rows, samples, strict=True):
+        assert row.keys() == {*MDS_COLUMNS, "roles"}
+        assert row["roles"].dtype == np.uint8
+        assert span_roles(row) == [span.role for span in sample.spans]
+        assert row["indices"].tolist() == spans_of(sample)
+    without = write_all("mds", tmp_path / "plain", samples, 1 << 20)
+    assert "roles" not in next(read_mds(tmp_path / "plain")) and without.samples == 20
 
 
 def test_mds_shard_is_laid_out_as_mosaicml_streaming_writes_it(tmp_path: Path) -> None:
@@ -388,6 +404,7 @@ def test_metadata_parquet_has_one_row_per_sample_with_the_documented_columns(
         "ends": pa.list_(pa.int32()),
         "truncated": pa.list_(pa.bool_()),
         "roles": pa.list_(pa.string()),
+        "scores": pa.list_(pa.float32()),
     }
     assert table.schema == pa.schema(documented)
     rows = table.to_pylist()
@@ -405,6 +422,7 @@ def test_metadata_parquet_has_one_row_per_sample_with_the_documented_columns(
             "ends": [span.end for span in sample.spans],
             "truncated": [span.truncated for span in sample.spans],
             "roles": [span.role for span in sample.spans],
+            "scores": [span.score for span in sample.spans],
         }
 
 

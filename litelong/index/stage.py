@@ -8,6 +8,7 @@ from ..api.v1alpha1 import BM25Index, BM25IndexSpec
 from ..corpus import SkipCounter, read_shard
 from ..progress import Progress
 from ..store import Artifact, ArtifactStore
+from .chunks import CHUNKS_FOLDER, document_chunks
 from .retriever import Retriever
 from .tantivy_backend import TantivyPartWriter, TantivyRetriever
 
@@ -16,6 +17,10 @@ _PROGRESS_EVERY = 512
 
 class BackendUnavailable(RuntimeError):
     """The spec asks for a backend this build cannot run."""
+
+
+class ChunksUnavailable(ValueError):
+    """A SynthesisRun in mode nextlong names an index without a matching chunk index."""
 
 
 def build_part(
@@ -38,10 +43,21 @@ def build_part(
             raise BackendUnavailable(f"BM25Index/{resource.name}: {error}") from None
     skips = SkipCounter(shard, of)
     writer = TantivyPartWriter(folder, spec.analysis, spec.writer.heap_mb, spec.writer.threads)
+    chunks = None
+    if spec.chunks.enabled:
+        (folder / CHUNKS_FOLDER).mkdir()
+        chunks = TantivyPartWriter(
+            folder / CHUNKS_FOLDER, spec.analysis, spec.writer.heap_mb, spec.writer.threads
+        )
+    chunk_chars = 0
     readers = spec.writer.readers or default_readers()
     pending_docs = pending_bytes = 0
     for document in read_shard(spec, shard, of, skips, readers):
         writer.add((document,))
+        if chunks is not None:
+            pieces = list(document_chunks((document,), spec.chunks.chunk_chars, spec.min_chars))
+            chunks.add(pieces)
+            chunk_chars += sum(len(piece.text) for piece in pieces)
         pending_docs += 1
         pending_bytes += len(document.text)
         if pending_docs == _PROGRESS_EVERY:
@@ -49,7 +65,11 @@ def build_part(
             pending_docs = pending_bytes = 0
     progress.advance(pending_docs, pending_bytes)
     writer.commit()
-    return {"documents": writer.documents}, skips
+    counts = {"documents": writer.documents}
+    if chunks is not None:
+        chunks.commit()
+        counts.update(chunks=chunks.documents, chunk_chars=chunk_chars)
+    return counts, skips
 
 
 def default_readers() -> int:
@@ -68,3 +88,21 @@ def open_index(artifact: Artifact) -> Retriever:
 
         return ManticoreRetriever(read_location(folders[0]))
     return TantivyRetriever(folders, spec.analysis)
+
+
+def open_chunk_index(artifact: Artifact, chunk_chars: int) -> tuple[Retriever, float]:
+    """A retriever over the chunk index of a committed BM25Index, and its chunks' mean length
+    in characters; raises ChunksUnavailable, saying what to change, when the index has none
+    or was cut at another size."""
+    manifest = artifact.manifest()
+    spec = BM25IndexSpec.model_validate(manifest.spec)
+    if not spec.chunks.enabled or spec.chunks.chunk_chars != chunk_chars:
+        built = f"chunkChars {spec.chunks.chunk_chars}" if spec.chunks.enabled else "no chunks"
+        raise ChunksUnavailable(
+            f"BM25Index/{artifact.name} has {built}; mode nextlong with chunkChars {chunk_chars} "
+            f"needs it built with `chunks: {{enabled: true, chunkChars: {chunk_chars}}}`"
+        )
+    folders = [artifact.local_part(part) / CHUNKS_FOLDER for part in manifest.parts]
+    chunks = int(manifest.counts.get("chunks", 0))
+    mean = manifest.counts.get("chunk_chars", 0) / chunks if chunks else float(chunk_chars)
+    return TantivyRetriever(folders, spec.analysis), mean

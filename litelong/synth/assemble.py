@@ -56,7 +56,7 @@ class TokenizedDocuments:
         missing = [doc_id for doc_id in dict.fromkeys(ids) if doc_id not in found]
         if missing:
             texts = self._retriever.get(missing)
-            # no offsets: only the one document a sample cuts needs them (`_cut`)
+            # no offsets: only the one document a sample cuts needs them (`cut_to_fit`)
             encodings = self._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
             for doc_id, text, encoding in zip(missing, texts, encodings, strict=True):
                 ids_array = np.asarray(encoding.ids, dtype=np.uint32)
@@ -175,7 +175,7 @@ def fill_samples(
             spans.append(Span(document.doc_id, filled, filled + whole))
             filled += whole
         else:
-            ids, text, cut = _cut(document, separator, room)
+            ids, text, cut = cut_to_fit(document, separator, room)
             pieces.append(ids)
             texts.append(text)
             spans.append(Span(document.doc_id, filled, target, truncated=cut))
@@ -213,7 +213,9 @@ def _prefix_end(tokenizer: Tokenizer, document: Tokenized, room: int) -> int:
         chars *= 2
 
 
-def _cut(document: Tokenized, separator: Separator, room: int) -> tuple[np.ndarray, str, bool]:
+def cut_to_fit(
+    document: Tokenized, separator: Separator, room: int
+) -> tuple[np.ndarray, str, bool]:
     """The first `room` tokens of document + separator, their text, and whether the document
     itself was cut (not only its separator)."""
     if room <= len(document.ids):

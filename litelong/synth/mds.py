@@ -30,6 +30,11 @@ MDS_COLUMNS = {
     "subject_code": "str",
 }
 
+# Mode nextlong adds `roles`: one code per span (ROLES[code]), so training can tell a sample's
+# meta-chunks from its hard negatives. Other modes keep the four columns above.
+ROLES = ("doc", "meta", "negative")
+ROLES_COLUMN = {"roles": "ndarray:uint8"}
+
 # A shard (streaming/base/format/mds/writer.py, encode_joint_shard):
 #   uint32 n | uint32 offsets[n + 1] (from the file's start) | config JSON | n samples
 # A sample (encode_sample): uint32 size of each variable-size column, then each column's bytes.
@@ -56,9 +61,21 @@ _VALUE_DTYPES = {
 }
 
 
-def mds_config(shard_size_bytes: int) -> dict[str, Any]:
+def mds_columns(roles: bool = False) -> dict[str, str]:
+    """The MDS columns: with `roles`, also each span's role code."""
+    return {**MDS_COLUMNS, **ROLES_COLUMN} if roles else dict(MDS_COLUMNS)
+
+
+def span_roles(row: dict[str, Any]) -> list[str]:
+    """The role of each span of an MDS row read back ("doc" for every span without `roles`)."""
+    if "roles" not in row:
+        return ["doc"] * len(row["indices"])
+    return [ROLES[code] for code in row["roles"].tolist()]
+
+
+def mds_config(shard_size_bytes: int, columns: dict[str, str] = MDS_COLUMNS) -> dict[str, Any]:
     """The shard-writing configuration MDSWriter stores in each shard and in index.json."""
-    names = sorted(MDS_COLUMNS)
+    names = sorted(columns)
     return {
         "version": 2,
         "format": "mds",
@@ -66,7 +83,7 @@ def mds_config(shard_size_bytes: int) -> dict[str, Any]:
         "hashes": [],
         "size_limit": shard_size_bytes,
         "column_names": names,
-        "column_encodings": [MDS_COLUMNS[name] for name in names],
+        "column_encodings": [columns[name] for name in names],
         "column_sizes": [None] * len(names),
     }
 
@@ -84,7 +101,7 @@ def _mds_ndarray(array: np.ndarray) -> bytes:
     return head + np.ascontiguousarray(array, array.dtype.newbyteorder("<")).tobytes()
 
 
-def _mds_sample(sample: Sample) -> bytes:
+def _mds_sample(sample: Sample, names: list[str]) -> bytes:
     indices = np.array([(span.start, span.end) for span in sample.spans], np.uint32)
     columns = {
         "id": sample.id.encode("utf-8"),
@@ -92,7 +109,10 @@ def _mds_sample(sample: Sample) -> bytes:
         "input_ids": _mds_ndarray(sample.input_ids),
         "subject_code": sample.subject_code.encode("utf-8"),
     }
-    data = [columns[name] for name in sorted(MDS_COLUMNS)]
+    if "roles" in names:
+        codes = np.array([ROLES.index(span.role) for span in sample.spans], np.uint8)
+        columns["roles"] = _mds_ndarray(codes)
+    data = [columns[name] for name in names]
     return np.array([len(datum) for datum in data], "<u4").tobytes() + b"".join(data)
 
 
@@ -102,11 +122,12 @@ class MdsWriter(SampleWriter):
     sizes are kept; finishing the shard writes the header and config, then copies the temporary
     file after them. Memory holds one sample, whatever the shard size."""
 
-    def __init__(self, folder: Path, shard_size_bytes: int) -> None:
+    def __init__(self, folder: Path, shard_size_bytes: int, roles: bool = False) -> None:
         if shard_size_bytes >= 1 << 32:
             raise ValueError("MDS shards hold 32-bit offsets: shard_size_bytes must be < 4 GiB")
-        super().__init__(folder, shard_size_bytes)
-        self._config = mds_config(shard_size_bytes)
+        super().__init__(folder, shard_size_bytes, roles)
+        self._names = sorted(mds_columns(roles))
+        self._config = mds_config(shard_size_bytes, mds_columns(roles))
         self._config_data = _mds_json(self._config)
         self._shards: list[dict[str, Any]] = []
         self._pending: BinaryIO | None = None
@@ -120,7 +141,7 @@ class MdsWriter(SampleWriter):
         return self.folder / f".{self._basename()}.tmp"
 
     def _write(self, sample: Sample) -> None:
-        data = _mds_sample(sample)
+        data = _mds_sample(sample, self._names)
         if self._sizes and self.shard_size_bytes < self._pending_size + len(data) + 4:
             self._flush()
         if self._pending_size + len(data) + 4 >= 1 << 32:

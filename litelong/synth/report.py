@@ -24,6 +24,7 @@ from .statistics import Tally
 
 METADATA = "metadata.parquet"
 COLUMNS = ("id", "heading", "num_tokens", "doc_ids", "starts", "ends", "truncated", "roles")
+OPTIONAL_COLUMNS = ("scores",)  # written since mode nextlong: negatives' similarity
 # Rows per record batch: at 128K tokens a row holds some 400 document ids, so a batch of 256 is
 # about 100K ids, whatever the size of the run.
 _BATCH_ROWS = 256
@@ -76,13 +77,18 @@ def write_report(
         else {"dataset": None, "baseline": None, "skipped": no_retriever_reason}
     )
     coherence["definition"] = coherence_definition(max_samples)
+    counted = tally.figures()
+    if "nextlong" in counted:
+        counted["nextlong"]["similarity"]["measure"] = (
+            "bm25" if spec.nextlong.negatives == "bm25" else "cosine"
+        )
     figures = {
         "kind": artifact.kind,
         "name": artifact.name,
         "spec_hash": artifact.spec_hash,
         "uri": artifact.uri,
         "spec": manifest.spec,
-        **tally.figures(),
+        **counted,
         "coherence": coherence,
         "manifest": {"counts": manifest.counts, "skipped": manifest.skipped},
     }
@@ -110,7 +116,8 @@ def _batches(path: Path, part: str) -> Iterator[pa.RecordBatch]:
     missing = [name for name in COLUMNS if name not in parquet.schema_arrow.names]
     if missing:
         raise UnreadableMetadata(f"{part}/{METADATA} lacks column(s) {', '.join(missing)}")
-    yield from parquet.iter_batches(batch_size=_BATCH_ROWS, columns=list(COLUMNS))
+    optional = [name for name in OPTIONAL_COLUMNS if name in parquet.schema_arrow.names]
+    yield from parquet.iter_batches(batch_size=_BATCH_ROWS, columns=[*COLUMNS, *optional])
 
 
 # -- HTML ------------------------------------------------------------------------------------
@@ -131,6 +138,24 @@ def _key_figures(figures: dict[str, Any]) -> list[tuple[str, str]]:
         ("max uses of a document", fmt(reuse["max_uses"])),
         ("documents used more than once", pct(reuse["reused_share"])),
     ]
+    if nextlong := figures.get("nextlong"):
+        per_meta, similarity = nextlong["negatives_per_meta_chunk"], nextlong["similarity"]
+        rows += [
+            ("meta-chunks / negatives", f"{nextlong['meta_chunks']:,} / {nextlong['negatives']:,}"),
+            (
+                "negatives per meta-chunk (mean / min / max)",
+                f"{fmt(per_meta['mean'])} / {fmt(per_meta['min'])} / {fmt(per_meta['max'])}",
+            ),
+            (
+                f"negative similarity, {similarity['measure']} (mean / median)",
+                f"{fmt(similarity['mean'])} / {fmt(similarity['median'])}",
+            ),
+            ("negatives used more than once (must be 0)", fmt(nextlong["negatives_reused"])),
+            (
+                "negatives from their own meta-document (must be 0)",
+                fmt(nextlong["negatives_from_own_document"]),
+            ),
+        ]
     if coherence["skipped"]:
         rows.append(("topical coherence", f"not measured: {coherence['skipped']}"))
     else:

@@ -18,6 +18,7 @@ class Span:
     end: int
     truncated: bool = False  # the document crossed the budget and was cut to fit
     role: str = "doc"  # doc; in mode nextlong: meta or negative
+    score: float | None = None  # a negative's similarity to its meta-chunk (BM25 or cosine)
 
 
 @dataclass

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 
 from ..api.v1alpha1.synthesisrun import SynthesisRun, SynthesisRunSpec
-from ..index import Retriever, open_index
+from ..index import Retriever, open_chunk_index, open_index
 from ..progress import Progress
 from ..skips import SkipCounter
 from ..store import Artifact, ArtifactStore, NotCommitted
 from .assemble import Built, Separator, TokenizedDocuments, fill_samples
 from .candidates import Candidates, Topic, debate_topics, reuse_allowance, standard_topics
+from .negatives import Bm25Negatives, DenseNegatives, NegativeSource
+from .nextlong import Plan, claim, fill, plan_topic
 from .sample import Sample
 from .tokenizer import load_tokenizer
 from .writers import open_writer
@@ -26,6 +29,34 @@ from .writers import open_writer
 
 class ModeUnavailable(RuntimeError):
     """The spec asks for a synthesis mode this build cannot run."""
+
+
+def _pools(
+    topics: list[Topic], candidates: Candidates, limit: int | None, seed: int
+) -> Iterator[tuple[int, list[str], int]]:
+    """Every topic's candidates (within the reuse bound, when there is one)."""
+    if limit:
+        yield from reuse_allowance(topics, candidates, limit, seed)
+        return
+    for topic in topics:
+        yield topic.number, candidates(topic), 0
+
+
+def _negative_source(
+    spec: SynthesisRunSpec, chunks: Retriever, store: ArtifactStore, index: Artifact
+) -> NegativeSource:
+    if spec.nextlong.negatives == "dense":
+        return DenseNegatives(chunks, store, index, spec.nextlong.embedding_model)
+    return Bm25Negatives(chunks)
+
+
+def _nextlong_inputs(spec: SynthesisRunSpec) -> dict[str, str]:
+    inputs: dict[str, str] = {"negatives": spec.nextlong.negatives}
+    if spec.nextlong.negatives == "dense":
+        from .embeddings import DEFAULT_MODEL
+
+        inputs["embedding_model"] = spec.nextlong.embedding_model or DEFAULT_MODEL
+    return inputs
 
 
 def build_part(
@@ -38,11 +69,6 @@ def build_part(
 ) -> tuple[dict[str, int], SkipCounter]:
     """Assemble this shard's samples into `folder`; returns (counts, skips)."""
     spec = resource.spec
-    if spec.mode == "nextlong":
-        raise ModeUnavailable(
-            f"SynthesisRun/{resource.name}: mode nextlong is not available in this version of "
-            "litelong; use mode litelong or standard"
-        )
     index = store.latest_committed("BM25Index", spec.index_ref)
     debate = (
         store.latest_committed("TopicDebate", spec.topic_debate_ref)
@@ -50,52 +76,86 @@ def build_part(
         else None
     )
     retriever = open_index(index)
+    chunks: Retriever | None = None
     try:
         topics = _topics(spec, debate, retriever)
         candidates = Candidates(spec, retriever)
         mine = [topic for topic in topics if topic.number % of == shard]
-        limited = (  # every topic is retrieved; this shard keeps its own topics' lists
+        limit = spec.reuse.max_uses_per_document
+        nextlong = spec.mode == "nextlong"
+        pools = (  # every topic's candidates: for the reuse bound and nextlong's claims
             {
-                number: (ids, excluded)
-                for number, ids, excluded in reuse_allowance(topics, candidates, limit, spec.seed)
-                if number % of == shard
+                n: (ids, excluded)
+                for n, ids, excluded in _pools(topics, candidates, limit, spec.seed)
             }
-            if (limit := spec.reuse.max_uses_per_document)
+            if limit or nextlong
             else {}
         )
         tokenizer = load_tokenizer(spec.tokenizer.name)
         documents = TokenizedDocuments(retriever, tokenizer)
         separator = Separator(tokenizer, spec.separator)
         counts: Counter[str] = Counter(topics=len(mine))
+        plans: dict[int, list[Plan]] = {}
+        if nextlong:
+            chunks, chunk_length = open_chunk_index(index, spec.nextlong.chunk_chars)
+            source = _negative_source(spec, chunks, store, index)
+            for topic in topics:  # every shard plans every topic; counts only its own
+                plans[topic.number] = plan_topic(
+                    spec,
+                    topic,
+                    pools[topic.number][0],
+                    documents,
+                    source,
+                    chunk_length,
+                    counts if topic.number % of == shard else Counter(),
+                )
+            claim([plan for topic_plans in plans.values() for plan in topic_plans], spec.seed)
+            counts["chunks_embedded"] += getattr(source, "embedded", 0)
+            chunk_documents = TokenizedDocuments(chunks, tokenizer)
         progress.start(len(mine), "topics")
-        writer = open_writer(spec.output.format, folder, spec.output.shard_size_bytes)
+        writer = open_writer(
+            spec.output.format, folder, spec.output.shard_size_bytes, roles=nextlong
+        )
         with writer:
             for topic in mine:
-                if topic.number in limited:
-                    ids, excluded = limited[topic.number]
+                if topic.number in pools:
+                    ids, excluded = pools[topic.number]
                     counts["skipped.reuse_limited"] += excluded
                 else:
                     ids = candidates(topic)
-                result = fill_samples(
-                    documents.stream(ids), spec.samples_per_topic, spec.target_tokens, separator
-                )
-                counts.update(result.counts)
                 counts["topics_without_hits"] += not ids
-                counts["topics_underfilled"] += len(result.samples) < spec.samples_per_topic
-                for number, built in enumerate(result.samples):
-                    writer.write(_sample(spec, topic, number, built))
+                if nextlong:
+                    built = []
+                    for plan in plans[topic.number]:
+                        filled = fill(
+                            plan, tokenizer, chunk_documents, separator, spec.target_tokens, counts
+                        )
+                        if filled is not None:
+                            built.append((plan.number, filled))
+                else:
+                    result = fill_samples(
+                        documents.stream(ids), spec.samples_per_topic, spec.target_tokens, separator
+                    )
+                    counts.update(result.counts)
+                    built = list(enumerate(result.samples))
+                counts["topics_underfilled"] += len(built) < spec.samples_per_topic
+                for number, sample in built:
+                    writer.write(_sample(spec, topic, number, sample))
                 progress.advance(1)
         stats = writer.close()
         counts.update(samples=stats.samples, tokens=stats.tokens)
         counts["documents_tokenized"] = documents.tokenized
     finally:
         retriever.close()
+        if chunks is not None:
+            chunks.close()
     (folder / "inputs.json").write_bytes(
         orjson.dumps(
             {
                 "index": index.uri,
                 "topic_debate": debate.uri if debate else None,
                 "tokenizer": spec.tokenizer.name or "smollm2 (litelong default)",
+                **(_nextlong_inputs(spec) if spec.mode == "nextlong" else {}),
             },
             option=orjson.OPT_INDENT_2,
         )

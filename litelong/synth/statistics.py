@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..index.chunks import parent_of
 from .coherence import rank
 
 _LENGTH_BINS = 40
@@ -34,6 +35,7 @@ class Tally:
     headings: Counter[str] = field(default_factory=Counter)
     roles: Counter[str] = field(default_factory=Counter)
     uses: Counter[str] = field(default_factory=Counter)
+    nextlong: NegativeTally = field(default_factory=lambda: NegativeTally())
     #: a max-heap on rank (negated) of the samples ranked first: (-rank, id, distinct doc ids)
     _chosen: list[tuple[int, str, list[str]]] = field(default_factory=list)
 
@@ -59,6 +61,8 @@ class Tally:
         self.full_lengths += np.histogram(lengths[~truncated], self.edges)[0]
         self.truncated_lengths += np.histogram(lengths[truncated], self.edges)[0]
         self._count_uses(doc_ids)
+        if "scores" in batch.schema.names:
+            self.nextlong.add(batch)
         for row, sample_id in enumerate(batch.column("id").to_pylist()):
             self._choose(str(sample_id), doc_ids, row)
 
@@ -113,6 +117,7 @@ class Tally:
             },
             "headings": dict(self.headings.most_common()),
             "roles": dict(self.roles.most_common()),
+            **({"nextlong": self.nextlong.figures()} if self.nextlong.meta_chunks else {}),
             "reuse": {
                 "documents": len(uses),
                 "max_uses": max(uses.values(), default=0),
@@ -123,12 +128,72 @@ class Tally:
         }
 
 
+@dataclass
+class NegativeTally:
+    """Mode nextlong: negatives per meta-chunk, their similarity to it, and whether any negative
+    was used twice or came from its sample's own meta-document (both must be 0)."""
+
+    meta_chunks: int = 0
+    per_meta: array[int] = field(default_factory=lambda: array("q"))
+    scores: array[float] = field(default_factory=lambda: array("d"))
+    uses: Counter[str] = field(default_factory=Counter)
+    from_own_document: int = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        roles_flat: Any = pc.list_flatten(batch.column("roles"))
+        if not pc.any(pc.equal(roles_flat, pa.scalar("meta"))).as_py():
+            return  # another mode: no Python objects for its ids
+        rows: Any = zip(
+            batch.column("doc_ids").to_pylist(),
+            batch.column("roles").to_pylist(),
+            batch.column("scores").to_pylist(),
+            strict=True,
+        )
+        for ids, roles, scores in rows:
+            if "meta" not in roles:
+                continue
+            own = {
+                parent
+                for doc_id, role in zip(ids, roles, strict=True)
+                if role == "meta"
+                for parent in _meta_documents(doc_id)
+            }
+            for doc_id, role, score in zip(ids, roles, scores, strict=True):
+                if role == "meta":
+                    self.meta_chunks += 1
+                    self.per_meta.append(0)
+                elif role == "negative":
+                    self.per_meta[-1] += 1
+                    self.uses[doc_id] += 1
+                    self.from_own_document += parent_of(doc_id) in own
+                    if score is not None:
+                        self.scores.append(score)
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "meta_chunks": self.meta_chunks,
+            "negatives": self.uses.total(),
+            "negatives_per_meta_chunk": _spread(np.asarray(self.per_meta, np.int64)),
+            "similarity": _spread(np.asarray(self.scores, np.float64)),
+            "negatives_reused": sum(1 for n in self.uses.values() if n > 1),
+            "negatives_from_own_document": self.from_own_document,
+        }
+
+
+def _meta_documents(meta_id: str) -> list[str]:
+    """The documents a meta-chunk's name names (`nextlong._meta_id`)."""
+    return [parent_of(part) or part for part in meta_id.split("+")]
+
+
 def _spread(values: np.ndarray) -> dict[str, int | float | None]:
     if not len(values):
         return {"min": None, "max": None, "mean": None, "median": None}
+    if values.dtype.kind != "i":
+        values = values.astype(np.float64).round(4)
+    cast = int if values.dtype.kind == "i" else float
     return {
-        "min": int(values.min()),
-        "max": int(values.max()),
+        "min": cast(values.min()),
+        "max": cast(values.max()),
         "mean": round(float(values.mean()), 4),
         "median": float(np.median(values)),
     }

@@ -33,6 +33,7 @@ _METADATA_COLUMNS: dict[str, pa.DataType] = {
     "ends": pa.list_(pa.int32()),
     "truncated": pa.list_(pa.bool_()),
     "roles": pa.list_(pa.string()),
+    "scores": pa.list_(pa.float32()),
 }
 METADATA_SCHEMA = pa.schema(_METADATA_COLUMNS)
 
@@ -58,10 +59,11 @@ class SampleWriter(ABC):
     """Streams samples into one folder. `close()` finishes the files and may be called again;
     leaving the `with` block on an exception only closes the handles (the part is debris)."""
 
-    def __init__(self, folder: Path, shard_size_bytes: int) -> None:
+    def __init__(self, folder: Path, shard_size_bytes: int, roles: bool = False) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.shard_size_bytes = shard_size_bytes
+        self.roles = roles  # formats that store roles only when asked (MDS) add them
         self._files: list[str] = []
         self._samples = 0
         self._tokens = 0
@@ -153,6 +155,7 @@ class _MetadataWriter:
             "ends": [span.end for span in sample.spans],
             "truncated": [span.truncated for span in sample.spans],
             "roles": [span.role for span in sample.spans],
+            "scores": [span.score for span in sample.spans],
         }
         for name, value in row.items():
             self._rows[name].append(value)

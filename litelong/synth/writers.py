@@ -52,8 +52,12 @@ _PARQUET_FILE_OVERHEAD = 8 << 10
 _PARQUET_ROW_GROUP_OVERHEAD = 4 << 10
 
 
-def open_writer(format: Format, folder: Path, shard_size_bytes: int) -> SampleWriter:
-    """A writer of `format` into `folder` (created if missing); use it as a context manager."""
+def open_writer(
+    format: Format, folder: Path, shard_size_bytes: int, roles: bool = False
+) -> SampleWriter:
+    """A writer of `format` into `folder` (created if missing); use it as a context manager.
+
+    JSONL and Parquet always hold each span's role; MDS adds a `roles` column when asked."""
     if format not in FORMATS:
         raise ValueError(f"unknown output format {format!r}: expected one of {FORMATS}")
     if shard_size_bytes <= 0:
@@ -63,7 +67,7 @@ def open_writer(format: Format, folder: Path, shard_size_bytes: int) -> SampleWr
         "parquet": _ParquetWriter,
         "mds": MdsWriter,
     }
-    return writers[format](Path(folder), shard_size_bytes)
+    return writers[format](Path(folder), shard_size_bytes, roles)
 
 
 def _record(sample: Sample) -> dict[str, Any]:
@@ -87,8 +91,8 @@ def _record(sample: Sample) -> dict[str, Any]:
 
 
 class _JsonlWriter(SampleWriter):
-    def __init__(self, folder: Path, shard_size_bytes: int) -> None:
-        super().__init__(folder, shard_size_bytes)
+    def __init__(self, folder: Path, shard_size_bytes: int, roles: bool = False) -> None:
+        super().__init__(folder, shard_size_bytes, roles)
         self._file: BinaryIO | None = None
         self._file_bytes = 0
 
@@ -121,8 +125,8 @@ class _ParquetWriter(SampleWriter):
     """Rolls on a conservative estimate: the bytes already in the file, the pending row group
     uncompressed, and the footer; zstd only makes the file smaller than that."""
 
-    def __init__(self, folder: Path, shard_size_bytes: int) -> None:
-        super().__init__(folder, shard_size_bytes)
+    def __init__(self, folder: Path, shard_size_bytes: int, roles: bool = False) -> None:
+        super().__init__(folder, shard_size_bytes, roles)
         self._sink: pa.NativeFile | None = None
         self._writer: pq.ParquetWriter | None = None
         self._row_groups = 0

@@ -97,6 +97,22 @@ class Writer(CamelModel):
     )
 
 
+class ChunkIndex(CamelModel):
+    """A second index of the corpus cut into chunks: what NExtLong's hard negatives come from.
+
+    Built once per corpus, next to the document index, and shared by every SynthesisRun in
+    mode nextlong whose `nextlong.chunkChars` matches.
+    """
+
+    enabled: bool = Field(default=False, description="Also index the corpus cut into chunks.")
+    chunk_chars: int = Field(
+        default=2048,
+        ge=64,
+        description="Chunk size in characters: `\\n`-separated lines grouped greedily while "
+        "within it; a longer line is a chunk of its own (NExtLong: 2048).",
+    )
+
+
 class BM25IndexSpec(CamelModel):
     """Read, clean, deduplicate and index a corpus."""
 
@@ -114,6 +130,9 @@ class BM25IndexSpec(CamelModel):
     )
     analysis: Analysis = Field(default_factory=Analysis, description="Term analysis.")
     backend: Backend = Field(default_factory=Backend, description="Search engine.")
+    chunks: ChunkIndex = Field(
+        default_factory=ChunkIndex, description="Chunk index for NExtLong hard negatives."
+    )
     writer: Writer = Field(default_factory=Writer, description="Writer resources (runtime).")
     parallelism: int = Field(
         default=1, ge=1, le=1024, description="Index parts built in parallel (Indexed Job)."

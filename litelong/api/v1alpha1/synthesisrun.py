@@ -47,6 +47,13 @@ class NExtLong(CamelModel):
         default="bm25", description="How hard negatives are retrieved for a meta-chunk."
     )
     expansion: float = Field(default=1.5, gt=0, description="w in k = (T*E*w - S) / (p*s).")
+    meta_share: float = Field(
+        default=0.25,
+        gt=0,
+        lt=1,
+        description="Share of targetTokens the meta-document takes: a topic's retrieved "
+        "documents, one per line, until it is reached; the rest are hard negatives.",
+    )
     embedding_model: str | None = Field(
         default=None, description="sentence-transformers model for dense; unset: all-MiniLM-L6-v2."
     )

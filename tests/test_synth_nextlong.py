@@ -1,0 +1,285 @@
+"""Mode nextlong end to end: a chunk index built with the BM25Index, meta-documents from topic
+retrieval, hard negatives from BM25 (the shipped Wikipedia sample) or dense embeddings (a small
+corpus of three themes), every sample exactly `targetTokens`, no negative used twice, and spans
+with roles read back from MDS and Parquet."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from litelong.api import parse
+from litelong.api.v1alpha1 import SynthesisRun
+from litelong.index import ChunksUnavailable, parent_of, split_chunks
+from litelong.stages import run_shard
+from litelong.store import ArtifactStore
+from litelong.synth.mds import read_mds, span_roles
+
+from .conftest import bm25index, write_jsonl
+
+TOPICS = [
+    ("SCI004000", "Science", "Black holes", "Black holes astronomy stars"),
+    ("HIS037000", "History", "The French Revolution", "French Revolution history"),
+    ("MUS000000", "Music", "Baroque composers", "Baroque composers music"),
+]
+
+
+def commit_topics(store: ArtifactStore, topics: list[tuple[str, str, str, str]]) -> None:
+    debate = store.artifact("TopicDebate", "topics", "000000000000")
+    with debate.staging(0, 1) as folder:
+        records = [
+            {"subject_code": c, "heading": h, "subject": h, "topic": t, "query": q}
+            for c, h, t, q in topics
+        ]
+        (folder / "topics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        debate.commit_part(0, 1, folder, counts={"topics": len(records)})
+    debate.commit({}, 1)
+
+
+@pytest.fixture(scope="module")
+def wiki(tmp_path_factory: pytest.TempPathFactory) -> ArtifactStore:
+    """The shipped sample indexed with its chunk index, and three committed topics."""
+    store = ArtifactStore(f"file://{tmp_path_factory.mktemp('nextlong')}")
+    index = bm25index(
+        "wiki", corpus=[{"uri": "builtin://wiki_vital_en.jsonl.zst"}], chunks={"enabled": True}
+    )
+    run_shard(index, store, 0, 1)
+    commit_topics(store, TOPICS)
+    return store
+
+
+def synthesis(**spec: Any) -> SynthesisRun:
+    resource = parse(
+        {
+            "apiVersion": "litelong.io/v1alpha1",
+            "kind": "SynthesisRun",
+            "metadata": {"name": spec.pop("name", "nl")},
+            "spec": {
+                "topicDebateRef": "topics",
+                "indexRef": "wiki",
+                "mode": "nextlong",
+                "targetTokens": 4096,
+                "samplesPerTopic": 2,
+                "output": {"format": "mds"},
+                **spec,
+            },
+        }
+    )
+    assert isinstance(resource, SynthesisRun)
+    return resource
+
+
+def run(store: ArtifactStore, resource: SynthesisRun, of: int = 1) -> tuple[dict[str, int], Path]:
+    for shard in range(of):
+        result = run_shard(resource, store, shard, of)
+    assert result.manifest is not None
+    return result.manifest.counts, Path(result.artifact.path)
+
+
+def metadata(artifact: Path) -> list[dict[str, Any]]:
+    return [
+        row
+        for part in sorted(artifact.glob("part-*/metadata.parquet"))
+        for row in pq.read_table(part).to_pylist()
+    ]
+
+
+def own_documents(row: dict[str, Any]) -> set[str]:
+    metas = [i for i, role in zip(row["doc_ids"], row["roles"], strict=True) if role == "meta"]
+    return {parent_of(part) or part for meta in metas for part in meta.split("+")}
+
+
+# -- chunking --------------------------------------------------------------------------------
+
+
+def test_chunks_group_whole_lines_within_the_limit_and_long_lines_stand_alone() -> None:
+    text = "\n".join(["a" * 30, "b" * 30, "c" * 30, "d" * 100, "e" * 10])
+    chunks = split_chunks(text, 64)
+    assert chunks == ["a" * 30 + "\n" + "b" * 30, "c" * 30, "d" * 100, "e" * 10]
+    assert "\n".join(chunks) == text
+    assert all(len(chunk) <= 64 or "\n" not in chunk for chunk in chunks)
+
+
+# -- BM25 negatives on the quickstart corpus -------------------------------------------------
+
+
+def test_bm25_samples_are_exact_meta_first_and_never_reuse_a_negative(wiki: ArtifactStore) -> None:
+    counts, artifact = run(wiki, synthesis())
+    rows = metadata(artifact)
+    assert len(rows) == counts["samples"] == 6
+    negatives: Counter[str] = Counter()
+    for row in rows:
+        assert row["num_tokens"] == 4096 and row["ends"][-1] == 4096
+        assert row["roles"][0] == "meta" and row["roles"].count("meta") >= 2
+        assert set(row["roles"]) == {"meta", "negative"}
+        ids = [i for i, role in zip(row["doc_ids"], row["roles"], strict=True) if role != "meta"]
+        negatives.update(ids)
+        assert not {parent_of(i) for i in ids} & own_documents(row)
+        scores = [s for s, role in zip(row["scores"], row["roles"], strict=True) if role != "meta"]
+        assert all(score is not None and score > 0 for score in scores)
+    assert max(negatives.values()) == 1
+    report = json.loads((artifact / "report" / "report.json").read_text())
+    assert report["nextlong"]["negatives_reused"] == 0
+    assert report["nextlong"]["negatives_from_own_document"] == 0
+    assert report["nextlong"]["negatives"] == sum(negatives.values())
+    assert report["nextlong"]["similarity"]["measure"] == "bm25"
+
+
+def test_spans_and_roles_load_back_from_mds_and_parquet(wiki: ArtifactStore) -> None:
+    _, mds = run(wiki, synthesis(name="mds"))
+    _, parquet = run(wiki, synthesis(name="parquet", output={"format": "parquet"}))
+    meta = {row["id"]: row for row in metadata(mds)}
+    mds_rows = [row for part in sorted(mds.glob("part-*[0-9]")) for row in read_mds(part)]
+    parquet_rows = [
+        row
+        for path in sorted(parquet.glob("part-*/samples-*.parquet"))
+        for row in pq.read_table(path).to_pylist()
+    ]
+    assert len(mds_rows) == len(parquet_rows) == len(meta) > 0
+    for mds_row, parquet_row in zip(mds_rows, parquet_rows, strict=True):
+        expected = meta[mds_row["id"]]
+        assert span_roles(mds_row) == parquet_row["roles"] == expected["roles"]
+        spans = [[s, e] for s, e in zip(expected["starts"], expected["ends"], strict=True)]
+        assert mds_row["indices"].tolist() == parquet_row["spans"] == spans
+        assert np.array_equal(mds_row["input_ids"], np.array(parquet_row["input_ids"], np.uint32))
+
+
+def test_the_same_spec_gives_the_same_samples_whatever_the_shard_count(
+    wiki: ArtifactStore, tmp_path: Path
+) -> None:
+    resource = synthesis(name="shards")
+    _, one = run(wiki, resource, of=1)
+    other = ArtifactStore(f"file://{tmp_path}")
+    for kind, name in (("BM25Index", "wiki"), ("TopicDebate", "topics")):
+        source = wiki.latest_committed(kind, name)
+        other.fs.copy(source.path, other.join(kind.lower(), name, source.spec_hash), recursive=True)
+    _, two = run(other, resource, of=2)
+    strip = ("doc_ids", "starts", "roles")
+    a = {row["id"]: [row[key] for key in strip] for row in metadata(one)}
+    b = {row["id"]: [row[key] for key in strip] for row in metadata(two)}
+    assert a == b
+
+
+def test_an_index_without_chunks_is_refused_with_how_to_build_one(wiki: ArtifactStore) -> None:
+    run_shard(bm25index("plain", corpus=[{"uri": "builtin://wiki_vital_en.jsonl.zst"}]), wiki, 0, 1)
+    with pytest.raises(ChunksUnavailable, match=r"chunks: \{enabled: true, chunkChars: 2048\}"):
+        run_shard(synthesis(name="plain", indexRef="plain"), wiki, 0, 1)
+
+
+def test_short_meta_documents_and_too_few_chunks_drop_samples_and_count_them(
+    tmp_path: Path,
+) -> None:
+    store = ArtifactStore(f"file://{tmp_path / 'store'}")
+    short = [{"id": f"s{n}", "text": f"volcano lava eruption number {n}"} for n in range(3)]
+    longer = [
+        {"id": f"l{n}", "text": "\n".join(f"magma chamber line {n} {i} " * 4 for i in range(40))}
+        for n in range(3)
+    ]
+    corpus = write_jsonl(tmp_path / "c.jsonl", short + longer)
+    index = bm25index("tiny", corpus=[{"uri": str(corpus)}], chunks={"enabled": True})
+    run_shard(index, store, 0, 1)
+    commit_topics(store, [("SCI000000", "Science", "volcano", "volcano lava eruption")])
+    counts, _ = run(store, synthesis(indexRef="tiny", targetTokens=2048))
+    assert counts["skipped.meta_shorter_than_chunk"] == 1
+    assert counts["samples"] == 0 and counts["topics_underfilled"] == 1
+
+    commit = ("SCI000001", "Science", "magma", "magma chamber")
+    store.fs.rm(store.join("topicdebate"), recursive=True)
+    commit_topics(store, [commit])
+    counts, _ = run(store, synthesis(name="big", indexRef="tiny", targetTokens=60_000))
+    assert counts["samples_underfilled"] >= 1 and counts["samples"] == 0
+
+
+# -- dense negatives -------------------------------------------------------------------------
+
+THEMES = {
+    "astronomy": ["telescope", "galaxy", "nebula", "orbit", "comet", "planet", "star", "quasar"],
+    "cooking": ["oven", "flour", "butter", "simmer", "garlic", "recipe", "sauce", "dough"],
+    "football": ["goal", "striker", "referee", "penalty", "stadium", "midfield", "league", "coach"],
+}
+
+
+def themed_corpus(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    records = []
+    for theme, words in THEMES.items():
+        for n in range(24):
+            lines = [
+                " ".join(rng.choice(words, 12)) + f" about {theme} part {i}." for i in range(3)
+            ]
+            records.append({"id": f"{theme}-{n}", "text": "\n".join(lines)})
+    return write_jsonl(path, records)
+
+
+def test_dense_negatives_are_similar_chunks_and_embeddings_are_reused(tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers", reason="the dense extra is in dev")
+    store = ArtifactStore(f"file://{tmp_path / 'store'}")
+    index = bm25index(
+        "themes",
+        corpus=[{"uri": str(themed_corpus(tmp_path / "t.jsonl")), "idField": "id"}],
+        chunks={"enabled": True, "chunkChars": 256},
+    )
+    run_shard(index, store, 0, 1)
+    commit_topics(store, [("SCI004000", "Science", "astronomy", "telescope galaxy astronomy")])
+    options = {"negatives": "dense", "chunkChars": 256}
+    spec = {"indexRef": "themes", "targetTokens": 1024, "samplesPerTopic": 1, "nextlong": options}
+    counts, artifact = run(store, synthesis(name="dense", **spec))
+    assert counts["samples"] == 1, sorted(counts.items())
+    assert counts["chunks_embedded"] == len(THEMES) * 24 * 2  # 3 lines: 2 chunks of 256
+    (row,) = metadata(artifact)
+    assert row["num_tokens"] == 1024
+    negatives = [i for i, role in zip(row["doc_ids"], row["roles"], strict=True) if role != "meta"]
+    assert sum(i.startswith("astronomy-") for i in negatives) / len(negatives) > 0.8
+    assert all(-1.0 <= s <= 1.0 for s in row["scores"] if s is not None)
+
+    counts, _ = run(store, synthesis(name="again", seed=1, **spec))
+    assert counts["chunks_embedded"] == 0  # read back from <store>/.embeddings
+
+
+def test_an_embedding_model_that_cannot_load_offline_says_how_to_give_one(tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers", reason="the dense extra is in dev")
+    from litelong.synth.embeddings import EmbeddingModelUnavailable, load_model
+
+    with pytest.raises(EmbeddingModelUnavailable, match=r"nextlong\.embeddingModel to a folder"):
+        load_model(str(tmp_path / "no-such-model"), on="cpu")
+
+
+def test_ivf_search_finds_the_nearest_vectors_above_the_flat_limit() -> None:
+    pytest.importorskip("faiss", reason="the dense extra is in dev")
+    from litelong.synth.embeddings import VectorIndex, normalise
+
+    vectors = normalise(np.random.default_rng(0).normal(size=(4000, 32)))
+    index = VectorIndex(vectors, flat_limit=1000)
+    assert index.kind == "ivf"
+    _, positions = index.search(vectors[:50], 1)
+    assert (positions[:, 0] == np.arange(50)).mean() >= 0.9
+
+
+def test_the_quickstart_sample_runs_nextlong_on_the_shipped_corpus(tmp_path: Path) -> None:
+    import yaml
+
+    from .conftest import REPO
+
+    store = ArtifactStore(f"file://{tmp_path / 'store'}")
+    samples = REPO / "manifests" / "samples"
+    index = parse(yaml.safe_load((samples / "bm25index.yaml").read_text()))
+    run_shard(index, store, 0, 1)
+    debate = store.artifact("TopicDebate", "science", "000000000000")
+    with debate.staging(0, 1) as folder:
+        record = {"subject_code": "SCI004000", "heading": "Science", "subject": "Astronomy"}
+        record |= {"topic": "Black holes", "query": "black holes astronomy stars"}
+        (folder / "topics.jsonl").write_text(json.dumps(record) + "\n")
+        debate.commit_part(0, 1, folder, counts={"topics": 1})
+    debate.commit({}, 1)
+    resource = parse(yaml.safe_load((samples / "synthesisrun-nextlong.yaml").read_text()))
+    assert isinstance(resource, SynthesisRun)
+    counts, artifact = run(store, resource)
+    (row,) = metadata(artifact)
+    assert counts["samples"] == 1 and row["num_tokens"] == resource.spec.target_tokens
+    assert row["roles"][0] == "meta" and "negative" in row["roles"]

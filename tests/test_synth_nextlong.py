@@ -22,6 +22,7 @@ from litelong.store import ArtifactStore
 from litelong.synth.mds import read_mds, span_roles
 
 from .conftest import bm25index, write_jsonl
+from .test_synth_stage import synthesis as stage_synthesis
 
 TOPICS = [
     ("SCI004000", "Science", "Black holes", "Black holes astronomy stars"),
@@ -55,24 +56,8 @@ def wiki(tmp_path_factory: pytest.TempPathFactory) -> ArtifactStore:
 
 
 def synthesis(**spec: Any) -> SynthesisRun:
-    resource = parse(
-        {
-            "apiVersion": "litelong.io/v1alpha1",
-            "kind": "SynthesisRun",
-            "metadata": {"name": spec.pop("name", "nl")},
-            "spec": {
-                "topicDebateRef": "topics",
-                "indexRef": "wiki",
-                "mode": "nextlong",
-                "targetTokens": 4096,
-                "samplesPerTopic": 2,
-                "output": {"format": "mds"},
-                **spec,
-            },
-        }
-    )
-    assert isinstance(resource, SynthesisRun)
-    return resource
+    """test_synth_stage's SynthesisRun, in mode nextlong at 4,096 tokens."""
+    return stage_synthesis(**{"name": "nl", "mode": "nextlong", "targetTokens": 4096, **spec})
 
 
 def run(store: ArtifactStore, resource: SynthesisRun, of: int = 1) -> tuple[dict[str, int], Path]:

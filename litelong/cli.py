@@ -1,4 +1,4 @@
-"""The `litelong` command: validate, crds, run, stage, status, taxonomy, report.
+"""The `litelong` command: validate, crds, run, stage, train, status, taxonomy, report.
 
 Exit codes: 0 ok, 2 invalid input (manifest, corpus, references, usage), 1 failure.
 """
@@ -34,7 +34,7 @@ from . import __version__
 from .api import KINDS, FieldError, InvalidManifest, load_file
 from .api.crd import all_crds, to_yaml, write_crds
 from .api.loading import AnyResource
-from .api.v1alpha1 import SynthesisRunSpec, TopicDebate
+from .api.v1alpha1 import SynthesisRunSpec, TopicDebate, TrainingJob
 from .api.v1alpha1.meta import DNS1123_LABEL
 from .api.v1alpha1.topicdebate import TaxonomySelection
 from .corpus import REASONS, CorpusReadError, InvalidCorpus
@@ -236,6 +236,86 @@ def stage(
     out.print(f"{resource.kind}/{resource.name} shard {shard} of {of}: {result.outcome.value}")
     if result.manifest is not None:
         _print_committed(resource, result.artifact.uri, result.manifest, result.notes)
+
+
+@app.command()
+def train(
+    spec: Annotated[Path, typer.Option("--spec", help="Manifest holding the TrainingJob.")],
+    name: Annotated[
+        str | None, typer.Option(help="TrainingJob name, when FILE holds several.")
+    ] = None,
+    store: StoreOption = None,
+    stop_after: Annotated[
+        int | None,
+        typer.Option(
+            help="Stop after this step without committing, as a pod killed there would "
+            "(resume drills and tests).",
+            min=1,
+        ),
+    ] = None,
+) -> None:
+    """Train a TrainingJob: what each process of its PyTorchJob runs, under torchrun.
+
+    `torchrun --nproc-per-node N -m litelong train --spec FILE` on one machine; in a cluster
+    the operator runs exactly `torchrun -m litelong train --spec /etc/litelong/resource.yaml`.
+    The samples are the newest committed output of `spec.synthesisRunRef` in the store. A
+    rerun resumes from the last checkpoint with the same data order; a committed run is not
+    run again.
+    """
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise StageUnavailable("training needs torch: pip install 'litelong[train]'") from exc
+    from .train.context_parallel import ParallelismError
+    from .train.data import UnreadableSamples
+    from .train.loading import ModelUnavailable
+    from .train.loop import train as run_training
+
+    resource = _pick(load_file(spec), "TrainingJob", name, source=str(spec))
+    assert isinstance(resource, TrainingJob)
+    artifact_store = ArtifactStore(store or _spec_store(resource))
+    artifact = artifact_of(resource, artifact_store)
+    main_rank = os.environ.get("RANK", "0") == "0"
+    if artifact.committed_manifest() is not None:
+        if main_rank:
+            out.print(f"TrainingJob/{resource.name}: already committed, nothing to do")
+        return
+    try:
+        artifact_store.latest_committed("SynthesisRun", resource.spec.synthesis_run_ref)
+    except NotCommitted as exc:
+        raise UnresolvedRef(
+            f"TrainingJob/{resource.name}: synthesisRunRef {resource.spec.synthesis_run_ref!r} "
+            f"has no committed output in {artifact_store.uri}"
+        ) from exc
+
+    def report(row: dict[str, Any]) -> None:
+        mfu = f" mfu {row['mfu']:.1%}" if row.get("mfu") is not None else ""
+        memory = row.get("peak_memory_gib")
+        peak = f" peak {memory:.1f} GiB" if memory is not None else ""
+        out.print(
+            f"step {row['step']}: loss {row['loss']:.4f} lr {row['lr']:.2e} "
+            f"{row['tokens_per_s']:,.0f} tok/s{mfu}{peak}"
+        )
+
+    shown = _progress(resource, "training") if main_rank else contextlib.nullcontext(None)
+    try:
+        with shown as progress:
+            result = run_training(
+                resource, artifact_store, stop_after=stop_after, progress=progress, on_step=report
+            )
+    except (ModelUnavailable, UnreadableSamples, ParallelismError) as exc:
+        raise UnresolvedRef(str(exc)) from exc
+    finally:
+        from .train.parallel import stop
+
+        stop()
+    if main_rank:
+        state = "stopped" if result.stopped else "committed"
+        out.print(
+            f"TrainingJob/{resource.name}: {state} at step {result.step} "
+            f"(resumed from {result.start_step}); checkpoint {result.checkpoint}",
+            soft_wrap=True,
+        )
 
 
 llm_app = typer.Typer(help="The embedded LLM server.", no_args_is_help=True)

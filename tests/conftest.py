@@ -108,3 +108,17 @@ def parquet_bytes(rows: dict[str, list[Any]]) -> bytes:
     sink = io.BytesIO()
     pq.write_table(pa.table(rows), sink)
     return sink.getvalue()
+
+
+def commit_topics(store: Any, topics: list[tuple[str, str, str, str]]) -> None:
+    """A committed TopicDebate `topics` (hash 000000000000) with these (code, heading, topic,
+    query) rows, as the debate stage would leave it."""
+    debate = store.artifact("TopicDebate", "topics", "000000000000")
+    with debate.staging(0, 1) as folder:
+        records = [
+            {"subject_code": c, "heading": h, "subject": h, "topic": t, "query": q}
+            for c, h, t, q in topics
+        ]
+        (folder / "topics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        debate.commit_part(0, 1, folder, counts={"topics": len(records)})
+    debate.commit({}, 1)

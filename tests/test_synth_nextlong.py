@@ -21,7 +21,7 @@ from litelong.stages import run_shard
 from litelong.store import ArtifactStore
 from litelong.synth.mds import read_mds, span_roles
 
-from .conftest import bm25index, write_jsonl
+from .conftest import bm25index, commit_topics, write_jsonl
 from .test_synth_stage import synthesis as stage_synthesis
 
 TOPICS = [
@@ -29,18 +29,6 @@ TOPICS = [
     ("HIS037000", "History", "The French Revolution", "French Revolution history"),
     ("MUS000000", "Music", "Baroque composers", "Baroque composers music"),
 ]
-
-
-def commit_topics(store: ArtifactStore, topics: list[tuple[str, str, str, str]]) -> None:
-    debate = store.artifact("TopicDebate", "topics", "000000000000")
-    with debate.staging(0, 1) as folder:
-        records = [
-            {"subject_code": c, "heading": h, "subject": h, "topic": t, "query": q}
-            for c, h, t, q in topics
-        ]
-        (folder / "topics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-        debate.commit_part(0, 1, folder, counts={"topics": len(records)})
-    debate.commit({}, 1)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ committed as a TopicDebate would commit them, and every output format read back.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from litelong.store import ArtifactStore
 from litelong.synth.mds import read_mds
 from litelong.synth.tokenizer import load_tokenizer
 
-from .conftest import Cli, bm25index
+from .conftest import Cli, bm25index, commit_topics
 
 TOPICS = [
     ("SCI004000", "Science", "Black holes", "Black holes astronomy"),
@@ -35,15 +34,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> ArtifactStore:
     """A store holding the wiki-sample index and a committed TopicDebate `topics`."""
     store = ArtifactStore(f"file://{tmp_path_factory.mktemp('synth')}")
     run_shard(bm25index("wiki", corpus=[{"uri": "builtin://wiki_vital_en.jsonl.zst"}]), store, 0, 1)
-    debate = store.artifact("TopicDebate", "topics", "000000000000")
-    with debate.staging(0, 1) as folder:
-        records = [
-            {"subject_code": c, "heading": h, "subject": h, "topic": t, "query": q}
-            for c, h, t, q in TOPICS
-        ]
-        (folder / "topics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-        debate.commit_part(0, 1, folder, counts={"topics": len(records)})
-    debate.commit({}, 1)
+    commit_topics(store, TOPICS)
     return store
 
 

@@ -34,7 +34,7 @@ from litelong.train.loading import PRESETS, load_model  # noqa: E402
 from litelong.train.metrics import attended_pairs, step_flops  # noqa: E402
 from litelong.train.model import AttentionBatch, CausalLM  # noqa: E402
 
-from .conftest import Cli, bm25index  # noqa: E402
+from .conftest import Cli, bm25index, commit_topics  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPICS = [
@@ -214,15 +214,7 @@ def samples_store(tmp_path_factory: pytest.TempPathFactory) -> ArtifactStore:
     """A committed SynthesisRun `samples` (MDS, 1024 tokens each) made by the real stage."""
     store = ArtifactStore(f"file://{tmp_path_factory.mktemp('train')}")
     run_shard(bm25index("wiki", corpus=[{"uri": "builtin://wiki_vital_en.jsonl.zst"}]), store, 0, 1)
-    debate = store.artifact("TopicDebate", "topics", "000000000000")
-    with debate.staging(0, 1) as folder:
-        records = [
-            {"subject_code": c, "heading": h, "subject": h, "topic": t, "query": q}
-            for c, h, t, q in TOPICS
-        ]
-        (folder / "topics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-        debate.commit_part(0, 1, folder, counts={"topics": len(records)})
-    debate.commit({}, 1)
+    commit_topics(store, TOPICS)
     synthesis = parse(
         {
             "apiVersion": "litelong.io/v1alpha1",

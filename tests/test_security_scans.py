@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from .conftest import REPO
+from .test_chart import CASES, CHART, case_id, objects, values_of
 
 DOCKERFILES = sorted((REPO / "images").glob("*/Dockerfile"))
-CHART = REPO / "charts" / "litelong"
 
 
 def final_stage(dockerfile: Path) -> list[str]:
@@ -61,19 +61,11 @@ def test_images_are_multi_stage_and_run_as_non_root(dockerfile: Path) -> None:
 
 
 def rendered_chart(into: Path) -> None:
+    """The chart as `helm template` renders it, with its defaults and every ci values file."""
     chart = helm.Chart.load(CHART)
-    for values_file in [None, *sorted((CHART / "ci").glob("*-values.yaml"))]:
-        values = yaml.safe_load(values_file.read_text()) if values_file else None
-        rendered = chart.render(values, name="litelong", namespace="litelong-system")
-        documents = [
-            d
-            for template, text in sorted(rendered.items())
-            if not template.endswith("NOTES.txt")
-            for d in yaml.safe_load_all(text)
-            if d
-        ]
-        name = values_file.stem if values_file else "defaults"
-        (into / f"chart-{name}.yaml").write_text(yaml.safe_dump_all(documents))
+    for path in CASES:
+        documents = objects(chart, values_of(path))
+        (into / f"chart-{case_id(path)}.yaml").write_text(yaml.safe_dump_all(documents))
 
 
 @pytest.fixture(scope="module")

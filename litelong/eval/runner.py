@@ -1,0 +1,143 @@
+"""Running an evaluation: generate every (task, length) sample, score it, measure perplexity by
+position, check for contamination, and commit the results.
+
+The CLI (`litelong eval`) and a TrainingJob's `evaluation:` block both end here, so the two
+give the same numbers for the same model and spec.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from ..api.v1alpha1.trainingjob import Evaluation
+from ..progress import NoProgress, Progress
+from ..store import Artifact, ArtifactStore
+from . import documents, perplexity, report
+from .decontamination import TrainingNgrams
+from .scorer import Scored, aggregate, score
+from .subject import Subject
+from .tasks import EvalSample, Haystack, generate
+
+KIND = "Evaluation"
+
+
+def identity(subject: Subject, evaluation: Evaluation, lengths: list[int]) -> str:
+    spec = evaluation.model_dump(mode="json", by_alias=True)
+    text = json.dumps({"model": subject.identity, "evaluation": spec, "lengths": lengths}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def artifact(store: ArtifactStore, subject: Subject, evaluation: Evaluation, lengths: list[int]) -> Artifact:
+    return store.artifact(KIND, subject.name, identity(subject, evaluation, lengths))
+
+
+def evaluate(
+    subject: Subject,
+    evaluation: Evaluation,
+    lengths: list[int],
+    store: ArtifactStore | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Every task at every length, perplexity and decontamination, as one results document."""
+    progress = progress or NoProgress()
+    started = time.monotonic()
+    filler = Haystack(documents.read_texts(evaluation.haystack, 2000) if evaluation.haystack else None)
+    topical = Haystack(_topical_texts(evaluation, store)) if "topical" in evaluation.tasks else None
+    ngrams = None
+    if subject.training is not None and evaluation.decontamination_ngram > 0:
+        ngrams = TrainingNgrams(subject.training(), evaluation.decontamination_ngram)
+    scores, contamination = [], []
+    progress.start(len(evaluation.tasks) * len(lengths) * evaluation.samples_per_task, "samples")
+    for task in evaluation.tasks:
+        hay = topical if task == "topical" and topical is not None else filler
+        for length in lengths:
+            samples = generate(task, subject.tokenizer, length, evaluation.samples_per_task, evaluation.seed, hay)
+            scored = []
+            for sample in samples:
+                scored.append(_score(subject, sample))
+                if ngrams is not None:
+                    contamination.append(_overlap(subject, ngrams, sample))
+                progress.advance(1)
+            scores.append(aggregate(task, length, scored).as_dict())
+    results: dict[str, Any] = {
+        "model": subject.label,
+        "identity": subject.identity,
+        "evaluation": evaluation.model_dump(mode="json", by_alias=True),
+        "lengths": lengths,
+        "haystack": filler.kind,
+        "scores": scores,
+        "average": _averages(scores, lengths),
+    }
+    if evaluation.perplexity is not None:
+        texts = documents.read_texts(evaluation.perplexity)
+        results["perplexity"] = perplexity.by_position(
+            subject.model, subject.tokenizer, texts, max(lengths), evaluation.perplexity_documents
+        )
+    if ngrams is not None:
+        results["decontamination"] = _summarise(contamination, ngrams)
+    results["seconds"] = round(time.monotonic() - started, 1)
+    return results
+
+
+def _score(subject: Subject, sample: EvalSample) -> Scored:
+    prompt = subject.tokenizer.encode(sample.prompt)
+    target = subject.tokenizer.encode(sample.target)
+    ids = np.concatenate([prompt, target])
+    predicted, nll = subject.model.next_token_stats(ids, len(prompt))
+    return score(predicted, target, nll)
+
+
+def _overlap(subject: Subject, ngrams: TrainingNgrams, sample: EvalSample) -> dict[str, Any]:
+    ids = subject.tokenizer.encode(sample.prompt)
+    found = ngrams.found(ids)
+    needles = sum(len(ngrams.found(subject.tokenizer.encode(n))) > 0 for n in sample.needles)
+    example = None
+    if found.size:
+        example = subject.tokenizer.decode(ids[int(found[0]) : int(found[0]) + ngrams.n])
+    return {"task": sample.task, "length": sample.length, "ngrams": int(found.size),
+            "needles": int(needles), "example": example}
+
+
+def _summarise(rows: list[dict[str, Any]], ngrams: TrainingNgrams) -> dict[str, Any]:
+    tasks: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = tasks.setdefault(row["task"], {"samples": 0, "contaminated": 0, "needles_found": 0, "examples": []})
+        entry["samples"] += 1
+        entry["contaminated"] += row["ngrams"] > 0
+        entry["needles_found"] += row["needles"]
+        if row["example"] and len(entry["examples"]) < 3:
+            entry["examples"].append(row["example"])
+    return {"ngram": ngrams.n, "training_tokens": ngrams.tokens, "tasks": tasks}
+
+
+def _averages(scores: list[dict[str, Any]], lengths: list[int]) -> dict[str, float]:
+    """The mean score over tasks at each length (RULER's per-length average)."""
+    return {
+        str(length): float(np.mean([s["score"] for s in scores if s["length"] == length]))
+        for length in lengths
+    }
+
+
+def _topical_texts(evaluation: Evaluation, store: ArtifactStore | None) -> list[str]:
+    topical = evaluation.topical
+    assert topical is not None  # the model validator requires it for the topical task
+    if topical.source is not None:
+        return documents.read_texts(topical.source, topical.documents)
+    if store is None:
+        raise ValueError("the topical haystack's indexRef needs an artifact store")
+    assert topical.index_ref is not None and topical.query is not None
+    return documents.retrieve(store, topical.index_ref, topical.query, topical.documents)
+
+
+def commit(target: Artifact, results: dict[str, Any]) -> None:
+    """results.json and report.html, committed as one part then the manifest."""
+    with target.staging(0, 1) as folder:
+        report.write(folder, results)
+        counts = {"samples": sum(int(s["n"]) for s in results["scores"])}
+        target.commit_part(0, 1, folder, counts=counts)
+    target.commit({"model": results["model"], "evaluation": results["evaluation"], "lengths": results["lengths"]}, 1)

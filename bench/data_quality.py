@@ -201,6 +201,15 @@ def run(args: argparse.Namespace) -> None:
     store = ArtifactStore(f"file://{(args.work / 'store').resolve()}")
     args.out.mkdir(parents=True, exist_ok=True)
     evaluation = Evaluation.model_validate(_evaluation(args))
+    prepared = args.work / "prepared.pkl"
+    runner.load_prepared(prepared)
+    if args.samples_only:  # generate and tokenize every eval sample once, for later commands
+        from litelong.eval import text
+
+        runner.prepare(text.load(args.tokenizer), evaluation, args.eval_lengths, store)
+        runner.save_prepared(prepared)
+        print(f"samples prepared in {time.monotonic() - started:.0f} s", flush=True)
+        return
     work = [(seed, arm) for seed in args.seeds for arm in args.arms]
     if args.base:
         work.append((0, "base"))
@@ -355,6 +364,7 @@ def main() -> None:
     r.add_argument("--eval-lengths", nargs="+", type=int, default=[4096, 8192, 16384, 32768])
     r.add_argument("--samples", type=int, default=10)
     r.add_argument("--perplexity-documents", type=int, default=20)
+    r.add_argument("--samples-only", action="store_true", help="only make the eval samples")
     r.add_argument("--budget", type=float, default=540.0, help="seconds this command may use")
     d = sub.add_parser("dequantize", help="GPU machine: the GGUF as an HF folder")
     d.add_argument("gguf", type=Path)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,9 +23,34 @@ from . import documents, perplexity, report
 from .decontamination import TrainingNgrams
 from .scorer import Scored, aggregate, score
 from .subject import Subject
+from .text import EvalTokenizer
 from .tasks import EvalSample, Haystack, generate
 
 KIND = "Evaluation"
+
+#: Generated and tokenized samples, by (task, length, count, seed, haystack, tokenizer): every
+#: model evaluated in one process with the same tokenizer sees the same samples, made once.
+_PREPARED: dict[tuple[Any, ...], list[tuple[EvalSample, np.ndarray, np.ndarray]]] = {}
+
+
+def save_prepared(path: Path) -> None:
+    """Keep the prepared samples for another process (benchmarks spread over commands)."""
+    path.write_bytes(pickle.dumps(_PREPARED))
+
+
+def load_prepared(path: Path) -> None:
+    if path.is_file():
+        _PREPARED.update(pickle.loads(path.read_bytes()))
+
+
+def _prepared(
+    words: EvalTokenizer, task: str, length: int, evaluation: Evaluation, hay: Haystack
+) -> list[tuple[EvalSample, np.ndarray, np.ndarray]]:
+    key = (task, length, evaluation.samples_per_task, evaluation.seed, hay.fingerprint(), words.fingerprint())
+    if key not in _PREPARED:
+        samples = generate(task, words, length, evaluation.samples_per_task, evaluation.seed, hay)
+        _PREPARED[key] = [(s, words.encode(s.prompt), words.encode(s.target)) for s in samples]
+    return _PREPARED[key]
 
 
 def identity(subject: Subject, evaluation: Evaluation, lengths: list[int]) -> str:
@@ -46,8 +73,7 @@ def evaluate(
     """Every task at every length, perplexity and decontamination, as one results document."""
     progress = progress or NoProgress()
     started = time.monotonic()
-    filler = Haystack(documents.read_texts(evaluation.haystack, 2000) if evaluation.haystack else None)
-    topical = Haystack(_topical_texts(evaluation, store)) if "topical" in evaluation.tasks else None
+    filler, topical = _haystacks(evaluation, store)
     ngrams = None
     if subject.training is not None and evaluation.decontamination_ngram > 0:
         ngrams = TrainingNgrams(subject.training(), evaluation.decontamination_ngram)
@@ -56,12 +82,12 @@ def evaluate(
     for task in evaluation.tasks:
         hay = topical if task == "topical" and topical is not None else filler
         for length in lengths:
-            samples = generate(task, subject.tokenizer, length, evaluation.samples_per_task, evaluation.seed, hay)
             scored = []
-            for sample in samples:
-                scored.append(_score(subject, sample))
+            prepared = _prepared(subject.tokenizer, task, length, evaluation, hay)
+            for sample, prompt, target in prepared:
+                scored.append(_score(subject, prompt, target))
                 if ngrams is not None:
-                    contamination.append(_overlap(subject, ngrams, sample))
+                    contamination.append(_overlap(subject, ngrams, sample, prompt))
                 progress.advance(1)
             scores.append(aggregate(task, length, scored).as_dict())
     results: dict[str, Any] = {
@@ -84,16 +110,32 @@ def evaluate(
     return results
 
 
-def _score(subject: Subject, sample: EvalSample) -> Scored:
-    prompt = subject.tokenizer.encode(sample.prompt)
-    target = subject.tokenizer.encode(sample.target)
+def prepare(
+    words: EvalTokenizer, evaluation: Evaluation, lengths: list[int], store: ArtifactStore | None
+) -> None:
+    """Generate and tokenize every sample without a model (to save them for later)."""
+    filler, topical = _haystacks(evaluation, store)
+    for task in evaluation.tasks:
+        hay = topical if task == "topical" and topical is not None else filler
+        for length in lengths:
+            _prepared(words, task, length, evaluation, hay)
+
+
+def _haystacks(evaluation: Evaluation, store: ArtifactStore | None) -> tuple[Haystack, Haystack | None]:
+    filler = Haystack(documents.read_texts(evaluation.haystack, 2000) if evaluation.haystack else None)
+    topical = Haystack(_topical_texts(evaluation, store)) if "topical" in evaluation.tasks else None
+    return filler, topical
+
+
+def _score(subject: Subject, prompt: np.ndarray, target: np.ndarray) -> Scored:
     ids = np.concatenate([prompt, target])
     predicted, nll = subject.model.next_token_stats(ids, len(prompt))
     return score(predicted, target, nll)
 
 
-def _overlap(subject: Subject, ngrams: TrainingNgrams, sample: EvalSample) -> dict[str, Any]:
-    ids = subject.tokenizer.encode(sample.prompt)
+def _overlap(
+    subject: Subject, ngrams: TrainingNgrams, sample: EvalSample, ids: np.ndarray
+) -> dict[str, Any]:
     found = ngrams.found(ids)
     needles = sum(len(ngrams.found(subject.tokenizer.encode(n))) > 0 for n in sample.needles)
     example = None

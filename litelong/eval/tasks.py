@@ -83,6 +83,14 @@ class Haystack:
     def __init__(self, documents: Sequence[str] | None = None) -> None:
         self.documents = [d.strip() for d in documents or () if d.strip()]
 
+    def fingerprint(self) -> str:
+        import hashlib
+
+        digest = hashlib.sha256()
+        for document in self.documents:
+            digest.update(document.encode())
+        return digest.hexdigest()[:16]
+
     @property
     def kind(self) -> str:
         return "documents" if self.documents else "noise"
@@ -103,16 +111,24 @@ def _fill(
     rng: random.Random,
     sep: str = "\n\n",
 ) -> str:
-    """Units (cycled) up to `budget` tokens, with each needle inserted at a random depth between
-    two units; shrinks until the exact token count fits."""
-    sizes = [tokenizer.count(u + sep) for u in units]
+    """Units (cycled; one too long for what is left is passed over) up to `budget` tokens, with
+    each needle inserted at a random depth between two units; shrinks until the exact token
+    count fits."""
+    sizes: dict[int, int] = {}  # counted lazily: a haystack may hold thousands of documents
     needle_tokens = sum(tokenizer.count(n + sep) for n in needles)
     chosen: list[str] = []
-    total, i = needle_tokens, 0
-    while total + sizes[i % len(units)] <= budget and len(chosen) < 1_000_000:
-        chosen.append(units[i % len(units)])
-        total += sizes[i % len(units)]
+    total, i, misses = needle_tokens, 0, 0
+    while len(chosen) < 1_000_000 and misses < min(len(units), 50):
+        unit = i % len(units)
         i += 1
+        if unit not in sizes:
+            sizes[unit] = tokenizer.count(units[unit] + sep)
+        if total + sizes[unit] > budget:  # too long for what is left: try the next one
+            misses += 1
+            continue
+        misses = 0
+        chosen.append(units[unit])
+        total += sizes[unit]
     if not chosen:  # one unit longer than the budget: cut it by words
         words = units[0].split()
         keep = max(1, len(words) * max(0, budget - needle_tokens) // max(1, sizes[0]))

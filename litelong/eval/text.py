@@ -21,6 +21,14 @@ class EvalTokenizer:
 
     def __init__(self, tokenizer: Tokenizer) -> None:
         self.tokenizer = tokenizer
+        self._fingerprint: str | None = None
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            import hashlib
+
+            self._fingerprint = hashlib.sha256(self.tokenizer.to_str().encode()).hexdigest()[:16]
+        return self._fingerprint
 
     def encode(self, text: str) -> np.ndarray:
         return np.asarray(self.tokenizer.encode(text, add_special_tokens=False).ids, np.int64)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -69,7 +68,12 @@ def _resource(kind: str, name: str, spec: dict[str, Any]) -> Any:
     from litelong.api import parse
 
     return parse(
-        {"apiVersion": "litelong.io/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+        {
+            "apiVersion": "litelong.io/v1alpha1",
+            "kind": kind,
+            "metadata": {"name": name},
+            "spec": spec,
+        }
     )
 
 
@@ -125,9 +129,9 @@ def prepare(args: argparse.Namespace) -> None:
 
 def _eval_inputs(store: Any, corpus: Path, work: Path) -> None:
     """JSONL files the GPU machine reads without tantivy or zstandard: the topical haystack
-    (BM25 top 200 for one topic), the niah filler (the bundled Wikipedia sample, which the
-    training corpus does not hold) and the held-out long documents (consecutive State of the
-    Union addresses joined to at least 160K characters, about 40K tokens)."""
+    (BM25 top 200 for one topic) and the held-out long documents (consecutive State of the
+    Union addresses joined to at least 160K characters, about 40K tokens). The niah tasks use
+    RULER's noise haystack."""
     from litelong.api.v1alpha1.bm25index import CorpusSource
     from litelong.eval.documents import read_texts, retrieve
 
@@ -135,7 +139,6 @@ def _eval_inputs(store: Any, corpus: Path, work: Path) -> None:
     inputs.mkdir(parents=True, exist_ok=True)
     topical = retrieve(store, "large", HAYSTACK_TOPIC, 200)
     _jsonl(inputs / "topical.jsonl", topical)
-    _jsonl(inputs / "haystack.jsonl", read_texts(CorpusSource(uri="builtin://wiki_vital_en.jsonl.zst")))
     held_out = read_texts(CorpusSource(uri=str(corpus / f"{HELD_OUT}-*.jsonl.zst")))
     long_docs, current = [], ""
     for text in held_out:
@@ -143,7 +146,7 @@ def _eval_inputs(store: Any, corpus: Path, work: Path) -> None:
         if len(current) >= 160_000:
             long_docs.append(current)
             current = ""
-    _jsonl(inputs / "long.jsonl", long_docs)
+    _jsonl(inputs / "long.jsonl", long_docs[:24])  # what fits the 64 MiB the GPU call carries
     print(f"eval inputs: {len(topical)} topical, {len(long_docs)} long documents", flush=True)
 
 
@@ -153,13 +156,21 @@ def _jsonl(path: Path, texts: list[str]) -> None:
 
 def _evaluation(args: argparse.Namespace) -> dict[str, Any]:
     inputs = args.work / "inputs"
+    filler = inputs / "haystack.jsonl"  # optional; absent: RULER's noise (what the runs used)
     return {
         "lengths": args.eval_lengths,
-        "tasks": ["niah_single", "niah_multikey", "niah_multivalue", "niah_multiquery",
-                  "vt", "cwe", "topical"],
+        "tasks": [
+            "niah_single",
+            "niah_multikey",
+            "niah_multivalue",
+            "niah_multiquery",
+            "vt",
+            "cwe",
+            "topical",
+        ],
         "samplesPerTask": args.samples,
         "seed": 0,
-        "haystack": {"uri": str(inputs / "haystack.jsonl")},
+        "haystack": {"uri": str(filler)} if filler.is_file() else None,
         "topical": {"source": {"uri": str(inputs / "topical.jsonl")}, "documents": 200},
         "perplexity": {"uri": str(inputs / "long.jsonl")},
         "perplexityDocuments": args.perplexity_documents,
@@ -206,7 +217,9 @@ def run(args: argparse.Namespace) -> None:
     if args.samples_only:  # generate and tokenize every eval sample once, for later commands
         from litelong.eval import text
 
-        runner.prepare(text.load(args.tokenizer), evaluation, args.eval_lengths, store)
+        runner.prepare(
+            text.load(args.tokenizer), evaluation, args.eval_lengths, store, args.workers
+        )
         runner.save_prepared(prepared)
         print(f"samples prepared in {time.monotonic() - started:.0f} s", flush=True)
         return
@@ -299,13 +312,22 @@ def table(args: argparse.Namespace) -> None:
                     values = [r["average"][str(length)] for r in runs]
                     cells.append(f"**{sum(values) / len(values):.3f}**")
                     continue
-                rows = [s for r in runs for s in r["scores"] if s["task"] == task and s["length"] == length]
+                rows = [
+                    s
+                    for r in runs
+                    for s in r["scores"]
+                    if s["task"] == task and s["length"] == length
+                ]
                 correct, n = sum(s["correct"] for s in rows), sum(s["n"] for s in rows)
                 low, high = wilson(correct, n)
                 cells.append(f"{correct / n:.2f} [{low:.2f}, {high:.2f}]")
             print(f"| {arm} | {len(runs)} | {task} | " + " | ".join(cells) + " |")
     print()
-    print("| arm | answer loss (nats/token, mean over tasks) | " + " | ".join(f"{n // 1024}K" for n in lengths) + " |")
+    print(
+        "| arm | answer loss (nats/token, mean over tasks) | "
+        + " | ".join(f"{n // 1024}K" for n in lengths)
+        + " |"
+    )
     print("| --- | --- | " + " | ".join("---" for _ in lengths) + " |")
     for arm in order:
         runs = arms[arm]
@@ -326,7 +348,10 @@ def table(args: argparse.Namespace) -> None:
             cells.append(f"{sum(values) / len(values):.3f}")
         print(f"| {arm} | " + " | ".join(cells) + " |")
     print()
-    print("| arm | seeds | training tokens per seed | training GPU-s per seed | eval s per run | loss first 10 -> last 10 steps | overlap (samples with a 13-gram in training data) |")
+    print(
+        "| arm | seeds | training tokens per seed | training GPU-s per seed | eval s per run "
+        "| loss first 10 -> last 10 steps | overlap (samples with a 13-gram in training data) |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for arm in order:
         runs = arms[arm]
@@ -335,13 +360,24 @@ def table(args: argparse.Namespace) -> None:
         evals = sum(r["seconds"] for r in runs) / len(runs)
         losses = (
             " / ".join(f"{r['loss_first10']:.3f} -> {r['loss_last10']:.3f}" for r in runs)
-            if arm != "base" else "-"
+            if arm != "base"
+            else "-"
         )
         overlap = "-"
         if "decontamination" in runs[0]:
             tasks_seen = runs[0]["decontamination"]["tasks"]
-            overlap = ", ".join(f"{t} {e['contaminated']}/{e['samples']}" for t, e in tasks_seen.items() if e["contaminated"]) or "none"
-        print(f"| {arm} | {len(runs)} | {tokens:,} | {seconds:.0f} | {evals:.0f} | {losses} | {overlap} |")
+            overlap = (
+                ", ".join(
+                    f"{t} {e['contaminated']}/{e['samples']}"
+                    for t, e in tasks_seen.items()
+                    if e["contaminated"]
+                )
+                or "none"
+            )
+        print(
+            f"| {arm} | {len(runs)} | {tokens:,} | {seconds:.0f} | {evals:.0f} | {losses} "
+            f"| {overlap} |"
+        )
 
 
 def main() -> None:
@@ -365,6 +401,7 @@ def main() -> None:
     r.add_argument("--samples", type=int, default=10)
     r.add_argument("--perplexity-documents", type=int, default=20)
     r.add_argument("--samples-only", action="store_true", help="only make the eval samples")
+    r.add_argument("--workers", type=int, default=16, help="processes making the samples")
     r.add_argument("--budget", type=float, default=540.0, help="seconds this command may use")
     d = sub.add_parser("dequantize", help="GPU machine: the GGUF as an HF folder")
     d.add_argument("gguf", type=Path)

@@ -383,7 +383,9 @@ def eval_(
         Path | None,
         typer.Option("--out", help="Write results.json and report.html here, not the store."),
     ] = None,
-    name: Annotated[str | None, typer.Option(help="TrainingJob name, when FILE has several.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="TrainingJob name, when FILE has several.")
+    ] = None,
     store: StoreOption = None,
 ) -> None:
     """Evaluate a model at long context: RULER-family tasks, perplexity by position, and (for
@@ -487,7 +489,9 @@ def _print_eval(results: dict[str, Any]) -> None:
 def export(
     spec: Annotated[Path, typer.Argument(help="Manifest holding the committed TrainingJob.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (must not exist).")],
-    name: Annotated[str | None, typer.Option(help="TrainingJob name, when FILE has several.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="TrainingJob name, when FILE has several.")
+    ] = None,
     tokenizer: Annotated[
         str | None, typer.Option(help="tokenizer.json or folder; default: the samples' tokenizer.")
     ] = None,
@@ -503,7 +507,9 @@ def export(
     trained with), model.safetensors, generation_config.json and the tokenizer.
     """
     from .eval import text
-    from .train.export import ExportError, export as write_folder, push_to_hub as push
+    from .train.export import ExportError
+    from .train.export import export as write_folder
+    from .train.export import push_to_hub as push
 
     resource = _pick(load_file(spec), "TrainingJob", name, source=str(spec))
     assert isinstance(resource, TrainingJob)

@@ -92,7 +92,9 @@ def test_the_oracle_scores_0_when_the_needle_is_taken_out(words: text.EvalTokeni
         stripped = sample.context.replace(sample.needles[0], "")
         prompt = words.encode(f"{stripped}\n\n{sample.query}")
         target = words.encode(sample.target)
-        predicted, _ = InductionOracle().next_token_stats(np.concatenate([prompt, target]), len(prompt))
+        predicted, _ = InductionOracle().next_token_stats(
+            np.concatenate([prompt, target]), len(prompt)
+        )
         assert not np.array_equal(predicted, target)
 
 
@@ -100,8 +102,16 @@ def test_a_random_model_scores_near_0_through_the_cli(cli: Cli, tmp_path: Path) 
     """`litelong eval` on the tiny preset (fresh weights): one task, one length, on the CPU."""
     out = tmp_path / "eval"
     result = cli(
-        "eval", "litelong/tiny", "--tasks", "niah_single", "--length", "256",
-        "--samples", "5", "--out", str(out),
+        "eval",
+        "litelong/tiny",
+        "--tasks",
+        "niah_single",
+        "--length",
+        "256",
+        "--samples",
+        "5",
+        "--out",
+        str(out),
     )
     assert result.code == 0, result.stderr
     assert "niah_single" in result.stdout and "0.00 [0.00-0.43]" in result.stdout
@@ -134,10 +144,16 @@ def test_position_buckets_double_up_to_the_length() -> None:
 def test_decontamination_finds_text_from_the_training_data_and_not_fresh_text(
     words: text.EvalTokenizer,
 ) -> None:
-    seen = words.encode("The quick brown fox jumps over the lazy dog near the river bank today. " * 3)
+    seen = words.encode(
+        "The quick brown fox jumps over the lazy dog near the river bank today. " * 3
+    )
     ngrams = TrainingNgrams([seen])
-    copied = words.encode("Intro. The quick brown fox jumps over the lazy dog near the river bank today.")
-    fresh = words.encode("A completely different sentence about compilers and their many passes here.")
+    copied = words.encode(
+        "Intro. The quick brown fox jumps over the lazy dog near the river bank today."
+    )
+    fresh = words.encode(
+        "A completely different sentence about compilers and their many passes here."
+    )
     assert ngrams.found(copied).size > 0
     assert ngrams.found(fresh).size == 0
 
@@ -209,7 +225,9 @@ def test_export_loads_in_transformers_with_the_trainer_s_logits(
 
     job, store = trained
     manifest = tmp_path / "job.yaml"
-    manifest.write_text(yaml.safe_dump(job.model_dump(mode="json", by_alias=True, exclude_none=True)))
+    manifest.write_text(
+        yaml.safe_dump(job.model_dump(mode="json", by_alias=True, exclude_none=True))
+    )
     out = tmp_path / "hf"
     result = cli("export", str(manifest), "--out", str(out), "--store", store.uri)
     assert result.code == 0, result.stderr
@@ -223,7 +241,9 @@ def test_export_loads_in_transformers_with_the_trainer_s_logits(
     ids = torch.tensor([tokenizer("Black holes bend light around them.")["input_ids"]])
     ours = load_trained(job, store).eval()
     with torch.no_grad():
-        hidden = ours.hidden_states(ids, torch.arange(ids.shape[1]), AttentionBatch(None, ContextParallel()))
+        hidden = ours.hidden_states(
+            ids, torch.arange(ids.shape[1]), AttentionBatch(None, ContextParallel())
+        )
         expected = hidden @ ours.lm_head.weight.t()
         got = hf(ids).logits
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
@@ -236,7 +256,7 @@ def test_eval_of_a_training_job_checks_overlap_with_its_training_data(
 ) -> None:
     """The topical haystack is drawn from the index the samples came from: overlap expected
     and reported; RULER's noise haystack shares nothing with it. The results commit once."""
-    job, store = trained
+    _job, store = trained
     topical = tmp_path / "topical.jsonl"
     source = store.latest_committed("SynthesisRun", "samples")
     from litelong.train.data import TrainingData
@@ -245,8 +265,18 @@ def test_eval_of_a_training_job_checks_overlap_with_its_training_data(
     texts = [text.load(None).decode(data.sequence(i).tokens) for i in range(3)]
     topical.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     args = [
-        "eval", "trainingjob/tiny", "--store", store.uri, "--tasks", "niah_single,topical",
-        "--topic-documents", str(topical), "--length", "256", "--samples", "3",
+        "eval",
+        "trainingjob/tiny",
+        "--store",
+        store.uri,
+        "--tasks",
+        "niah_single,topical",
+        "--topic-documents",
+        str(topical),
+        "--length",
+        "256",
+        "--samples",
+        "3",
     ]
     first = cli(*args)
     assert first.code == 0, first.stderr

@@ -4,6 +4,7 @@ loss in the late buckets; one that does not flattens out or rises past its train
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -20,7 +21,7 @@ def buckets(length: int, first: int = 1024) -> list[tuple[int, int]]:
         edges.append(edge)
         edge *= 2
     edges.append(length)
-    return list(zip(edges[:-1], edges[1:], strict=True))
+    return list(itertools.pairwise(edges))
 
 
 def by_position(
@@ -50,7 +51,12 @@ def by_position(
     for (start, end), total, count in zip(spans, sums, counts, strict=True):
         mean = float(total / count) if count else float("nan")
         rows.append(
-            {"start": start, "end": end, "tokens": int(count), "mean_nll": mean,
-             "perplexity": math.exp(mean) if count else float("nan")}
+            {
+                "start": start,
+                "end": end,
+                "tokens": int(count),
+                "mean_nll": mean,
+                "perplexity": math.exp(mean) if count else float("nan"),
+            }
         )
     return {"length": length, "documents": used, "skipped_shorter": short, "buckets": rows}

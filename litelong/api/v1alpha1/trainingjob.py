@@ -85,7 +85,9 @@ class Evaluation(CamelModel):
     )
     perplexity_documents: int = Field(default=20, ge=1, description="Documents used at most.")
     decontamination_ngram: int = Field(
-        default=13, ge=0, description="n of the n-gram overlap check with the training data; 0: off."
+        default=13,
+        ge=0,
+        description="n of the n-gram overlap check with the training data; 0: off.",
     )
 
     @model_validator(mode="after")

@@ -280,6 +280,8 @@ def train(
     if artifact.committed_manifest() is not None:
         if main_rank:
             out.print(f"TrainingJob/{resource.name}: already committed, nothing to do")
+            if resource.spec.evaluation is not None:
+                _evaluate_job(resource, artifact_store)
         return
     try:
         artifact_store.latest_committed("SynthesisRun", resource.spec.synthesis_run_ref)
@@ -317,6 +319,8 @@ def train(
             f"(resumed from {result.start_step}); checkpoint {result.checkpoint}",
             soft_wrap=True,
         )
+        if not result.stopped and resource.spec.evaluation is not None:
+            _evaluate_job(resource, artifact_store)
 
 
 def _training_job(model: str, name: str | None, store: str | None) -> TrainingJob | None:
@@ -396,7 +400,7 @@ def eval_(
     `spec.evaluation` gives the defaults; options override them.
     """
     from .api.v1alpha1.trainingjob import Evaluation
-    from .eval import report, runner, subject
+    from .eval import subject
     from .train.loading import ModelUnavailable
 
     job = _training_job(model, name, store)
@@ -433,16 +437,24 @@ def eval_(
             who = subject.from_source(model, tokenizer, rope_theta)
     except ModelUnavailable as exc:
         raise UnresolvedRef(str(exc)) from exc
-    target = None if out_dir else runner.artifact(artifact_store, who, evaluation, chosen)
+    _evaluate_and_print(who, evaluation, chosen, artifact_store, out_dir)
+
+
+def _evaluate_and_print(
+    who: Any, evaluation: Any, lengths: list[int], store: ArtifactStore, out_dir: Path | None
+) -> None:
+    """Evaluate unless already committed (in the store, or at --out), then print the table."""
+    from .eval import report, runner
+
+    target = None if out_dir else runner.artifact(store, who, evaluation, lengths)
     if target is not None and target.committed_manifest() is not None:
         (record,) = target.committed_parts(1)
         folder = target.local_part(record)
         results = json.loads((folder / report.RESULTS).read_text())
         out.print(f"{who.label}: already evaluated, {target.uri}")
     else:
-        label = f"eval {who.label}"
-        with _progress_named(label) as progress:
-            results = runner.evaluate(who, evaluation, chosen, artifact_store, progress)
+        with _progress_named(f"eval {who.label}") as progress:
+            results = runner.evaluate(who, evaluation, lengths, store, progress)
         if target is not None:
             runner.commit(target, results)
             where = target.uri
@@ -451,6 +463,18 @@ def eval_(
             where = str(report.write_folder(out_dir, results))
         out.print(f"{who.label}: evaluated in {results['seconds']} s; results in {where}")
     _print_eval(results)
+
+
+def _evaluate_job(job: TrainingJob, store: ArtifactStore) -> None:
+    """A TrainingJob's `spec.evaluation`, once its training is committed (rank 0 only)."""
+    from .eval import subject
+
+    evaluation = job.spec.evaluation
+    assert evaluation is not None
+    who = subject.from_job(job, store)
+    _evaluate_and_print(
+        who, evaluation, evaluation.lengths or [job.spec.context_length], store, None
+    )
 
 
 def _first_error(exc: Exception) -> str:

@@ -288,3 +288,25 @@ def test_eval_of_a_training_job_checks_overlap_with_its_training_data(
     found = results["decontamination"]["tasks"]
     assert found["niah_single"]["contaminated"] == 0
     assert found["topical"]["contaminated"] > 0 and found["topical"]["examples"]
+
+
+def test_a_training_job_s_evaluation_block_runs_after_training_without_retraining(
+    trained: tuple[Any, ArtifactStore], cli: Cli, tmp_path: Path
+) -> None:
+    import yaml
+
+    job, store = trained
+    document = job.model_dump(mode="json", by_alias=True, exclude_none=True)
+    document["spec"]["evaluation"] = {
+        "lengths": [256],
+        "tasks": ["niah_single"],
+        "samplesPerTask": 2,
+    }
+    assert parse(document).spec_hash() == job.spec_hash()  # evaluation never retrains
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(yaml.safe_dump(document))
+    result = cli("train", "--spec", str(manifest), "--store", store.uri)
+    assert result.code == 0, result.stderr
+    assert "already committed" in result.stdout and "niah_single" in result.stdout
+    committed = [a for a in store.artifacts() if a.kind.lower() == "evaluation"]
+    assert any(a.committed_manifest() is not None and a.name == "tiny" for a in committed)

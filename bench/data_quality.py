@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -322,6 +323,23 @@ def table(args: argparse.Namespace) -> None:
                 low, high = wilson(correct, n)
                 cells.append(f"{correct / n:.2f} [{low:.2f}, {high:.2f}]")
             print(f"| {arm} | {len(runs)} | {task} | " + " | ".join(cells) + " |")
+    print()
+    print("| arm | all tasks and lengths pooled | difference from standard (95% CI) |")
+    print("| --- | --- | --- |")
+    pooled = {}
+    for arm in order:
+        rows = [s for r in arms[arm] for s in r["scores"]]
+        pooled[arm] = (sum(s["correct"] for s in rows), sum(s["n"] for s in rows))
+    for arm in order:
+        correct, n = pooled[arm]
+        low, high = wilson(correct, n)
+        difference = "-"
+        if "standard" in pooled and arm != "standard":
+            c0, n0 = pooled["standard"]
+            p, p0 = correct / n, c0 / n0
+            half = 1.96 * math.sqrt(p * (1 - p) / n + p0 * (1 - p0) / n0)
+            difference = f"{p - p0:+.3f} [{p - p0 - half:+.3f}, {p - p0 + half:+.3f}]"
+        print(f"| {arm} | {correct / n:.3f} [{low:.3f}, {high:.3f}] (n={n}) | {difference} |")
     print()
     print(
         "| arm | answer loss (nats/token, mean over tasks) | "

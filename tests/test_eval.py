@@ -13,6 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from litelong.api import parse  # noqa: E402
+from litelong.api.v1alpha1 import TrainingJob  # noqa: E402
 from litelong.api.v1alpha1.trainingjob import Evaluation  # noqa: E402
 from litelong.eval import runner, subject, tasks, text  # noqa: E402
 from litelong.eval.decontamination import TrainingNgrams  # noqa: E402
@@ -30,12 +31,9 @@ class InductionOracle:
     context and the question repeats the needle's wording."""
 
     def next_token_stats(self, ids: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
-        ids = [int(i) for i in ids]
-        best = []
-        for j in range(start, len(ids)):
-            best.append(self._predict(ids[:j]))
-        predicted = np.asarray(best)
-        nll = np.where(predicted == np.asarray(ids[start:]), 0.0, 20.0)
+        tokens = [int(i) for i in ids]
+        predicted = np.asarray([self._predict(tokens[:j]) for j in range(start, len(tokens))])
+        nll = np.where(predicted == np.asarray(tokens[start:]), 0.0, 20.0)
         return predicted, nll
 
     @staticmethod
@@ -206,6 +204,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, ArtifactStor
             },
         }
     )
+    assert isinstance(job, TrainingJob)
     try:
         train(job, store)
     finally:

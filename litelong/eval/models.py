@@ -14,6 +14,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from ..train.model import CausalLM
+
 #: Rows of the vocabulary projection at once: 8K x 49K float32 logits are 1.6 GB.
 LOGIT_ROWS = 4096
 
@@ -28,13 +30,13 @@ class LanguageModel(Protocol):
 class TorchLM:
     """litelong's CausalLM, in eval mode, on `device`."""
 
-    def __init__(self, model: torch.nn.Module, device: torch.device | None = None) -> None:
+    def __init__(self, model: CausalLM, device: torch.device | None = None) -> None:
         from ..train.context_parallel import ContextParallel
         from ..train.model import AttentionBatch
 
         self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        self.model = model.to(self.device, dtype).eval()
+        self.model: CausalLM = model.to(self.device, dtype).eval()
         self.model.activation_checkpointing = False
         self._batch = AttentionBatch(None, ContextParallel())  # causal, one process
 
@@ -56,11 +58,11 @@ class TorchLM:
         return torch.cat(best).cpu().numpy(), torch.cat(nll).double().cpu().numpy()
 
 
-def load_source(source: str, rope_theta: float | None = None) -> torch.nn.Module:
+def load_source(source: str, rope_theta: float | None = None) -> CausalLM:
     """A model as it ships: its own RoPE base unless `rope_theta` is given."""
     from ..api.v1alpha1.trainingjob import ModelSource
     from ..train.loading import load_model
 
     # length 1 is within any native length, so the base stays the model's own unless given
-    model: torch.nn.Module = load_model(ModelSource(name=source), 1, rope_theta, 0, False)
+    model: CausalLM = load_model(ModelSource(name=source), 1, rope_theta, 0, False)
     return model

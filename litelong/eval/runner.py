@@ -137,13 +137,13 @@ def prepare(
     """Generate and tokenize every sample without a model, on `workers` processes (forked:
     generation is pure Python, one core per (task, length))."""
     filler, topical = _haystacks(evaluation, store)
-    jobs = []
-    for task in evaluation.tasks:
-        hay = topical if task == "topical" and topical is not None else filler
-        jobs.extend((task, length, hay) for length in lengths)
+    jobs: list[tuple[str, int, Haystack]] = []
+    for name in evaluation.tasks:
+        hay = topical if name == "topical" and topical is not None else filler
+        jobs.extend((name, length, hay) for length in lengths)
     if workers <= 1:
-        for task, length, hay in jobs:
-            _prepared(words, task, length, evaluation, hay)
+        for job in jobs:
+            _prepared(words, job[0], job[1], evaluation, job[2])
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -151,11 +151,8 @@ def prepare(
     _FORKED.update(words=words, evaluation=evaluation)
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        for (task, length, hay), made in zip(
-            jobs, pool.map(_prepare_one, [(t, n, h) for t, n, h in jobs]), strict=True
-        ):
-            key = _key(words, task, length, evaluation, hay)
-            _PREPARED[key] = made
+        for job, made in zip(jobs, pool.map(_prepare_one, jobs), strict=True):
+            _PREPARED[_key(words, job[0], job[1], evaluation, job[2])] = made
 
 
 _FORKED: dict[str, Any] = {}

@@ -46,6 +46,15 @@ EvalTask = Literal[
     "niah_single", "niah_multikey", "niah_multivalue", "niah_multiquery", "vt", "cwe", "topical"
 ]
 EVAL_TASKS: tuple[str, ...] = EvalTask.__args__  # type: ignore[attr-defined]
+#: Every task but topical, which needs a topical haystack.
+DEFAULT_EVAL_TASKS: list[EvalTask] = [
+    "niah_single",
+    "niah_multikey",
+    "niah_multivalue",
+    "niah_multiquery",
+    "vt",
+    "cwe",
+]
 
 
 class TopicalHaystack(CamelModel):
@@ -71,7 +80,7 @@ class Evaluation(CamelModel):
         default_factory=list, description="Context lengths in tokens; empty: contextLength."
     )
     tasks: list[EvalTask] = Field(
-        default_factory=lambda: [t for t in EVAL_TASKS if t != "topical"],
+        default_factory=lambda: list(DEFAULT_EVAL_TASKS),
         description="RULER-family tasks (topical needs `topical`).",
     )
     samples_per_task: int = Field(default=20, ge=1, description="Samples per task and length.")

@@ -309,3 +309,27 @@ def test_a_training_job_s_evaluation_block_runs_after_training_without_retrainin
     assert "already committed" in result.stdout and "niah_single" in result.stdout
     committed = [a for a in store.artifacts() if a.kind.lower() == "evaluation"]
     assert any(a.committed_manifest() is not None and a.name == "tiny" for a in committed)
+
+
+def test_the_examples_in_docs_eval_md_run(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first `sh` block runs as written; the `yaml` block is a valid TrainingJob. (The
+    export block needs a committed job: test_export_loads_in_transformers_... runs it.)"""
+    import re
+    import shlex
+
+    import yaml
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "eval.md").read_text()
+    blocks = re.findall(r"```(\w+)\n(.*?)```", page, re.S)
+    command = shlex.split(next(body for lang, body in blocks if lang == "sh").strip())
+    assert command[:2] == ["litelong", "eval"]
+    monkeypatch.chdir(tmp_path)
+    result = cli(*command[1:])
+    assert result.code == 0, result.stderr
+    assert (tmp_path / "eval-tiny" / "results.json").is_file()
+    (manifest,) = [body for lang, body in blocks if lang == "yaml"]
+    job = parse(yaml.safe_load(manifest))
+    assert isinstance(job, TrainingJob) and job.spec.evaluation is not None
+    assert "topical" in job.spec.evaluation.tasks

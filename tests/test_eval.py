@@ -68,20 +68,33 @@ def test_the_needle_is_in_the_context_and_the_whole_sample_fits_the_length(
 
 
 def test_an_oracle_that_reads_the_one_document_context_scores_1(
-    words: text.EvalTokenizer,
+    words: text.EvalTokenizer, tmp_path: Path
 ) -> None:
     """The needle inside a one-document haystack: a model that finds it must score 1.0."""
-    document = "Paris is the capital and largest city of France, on the Seine."
-    evaluation = Evaluation(tasks=["niah_single", "niah_multikey"], samples_per_task=4)
-    results = runner.evaluate(_subject(InductionOracle(), words), evaluation, [128])
-    assert [s["score"] for s in results["scores"]] == [1.0, 1.0]
-    one_document = tasks.Haystack([document])
-    for sample in tasks.generate("niah_single", words, 128, 4, 0, one_document):
-        assert document in sample.context
-        prompt, target = words.encode(sample.prompt), words.encode(sample.target)
-        ids = np.concatenate([prompt, target])
-        predicted, _ = InductionOracle().next_token_stats(ids, len(prompt))
-        assert np.array_equal(predicted, target)
+    document = (
+        "Paris is the capital and largest city of France. It lies on the Seine, in the north of "
+        "the country, and for centuries it has been a centre of finance, diplomacy, commerce, "
+        "fashion and science. The city is divided into twenty arrondissements, spiralling out "
+        "from the Louvre."
+    )  # 62 tokens: one copy fits in 160 tokens beside the needle and the question, two do not
+    haystack = tmp_path / "one.jsonl"
+    haystack.write_text(json.dumps({"text": document}) + "\n")
+    evaluation = Evaluation.model_validate(
+        {"tasks": ["niah_single"], "samplesPerTask": 4, "haystack": {"uri": str(haystack)}}
+    )
+    results = runner.evaluate(_subject(InductionOracle(), words), evaluation, [160])
+    assert results["haystack"] == "documents"
+    assert [(s["n"], s["correct"], s["score"]) for s in results["scores"]] == [(4, 4, 1.0)]
+    for sample in tasks.generate("niah_single", words, 160, 4, 0, tasks.Haystack([document])):
+        assert sample.context.count(document) == 1 and sample.needles[0] in sample.context
+
+
+def test_the_oracle_retrieves_the_right_key_among_distractor_needles(
+    words: text.EvalTokenizer,
+) -> None:
+    evaluation = Evaluation(tasks=["niah_multikey"], samples_per_task=4)
+    results = runner.evaluate(_subject(InductionOracle(), words), evaluation, [256])
+    assert results["scores"][0]["score"] == 1.0
 
 
 def test_the_oracle_scores_0_when_the_needle_is_taken_out(words: text.EvalTokenizer) -> None:

@@ -33,6 +33,7 @@ def write_folder(out: Path, results: dict[str, Any]) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        staging.chmod(0o755)  # mkdtemp makes it private
         write(staging, results)
         if out.exists():
             shutil.rmtree(out)

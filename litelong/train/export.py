@@ -94,6 +94,7 @@ def save_hf(model: CausalLM, context_length: int, tokenizer_file: Path | None, o
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        staging.chmod(0o755)  # mkdtemp makes it private
         hf = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         state = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
         missing, unexpected = hf.load_state_dict(state, strict=False)

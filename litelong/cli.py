@@ -1,4 +1,5 @@
-"""The `litelong` command: validate, crds, run, stage, train, eval, export, status, taxonomy, report.
+"""The `litelong` command: validate, crds, run, stage, train, eval, export, status, taxonomy,
+report.
 
 Exit codes: 0 ok, 2 invalid input (manifest, corpus, references, usage), 1 failure.
 """

@@ -35,9 +35,9 @@ from typing import Any
 import litelong.api
 import litelong.stages
 from litelong.index import Retriever, open_index
-from litelong.index.manticore_backend import read_location
-from litelong.index.manticore_client import ManticoreConnection
-from litelong.index.manticore_shards import URL_ENV
+from litelong.index.manticore.backend import read_location
+from litelong.index.manticore.client import ManticoreConnection
+from litelong.index.manticore.shards import URL_ENV
 from litelong.store import ArtifactStore
 
 TARGET_OVERLAP = 0.80

@@ -16,15 +16,15 @@ import pytest
 from litelong.api.v1alpha1.bm25index import Analysis, documents_per_shard
 from litelong.corpus import Document
 from litelong.index import ManticoreError, Retriever, open_index
-from litelong.index.manticore_backend import (
+from litelong.index.manticore.backend import (
     ManticoreRetriever,
     create_table_sql,
     read_location,
     search_sql,
 )
-from litelong.index.manticore_bulk import BulkLoader, ndjson
-from litelong.index.manticore_client import ManticoreConnection, RetryPolicy
-from litelong.index.manticore_shards import (
+from litelong.index.manticore.bulk import BulkLoader, ndjson
+from litelong.index.manticore.client import ManticoreConnection, RetryPolicy
+from litelong.index.manticore.shards import (
     SHARD_URL_ENV,
     URL_ENV,
     Shard,
@@ -33,7 +33,7 @@ from litelong.index.manticore_shards import (
     shard_layout,
     shard_of,
 )
-from litelong.index.manticore_text import QUERY_SYNTAX, escape_query, match_expression, sql_string
+from litelong.index.manticore.text import QUERY_SYNTAX, escape_query, match_expression, sql_string
 from litelong.stages import run_shard
 from litelong.store import ArtifactStore
 
@@ -128,7 +128,7 @@ def test_shard_assignment_is_stable_across_processes_and_uniform() -> None:
     ids = [f"doc-{i}" for i in range(4000)]
     here = [shard_of(doc_id, 4) for doc_id in ids]
     code = (
-        "from litelong.index.manticore_shards import shard_of;"
+        "from litelong.index.manticore.shards import shard_of;"
         "print([shard_of(f'doc-{i}', 4) for i in range(4000)])"
     )
     env = {**os.environ, "PYTHONHASHSEED": "123"}

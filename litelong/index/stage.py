@@ -35,7 +35,7 @@ def build_part(
     spec = resource.spec
     progress.start(None, "docs")
     if spec.backend.type == "manticore":
-        from .manticore_stage import load_part
+        from .manticore import load_part
 
         try:
             return load_part(resource, shard, of, folder, progress, store)
@@ -84,7 +84,7 @@ def open_index(artifact: Artifact) -> Retriever:
     spec = BM25IndexSpec.model_validate(manifest.spec)
     folders = [artifact.local_part(part) for part in manifest.parts]
     if spec.backend.type == "manticore":
-        from .manticore_backend import ManticoreRetriever, read_location
+        from .manticore import ManticoreRetriever, read_location
 
         return ManticoreRetriever(read_location(folders[0]))
     return TantivyRetriever(folders, spec.analysis)

@@ -18,11 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..api.v1alpha1.bm25index import Analysis
-from .manticore_client import ManticoreConnection, RetryPolicy
-from .manticore_shards import Shard, merge_hits, numeric_id, shard_of
-from .manticore_text import match_expression, sql_string
-from .retriever import UnknownDocument
+from ...api.v1alpha1.bm25index import Analysis
+from ..retriever import UnknownDocument
+from .client import ManticoreConnection, RetryPolicy
+from .shards import Shard, merge_hits, numeric_id, shard_of
+from .text import match_expression, sql_string
 
 K1 = 1.2
 B = 0.75

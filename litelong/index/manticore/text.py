@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ..corpus import normalize_text
+from ...corpus import normalize_text
 
 #: Manticore's full-text query operators (manual: "Escaping characters in query string").
 QUERY_SYNTAX = frozenset("\\()|-!@~\"&/^$=<>[]*?':+%")

@@ -95,6 +95,12 @@ def open_chunk_index(artifact: Artifact, chunk_chars: int) -> tuple[Retriever, f
     in characters; raises ChunksUnavailable, saying what to change, when the index has none
     or was cut at another size."""
     manifest = artifact.manifest()
+    if manifest.spec.get("backend", {}).get("type") == "manticore":
+        raise ChunksUnavailable(
+            f"BM25Index/{artifact.name} is a Manticore index, which has no chunk index; mode "
+            "nextlong needs a BM25Index with backend.type tantivy and "
+            f"`chunks: {{enabled: true, chunkChars: {chunk_chars}}}`"
+        )
     spec = BM25IndexSpec.model_validate(manifest.spec)
     if not spec.chunks.enabled or spec.chunks.chunk_chars != chunk_chars:
         built = f"chunkChars {spec.chunks.chunk_chars}" if spec.chunks.enabled else "no chunks"

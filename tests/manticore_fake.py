@@ -1,4 +1,14 @@
-"""A loopback HTTP server that records what the Manticore client sends and answers by rule.
+"""A loopback HTTP server that records what the Manticore client sends and answers as
+Manticore 10.1.0 does.
+
+What it models of the real server (tried against searchd 10.1.0, issue 21):
+
+* `/sql` and `/bulk` exist; any other endpoint is HTTP 501 with a bare error object.
+* An SQL error or a bulk item error is HTTP 500 with a bare `{"error": "..."}` (`sql_error`,
+  `item_error`), never a 200 carrying an error.
+* The connection is closed after each response unless the request said
+  `Connection: keep-alive`, and the response does not say `Connection: close`: a client that
+  reuses such a connection has its next request reset.
 
 It checks requests, never search quality: anything about retrieval runs against a real
 Manticore (LITELONG_MANTICORE_URL).
@@ -7,13 +17,19 @@ Manticore (LITELONG_MANTICORE_URL).
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+ENDPOINTS = frozenset({"/sql", "/bulk"})
+#: how long the real server's close trails its response: a reused socket is dead by then
+CLOSE_AFTER = 0.05
 
 
 @dataclass
@@ -22,6 +38,7 @@ class Request:
     query: dict[str, list[str]]
     content_type: str
     body: str
+    keep_alive: bool = False
 
     def ndjson(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.body.splitlines() if line.strip()]
@@ -31,10 +48,30 @@ Answer = tuple[int, Any]
 Rule = Callable[[Request], Answer | None]
 
 
+def sql_error(message: str) -> Answer:
+    """How Manticore answers a statement it refuses."""
+    return 500, {"error": message}
+
+
+def item_error(message: str) -> Answer:
+    """How Manticore answers a bulk request with a failed operation."""
+    return 500, {"error": message}
+
+
 def default_answer(request: Request) -> Answer:
+    if request.path not in ENDPOINTS:
+        return 501, {"error": f"invalid endpoint {request.path}"}
     if request.path == "/bulk":
-        return 200, {"items": [], "errors": False}
+        return 200, {"items": [], "current_line": 0, "skipped_lines": 0, "errors": False}
     return 200, [{"total": 0, "error": "", "warning": ""}]
+
+
+def rows(*found: dict[str, Any]) -> Answer:
+    """A result set of /sql?raw_response=true."""
+    columns = [{key: {"type": "string"}} for key in (found[0] if found else {})]
+    return 200, [
+        {"columns": columns, "data": list(found), "total": len(found), "error": "", "warning": ""}
+    ]
 
 
 @dataclass
@@ -42,9 +79,23 @@ class FakeManticore:
     url: str
     requests: list[Request] = field(default_factory=list)
     rule: Rule | None = None
+    connections: int = 0
+    honour_keep_alive: bool = True  # False: close after every answer, as a restart would
 
     def bulk_requests(self) -> list[Request]:
         return [request for request in self.requests if request.path == "/bulk"]
+
+    def sql(self) -> list[str]:
+        return [request.body for request in self.requests if request.path == "/sql"]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeManticore
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.fake.connections += 1
+        super().process_request(request, client_address)
 
 
 @contextmanager
@@ -53,14 +104,22 @@ def fake_manticore(rule: Rule | None = None) -> Iterator[FakeManticore]:
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # persistent only when asked, below
+        disable_nagle_algorithm = True
+
+        def do_GET(self) -> None:
+            self.do_POST()
+
         def do_POST(self) -> None:
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
+            keep_alive = (self.headers.get("Connection") or "").lower() == "keep-alive"
             request = Request(
                 parts.path,
                 parse_qs(parts.query),
                 self.headers.get("Content-Type") or "",
                 self.rfile.read(length).decode(),
+                keep_alive,
             )
             with lock:
                 fake.requests.append(request)
@@ -72,11 +131,17 @@ def fake_manticore(rule: Rule | None = None) -> Iterator[FakeManticore]:
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
+            self.wfile.flush()
+            if not (keep_alive and fake.honour_keep_alive):  # closed without a word, late
+                time.sleep(CLOSE_AFTER)
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
 
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Server(("127.0.0.1", 0), Handler)
+    server.fake = fake
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

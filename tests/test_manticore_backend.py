@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,7 +28,7 @@ from litelong.index.manticore.backend import (
     search_sql,
 )
 from litelong.index.manticore.bulk import BulkLoader, ndjson
-from litelong.index.manticore.client import ManticoreConnection, RetryPolicy
+from litelong.index.manticore.client import READY_SECONDS, ManticoreConnection, RetryPolicy
 from litelong.index.manticore.shards import (
     SHARD_URL_ENV,
     URL_ENV,
@@ -38,7 +43,7 @@ from litelong.stages import run_shard
 from litelong.store import ArtifactStore
 
 from .conftest import bm25index, write_jsonl
-from .manticore_fake import Request, fake_manticore
+from .manticore_fake import CLOSE_AFTER, Request, fake_manticore, item_error, rows, sql_error
 from .retriever_contract import CONTRACT_CORPUS, RetrieverContract
 
 SERVER = os.environ.get(URL_ENV)
@@ -222,24 +227,66 @@ def test_transient_errors_are_retried_and_permanent_ones_are_not() -> None:
 def test_sql_goes_to_the_sql_endpoint_and_reports_errors() -> None:
     def rule(request: Request) -> tuple[int, object] | None:
         if "bad" in request.body:
-            return 200, [{"total": 0, "error": "P01: syntax error", "warning": ""}]
+            return sql_error("P01: syntax error, unexpected identifier near 'bad'")
         if "down" in request.body:
             return 503, {"error": "maintenance"}
-        return 200, [{"columns": [], "data": [{"n": 7}], "total": 1, "error": "", "warning": ""}]
+        if "slow" in request.body:
+            return 429, {"error": "too many requests"}
+        return rows({"n": 7})
 
     with fake_manticore(rule) as fake:
         connection = ManticoreConnection(fake.url)
         assert connection.sql("SELECT COUNT(*) AS n FROM t") == [{"n": 7}]
-        with pytest.raises(ManticoreError, match="syntax error") as permanent:
+        with pytest.raises(ManticoreError, match="P01: syntax error") as permanent:
             connection.sql("bad")
         assert not permanent.value.transient
-        with pytest.raises(ManticoreError, match="503") as transient:
-            connection.sql("down")
-        assert transient.value.transient
+        for statement, status in (("down", "503"), ("slow", "429")):
+            with pytest.raises(ManticoreError, match=status) as transient:
+                connection.sql(statement)
+            assert transient.value.transient
         connection.close()
     first = fake.requests[0]
     assert first.path == "/sql" and first.body == "SELECT COUNT(*) AS n FROM t"
     assert first.query["raw_response"] == ["true"]
+
+
+def test_an_sql_error_fails_at_once_with_the_servers_message() -> None:
+    waits: list[float] = []
+    with fake_manticore(
+        lambda _: sql_error("unknown local table(s) 'gone' in search request")
+    ) as fake:
+        connection = ManticoreConnection(fake.url)
+        with pytest.raises(ManticoreError, match=r"unknown local table\(s\) 'gone'"):
+            RetryPolicy().run(lambda: connection.sql("SELECT * FROM gone"), sleep=waits.append)
+        connection.close()
+    assert waits == [] and len(fake.requests) == 1
+
+
+def test_back_to_back_requests_keep_one_connection_alive() -> None:
+    """Manticore closes a connection after each answer unless asked to keep it: the client
+    asks, so a topic's queries never meet a reset nor pay a new connection."""
+    with fake_manticore(lambda _: rows({"n": 1})) as fake:
+        connection = ManticoreConnection(fake.url)
+        for _ in range(40):
+            assert connection.sql("SELECT 1") == [{"n": 1}]
+        connection.close()
+    assert all(request.keep_alive for request in fake.requests)
+    assert fake.connections == 1
+
+
+def test_a_connection_closed_between_requests_is_reopened_without_waiting() -> None:
+    """A server restart or idle timeout drops a kept connection: the next request goes out
+    again on a new one at once, instead of failing or sleeping in a retry."""
+    with fake_manticore(lambda _: rows({"n": 1})) as fake:
+        fake.honour_keep_alive = False
+        connection = ManticoreConnection(fake.url)
+        started = time.monotonic()
+        for _ in range(10):
+            assert connection.sql("SELECT 1") == [{"n": 1}]
+        elapsed = time.monotonic() - started
+        connection.close()
+    assert fake.connections >= 5  # the server did close them
+    assert elapsed < 10 * (CLOSE_AFTER + 0.25)  # and no retry slept
 
 
 def test_an_unreachable_server_is_a_transient_error() -> None:
@@ -248,6 +295,98 @@ def test_an_unreachable_server_is_a_transient_error() -> None:
     with pytest.raises(ManticoreError) as error:
         ManticoreConnection(url, timeout=2).sql("SHOW TABLES")
     assert error.value.transient
+
+
+def test_waiting_for_a_refused_server_ends_within_its_limit_naming_the_url() -> None:
+    assert READY_SECONDS <= 15
+    with fake_manticore() as fake:
+        url = fake.url
+    started = time.monotonic()
+    with pytest.raises(ManticoreError, match=f"{url} is not ready after 1 s") as error:
+        ManticoreConnection(url, timeout=2).wait_ready(timeout=1, sleep=lambda _: None)
+    assert time.monotonic() - started < 5
+    assert "refused" in str(error.value).lower()
+
+
+def test_a_url_that_is_not_manticore_fails_at_once_saying_what_answered() -> None:
+    with fake_manticore() as fake:
+        connection = ManticoreConnection(fake.url + "/manticore")
+        with pytest.raises(ManticoreError, match=r"no such endpoint.*HTTP 501") as wrong_path:
+            connection.wait_ready(sleep=_no_waiting)
+        assert not wrong_path.value.transient
+        connection.close()
+    with plain_http_server() as url:
+        connection = ManticoreConnection(url)
+        with pytest.raises(ManticoreError, match=f"{url} is not Manticore: .*HTTP 404"):
+            connection.wait_ready(sleep=_no_waiting)
+        connection.close()
+    with mysql_port() as url:
+        connection = ManticoreConnection(url)
+        with pytest.raises(ManticoreError, match=r"not HTTP.*9306"):
+            connection.wait_ready(sleep=_no_waiting)
+        connection.close()
+
+
+def _no_waiting(seconds: float) -> None:
+    raise AssertionError(f"waited {seconds} s for a server that is not Manticore")
+
+
+@contextmanager
+def plain_http_server() -> Iterator[str]:
+    """Some other web server: 404 and HTML for /sql."""
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = b"<html><body>404 Not Found</body></html>"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def mysql_port() -> Iterator[str]:
+    """A MySQL-protocol listener (Manticore's 9306): it greets first, in binary."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    greeting = b"\x4a\x00\x00\x00\x0a10.1.0 0a6d2b1@25091011 dev\x00\x08\x00\x00\x00"
+
+    def serve() -> None:
+        while True:
+            try:
+                peer, _ = listener.accept()
+            except OSError:
+                return
+            with peer:
+                peer.sendall(greeting)
+                peer.recv(65536)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+def test_errors_show_both_ends_of_a_long_statement() -> None:
+    statement = search_sql("t", match_expression(" ".join(f"w{i}" for i in range(400))), 1032)
+    with fake_manticore(lambda _: sql_error("some error")) as fake:
+        connection = ManticoreConnection(fake.url)
+        with pytest.raises(ManticoreError) as error:
+            connection.sql(statement)
+        connection.close()
+    assert "max_matches=1032" in str(error.value) and "SELECT" in str(error.value)
 
 
 def test_bulk_batches_route_documents_to_their_shard_within_the_batch_size() -> None:
@@ -275,15 +414,16 @@ def test_bulk_batches_route_documents_to_their_shard_within_the_batch_size() -> 
 def test_a_bulk_error_fails_the_load() -> None:
     def rule(request: Request) -> tuple[int, object] | None:
         if request.path == "/bulk":
-            return 200, {"items": [{"replace": {"id": 1, "error": "table absent"}}], "errors": True}
+            return item_error("table 't' absent, or does not support INSERT")
         return None
 
     with fake_manticore(rule) as fake:
         loader = BulkLoader([Shard(fake.url, "t")], {fake.url: ManticoreConnection(fake.url)})
         loader.add(Document("a", "some text"))
-        with pytest.raises(ManticoreError, match="table absent"):
+        with pytest.raises(ManticoreError, match="table 't' absent") as error:
             loader.flush()
         loader.close()
+    assert not error.value.transient and len(fake.bulk_requests()) == 1  # never retried
 
 
 # -- the stage, against the recording server ----------------------------------------------
@@ -326,7 +466,7 @@ def test_a_rerun_resumes_after_the_last_file_manticore_acknowledged(tmp_path: Pa
 
     def rule(request: Request) -> tuple[int, object] | None:
         if request.path == "/bulk" and broken["on"] and '"doc_id":"b' in request.body:
-            return 400, {"error": "disk full"}
+            return item_error("disk full")
         return None
 
     with fake_manticore(rule) as fake:

@@ -20,7 +20,7 @@ from typing import Any
 
 from ...api.v1alpha1.bm25index import Analysis
 from ..retriever import UnknownDocument
-from .client import ManticoreConnection, RetryPolicy
+from .client import READY_SECONDS, ManticoreConnection, RetryPolicy
 from .shards import Shard, merge_hits, numeric_id, shard_of
 from .text import match_expression, sql_string
 
@@ -73,9 +73,10 @@ def prepare_tables(
     shards: Sequence[Shard],
     connections: dict[str, ManticoreConnection],
     analysis: Analysis,
-    ready_timeout: float = 300.0,
+    ready_timeout: float = READY_SECONDS,
 ) -> None:
-    """Wait until every server answers, then create the shard tables that are missing."""
+    """Wait until every server answers (a wrong URL fails within `ready_timeout`), then
+    create the shard tables that are missing."""
     for connection in connections.values():
         connection.wait_ready(ready_timeout)
     retry = RetryPolicy()

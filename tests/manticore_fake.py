@@ -4,6 +4,8 @@ Manticore 10.1.0 does.
 What it models of the real server (tried against searchd 10.1.0, issue 21):
 
 * `/sql` and `/bulk` exist; any other endpoint is HTTP 501 with a bare error object.
+* Tables exist once created, hold the ids `replace`d into them, and are counted; a table that
+  does not exist is an error.
 * An SQL error or a bulk item error is HTTP 500 with a bare `{"error": "..."}` (`sql_error`,
   `item_error`), never a 200 carrying an error.
 * The connection is closed after each response unless the request said
@@ -17,6 +19,7 @@ Manticore (LITELONG_MANTICORE_URL).
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -58,11 +61,30 @@ def item_error(message: str) -> Answer:
     return 500, {"error": message}
 
 
-def default_answer(request: Request) -> Answer:
+_CREATE = re.compile(r"CREATE TABLE (IF NOT EXISTS )?(\w+)", re.IGNORECASE)
+_DROP = re.compile(r"DROP TABLE (IF EXISTS )?(\w+)", re.IGNORECASE)
+_COUNT = re.compile(r"SELECT COUNT\(\*\) AS (\w+) FROM (\w+)", re.IGNORECASE)
+
+
+def default_answer(request: Request, tables: dict[str, set[int]]) -> Answer:
+    """Tables as a set of ids each: created, dropped, loaded by bulk `replace`, counted."""
     if request.path not in ENDPOINTS:
         return 501, {"error": f"invalid endpoint {request.path}"}
     if request.path == "/bulk":
+        for operation in request.ndjson():
+            replace = operation["replace"]
+            if replace["table"] not in tables:
+                return item_error(f"table '{replace['table']}' absent, or does not support INSERT")
+            tables[replace["table"]].add(replace["id"])
         return 200, {"items": [], "current_line": 0, "skipped_lines": 0, "errors": False}
+    if created := _CREATE.match(request.body):
+        tables.setdefault(created[2], set())
+    elif dropped := _DROP.match(request.body):
+        tables.pop(dropped[2], None)
+    elif counted := _COUNT.match(request.body):
+        if counted[2] not in tables:
+            return sql_error(f"unknown local table(s) '{counted[2]}' in search request")
+        return rows({counted[1]: len(tables[counted[2]])})
     return 200, [{"total": 0, "error": "", "warning": ""}]
 
 
@@ -81,6 +103,7 @@ class FakeManticore:
     rule: Rule | None = None
     connections: int = 0
     honour_keep_alive: bool = True  # False: close after every answer, as a restart would
+    tables: dict[str, set[int]] = field(default_factory=dict)
 
     def bulk_requests(self) -> list[Request]:
         return [request for request in self.requests if request.path == "/bulk"]
@@ -123,7 +146,9 @@ def fake_manticore(rule: Rule | None = None) -> Iterator[FakeManticore]:
             )
             with lock:
                 fake.requests.append(request)
-            answer = (fake.rule(request) if fake.rule else None) or default_answer(request)
+                answer = (fake.rule(request) if fake.rule else None) or default_answer(
+                    request, fake.tables
+                )
             status, payload = answer
             data = json.dumps(payload).encode()
             self.send_response(status)

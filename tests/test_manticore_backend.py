@@ -5,7 +5,9 @@ loading and resuming) always, the HTTP layer against a loopback server that reco
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,12 +19,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
 from litelong.api.v1alpha1.bm25index import Analysis, documents_per_shard
 from litelong.corpus import Document
-from litelong.index import ManticoreError, Retriever, open_index
+from litelong.index import (
+    ChunksUnavailable,
+    ManticoreError,
+    Retriever,
+    open_chunk_index,
+    open_index,
+)
 from litelong.index.manticore.backend import (
+    SCORE_SCALE,
     ManticoreRetriever,
+    TablesOutOfSync,
     create_table_sql,
     read_location,
     search_sql,
@@ -42,8 +53,16 @@ from litelong.index.manticore.text import QUERY_SYNTAX, escape_query, match_expr
 from litelong.stages import run_shard
 from litelong.store import ArtifactStore
 
-from .conftest import bm25index, write_jsonl
-from .manticore_fake import CLOSE_AFTER, Request, fake_manticore, item_error, rows, sql_error
+from .conftest import Cli, bm25index, write_jsonl
+from .manticore_fake import (
+    CLOSE_AFTER,
+    FakeManticore,
+    Request,
+    fake_manticore,
+    item_error,
+    rows,
+    sql_error,
+)
 from .retriever_contract import CONTRACT_CORPUS, RetrieverContract
 
 SERVER = os.environ.get(URL_ENV)
@@ -179,9 +198,9 @@ def test_tables_stem_drop_stop_words_and_keep_field_lengths_as_asked() -> None:
     assert "morphology='none'" in plain and "stopwords" not in plain
 
 
-def test_search_is_true_bm25_with_max_matches_raised_to_the_limit() -> None:
+def test_search_ranks_by_bm25a_with_max_matches_raised_to_the_limit() -> None:
     statement = search_sql("t", match_expression("it's (plants)"), 1032)
-    assert "ranker=expr('10000*bm25a(1.2,0.75)')" in statement
+    assert f"ranker=expr('{SCORE_SCALE}*bm25a(1.2,0.75)')" in statement
     assert "idf='plain,tfidf_unnormalized'" in statement
     assert "LIMIT 1032" in statement and "max_matches=1032" in statement
     assert "MATCH('it | s | plants')" in statement
@@ -392,6 +411,7 @@ def test_errors_show_both_ends_of_a_long_statement() -> None:
 def test_bulk_batches_route_documents_to_their_shard_within_the_batch_size() -> None:
     documents = [Document(f"doc-{i}", f"text number {i}") for i in range(45)]
     with fake_manticore() as fake:
+        fake.tables.update(t_s0=set(), t_s1=set())
         shards = [Shard(fake.url, "t_s0"), Shard(fake.url, "t_s1")]
         connections = {fake.url: ManticoreConnection(fake.url)}
         loader = BulkLoader(shards, connections, batch_size=10, in_flight=2)
@@ -436,6 +456,9 @@ def test_the_stage_creates_tables_loads_and_records_where_they_are(tmp_path: Pat
         resource = manticore_index(tmp_path, fake.url, 2, [corpus])
         for shard in range(2):
             result = run_shard(resource, store, shard, 2)
+        retriever = open_index(result.artifact)
+        assert isinstance(retriever, ManticoreRetriever)
+        retriever.close()
     assert result.manifest is not None
     counts = result.manifest.counts
     assert counts["documents"] == len(CONTRACT_CORPUS)
@@ -449,9 +472,6 @@ def test_the_stage_creates_tables_loads_and_records_where_they_are(tmp_path: Pat
         assert create_table_sql(shard.table, Analysis()) in statements
     loaded = [op["replace"]["doc"]["doc_id"] for r in fake.bulk_requests() for op in r.ndjson()]
     assert sorted(loaded) == sorted(doc["id"] for doc in CONTRACT_CORPUS)
-    retriever = open_index(result.artifact)
-    assert isinstance(retriever, ManticoreRetriever)
-    retriever.close()
 
 
 def test_a_rerun_resumes_after_the_last_file_manticore_acknowledged(tmp_path: Path) -> None:
@@ -494,3 +514,88 @@ def test_managed_mode_without_the_operator_says_where_manticore_is_missing(
 
     with pytest.raises(BackendUnavailable, match=URL_ENV):
         run_shard(resource, ArtifactStore(f"file://{tmp_path}/store"), 0, 1)
+
+
+# -- scores, committed tables, rebuilding -------------------------------------------------
+
+
+def bm25a_weight(bm25: float, documents: int) -> int:
+    """What searchd 10.1.0 returns for `SCORE_SCALE*bm25a(...)` (issue 21's measurement)."""
+    return round(SCORE_SCALE * (0.5 + bm25 / (4.4 * math.log(1 + documents))))
+
+
+def test_shards_of_different_sizes_merge_by_their_true_bm25() -> None:
+    """bm25a squeezes BM25 by the shard's size: a small shard's hits would outrank a large
+    shard's better ones unless the weights are turned back into BM25."""
+    sizes = {"t_s0": 10, "t_s1": 100_000}
+    hits = {"t_s0": [("small-a", 5.0), ("small-b", 1.0)], "t_s1": [("large-a", 8.0)]}
+
+    def rule(request: Request) -> tuple[int, object] | None:
+        table = re.search(r"FROM (\w+)", request.body)
+        if table is None or table[1] not in sizes:
+            return None
+        if "COUNT(*)" in request.body:
+            return rows({"n": sizes[table[1]]})
+        found = [
+            {"doc_id": doc, "w": bm25a_weight(score, sizes[table[1]])}
+            for doc, score in hits[table[1]]
+        ]
+        return rows(*found)
+
+    with fake_manticore(rule) as fake:
+        retriever = ManticoreRetriever([Shard(fake.url, "t_s0"), Shard(fake.url, "t_s1")])
+        merged = retriever.search("anything", 3)
+        retriever.close()
+    assert [doc for doc, _ in merged] == ["large-a", "small-a", "small-b"]
+    assert [score for _, score in merged] == pytest.approx([8.0, 5.0, 1.0], abs=1e-3)
+
+
+def committed_manticore_index(tmp_path: Path, fake: FakeManticore) -> tuple[Path, ArtifactStore]:
+    corpus = write_jsonl(tmp_path / "c.jsonl", CONTRACT_CORPUS)
+    manifest = tmp_path / "index.yaml"
+    resource = manticore_index(tmp_path, fake.url, 2, [corpus])
+    manifest.write_text(yaml.safe_dump(resource.model_dump(mode="json", by_alias=True)))
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    assert run_shard(resource, store, 0, 1).manifest is not None
+    return manifest, store
+
+
+def test_opening_an_index_whose_tables_are_gone_says_so_and_how_to_rebuild(
+    tmp_path: Path,
+) -> None:
+    with fake_manticore() as fake:
+        _, store = committed_manticore_index(tmp_path, fake)
+        artifact = store.latest_committed("BM25Index", "test")
+        open_index(artifact).close()  # tables as committed
+        (gone, short) = sorted(fake.tables)
+        del fake.tables[gone]
+        fake.tables[short] = set(list(fake.tables[short])[:3])
+        with pytest.raises(TablesOutOfSync) as error:
+            open_index(artifact)
+    message = str(error.value)
+    assert f"table {gone} at {fake.url} is missing" in message
+    assert f"table {short} at {fake.url} holds 3 documents, the committed index" in message
+    assert "litelong run --rebuild" in message
+
+
+def test_run_notices_missing_tables_and_rebuild_loads_them_again(tmp_path: Path, cli: Cli) -> None:
+    with fake_manticore() as fake:
+        manifest, store = committed_manticore_index(tmp_path, fake)
+        rerun = cli("run", str(manifest), "--store", store.uri)
+        assert rerun.code == 0 and "already committed" in rerun.stdout
+        fake.tables.clear()
+        stale = cli("run", str(manifest), "--store", store.uri)
+        assert stale.code == 1
+        assert "is missing" in stale.stderr and "--rebuild" in stale.stderr
+        rebuilt = cli("run", str(manifest), "--store", store.uri, "--rebuild")
+        assert rebuilt.code == 0, rebuilt.stderr
+        assert "discarded" in rebuilt.stdout and "committed" in rebuilt.stdout
+        assert sum(len(ids) for ids in fake.tables.values()) == len(CONTRACT_CORPUS)
+        open_index(store.latest_committed("BM25Index", "test")).close()
+
+
+def test_nextlong_on_a_manticore_index_is_refused_with_what_to_build(tmp_path: Path) -> None:
+    with fake_manticore() as fake:
+        _, store = committed_manticore_index(tmp_path, fake)
+    with pytest.raises(ChunksUnavailable, match=r"backend\.type tantivy"):
+        open_chunk_index(store.latest_committed("BM25Index", "test"), 2048)

@@ -84,9 +84,9 @@ def open_index(artifact: Artifact) -> Retriever:
     spec = BM25IndexSpec.model_validate(manifest.spec)
     folders = [artifact.local_part(part) for part in manifest.parts]
     if spec.backend.type == "manticore":
-        from .manticore import ManticoreRetriever, read_location
+        from .manticore import open_committed
 
-        return ManticoreRetriever(read_location(folders[0]))
+        return open_committed(artifact, folders[0], manifest.counts)
     return TantivyRetriever(folders, spec.analysis)
 
 

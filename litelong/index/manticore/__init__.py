@@ -2,7 +2,13 @@
 retriever that queries them. Importing it does not import the `manticoresearch` client; the
 first connection does (the `litelong[manticore]` extra)."""
 
-from .backend import ManticoreRetriever, read_location, write_location
+from .backend import (
+    ManticoreRetriever,
+    TablesOutOfSync,
+    open_committed,
+    read_location,
+    write_location,
+)
 from .client import ManticoreConnection, ManticoreError, RetryPolicy
 from .shards import SHARD_URL_ENV, URL_ENV, Shard, shard_layout, table_name
 from .stage import load_part
@@ -15,7 +21,9 @@ __all__ = [
     "ManticoreRetriever",
     "RetryPolicy",
     "Shard",
+    "TablesOutOfSync",
     "load_part",
+    "open_committed",
     "read_location",
     "shard_layout",
     "table_name",

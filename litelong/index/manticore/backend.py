@@ -1,32 +1,43 @@
 """The cluster BM25 backend: Manticore Search real-time tables, one per shard.
 
-Scores are true BM25 (k1=1.2, b=0.75): the `expr` ranker with `bm25a`, which needs
+What a shard ranks by is BM25 (k1=1.2, b=0.75): the `expr` ranker with `bm25a`, which needs
 `index_field_lengths` (the plain `bm25` ranker ignores document length), and plain,
-unnormalised IDF so a term's weight does not depend on how many words the query has. Manticore
-ranks with integer weights, so the expression is scaled by SCORE_SCALE and divided back here.
+unnormalised IDF so a term's weight does not depend on how many words the query has. What
+Manticore returns is not that BM25 but `bm25a`'s normalisation of it,
+0.5 + BM25 / (BM25A_SPREAD * ln(1 + N)) with N the shard's documents (measured against
+searchd 10.1.0 with PACKEDFACTORS() and read in its source, issue 21): the order within a
+shard is BM25's, but shards of different sizes are on different scales. The ranker's weight is
+an integer, so the expression is scaled by SCORE_SCALE; `bm25` undoes both, and the merged
+scores are BM25 on every shard.
 
 Each shard computes IDF from its own documents. Shards are uniform hashes of the ids, so their
 statistics agree with the whole corpus' up to sampling noise, which matters only for terms in a
-handful of documents (docs/manticore.md, "Global IDF").
+handful of documents (docs/manticore.md, "Scores").
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ...api.v1alpha1.bm25index import Analysis
+from ...api.v1alpha1.bm25index import Analysis, documents_per_shard
+from ...store import Artifact
 from ..retriever import UnknownDocument
-from .client import READY_SECONDS, ManticoreConnection, RetryPolicy
+from .client import READY_SECONDS, ManticoreConnection, ManticoreError, RetryPolicy
 from .shards import Shard, merge_hits, numeric_id, shard_of
 from .text import match_expression, sql_string
 
 K1 = 1.2
 B = 0.75
-SCORE_SCALE = 10_000
+#: weights are integers: bm25a (at most a few hundred for a 512-word query) times this stays
+#: far below 2^31 and keeps BM25 to about 1e-4 after `bm25` undoes the normalisation
+SCORE_SCALE = 1_000_000
+#: bm25a = 0.5 + BM25 / (BM25A_SPREAD * ln(1 + documents in the table))
+BM25A_SPREAD = 4.4
 LOCATION_FILE = "manticore.json"
 _TIE_MARGIN = 32
 _GET_BATCH = 512
@@ -44,13 +55,23 @@ def create_table_sql(table: str, analysis: Analysis) -> str:
 
 
 def search_sql(table: str, expression: str, limit: int) -> str:
-    """The BM25 query of one shard: `limit` best by score, max_matches raised to match."""
+    """The BM25 query of one shard: `limit` best by score, max_matches raised to match; the
+    weight comes back as SCORE_SCALE * bm25a (see `bm25`)."""
     ranker = f"expr('{SCORE_SCALE}*bm25a({K1},{B})')"
     return (
-        f"SELECT id, doc_id, WEIGHT() AS w FROM {table} WHERE MATCH({sql_string(expression)}) "
+        f"SELECT doc_id, WEIGHT() AS w FROM {table} WHERE MATCH({sql_string(expression)}) "
         f"LIMIT {limit} OPTION ranker={ranker}, idf='plain,tfidf_unnormalized', "
         f"max_matches={limit}"
     )
+
+
+def bm25(weight: int, documents: int) -> float:
+    """The BM25 score behind a shard's integer `bm25a` weight, given the shard's size."""
+    return (weight / SCORE_SCALE - 0.5) * BM25A_SPREAD * math.log1p(documents)
+
+
+class TablesOutOfSync(ManticoreError):
+    """A committed index whose Manticore tables are gone or hold other documents."""
 
 
 def write_location(folder: Path, shards: Sequence[Shard]) -> None:
@@ -86,7 +107,7 @@ def prepare_tables(
 
 
 class ManticoreRetriever:
-    """Fans each query out to every shard in parallel and merges the hits by score."""
+    """Fans each query out to every shard in parallel and merges the hits by BM25 score."""
 
     def __init__(self, shards: Sequence[Shard], timeout: float = 120.0) -> None:
         if not shards:
@@ -95,13 +116,45 @@ class ManticoreRetriever:
         self._connections = connect(self._shards, timeout)
         self._pool = ThreadPoolExecutor(max_workers=min(32, len(self._shards)))
         self._retry = RetryPolicy(attempts=3)
+        self._sizes: list[int] | None = None
 
     def _sql(self, shard: Shard, statement: str) -> list[dict[str, Any]]:
         return self._retry.run(lambda: self._connections[shard.url].sql(statement))
 
-    def _search_shard(self, shard: Shard, expression: str, limit: int) -> list[tuple[str, float]]:
+    def check(self, committed: Sequence[int]) -> list[str]:
+        """What differs between the shards' tables and the committed document counts, one
+        line each ([] when they agree): a table gone, or holding other documents."""
+        problems = []
+        sizes = []
+        for shard, expected in zip(self._shards, committed, strict=True):
+            try:
+                rows = self._sql(shard, f"SELECT COUNT(*) AS n FROM {shard.table}")
+            except ManticoreError as error:
+                if error.transient:
+                    raise
+                problems.append(f"table {shard.table} at {shard.url} is missing ({error})")
+                sizes.append(0)
+                continue
+            found = int(rows[0]["n"]) if rows else 0
+            sizes.append(found)
+            if found != expected:
+                problems.append(
+                    f"table {shard.table} at {shard.url} holds {found:,} documents, "
+                    f"the committed index {expected:,}"
+                )
+        self._sizes = sizes
+        return problems
+
+    def _shard_sizes(self) -> list[int]:
+        if self._sizes is None:
+            self._sizes = self.shard_counts()
+        return self._sizes
+
+    def _search_shard(
+        self, shard: Shard, documents: int, expression: str, limit: int
+    ) -> list[tuple[str, float]]:
         rows = self._sql(shard, search_sql(shard.table, expression, limit))
-        hits = ((str(row["doc_id"]), int(row["w"]) / SCORE_SCALE) for row in rows)
+        hits = ((str(row["doc_id"]), bm25(int(row["w"]), documents)) for row in rows)
         return [hit for hit in hits if hit[1] > 0]
 
     def search(self, query: str, k: int) -> list[tuple[str, float]]:
@@ -110,7 +163,9 @@ class ManticoreRetriever:
             return []
         limit = k + _TIE_MARGIN  # ties at the cut are chosen by id, as in every backend
         found = self._pool.map(
-            lambda shard: self._search_shard(shard, expression, limit), self._shards
+            lambda shard, size: self._search_shard(shard, size, expression, limit),
+            self._shards,
+            self._shard_sizes(),
         )
         return merge_hits(found, k)
 
@@ -167,3 +222,24 @@ class ManticoreRetriever:
         self._pool.shutdown(wait=False)
         for connection in self._connections.values():
             connection.close()
+
+
+def open_committed(artifact: Artifact, part: Path, counts: dict[str, int]) -> ManticoreRetriever:
+    """The retriever of a committed index, once its tables are checked against the counts it
+    committed; raises TablesOutOfSync saying what differs and how to rebuild."""
+    retriever = ManticoreRetriever(read_location(part))
+    committed = documents_per_shard(counts) or [counts.get("documents", 0)]
+    try:
+        problems = retriever.check(committed)
+    except BaseException:
+        retriever.close()
+        raise
+    if problems:
+        retriever.close()
+        raise TablesOutOfSync(
+            f"BM25Index/{artifact.name}: the committed index at {artifact.uri} no longer "
+            f"matches Manticore: {'; '.join(problems)}. Rebuild it: `litelong run --rebuild "
+            "<manifest>`; in a cluster, delete the BM25Index, remove that folder from the store "
+            'and apply it again (docs/manticore.md, "Rebuilding an index")'
+        )
+    return retriever

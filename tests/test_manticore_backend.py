@@ -141,6 +141,7 @@ def test_queries_become_an_or_of_their_words_without_syntax() -> None:
     expression = match_expression('"quotes" (parens) AND +plus -minus: colon* Plus')
     assert expression == "quotes | parens | and | plus | minus | colon"
     assert match_expression("photo\u200bsynthesis\x00") == "photosynthesis"
+    assert match_expression("snake_case __init__ x_1") == "snake | case | init | x | 1"
     assert match_expression("") == match_expression(" -- ** ") == ""
 
 

@@ -114,7 +114,8 @@ class ManticoreRetriever:
             raise ValueError("an index needs at least one shard")
         self._shards = list(shards)
         self._connections = connect(self._shards, timeout)
-        self._pool = ThreadPoolExecutor(max_workers=min(32, len(self._shards)))
+        # callers may search from several threads: room for a few fan-outs at once
+        self._pool = ThreadPoolExecutor(max_workers=min(64, 4 * len(self._shards)))
         self._retry = RetryPolicy(attempts=3)
         self._sizes: list[int] | None = None
 
@@ -162,10 +163,13 @@ class ManticoreRetriever:
         if not expression or k <= 0:
             return []
         limit = k + _TIE_MARGIN  # ties at the cut are chosen by id, as in every backend
+        sizes = self._shard_sizes()
+        if len(self._shards) == 1:  # no fan-out: no hand-off to another thread
+            return merge_hits([self._search_shard(self._shards[0], sizes[0], expression, limit)], k)
         found = self._pool.map(
             lambda shard, size: self._search_shard(shard, size, expression, limit),
             self._shards,
-            self._shard_sizes(),
+            sizes,
         )
         return merge_hits(found, k)
 

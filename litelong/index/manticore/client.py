@@ -9,7 +9,9 @@ How Manticore (10.x) answers, and what each answer means here:
 * It closes the connection after each response unless the request asks for keep-alive, and it
   does not say `Connection: close`; a pool would reuse the dead socket. Every request therefore
   sends `Connection: keep-alive`, and a connection that still dies between requests (a server
-  restart, an idle timeout) is reopened once at once, without waiting.
+  restart, an idle timeout) is reopened once at once, without waiting: every request litelong
+  sends is idempotent (SELECT, CREATE/DROP ... IF [NOT] EXISTS, bulk `replace`), so sending
+  one twice is harmless.
 * Refused or reset connections, 429 and 503 (and 502/504 from a proxy in front) may pass: they
   are `transient`, and callers retry them with backoff.
 * An SQL error or a bulk item error is HTTP 500 with a bare `{"error": ...}`: the request was

@@ -5,6 +5,7 @@ refused with their path."""
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -13,9 +14,50 @@ import yaml
 from litelong.api import InvalidManifest, load_text
 from litelong_operator.config import OperatorConfig
 from litelong_operator.render import owner_of, render
-from litelong_operator.render.manticore import MANTICORE_CONF, rt_mode_problems
+from litelong_operator.render.manticore import (
+    API_PORT,
+    HTTP_PORT,
+    MANTICORE_CONF,
+    SQL_PORT,
+)
 
 from .conftest import REPO
+
+
+def rt_mode_problems(conf: str, mounted: set[str]) -> list[str]:
+    """What in a manticore.conf breaks Manticore's documented real-time-mode rules (manual:
+    "Creating a table" / RT mode, "Logging" / binary logging, "Server settings" / listen), or
+    the pod it runs in (`mounted`: writable folders); [] when searchd can start on an empty
+    volume."""
+    sections = re.findall(r"^\s*(\w+)(?:\s+\w+)?\s*\{", conf, flags=re.MULTILINE)
+    settings: dict[str, list[str]] = {}
+    for key, value in re.findall(r"^\s*(\w+)\s*=[ \t]*(.*?)\s*$", conf, flags=re.MULTILINE):
+        settings.setdefault(key, []).append(value)
+    problems = [
+        f"a `{name}` section: RT mode defines tables by SQL only"
+        for name in sections
+        if name != "searchd"
+    ]
+    data_dir = (settings.get("data_dir") or [""])[0]
+    if not data_dir:
+        problems.append("no data_dir: that is plain mode, where CREATE TABLE is refused")
+    elif data_dir not in mounted:
+        problems.append(f"data_dir {data_dir} is not on a mounted volume")
+    for binlog in settings.get("binlog_path", []):
+        if binlog and binlog != data_dir:
+            problems.append(
+                f"binlog_path = {binlog}: searchd does not create it and stops at start on a "
+                "fresh volume; leave it out (RT mode uses <data_dir>/binlog)"
+            )
+    listeners = settings.get("listen", [])
+    for port, protocol in ((HTTP_PORT, "http"), (SQL_PORT, "mysql41"), (API_PORT, "")):
+        wanted = f"{port}:{protocol}" if protocol else str(port)
+        if wanted not in listeners:
+            problems.append(f"no `listen = {wanted}`")
+    pid_file = (settings.get("pid_file") or [""])[0]
+    if pid_file.rsplit("/", 1)[0] not in mounted:
+        problems.append("pid_file must be set, in a mounted writable folder")
+    return problems
 
 
 def managed(**manticore: Any) -> dict[str, Any]:

@@ -8,8 +8,8 @@ records those addresses for the synthesis stage.
 searchd runs directly (not the image's entrypoint, which needs root and a writable root
 filesystem): HTTP on 9308 for the client, MySQL protocol on 9306 for people, the binary API on
 9312 for distributed tables' agents; Buddy is off (nothing litelong sends needs it); no query log
-(topK 1000 queries would flood it). The config follows Manticore's RT-mode rules, which
-`rt_mode_problems` checks: `data_dir` set, no table sections, and no `binlog_path` (RT mode
+(topK 1000 queries would flood it). The config follows Manticore's RT-mode rules (checked in
+tests/test_manticore_cluster.py): `data_dir` set, no table sections, and no `binlog_path` (RT mode
 keeps the binlog in `<data_dir>/binlog` and creates that folder; a path of one's own must
 already exist, and on a fresh volume it does not, so searchd stops at start).
 
@@ -19,8 +19,6 @@ index and with a StatefulSet of an earlier spec once a rerun succeeds, unless th
 """
 
 from __future__ import annotations
-
-import re
 
 from ..config import OperatorConfig
 from .common import CONTAINER_SECURITY, Manifest, Owner, child_name, labels, metadata
@@ -42,41 +40,6 @@ searchd {{
     buddy_path =
 }}
 """
-
-
-def rt_mode_problems(conf: str, mounted: set[str]) -> list[str]:
-    """What in a manticore.conf breaks Manticore's documented real-time-mode rules, or the
-    pod it runs in (`mounted`: writable folders); [] when searchd can start on an empty volume."""
-    sections = re.findall(r"^\s*(\w+)(?:\s+\w+)?\s*\{", conf, flags=re.MULTILINE)
-    settings: dict[str, list[str]] = {}
-    for key, value in re.findall(r"^\s*(\w+)\s*=[ \t]*(.*?)\s*$", conf, flags=re.MULTILINE):
-        settings.setdefault(key, []).append(value)
-    problems = [
-        f"a `{name}` section: RT mode defines tables by SQL only"
-        for name in sections
-        if name != "searchd"
-    ]
-    data_dir = (settings.get("data_dir") or [""])[0]
-    if not data_dir:
-        problems.append("no data_dir: that is plain mode, where CREATE TABLE is refused")
-    elif data_dir not in mounted:
-        problems.append(f"data_dir {data_dir} is not on a mounted volume")
-    for binlog in settings.get("binlog_path", []):
-        if binlog and binlog != data_dir:
-            problems.append(
-                f"binlog_path = {binlog}: searchd does not create it and stops at start on a "
-                "fresh volume; leave it out (RT mode uses <data_dir>/binlog)"
-            )
-    listeners = settings.get("listen", [])
-    for port, protocol in ((HTTP_PORT, "http"), (SQL_PORT, "mysql41"), (API_PORT, "")):
-        wanted = f"{port}:{protocol}" if protocol else str(port)
-        if wanted not in listeners:
-            problems.append(f"no `listen = {wanted}`")
-    for path_key in ("pid_file",):
-        folder = (settings.get(path_key) or ["/"])[0].rsplit("/", 1)[0]
-        if path_key not in settings or folder not in mounted:
-            problems.append(f"{path_key} must be set in a mounted writable folder")
-    return problems
 
 
 def cluster_name(owner: Owner) -> str:

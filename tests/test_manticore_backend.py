@@ -328,6 +328,15 @@ def test_waiting_for_a_refused_server_ends_within_its_limit_naming_the_url() -> 
     assert "refused" in str(error.value).lower()
 
 
+def test_a_server_that_never_answers_is_given_up_on_within_the_limit() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(ManticoreError, match=f"{url} is not ready after 2 s"):
+            ManticoreConnection(url).wait_ready(timeout=2, sleep=lambda _: None)
+    assert time.monotonic() - started < 4
+
+
 def test_a_url_that_is_not_manticore_fails_at_once_saying_what_answered() -> None:
     with fake_manticore() as fake:
         connection = ManticoreConnection(fake.url + "/manticore")

@@ -153,12 +153,12 @@ class ManticoreConnection:
             raise ManticoreError(f"{self.url}: {what}: {_error_of(data) or text[:500]}")
         return data
 
-    def sql(self, statement: str) -> list[dict[str, Any]]:
+    def sql(self, statement: str, timeout: float | None = None) -> list[dict[str, Any]]:
         """Rows of one SQL statement (`raw_response`: any statement, one result set)."""
         data = self._call(
             shown(statement),
             lambda: self._utils.sql_without_preload_content(
-                statement, raw_response=True, _request_timeout=self._timeout
+                statement, raw_response=True, _request_timeout=timeout or self._timeout
             ),
         )
         results = data if isinstance(data, list) else [data]
@@ -195,8 +195,8 @@ class ManticoreConnection:
         once, saying what answered."""
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                self.sql("SHOW TABLES")
+            try:  # a host that drops packets must not hold a probe past the deadline
+                self.sql("SHOW TABLES", timeout=max(0.5, min(5.0, deadline - time.monotonic())))
                 return
             except ManticoreError as error:
                 if not error.transient:

@@ -4,8 +4,8 @@ Manticore 10.1.0 does.
 What it models of the real server (tried against searchd 10.1.0, issue 21):
 
 * `/sql` and `/bulk` exist; any other endpoint is HTTP 501 with a bare error object.
-* Tables exist once created, hold the ids `replace`d into them, and are counted; a table that
-  does not exist is an error.
+* Tables exist once created, hold the documents `replace`d into them by id, are counted and
+  read back by id; a table that does not exist is an error.
 * An SQL error or a bulk item error is HTTP 500 with a bare `{"error": "..."}` (`sql_error`,
   `item_error`), never a 200 carrying an error.
 * The connection is closed after each response unless the request said
@@ -64,10 +64,15 @@ def item_error(message: str) -> Answer:
 _CREATE = re.compile(r"CREATE TABLE (IF NOT EXISTS )?(\w+)", re.IGNORECASE)
 _DROP = re.compile(r"DROP TABLE (IF EXISTS )?(\w+)", re.IGNORECASE)
 _COUNT = re.compile(r"SELECT COUNT\(\*\) AS (\w+) FROM (\w+)", re.IGNORECASE)
+_BY_ID = re.compile(r"SELECT id, doc_id, content FROM (\w+) WHERE id IN \(([\d,]+)\)")
 
 
-def default_answer(request: Request, tables: dict[str, set[int]]) -> Answer:
-    """Tables as a set of ids each: created, dropped, loaded by bulk `replace`, counted."""
+Tables = dict[str, dict[int, dict[str, Any]]]
+
+
+def default_answer(request: Request, tables: Tables) -> Answer:
+    """Tables of documents by id: created, dropped, loaded by bulk `replace`, counted, and
+    read back by id."""
     if request.path not in ENDPOINTS:
         return 501, {"error": f"invalid endpoint {request.path}"}
     if request.path == "/bulk":
@@ -75,16 +80,22 @@ def default_answer(request: Request, tables: dict[str, set[int]]) -> Answer:
             replace = operation["replace"]
             if replace["table"] not in tables:
                 return item_error(f"table '{replace['table']}' absent, or does not support INSERT")
-            tables[replace["table"]].add(replace["id"])
+            tables[replace["table"]][replace["id"]] = replace["doc"]
         return 200, {"items": [], "current_line": 0, "skipped_lines": 0, "errors": False}
     if created := _CREATE.match(request.body):
-        tables.setdefault(created[2], set())
+        tables.setdefault(created[2], {})
     elif dropped := _DROP.match(request.body):
         tables.pop(dropped[2], None)
     elif counted := _COUNT.match(request.body):
         if counted[2] not in tables:
             return sql_error(f"unknown local table(s) '{counted[2]}' in search request")
         return rows({counted[1]: len(tables[counted[2]])})
+    elif by_id := _BY_ID.match(request.body):
+        if by_id[1] not in tables:
+            return sql_error(f"unknown local table(s) '{by_id[1]}' in search request")
+        table = tables[by_id[1]]
+        wanted = [int(number) for number in by_id[2].split(",")]
+        return rows(*({"id": n, **table[n]} for n in sorted(wanted) if n in table))
     return 200, [{"total": 0, "error": "", "warning": ""}]
 
 
@@ -103,7 +114,7 @@ class FakeManticore:
     rule: Rule | None = None
     connections: int = 0
     honour_keep_alive: bool = True  # False: close after every answer, as a restart would
-    tables: dict[str, set[int]] = field(default_factory=dict)
+    tables: Tables = field(default_factory=dict)
 
     def bulk_requests(self) -> list[Request]:
         return [request for request in self.requests if request.path == "/bulk"]

@@ -27,6 +27,7 @@ from litelong.index import (
     ChunksUnavailable,
     ManticoreError,
     Retriever,
+    UnknownDocument,
     open_chunk_index,
     open_index,
 )
@@ -421,7 +422,7 @@ def test_errors_show_both_ends_of_a_long_statement() -> None:
 def test_bulk_batches_route_documents_to_their_shard_within_the_batch_size() -> None:
     documents = [Document(f"doc-{i}", f"text number {i}") for i in range(45)]
     with fake_manticore() as fake:
-        fake.tables.update(t_s0=set(), t_s1=set())
+        fake.tables.update(t_s0={}, t_s1={})
         shards = [Shard(fake.url, "t_s0"), Shard(fake.url, "t_s1")]
         connections = {fake.url: ManticoreConnection(fake.url)}
         loader = BulkLoader(shards, connections, batch_size=10, in_flight=2)
@@ -579,7 +580,7 @@ def test_opening_an_index_whose_tables_are_gone_says_so_and_how_to_rebuild(
         open_index(artifact).close()  # tables as committed
         (gone, short) = sorted(fake.tables)
         del fake.tables[gone]
-        fake.tables[short] = set(list(fake.tables[short])[:3])
+        fake.tables[short] = dict(list(fake.tables[short].items())[:3])
         with pytest.raises(TablesOutOfSync) as error:
             open_index(artifact)
     message = str(error.value)
@@ -609,3 +610,21 @@ def test_nextlong_on_a_manticore_index_is_refused_with_what_to_build(tmp_path: P
         _, store = committed_manticore_index(tmp_path, fake)
     with pytest.raises(ChunksUnavailable, match=r"backend\.type tantivy"):
         open_chunk_index(store.latest_committed("BM25Index", "test"), 2048)
+
+
+def test_get_reads_texts_back_from_every_shard_in_batches_in_the_order_asked(
+    tmp_path: Path,
+) -> None:
+    documents = [{"id": f"doc-{i}", "text": f"text number {i}"} for i in range(1200)]
+    corpus = write_jsonl(tmp_path / "c.jsonl", documents)
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    with fake_manticore() as fake:
+        result = run_shard(manticore_index(tmp_path, fake.url, 2, [corpus]), store, 0, 1)
+        retriever = open_index(result.artifact)
+        wanted = [f"doc-{i}" for i in range(1199, -1, -1)]
+        assert retriever.get(wanted) == [f"text number {i}" for i in range(1199, -1, -1)]
+        with pytest.raises(UnknownDocument, match="nope"):
+            retriever.get(["doc-1", "nope"])
+        retriever.close()
+    by_id = [r.body for r in fake.requests if r.body.startswith("SELECT id, doc_id, content")]
+    assert len(by_id) >= 4  # two shards of ~600 ids, 512 a batch

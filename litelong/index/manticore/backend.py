@@ -177,27 +177,37 @@ class ManticoreRetriever:
         return merge_hits(found, k)
 
     def get(self, ids: Sequence[str]) -> list[str]:
+        """Texts by id: one `id IN (...)` batch per shard and 512 ids, the batches in parallel."""
         by_shard: dict[int, list[str]] = {}
         for doc_id in dict.fromkeys(ids):
             by_shard.setdefault(shard_of(doc_id, len(self._shards)), []).append(doc_id)
-        found: dict[str, str] = {}
-        for index, wanted in by_shard.items():
-            shard = self._shards[index]
-            for start in range(0, len(wanted), _GET_BATCH):
-                batch = wanted[start : start + _GET_BATCH]
-                numbers = ",".join(str(numeric_id(doc_id)) for doc_id in batch)
-                statement = (
-                    f"SELECT id, doc_id, content FROM {shard.table} WHERE id IN ({numbers}) "
-                    f"LIMIT {len(batch)} OPTION max_matches={len(batch)}"
-                )
-                asked = set(batch)
-                for row in self._sql(shard, statement):
-                    if row["doc_id"] in asked:  # a 63-bit hash collision is a miss, not a swap
-                        found[row["doc_id"]] = row["content"]
+        batches = [
+            (self._shards[index], wanted[start : start + _GET_BATCH])
+            for index, wanted in by_shard.items()
+            for start in range(0, len(wanted), _GET_BATCH)
+        ]
+        if len(batches) == 1:
+            fetched = [self._fetch(*batches[0])]
+        else:
+            fetched = list(self._pool.map(lambda batch: self._fetch(*batch), batches))
+        found = {doc_id: text for texts in fetched for doc_id, text in texts.items()}
         missing = [doc_id for doc_id in ids if doc_id not in found]
         if missing:
             raise UnknownDocument(f"not in the index: {', '.join(missing[:5])}")
         return [found[doc_id] for doc_id in ids]
+
+    def _fetch(self, shard: Shard, batch: list[str]) -> dict[str, str]:
+        numbers = ",".join(str(numeric_id(doc_id)) for doc_id in batch)
+        statement = (
+            f"SELECT id, doc_id, content FROM {shard.table} WHERE id IN ({numbers}) "
+            f"LIMIT {len(batch)} OPTION max_matches={len(batch)}"
+        )
+        asked = set(batch)
+        return {  # a 63-bit hash collision is a miss, not a swap
+            row["doc_id"]: row["content"]
+            for row in self._sql(shard, statement)
+            if row["doc_id"] in asked
+        }
 
     def count(self) -> int:
         return sum(self.shard_counts())

@@ -49,8 +49,7 @@ from .stages import (
     order_by_dependency,
     run_shard,
 )
-from .store import Artifact, ArtifactStore, Manifest, NotCommitted, default_store_uri
-from .store.artifact import MANIFEST
+from .store import MANIFEST, Artifact, ArtifactStore, Manifest, NotCommitted, default_store_uri
 from .synth import EmbeddingModelUnavailable, ModeUnavailable, TokenizerUnavailable
 from .synth.report import UnreadableMetadata, write_report
 from .taxonomy import SelectionError, load_bisac

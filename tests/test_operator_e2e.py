@@ -341,6 +341,7 @@ async def test_a_managed_manticore_index_starts_its_cluster_and_loads_when_every
 ) -> None:
     index = sample("bm25index")
     index["spec"]["backend"] = {"type": "manticore", "manticore": {"mode": "managed", "shards": 2}}
+    index["spec"]["chunks"] = {"enabled": False}  # the chunk index is tantivy's only
     applied = await cluster.apply(index)
     children = rendered(applied)
     statefulset = next(c for c in children if c["kind"] == "StatefulSet")

@@ -91,6 +91,7 @@ else
     make_base "$BASE"
 fi
 python_version=$(run --network none "$BASE" python --version)
+[[ $python_version == "Python 3.11."* ]] || { echo "images: base has $python_version, not 3.11" >&2 && exit 1; }
 echo "base: $python_version, $(size "$BASE")"
 
 # Stand-in for the trainer's CUDA base: the CPU torch wheel on the same base. Never a PyPI
@@ -105,8 +106,9 @@ if [[ -f $wheel ]]; then
     else
         step "torch base $TORCH_BASE: $(basename "$wheel")"
         container=$(buildah from --pull=never "$BASE")
-        buildah run "${TRUST[@]}" -v "$(dirname "$wheel"):/wheels:ro" "$container" -- python -m pip install -q \
-            --no-cache-dir --break-system-packages --disable-pip-version-check --root-user-action=ignore "/wheels/$(basename "$wheel")"
+        buildah run "${TRUST[@]}" -v "$(dirname "$wheel"):/wheels:ro" "$container" -- \
+            python -m pip install -q --no-cache-dir --break-system-packages \
+            --disable-pip-version-check --root-user-action=ignore "/wheels/$(basename "$wheel")"
         buildah commit --rm -q "$container" "$TORCH_BASE" >/dev/null
     fi
 fi

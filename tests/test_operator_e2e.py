@@ -29,10 +29,19 @@ import kmock
 from litelong_operator.config import load_config
 from litelong_operator.render import owner_of, render
 
-from .conftest import REPO
-from .operator_harness import Cluster, register, running_operator, sample, write_kubeconfig
+from .operator_harness import (
+    ApiServer,
+    Cluster,
+    as_stored,
+    cluster_role_grants,
+    owner_finalizer_permissions,
+    register,
+    running_operator,
+    sample,
+    write_kubeconfig,
+)
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.kmock(cls=ApiServer)]
 
 
 @pytest_asyncio.fixture
@@ -45,8 +54,18 @@ async def cluster(
     config.write_text(yaml.safe_dump({"store": {"uri": f"file://{tmp_path / 'store'}"}}))
     monkeypatch.setenv("LITELONG_OPERATOR_CONFIG", str(config))
     monkeypatch.setenv("LITELONG_METRICS_PORT", "0")
-    async with aiohttp.ClientSession(base_url=str(kmock.url)) as session, running_operator():
-        yield Cluster(kmock, session)
+    async with aiohttp.ClientSession(base_url=str(kmock.url)) as session:
+        cluster = Cluster(kmock, session)
+        await cluster.apply(WORKER_ACCOUNT)  # the chart makes it in its workloadNamespaces
+        async with running_operator():
+            yield cluster
+
+
+WORKER_ACCOUNT = {
+    "apiVersion": "v1",
+    "kind": "ServiceAccount",
+    "metadata": {"name": "litelong-worker"},
+}
 
 
 def rendered(applied: dict[str, Any]) -> list[dict[str, Any]]:
@@ -85,7 +104,7 @@ async def test_a_bm25index_runs_its_rendered_job_and_becomes_ready_with_outputs(
     configmap, job = rendered(applied)
     await cluster.eventually(lambda: cluster.get("Job", job["metadata"]["name"]), what="the Job")
     assert cluster.get("ConfigMap", configmap["metadata"]["name"]) == configmap
-    assert cluster.get("Job", job["metadata"]["name"]) == job
+    assert cluster.get("Job", job["metadata"]["name"]) == as_stored(job)
     await cluster.eventually(
         lambda: cluster.status("BM25Index", "wiki-sample").get("phase") == "Running"
     )
@@ -434,18 +453,7 @@ async def test_every_call_the_operator_makes_is_allowed_by_its_cluster_role(
         lambda: cluster.status("TrainingJob", "smollm2-16k").get("phase") == "Waiting"
     )
 
-    role = next(
-        d
-        for d in yaml.safe_load_all((REPO / "manifests" / "rbac" / "rbac.yaml").read_text())
-        if d["kind"] == "ClusterRole"
-    )
-    allowed = {
-        (verb, group, resource)
-        for rule in role["rules"]
-        for verb in rule["verbs"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-    }
+    allowed = cluster_role_grants()
     made = set()
     for request in cluster.server:
         if request.headers.get("User-Agent", "").startswith(
@@ -457,7 +465,11 @@ async def test_every_call_the_operator_makes_is_allowed_by_its_cluster_role(
         )
         if call is not None:
             made.add(call)
+        if call is not None and call[0] == "create" and isinstance(request.data, dict):
+            # what admission asks on top of the create itself (OwnerReferencesPermission...)
+            made |= owner_finalizer_permissions(request.data)
     assert {("create", "batch", "jobs"), ("patch", "litelong.io", "bm25indexes/status")} <= made
+    assert ("update", "litelong.io", "bm25indexes/finalizers") in made
     assert made - allowed == set(), "calls the ClusterRole would refuse"
     assert not any(resource == "secrets" for _, _, resource in made)
 
@@ -484,3 +496,180 @@ async def test_prometheus_metrics_count_reconciles_and_resources_by_phase(
     assert 'litelong_reconciles_total{kind="SynthesisRun"}' in text
     # the gauge is process-wide: earlier tests in this process may have left resources too
     assert re.search(r'litelong_resources\{kind="SynthesisRun",phase="Waiting"\} [1-9]', text)
+
+
+def failed_pod(job: dict[str, Any], message: str) -> dict[str, Any]:
+    """A stage pod of `job` that exited 1, its last log lines as termination message."""
+    name = job["metadata"]["name"]
+    terminated = {"exitCode": 1, "message": message, "finishedAt": "2026-01-01T00:00:00Z"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{name}-0-xyz12",
+            "labels": {
+                **job["spec"]["template"]["metadata"]["labels"],
+                "batch.kubernetes.io/job-name": name,
+            },
+        },
+        "status": {"containerStatuses": [{"name": "stage", "state": {"terminated": terminated}}]},
+    }
+
+
+@pytest.mark.parametrize(
+    "minor", [pytest.param(28, marks=pytest.mark.kmock(minor=28)), pytest.param(32)]
+)
+async def test_a_shard_that_keeps_failing_fails_the_resource_within_its_retry_budget(
+    cluster: Cluster, minor: int
+) -> None:
+    """On every supported version (read from /version): no infinite retries, and the pod's
+    last words reach the status."""
+    index = sample("bm25index")
+    index["spec"]["parallelism"] = 2
+    await cluster.apply(index)
+    job = await cluster.eventually(lambda: cluster.all("Job") and cluster.all("Job")[0])
+    name = job["metadata"]["name"]
+    assert ("backoffLimitPerIndex" in job["spec"]) == (minor >= 29)
+    budget = cluster.retry_budget(name)
+    assert budget == (3 if minor >= 29 else 3 * 2), "a limit the server kept, scaled to shards"
+    await cluster.apply(failed_pod(job, "error: corpus file /data/x.jsonl: no such file"))
+
+    assert await cluster.fail_shard(name, 0, times=budget) == "Running"
+    assert await cluster.fail_shard(name, 0, times=1) == "Failed"
+    failed = await cluster.eventually(
+        lambda: (
+            cluster.condition("BM25Index", "wiki-sample", "Failed").get("status") == "True"
+            and cluster.condition("BM25Index", "wiki-sample", "Failed")
+        ),
+        what="Failed",
+    )
+    assert failed["reason"] == ("FailedIndexes" if minor >= 29 else "BackoffLimitExceeded")
+    assert "corpus file /data/x.jsonl: no such file" in failed["message"]
+
+
+async def test_a_namespace_without_the_worker_account_says_so_then_runs_once_it_has_one(
+    cluster: Cluster,
+) -> None:
+    cluster.namespace = "team-b"  # not among the chart's workloadNamespaces
+    await cluster.apply(sample("topicdebate"))
+    waiting = await cluster.eventually(
+        lambda: (
+            cluster.condition("TopicDebate", "science", "Waiting").get("reason")
+            == "NamespaceNotPrepared"
+            and cluster.condition("TopicDebate", "science", "Waiting")
+        ),
+        what="NamespaceNotPrepared",
+    )
+    assert "ServiceAccount team-b/litelong-worker not found" in waiting["message"]
+    assert cluster.all("Job") == [], "no Job that could never make a pod"
+    warning = await cluster.eventually(
+        lambda: [e for e in cluster.events("science") if e["type"] == "Warning"][-1]
+    )
+    assert warning["reason"] == "NamespaceNotPrepared"
+
+    await cluster.apply(WORKER_ACCOUNT)
+    await cluster.eventually(lambda: cluster.all("Job"), what="the Job once the account exists")
+    await cluster.eventually(lambda: cluster.status("TopicDebate", "science")["phase"] == "Running")
+
+
+async def test_a_job_that_cannot_create_pods_puts_the_reason_on_the_resource(
+    cluster: Cluster,
+) -> None:
+    applied = await cluster.apply(sample("topicdebate"))
+    name = rendered(applied)[-1]["metadata"]["name"]
+    await cluster.eventually(lambda: cluster.get("Job", name))
+    why = (
+        'Error creating: pods "science-0-" is forbidden: exceeded quota: compute, '
+        "requested: requests.cpu=2, used: requests.cpu=8, limited: requests.cpu=8"
+    )
+    # what the Job controller records when the API server refuses its pods
+    await cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{name}.17a2b3c4d5e6f708"},
+            "involvedObject": {"apiVersion": "batch/v1", "kind": "Job", "name": name},
+            "reason": "FailedCreate",
+            "type": "Warning",
+            "message": why,
+            "lastTimestamp": "2026-01-01T00:00:00Z",
+        }
+    )
+    stuck = await cluster.eventually(
+        lambda: (
+            cluster.condition("TopicDebate", "science", "Progressing").get("reason")
+            == "FailedCreate"
+            and cluster.condition("TopicDebate", "science", "Progressing")
+        ),
+        what="FailedCreate on the resource (within a resync)",
+    )
+    assert "exceeded quota: compute" in stuck["message"] and name in stuck["message"]
+    warning = await cluster.eventually(
+        lambda: [e for e in cluster.events("science") if e["reason"] == "FailedCreate"][-1]
+    )
+    assert warning["type"] == "Warning" and "exceeded quota" in warning["message"]
+
+    # pods get made once quota frees up: the stale Event no longer decides
+    await cluster.patch("Job", name, {"status": {"active": 1}}, status=True)
+    await cluster.eventually(
+        lambda: (
+            cluster.condition("TopicDebate", "science", "Progressing").get("reason") == "JobRunning"
+        )
+    )
+
+
+WITHOUT_FINALIZERS = {
+    grant for grant in cluster_role_grants() if not grant[2].endswith("/finalizers")
+}
+
+
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [
+        pytest.param(
+            "CreateForbidden",
+            "cannot set blockOwnerDeletion",
+            marks=pytest.mark.kmock(granted=WITHOUT_FINALIZERS),
+            id="403-owner-references-admission",
+        ),
+        pytest.param(
+            "CreateInvalid",
+            'Unsupported value: "FailIndex"',
+            marks=pytest.mark.kmock(minor=27),
+            id="422-stale-version-override",
+        ),
+    ],
+)
+async def test_a_child_the_api_server_refuses_fails_the_resource_with_its_answer(
+    kmock: kmock.KubernetesEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    reason: str,
+    words: str,
+) -> None:
+    register(kmock)
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url))))
+    config = tmp_path / "operator.yaml"
+    # a kubernetesVersion override newer than the server (the 422 case); harmless otherwise
+    config.write_text(
+        yaml.safe_dump({"store": {"uri": f"file://{tmp_path}"}, "kubernetesVersion": "1.32"})
+    )
+    monkeypatch.setenv("LITELONG_OPERATOR_CONFIG", str(config))
+    monkeypatch.setenv("LITELONG_METRICS_PORT", "0")
+    async with aiohttp.ClientSession(base_url=str(kmock.url)) as session:
+        cluster = Cluster(kmock, session)
+        await cluster.apply(WORKER_ACCOUNT)
+        async with running_operator():
+            await cluster.apply(sample("topicdebate"))
+            failed = await cluster.eventually(
+                lambda: (
+                    cluster.condition("TopicDebate", "science", "Failed").get("status") == "True"
+                    and cluster.condition("TopicDebate", "science", "Failed")
+                ),
+                what="the refusal on the resource",
+            )
+            assert failed["reason"] == reason and words in failed["message"]
+            warning = await cluster.eventually(
+                lambda: [e for e in cluster.events("science") if e["type"] == "Warning"][-1]
+            )
+            assert warning["reason"] == reason

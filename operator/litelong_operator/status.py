@@ -110,6 +110,23 @@ def _failure_message(what: str, condition: dict[str, Any], pod_message: str) -> 
     return "\n".join(parts)[-MAX_MESSAGE:]
 
 
+def creation_failure(events: list[dict[str, Any]]) -> str:
+    """The newest `FailedCreate` message among a controller's Events: why it makes no pods
+    (a missing ServiceAccount, quota, an admission webhook); empty when there is none."""
+    found = [
+        (
+            event.get("lastTimestamp")
+            or event.get("eventTime")
+            or (event.get("metadata") or {}).get("creationTimestamp")
+            or "",
+            event.get("message") or "",
+        )
+        for event in events
+        if event.get("reason") == "FailedCreate"
+    ]
+    return max(found)[1][-MAX_MESSAGE:] if found else ""
+
+
 def termination_message(pods: list[dict[str, Any]]) -> str:
     """The newest non-empty termination message among failed containers (stage logs' tail)."""
     found: list[tuple[str, str]] = []

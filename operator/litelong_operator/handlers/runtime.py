@@ -16,7 +16,7 @@ from prometheus_client import start_http_server
 from litelong.api import KINDS
 
 from .. import metrics
-from ..config import load_config
+from ..config import SUPPORTED_MINORS, OperatorConfig, load_config
 from ..kube import Kube
 from ..reconcile import Reconciler
 
@@ -64,7 +64,21 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
         start_http_server(port)
         logger.info("metrics on :%d/metrics", port)
     global _reconciler
-    _reconciler = Reconciler(Kube(), load_config(), _emit)
+    kube = Kube()
+    _reconciler = Reconciler(kube, for_this_server(load_config(), kube, logger), _emit)
+
+
+def for_this_server(config: OperatorConfig, kube: Kube, logger: kopf.Logger) -> OperatorConfig:
+    """The config with the API server's version, which decides how Job retries are rendered."""
+    if config.kubernetes_version is None:
+        config = config.model_copy(update={"kubernetes_version": kube.server_version()})
+    version = config.kubernetes_version or ""
+    if int(version.split(".")[1]) not in SUPPORTED_MINORS:
+        first, last = SUPPORTED_MINORS[0], SUPPORTED_MINORS[-1]
+        logger.warning("Kubernetes %s is outside the tested 1.%d-1.%d", version, first, last)
+    retries = "per shard" if config.per_index_backoff else "per Job, scaled to the shards"
+    logger.info("Kubernetes %s: a failing shard's retries are limited %s", version, retries)
+    return config
 
 
 def reconcile(body: Any) -> None:

@@ -673,3 +673,46 @@ async def test_a_child_the_api_server_refuses_fails_the_resource_with_its_answer
                 lambda: [e for e in cluster.events("science") if e["type"] == "Warning"][-1]
             )
             assert warning["reason"] == reason
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["kopf", "run", "-m", "litelong_operator"], ["litelong-operator"]],
+    ids=["kopf-run-m", "litelong-operator"],
+)
+async def test_every_documented_way_to_start_the_operator_runs_the_handlers(
+    kmock: kmock.KubernetesEmulator,
+    tmp_path: Path,
+    command: list[str],
+) -> None:
+    """`kopf run -m litelong_operator` (kopf's own way) and the console script are one
+    operator: each, started as a process, makes the Job of a TopicDebate."""
+    register(kmock)
+    config = tmp_path / "operator.yaml"
+    config.write_text(yaml.safe_dump({"store": {"uri": f"file://{tmp_path}"}}))
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url))),
+        "LITELONG_OPERATOR_CONFIG": str(config),
+        "LITELONG_METRICS_PORT": "0",
+    }
+    executable = Path(sys.executable).with_name(command[0])
+    process = await asyncio.create_subprocess_exec(
+        str(executable),
+        *command[1:],
+        "--standalone",
+        "--all-namespaces",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with aiohttp.ClientSession(base_url=str(kmock.url)) as session:
+            cluster = Cluster(kmock, session)
+            await cluster.apply(WORKER_ACCOUNT)
+            await cluster.apply(sample("topicdebate"))
+            await cluster.eventually(lambda: cluster.all("Job"), timeout=60, what="the Job")
+    finally:
+        process.terminate()
+        _, stderr = await process.communicate()
+    assert b"Traceback" not in stderr, stderr.decode()[-2000:]

@@ -22,7 +22,11 @@ K8S_VERSION = "1.30"  # the oldest Kubernetes litelong supports
 
 def test_committed_crds_match_the_models() -> None:
     """Fails when a model changed and `litelong crds --out manifests/crds/` was not rerun."""
-    committed = {path.name: path.read_text() for path in CRD_DIR.glob("*.yaml")}
+    committed = {
+        path.name: path.read_text()
+        for path in CRD_DIR.glob("*.yaml")
+        if not path.name.startswith("kopf.dev_")  # kopf's peering CRDs, not generated
+    }
     generated = {name: to_yaml(document) for name, document in GENERATED.items()}
     assert committed.keys() == generated.keys()
     stale = [name for name in generated if committed[name] != generated[name]]

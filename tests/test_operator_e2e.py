@@ -716,3 +716,54 @@ async def test_every_documented_way_to_start_the_operator_runs_the_handlers(
         process.terminate()
         _, stderr = await process.communicate()
     assert b"Traceback" not in stderr, stderr.decode()[-2000:]
+
+
+async def test_a_missing_store_claim_is_named_and_status_needs_no_mounted_store(
+    kmock: kmock.KubernetesEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A namespace without the store claim waits, saying so; once the claim exists the Job
+    runs, and status comes from the Job alone: on an RWO-only cluster the claim is the
+    workers', and the operator never mounts it."""
+    register(kmock)
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url))))
+    config = tmp_path / "operator.yaml"
+    unmounted = tmp_path / "not-mounted-here"
+    store = {"pvc": {"claimName": "litelong-store", "mountPath": str(unmounted)}}
+    config.write_text(yaml.safe_dump({"store": store}))
+    monkeypatch.setenv("LITELONG_OPERATOR_CONFIG", str(config))
+    monkeypatch.setenv("LITELONG_METRICS_PORT", "0")
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "litelong-store"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    async with aiohttp.ClientSession(base_url=str(kmock.url)) as session:
+        cluster = Cluster(kmock, session)
+        await cluster.apply(WORKER_ACCOUNT)
+        async with running_operator():
+            await cluster.apply(sample("bm25index"))
+            waiting = await cluster.eventually(
+                lambda: (
+                    cluster.condition("BM25Index", "wiki-sample", "Waiting").get("reason")
+                    == "NamespaceNotPrepared"
+                    and cluster.condition("BM25Index", "wiki-sample", "Waiting")
+                )
+            )
+            assert "PersistentVolumeClaim ml/litelong-store not found" in waiting["message"]
+            await cluster.apply(claim)
+            job = await cluster.eventually(lambda: cluster.all("Job") and cluster.all("Job")[0])
+            await cluster.eventually(
+                lambda: cluster.status("BM25Index", "wiki-sample").get("phase") == "Running"
+            )
+            await cluster.finish_job(job["metadata"]["name"])
+            await cluster.eventually(
+                lambda: (
+                    cluster.condition("BM25Index", "wiki-sample", "Ready").get("reason")
+                    == "JobComplete"
+                ),
+                what="Ready from the Job",
+            )
+    outputs = cluster.status("BM25Index", "wiki-sample")["outputs"]
+    assert outputs["uri"].startswith(f"file://{unmounted}/bm25index/wiki-sample/")
+    assert not unmounted.exists(), "the operator wrote nothing where the store is not mounted"

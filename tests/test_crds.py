@@ -127,3 +127,12 @@ def structural_violations(root: dict[str, Any]) -> list[str]:
     if set(metadata) - {"type"}:
         problems.append("metadata: only name/generateName restrictions are allowed")
     return problems
+
+
+@pytest.mark.parametrize("name", sorted(GENERATED))
+def test_kubectl_get_shows_ready_phase_and_progress_without_wide(name: str) -> None:
+    (version,) = GENERATED[name]["spec"]["versions"]
+    columns = version["additionalPrinterColumns"]
+    assert [c["name"] for c in columns][:2] == ["Ready", "Phase"]
+    assert "Progress" in [c["name"] for c in columns]
+    assert all(c.get("priority", 0) == 0 for c in columns), "priority > 0 shows only with -o wide"

@@ -43,6 +43,7 @@ CORE = {
 CLUSTER_SCOPED = {
     "apiextensions.k8s.io/v1/customresourcedefinitions": "CustomResourceDefinition",
     "v1/namespaces": "Namespace",
+    "kopf.dev/v1/clusterkopfpeerings": "ClusterKopfPeering",
 }
 KUBEFLOW = {
     "kubeflow.org/v1/pytorchjobs": "PyTorchJob",
@@ -320,8 +321,9 @@ def _api_version(kind: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def running_operator() -> AsyncIterator[None]:
-    """kopf with litelong's handlers, in this event loop, until the block ends."""
+async def running_operator(peering: str | None = None) -> AsyncIterator[asyncio.Task[None]]:
+    """kopf with litelong's handlers, in this event loop, until the block ends; with a
+    `peering` name as deployed (a ClusterKopfPeering of that name must exist), else alone."""
     import kopf
 
     import litelong_operator.handlers  # noqa: F401  (registers the handlers)
@@ -329,11 +331,17 @@ async def running_operator() -> AsyncIterator[None]:
     stop = asyncio.Event()
     ready = asyncio.Event()
     task = asyncio.create_task(
-        kopf.operator(clusterwide=True, standalone=True, stop_flag=stop, ready_flag=ready)
+        kopf.operator(
+            clusterwide=True,
+            standalone=peering is None,
+            peering_name=peering,
+            stop_flag=stop,
+            ready_flag=ready,
+        )
     )
     try:
         await asyncio.wait_for(ready.wait(), timeout=20)
-        yield
+        yield task
     finally:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):

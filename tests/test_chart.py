@@ -293,3 +293,12 @@ def test_the_operator_starts_without_a_read_write_many_claim(chart: helm.Chart) 
     assert OperatorConfig.model_validate(config).store.pvc is not None
     rwx = one(objects(chart, None), "Deployment")["spec"]["template"]["spec"]
     assert "store" in [v["name"] for v in rwx["volumes"]], "an RWX store is read for the counts"
+
+
+def test_the_chart_states_the_kubernetes_versions_the_operator_renders_for() -> None:
+    from litelong_operator.config import SUPPORTED_MINORS
+
+    meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    first, last = SUPPORTED_MINORS[0], SUPPORTED_MINORS[-1]
+    assert meta["kubeVersion"] == f">=1.{first}.0-0"
+    assert meta["annotations"]["litelong.io/kubernetes-versions"] == f"1.{first}-1.{last}"

@@ -7,6 +7,7 @@ them: children as rendered, status and Events as Jobs progress, dependencies, re
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import socket
@@ -26,6 +27,7 @@ os.environ.setdefault("LITELONG_RESYNC_SECONDS", "2")
 import aiohttp
 import kmock
 
+from litelong.store import ArtifactStore
 from litelong_operator.config import load_config
 from litelong_operator.render import owner_of, render
 
@@ -767,3 +769,101 @@ async def test_a_missing_store_claim_is_named_and_status_needs_no_mounted_store(
     outputs = cluster.status("BM25Index", "wiki-sample")["outputs"]
     assert outputs["uri"].startswith(f"file://{unmounted}/bm25index/wiki-sample/")
     assert not unmounted.exists(), "the operator wrote nothing where the store is not mounted"
+
+
+#: Long enough that the peering keepalive (every ~50 s) falls in the outage and, with kopf's
+#: default retries of one call (1+1+2+3+5+8+13+21 = 54 s), gives up before the server is back.
+OUTAGE_SECONDS = 120
+
+
+async def test_the_operator_rides_out_the_api_server_going_away_for_two_minutes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server goes down (connections refused, watches cut) and comes back on the same
+    address: the operator (with peering, as deployed) is still running and picks up what
+    changed meanwhile."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kubeconfig", url)))
+    config = tmp_path / "operator.yaml"
+    config.write_text(yaml.safe_dump({"store": {"uri": f"file://{tmp_path / 'store'}"}}))
+    monkeypatch.setenv("LITELONG_OPERATOR_CONFIG", str(config))
+    monkeypatch.setenv("LITELONG_METRICS_PORT", "0")
+    async with ApiServer() as server:
+        register(server)
+        up = kmock.Server(server, port=port)
+        await up.__aenter__()
+        peering = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering"}
+        async with aiohttp.ClientSession(base_url=url) as session:
+            await session.post(
+                "/apis/kopf.dev/v1/clusterkopfpeerings",
+                json={**peering, "metadata": {"name": "litelong"}},
+            )
+        try:
+            async with running_operator(peering="litelong") as operator:
+                async with aiohttp.ClientSession(base_url=url) as session:
+                    cluster = Cluster(server, session)
+                    await cluster.apply(WORKER_ACCOUNT)
+                    await cluster.apply(sample("topicdebate"))
+                    job = await cluster.eventually(lambda: cluster.all("Job"), what="the Job")
+                await up.__aexit__(None, None, None)  # the API server goes away
+                await asyncio.sleep(OUTAGE_SECONDS)
+                up = kmock.Server(server, port=port)
+                await up.__aenter__()  # and comes back
+                assert not operator.done(), "the operator exited during the outage"
+                async with aiohttp.ClientSession(base_url=url) as session:
+                    cluster = Cluster(server, session)
+                    await cluster.finish_job(job[0]["metadata"]["name"])
+                    await cluster.eventually(
+                        lambda: (
+                            cluster.status("TopicDebate", "science").get("phase") == "Succeeded"
+                        ),
+                        timeout=60,
+                        what="the Job's completion noticed after the outage",
+                    )
+                assert not operator.done()
+        finally:
+            await up.__aexit__(None, None, None)
+
+
+async def test_a_trainingjob_shows_step_loss_throughput_and_eta_while_it_trains(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    applied = await cluster.apply(sample("trainingjob"))
+    await cluster.apply(sample("synthesisrun"))
+    ready = {"type": "Ready", "status": "True", "reason": "Committed"}
+    await cluster.patch(
+        "SynthesisRun",
+        "science-16k",
+        {"status": {"phase": "Succeeded", "conditions": [ready]}},
+        status=True,
+    )
+    owner = owner_of(applied)
+    name = rendered(applied)[-1]["metadata"]["name"]
+    await cluster.eventually(lambda: cluster.get("PyTorchJob", name), what="the PyTorchJob")
+    running = {"type": "Running", "status": "True", "reason": "PyTorchJobRunning"}
+    await cluster.patch("PyTorchJob", name, {"status": {"conditions": [running]}}, status=True)
+    # what rank 0 of `litelong train` writes after each step
+    artifact = ArtifactStore(f"file://{tmp_path / 'store'}").artifact(
+        "TrainingJob", owner.name, owner.spec_hash
+    )
+    rows = [{"step": s, "loss": 2.5, "seconds": 4.0, "tokens_per_s": 4096.0} for s in (1, 2, 3)]
+    artifact.store.write_atomic(
+        f"{artifact.path}/metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows)
+    )
+    status = await cluster.eventually(
+        lambda: (
+            (cluster.status("TrainingJob", "smollm2-16k").get("training") or {}).get("step") == 3
+            and cluster.status("TrainingJob", "smollm2-16k")
+        ),
+        what="status.training",
+    )
+    assert status["training"] == {
+        "step": 3,
+        "loss": 2.5,
+        "tokensPerSecond": 4096.0,
+        "etaSeconds": 4 * (100 - 3),
+    }
+    assert status["progress"]["summary"] == "3/100" and status["phase"] == "Running"

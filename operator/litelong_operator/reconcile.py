@@ -36,6 +36,7 @@ from .status import (
     status_patch,
     termination_message,
     train_job_state,
+    with_training_metrics,
 )
 
 log = logging.getLogger("litelong.operator")
@@ -129,6 +130,8 @@ class Reconciler:
             observed = self._apply(owner, render(owner, self.config))
         except MissingController as error:
             observed = Observed("Failed", "ControllerMissing", str(error), unit=_unit(owner))
+        if owner.kind == "TrainingJob" and observed.phase == "Running":
+            observed = self._training_progress(owner, artifact, observed)
         if observed.phase == "Succeeded":
             outputs = self._committed_outputs(owner, artifact) or outputs
             self._remove_older_children(owner)
@@ -151,6 +154,21 @@ class Reconciler:
                 phase = status.get("phase") or "Pending"
                 missing.append(f"waiting for {kind}/{name} to be Ready (phase {phase})")
         return missing
+
+    def _training_progress(
+        self, owner: Owner, artifact: Artifact | None, observed: Observed
+    ) -> Observed:
+        """Step, loss, tokens/s and ETA from the run's metrics.jsonl, where the store is
+        readable here (the operator mounts an RWX claim; object storage needs credentials)."""
+        if artifact is None:
+            return observed
+        try:
+            text = artifact.store.fs.cat_file(f"{artifact.path}/metrics.jsonl").decode()
+            spec: Any = owner.resource.spec
+            return with_training_metrics(observed, text, spec.steps)
+        except Exception as error:  # not written yet, or not readable: status works without
+            log.debug("no training metrics for %s: %s", owner.name, error)
+            return observed
 
     def _missing_prerequisites(self, owner: Owner) -> list[str]:
         """What stage pods need from the resource's namespace but the namespace lacks: the

@@ -25,6 +25,10 @@ MANAGED = {"app.kubernetes.io/managed-by": "litelong-operator"}
 METRICS_PORT_ENV = "LITELONG_METRICS_PORT"
 #: Timers are declared at import, so their interval comes from the environment.
 RESYNC_SECONDS = float(os.environ.get("LITELONG_RESYNC_SECONDS") or 30)
+#: Seconds between retries of one API call (peering keepalive, patches): about five minutes in
+#: all, so an API server upgrade or restart never ends the operator; kopf's default gives up
+#: after 54 s. Watch streams reconnect on their own.
+API_RETRY_BACKOFFS = (1, 1, 2, 3, 5, 8, 13, 21, 30, 30, 30, 30, 30, 30, 30, 30, 30)
 
 _reconciler: Reconciler | None = None
 
@@ -59,6 +63,7 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
         os.environ.get("LITELONG_PEERING_PRIORITY") or random.randint(1, 1_000_000)
     )
     settings.execution.max_workers = 16
+    settings.networking.error_backoffs = API_RETRY_BACKOFFS
     port = int(os.environ.get(METRICS_PORT_ENV, "9090"))
     if port:
         start_http_server(port)

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import copy
 import itertools
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -321,13 +322,19 @@ def _api_version(kind: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def running_operator(peering: str | None = None) -> AsyncIterator[asyncio.Task[None]]:
+async def running_operator(
+    peering: str | None = None, api_retry_seconds: float = 5
+) -> AsyncIterator[asyncio.Task[None]]:
     """kopf with litelong's handlers, in this event loop, until the block ends; with a
-    `peering` name as deployed (a ClusterKopfPeering of that name must exist), else alone."""
+    `peering` name as deployed (a ClusterKopfPeering of that name must exist), else alone.
+    API calls are retried for `api_retry_seconds` only: each test's server goes away at its
+    end, and an operator still retrying for minutes would outlive the test."""
     import kopf
 
     import litelong_operator.handlers  # noqa: F401  (registers the handlers)
+    from litelong_operator.handlers.runtime import API_RETRY_ENV
 
+    os.environ[API_RETRY_ENV] = str(api_retry_seconds)  # read once, when the operator starts
     stop = asyncio.Event()
     ready = asyncio.Event()
     task = asyncio.create_task(

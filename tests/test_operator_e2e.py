@@ -802,7 +802,7 @@ async def test_the_operator_rides_out_the_api_server_going_away_for_two_minutes(
                 json={**peering, "metadata": {"name": "litelong"}},
             )
         try:
-            async with running_operator(peering="litelong") as operator:
+            async with running_operator(peering="litelong", api_retry_seconds=300) as operator:
                 async with aiohttp.ClientSession(base_url=url) as session:
                     cluster = Cluster(server, session)
                     await cluster.apply(WORKER_ACCOUNT)

@@ -25,10 +25,23 @@ MANAGED = {"app.kubernetes.io/managed-by": "litelong-operator"}
 METRICS_PORT_ENV = "LITELONG_METRICS_PORT"
 #: Timers are declared at import, so their interval comes from the environment.
 RESYNC_SECONDS = float(os.environ.get("LITELONG_RESYNC_SECONDS") or 30)
-#: Seconds between retries of one API call (peering keepalive, patches): about five minutes in
-#: all, so an API server upgrade or restart never ends the operator; kopf's default gives up
-#: after 54 s. Watch streams reconnect on their own.
-API_RETRY_BACKOFFS = (1, 1, 2, 3, 5, 8, 13, 21, 30, 30, 30, 30, 30, 30, 30, 30, 30)
+API_RETRY_ENV = "LITELONG_API_RETRY_SECONDS"
+
+
+def api_retry_backoffs(total: float) -> tuple[float, ...]:
+    """Delays between retries of one API call (peering keepalive, patches) adding up to
+    `total` seconds: kopf's own start (1, 1, 2, 3, 5, 8, 13, 21), then every 30 s. The default
+    five minutes ride out an API server upgrade or restart; kopf's own give up after 54 s,
+    ending the operator. Watch streams reconnect on their own."""
+    delays: list[float] = []
+    for delay in (1, 1, 2, 3, 5, 8, 13, 21):
+        if sum(delays) >= total:
+            break
+        delays.append(delay)
+    while sum(delays) < total:
+        delays.append(30)
+    return tuple(delays)
+
 
 _reconciler: Reconciler | None = None
 
@@ -63,7 +76,9 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
         os.environ.get("LITELONG_PEERING_PRIORITY") or random.randint(1, 1_000_000)
     )
     settings.execution.max_workers = 16
-    settings.networking.error_backoffs = API_RETRY_BACKOFFS
+    settings.networking.error_backoffs = api_retry_backoffs(
+        float(os.environ.get(API_RETRY_ENV) or 300)
+    )
     port = int(os.environ.get(METRICS_PORT_ENV, "9090"))
     if port:
         start_http_server(port)

@@ -116,7 +116,8 @@ class ApiServer(kmock.KubernetesEmulator):
     granted: set[tuple[str, str, str]] = attrs.field(factory=cluster_role_grants)
 
     async def _serve_server_version(self, request: Any) -> dict[str, Any]:
-        return {"major": "1", "minor": str(self.minor), "gitVersion": f"v1.{self.minor}.3"}
+        # as managed clusters (EKS, GKE) write it: a "+" after the minor
+        return {"major": "1", "minor": f"{self.minor}+", "gitVersion": f"v1.{self.minor}.3-eks"}
 
     async def _handle(self, request: Any) -> Any:
         if request.action == kmock.action.CREATE and isinstance(request.data, dict):

@@ -36,7 +36,7 @@ from .api import KINDS, FieldError, InvalidManifest, load_file
 from .api import parse as parse_resource
 from .api.crd import all_crds, to_yaml, write_crds
 from .api.loading import AnyResource
-from .api.v1alpha1 import SynthesisRunSpec, TopicDebate, TrainingJob
+from .api.v1alpha1 import BM25Index, SynthesisRunSpec, TopicDebate, TrainingJob
 from .api.v1alpha1.meta import DNS1123_LABEL
 from .api.v1alpha1.topicdebate import TaxonomySelection
 from .corpus import REASONS, CorpusReadError, InvalidCorpus
@@ -51,7 +51,7 @@ from .stages import (
     order_by_dependency,
     run_shard,
 )
-from .store import Artifact, ArtifactStore, Manifest, NotCommitted, default_store_uri
+from .store import MANIFEST, Artifact, ArtifactStore, Manifest, NotCommitted, default_store_uri
 from .synth import EmbeddingModelUnavailable, ModeUnavailable, TokenizerUnavailable
 from .synth.report import UnreadableMetadata, write_report
 from .taxonomy import SelectionError, load_bisac
@@ -185,11 +185,20 @@ def crds(
 def run(
     files: Annotated[list[Path], typer.Argument(help="Manifests, one or more resources each.")],
     store: StoreOption = None,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Discard the committed outputs of the resources in FILES and build them "
+            "again (e.g. a Manticore index whose tables are gone).",
+        ),
+    ] = False,
 ) -> None:
     """Run every resource in FILES, in dependency order, on this machine.
 
     References resolve to resources in the same files or already committed in the store. A
-    resource whose output is committed is not run again: edit its spec to make a new one.
+    resource whose output is committed is not run again (unless --rebuild); edit its spec
+    to make a new one.
     """
     resources = order_by_dependency([r for file in files for r in load_file(file)])
     names = Counter(f"{r.kind}/{r.name}" for r in resources)
@@ -203,6 +212,8 @@ def run(
 
     check_refs(resources, store_of)
     for resource in resources:
+        if rebuild:
+            _discard(resource, store_of(resource))
         _run_resource(resource, store_of(resource))
 
 
@@ -757,11 +768,24 @@ def report(
 # -- helpers ---------------------------------------------------------------------------------
 
 
+def _discard(resource: AnyResource, store: ArtifactStore) -> None:
+    """Uncommit first (the manifest), then remove the rest: a rerun builds afresh."""
+    artifact = artifact_of(resource, store)
+    if not store.fs.exists(artifact.path):
+        return
+    if artifact.is_committed():
+        store.fs.rm(f"{artifact.path}/{MANIFEST}")
+    store.fs.rm(artifact.path, recursive=True)
+    out.print(f"{resource.kind}/{resource.name}: discarded {artifact.uri} to rebuild it")
+
+
 def _run_resource(resource: AnyResource, store: ArtifactStore) -> None:
     artifact = artifact_of(resource, store)
     label = f"{resource.kind}/{resource.name}"
     committed = artifact.committed_manifest()
     if committed is not None:
+        if isinstance(resource, BM25Index) and resource.spec.backend.type == "manticore":
+            open_index(artifact).close()  # its tables must still be there, as committed
         out.print(f"{label}: already committed, nothing to do")
         _print_committed(resource, artifact.uri, committed)
         return

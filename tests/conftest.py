@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,9 @@ from litelong.cli import main
 from litelong.store import ArtifactStore
 
 REPO = Path(__file__).resolve().parent.parent
+# the operator's resync timer is declared when litelong_operator is first imported (by any test
+# module): the operator tests need it short
+os.environ.setdefault("LITELONG_RESYNC_SECONDS", "2")
 #: One runnable resource per file; kustomization.yaml lists them for kubectl -k, Argo CD, Flux.
 SAMPLES = sorted(
     p for p in (REPO / "manifests" / "samples").glob("*.yaml") if p.name != "kustomization.yaml"

@@ -3,18 +3,27 @@
 kmock serves the Kubernetes API from memory; it has no Job controller, garbage collector,
 admission, resourceVersion or generation. So resources get a fixed uid and resourceVersion
 here, and tests finish Jobs by patching their status as the Job controller would.
+
+`ApiServer` adds what a real server of a given version does that the operator depends on,
+written from the Kubernetes API reference: /version, the Job API of that version (1.27 and
+1.28 drop `backoffLimitPerIndex` and refuse `FailIndex`), and the
+OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift) checked against the
+operator's ClusterRole in manifests/rbac/.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import itertools
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import attrs
 import kmock
 import yaml
 
@@ -27,18 +36,105 @@ CORE = {
     "v1/services": "Service",
     "v1/pods": "Pod",
     "v1/events": "Event",
+    "v1/serviceaccounts": "ServiceAccount",
+    "v1/persistentvolumeclaims": "PersistentVolumeClaim",
     "batch/v1/jobs": "Job",
     "apps/v1/statefulsets": "StatefulSet",
 }
 CLUSTER_SCOPED = {
     "apiextensions.k8s.io/v1/customresourcedefinitions": "CustomResourceDefinition",
     "v1/namespaces": "Namespace",
+    "kopf.dev/v1/clusterkopfpeerings": "ClusterKopfPeering",
 }
 KUBEFLOW = {
     "kubeflow.org/v1/pytorchjobs": "PyTorchJob",
     "trainer.kubeflow.org/v1alpha1/trainjobs": "TrainJob",
 }
 _uids = itertools.count(1)
+MAX_INT32 = 2_147_483_647
+RBAC = REPO / "manifests" / "rbac" / "rbac.yaml"
+
+
+def cluster_role_grants(path: Path = RBAC) -> set[tuple[str, str, str]]:
+    """(verb, apiGroup, resource) triples the operator's ClusterRole allows."""
+    role = next(d for d in yaml.safe_load_all(path.read_text()) if d["kind"] == "ClusterRole")
+    return {
+        (verb, group, resource)
+        for rule in role["rules"]
+        for verb in rule["verbs"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+
+
+def owner_finalizer_permissions(document: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """What OwnerReferencesPermissionEnforcement asks of a create: `update` on the finalizers
+    of every owner that an ownerReference with blockOwnerDeletion points at."""
+    needed = set()
+    for ref in (document.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("blockOwnerDeletion"):
+            group = ref["apiVersion"].rsplit("/", 1)[0] if "/" in ref["apiVersion"] else ""
+            needed.add(("update", group, f"{PLURAL[ref['kind']]}/finalizers"))
+    return needed
+
+
+def admit_job(job: dict[str, Any], minor: int) -> None:
+    """A batch/v1 Job as the API server of 1.`minor` stores it (defaults, dropped fields)."""
+    spec = job.setdefault("spec", {})
+    per_index = "backoffLimitPerIndex" in spec
+    if minor < 29:  # JobBackoffLimitPerIndex: absent in 1.27, alpha (off) in 1.28
+        for rule in (spec.get("podFailurePolicy") or {}).get("rules") or []:
+            if rule.get("action") == "FailIndex":
+                raise kmock.KubernetesError(
+                    status=422,
+                    reason="Invalid",
+                    message=f'Job.batch "{job["metadata"]["name"]}" is invalid: '
+                    'spec.podFailurePolicy.rules[0].action: Unsupported value: "FailIndex"',
+                )
+        spec.pop("backoffLimitPerIndex", None)
+        spec.pop("maxFailedIndexes", None)
+    if "backoffLimit" not in spec:
+        spec["backoffLimit"] = MAX_INT32 if per_index and minor >= 28 else 6
+
+
+def as_stored(job: dict[str, Any], minor: int = 32) -> dict[str, Any]:
+    """A rendered Job as the server of 1.`minor` keeps it."""
+    stored = copy.deepcopy(job)
+    admit_job(stored, minor)
+    return stored
+
+
+@attrs.define(kw_only=True)
+class ApiServer(kmock.KubernetesEmulator):
+    """kmock with the version-dependent and admission behaviour of a real API server.
+
+    Pick it with `@pytest.mark.kmock(cls=ApiServer, minor=28)`.
+    """
+
+    minor: int = 32
+    #: OwnerReferencesPermissionEnforcement (OpenShift turns it on) against this ClusterRole
+    granted: set[tuple[str, str, str]] = attrs.field(factory=cluster_role_grants)
+
+    async def _serve_server_version(self, request: Any) -> dict[str, Any]:
+        # as managed clusters (EKS, GKE) write it: a "+" after the minor
+        return {"major": "1", "minor": f"{self.minor}+", "gitVersion": f"v1.{self.minor}.3-eks"}
+
+    async def _handle(self, request: Any) -> Any:
+        if request.action == kmock.action.CREATE and isinstance(request.data, dict):
+            document = request.data
+            missing = owner_finalizer_permissions(document) - self.granted
+            if missing and document.get("kind") != "Event":
+                raise kmock.KubernetesError(
+                    status=403,
+                    reason="Forbidden",
+                    message=f"{PLURAL.get(document.get('kind', ''), '')} "
+                    f'"{document["metadata"].get("name")}" is forbidden: cannot set '
+                    "blockOwnerDeletion if an ownerReference refers to a resource you can't "
+                    "set finalizers on: , <nil>",
+                )
+            if document.get("kind") == "Job":
+                admit_job(document, self.minor)
+        return await super()._handle(request)
 
 
 def register(server: kmock.KubernetesEmulator, *, kubeflow: bool = True) -> None:
@@ -89,6 +185,7 @@ class Cluster:
         self.server = server
         self.session = session
         self.namespace = "ml"
+        self.shard_failures: dict[tuple[str, int], int] = {}  # the controller's per-index count
 
     async def apply(self, document: dict[str, Any]) -> dict[str, Any]:
         """Create a resource as `kubectl apply` would (plus the uid kmock does not assign)."""
@@ -145,31 +242,53 @@ class Cluster:
         return {}
 
     async def finish_job(self, name: str, *, failed: bool = False) -> None:
-        """Play the Job controller: every index succeeded (or the backoff limit was hit)."""
+        """Play the Job controller: every index succeeded, or shard 0 kept failing until the
+        Job's retry limit ended it."""
+        if failed:
+            outcome = await self.fail_shard(name, 0, times=self.retry_budget(name) + 1)
+            assert outcome == "Failed", f"Job {name} still retries after its budget: {outcome}"
+            return
         job = self.get("Job", name)
         assert job is not None, f"no Job {name}"
         completions = job["spec"]["completions"]
-        if failed:
-            status = {
-                "failed": job["spec"]["backoffLimitPerIndex"] + 1,
-                "conditions": [
-                    {
-                        "type": "Failed",
-                        "status": "True",
-                        "reason": "FailedIndexes",
-                        "message": "Job has failed indexes",
-                    }
-                ],
-            }
-        else:
-            status = {
-                "succeeded": completions,
-                "completedIndexes": f"0-{completions - 1}" if completions > 1 else "0",
-                "conditions": [
-                    {"type": "Complete", "status": "True", "reason": "CompletionsReached"}
-                ],
-            }
+        status = {
+            "succeeded": completions,
+            "completedIndexes": f"0-{completions - 1}" if completions > 1 else "0",
+            "conditions": [{"type": "Complete", "status": "True", "reason": "CompletionsReached"}],
+        }
         await self.patch("Job", name, {"status": status}, status=True)
+
+    def retry_budget(self, name: str) -> int:
+        """How many failures of one shard the stored Job tolerates (its limit as stored)."""
+        spec = (self.get("Job", name) or {})["spec"]
+        return int(spec.get("backoffLimitPerIndex", spec["backoffLimit"]))
+
+    async def fail_shard(self, name: str, index: int, *, times: int) -> str:
+        """Play the Job controller as the Job API reference describes it: pod `index` fails
+        `times` times; the Job fails once that index passes `backoffLimitPerIndex` (per-index
+        limits) or all failures pass `backoffLimit`. Returns the Job's state afterwards."""
+        job = self.get("Job", name)
+        assert job is not None, f"no Job {name}"
+        spec, status = job["spec"], dict(job.get("status") or {})
+        failed = int(status.get("failed") or 0) + times
+        status.update(failed=failed, active=spec["parallelism"])
+        key = (name, index)
+        self.shard_failures[key] = self.shard_failures.get(key, 0) + times
+        if "backoffLimitPerIndex" in spec:
+            over = self.shard_failures[key] > spec["backoffLimitPerIndex"]
+            reason, message = "FailedIndexes", "Job has failed indexes"
+            if over:
+                status["failedIndexes"] = str(index)
+        else:
+            over = failed > spec["backoffLimit"]
+            reason, message = "BackoffLimitExceeded", "Job has reached the specified backoff limit"
+        if over:
+            status["active"] = 0
+            status["conditions"] = [
+                {"type": "Failed", "status": "True", "reason": reason, "message": message}
+            ]
+        await self.patch("Job", name, {"status": status}, status=True)
+        return "Failed" if over else "Running"
 
     async def eventually(
         self, check: Callable[[], Any], *, timeout: float = 15.0, what: str = ""
@@ -204,20 +323,33 @@ def _api_version(kind: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def running_operator() -> AsyncIterator[None]:
-    """kopf with litelong's handlers, in this event loop, until the block ends."""
+async def running_operator(
+    peering: str | None = None, api_retry_seconds: float = 5
+) -> AsyncIterator[asyncio.Task[None]]:
+    """kopf with litelong's handlers, in this event loop, until the block ends; with a
+    `peering` name as deployed (a ClusterKopfPeering of that name must exist), else alone.
+    API calls are retried for `api_retry_seconds` only: each test's server goes away at its
+    end, and an operator still retrying for minutes would outlive the test."""
     import kopf
 
     import litelong_operator.handlers  # noqa: F401  (registers the handlers)
+    from litelong_operator.handlers.runtime import API_RETRY_ENV
 
+    os.environ[API_RETRY_ENV] = str(api_retry_seconds)  # read once, when the operator starts
     stop = asyncio.Event()
     ready = asyncio.Event()
     task = asyncio.create_task(
-        kopf.operator(clusterwide=True, standalone=True, stop_flag=stop, ready_flag=ready)
+        kopf.operator(
+            clusterwide=True,
+            standalone=peering is None,
+            peering_name=peering,
+            stop_flag=stop,
+            ready_flag=ready,
+        )
     )
     try:
         await asyncio.wait_for(ready.wait(), timeout=20)
-        yield
+        yield task
     finally:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):

@@ -261,3 +261,44 @@ def test_the_chart_installs_on_a_real_api_server() -> None:
             assert release["info"]["status"] == "deployed"
         finally:
             config.uninstall("litelong")
+
+
+def test_each_release_has_its_own_kopf_peering(chart: helm.Chart) -> None:
+    """A second release with default values must not share (and fail on) the first's peering."""
+    peerings = []
+    for release in ("litelong", "team-b"):
+        rendered = chart.render(None, name=release, namespace=release, is_install=True)
+        items = [
+            d
+            for t, text in rendered.items()
+            if t.endswith(".yaml")
+            for d in yaml.safe_load_all(text)
+            if d
+        ]
+        (peering,) = [o for o in items if o["kind"] == "ClusterKopfPeering"]
+        (container,) = one(items, "Deployment")["spec"]["template"]["spec"]["containers"]
+        assert f"--peering={peering['metadata']['name']}" in container["command"]
+        peerings.append(peering["metadata"]["name"])
+    assert peerings == ["litelong", "team-b-litelong"]
+
+
+def test_the_operator_starts_without_a_read_write_many_claim(chart: helm.Chart) -> None:
+    """kind, minikube and other RWO-only clusters: the operator mounts no claim (it would stay
+    Pending for it) and its config still names the claim the stage pods mount."""
+    rendered = objects(chart, {"store": {"pvc": {"accessModes": ["ReadWriteOnce"]}}})
+    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["config", "tmp"]
+    assert one(rendered, "PersistentVolumeClaim")["spec"]["accessModes"] == ["ReadWriteOnce"]
+    config = yaml.safe_load(one(rendered, "ConfigMap")["data"]["operator.yaml"])
+    assert OperatorConfig.model_validate(config).store.pvc is not None
+    rwx = one(objects(chart, None), "Deployment")["spec"]["template"]["spec"]
+    assert "store" in [v["name"] for v in rwx["volumes"]], "an RWX store is read for the counts"
+
+
+def test_the_chart_states_the_kubernetes_versions_the_operator_renders_for() -> None:
+    from litelong_operator.config import SUPPORTED_MINORS
+
+    meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    first, last = SUPPORTED_MINORS[0], SUPPORTED_MINORS[-1]
+    assert meta["kubeVersion"] == f">=1.{first}.0-0"
+    assert meta["annotations"]["litelong.io/kubernetes-versions"] == f"1.{first}-1.{last}"

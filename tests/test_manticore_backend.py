@@ -5,26 +5,43 @@ loading and resuming) always, the HTTP layer against a loopback server that reco
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
 from litelong.api.v1alpha1.bm25index import Analysis, documents_per_shard
 from litelong.corpus import Document
-from litelong.index import ManticoreError, Retriever, open_index
-from litelong.index.manticore_backend import (
+from litelong.index import (
+    ChunksUnavailable,
+    ManticoreError,
+    Retriever,
+    UnknownDocument,
+    open_chunk_index,
+    open_index,
+)
+from litelong.index.manticore.backend import (
+    SCORE_SCALE,
     ManticoreRetriever,
+    TablesOutOfSync,
     create_table_sql,
     read_location,
     search_sql,
 )
-from litelong.index.manticore_bulk import BulkLoader, ndjson
-from litelong.index.manticore_client import ManticoreConnection, RetryPolicy
-from litelong.index.manticore_shards import (
+from litelong.index.manticore.bulk import BulkLoader, ndjson
+from litelong.index.manticore.client import READY_SECONDS, ManticoreConnection, RetryPolicy
+from litelong.index.manticore.shards import (
     SHARD_URL_ENV,
     URL_ENV,
     Shard,
@@ -33,12 +50,20 @@ from litelong.index.manticore_shards import (
     shard_layout,
     shard_of,
 )
-from litelong.index.manticore_text import QUERY_SYNTAX, escape_query, match_expression, sql_string
+from litelong.index.manticore.text import QUERY_SYNTAX, escape_query, match_expression, sql_string
 from litelong.stages import run_shard
 from litelong.store import ArtifactStore
 
-from .conftest import bm25index, write_jsonl
-from .manticore_fake import Request, fake_manticore
+from .conftest import Cli, bm25index, write_jsonl
+from .manticore_fake import (
+    CLOSE_AFTER,
+    FakeManticore,
+    Request,
+    fake_manticore,
+    item_error,
+    rows,
+    sql_error,
+)
 from .retriever_contract import CONTRACT_CORPUS, RetrieverContract
 
 SERVER = os.environ.get(URL_ENV)
@@ -117,6 +142,7 @@ def test_queries_become_an_or_of_their_words_without_syntax() -> None:
     expression = match_expression('"quotes" (parens) AND +plus -minus: colon* Plus')
     assert expression == "quotes | parens | and | plus | minus | colon"
     assert match_expression("photo\u200bsynthesis\x00") == "photosynthesis"
+    assert match_expression("snake_case __init__ x_1") == "snake | case | init | x | 1"
     assert match_expression("") == match_expression(" -- ** ") == ""
 
 
@@ -128,7 +154,7 @@ def test_shard_assignment_is_stable_across_processes_and_uniform() -> None:
     ids = [f"doc-{i}" for i in range(4000)]
     here = [shard_of(doc_id, 4) for doc_id in ids]
     code = (
-        "from litelong.index.manticore_shards import shard_of;"
+        "from litelong.index.manticore.shards import shard_of;"
         "print([shard_of(f'doc-{i}', 4) for i in range(4000)])"
     )
     env = {**os.environ, "PYTHONHASHSEED": "123"}
@@ -174,9 +200,9 @@ def test_tables_stem_drop_stop_words_and_keep_field_lengths_as_asked() -> None:
     assert "morphology='none'" in plain and "stopwords" not in plain
 
 
-def test_search_is_true_bm25_with_max_matches_raised_to_the_limit() -> None:
+def test_search_ranks_by_bm25a_with_max_matches_raised_to_the_limit() -> None:
     statement = search_sql("t", match_expression("it's (plants)"), 1032)
-    assert "ranker=expr('10000*bm25a(1.2,0.75)')" in statement
+    assert f"ranker=expr('{SCORE_SCALE}*bm25a(1.2,0.75)')" in statement
     assert "idf='plain,tfidf_unnormalized'" in statement
     assert "LIMIT 1032" in statement and "max_matches=1032" in statement
     assert "MATCH('it | s | plants')" in statement
@@ -222,24 +248,66 @@ def test_transient_errors_are_retried_and_permanent_ones_are_not() -> None:
 def test_sql_goes_to_the_sql_endpoint_and_reports_errors() -> None:
     def rule(request: Request) -> tuple[int, object] | None:
         if "bad" in request.body:
-            return 200, [{"total": 0, "error": "P01: syntax error", "warning": ""}]
+            return sql_error("P01: syntax error, unexpected identifier near 'bad'")
         if "down" in request.body:
             return 503, {"error": "maintenance"}
-        return 200, [{"columns": [], "data": [{"n": 7}], "total": 1, "error": "", "warning": ""}]
+        if "slow" in request.body:
+            return 429, {"error": "too many requests"}
+        return rows({"n": 7})
 
     with fake_manticore(rule) as fake:
         connection = ManticoreConnection(fake.url)
         assert connection.sql("SELECT COUNT(*) AS n FROM t") == [{"n": 7}]
-        with pytest.raises(ManticoreError, match="syntax error") as permanent:
+        with pytest.raises(ManticoreError, match="P01: syntax error") as permanent:
             connection.sql("bad")
         assert not permanent.value.transient
-        with pytest.raises(ManticoreError, match="503") as transient:
-            connection.sql("down")
-        assert transient.value.transient
+        for statement, status in (("down", "503"), ("slow", "429")):
+            with pytest.raises(ManticoreError, match=status) as transient:
+                connection.sql(statement)
+            assert transient.value.transient
         connection.close()
     first = fake.requests[0]
     assert first.path == "/sql" and first.body == "SELECT COUNT(*) AS n FROM t"
     assert first.query["raw_response"] == ["true"]
+
+
+def test_an_sql_error_fails_at_once_with_the_servers_message() -> None:
+    waits: list[float] = []
+    with fake_manticore(
+        lambda _: sql_error("unknown local table(s) 'gone' in search request")
+    ) as fake:
+        connection = ManticoreConnection(fake.url)
+        with pytest.raises(ManticoreError, match=r"unknown local table\(s\) 'gone'"):
+            RetryPolicy().run(lambda: connection.sql("SELECT * FROM gone"), sleep=waits.append)
+        connection.close()
+    assert waits == [] and len(fake.requests) == 1
+
+
+def test_back_to_back_requests_keep_one_connection_alive() -> None:
+    """Manticore closes a connection after each answer unless asked to keep it: the client
+    asks, so a topic's queries never meet a reset nor pay a new connection."""
+    with fake_manticore(lambda _: rows({"n": 1})) as fake:
+        connection = ManticoreConnection(fake.url)
+        for _ in range(40):
+            assert connection.sql("SELECT 1") == [{"n": 1}]
+        connection.close()
+    assert all(request.keep_alive for request in fake.requests)
+    assert fake.connections == 1
+
+
+def test_a_connection_closed_between_requests_is_reopened_without_waiting() -> None:
+    """A server restart or idle timeout drops a kept connection: the next request goes out
+    again on a new one at once, instead of failing or sleeping in a retry."""
+    with fake_manticore(lambda _: rows({"n": 1})) as fake:
+        fake.honour_keep_alive = False
+        connection = ManticoreConnection(fake.url)
+        started = time.monotonic()
+        for _ in range(10):
+            assert connection.sql("SELECT 1") == [{"n": 1}]
+        elapsed = time.monotonic() - started
+        connection.close()
+    assert fake.connections >= 5  # the server did close them
+    assert elapsed < 10 * (CLOSE_AFTER + 0.25)  # and no retry slept
 
 
 def test_an_unreachable_server_is_a_transient_error() -> None:
@@ -250,9 +318,111 @@ def test_an_unreachable_server_is_a_transient_error() -> None:
     assert error.value.transient
 
 
+def test_waiting_for_a_refused_server_ends_within_its_limit_naming_the_url() -> None:
+    assert READY_SECONDS <= 15
+    with fake_manticore() as fake:
+        url = fake.url
+    started = time.monotonic()
+    with pytest.raises(ManticoreError, match=f"{url} is not ready after 1 s") as error:
+        ManticoreConnection(url, timeout=2).wait_ready(timeout=1, sleep=lambda _: None)
+    assert time.monotonic() - started < 5
+    assert "refused" in str(error.value).lower()
+
+
+def test_a_server_that_never_answers_is_given_up_on_within_the_limit() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(ManticoreError, match=f"{url} is not ready after 2 s"):
+            ManticoreConnection(url).wait_ready(timeout=2, sleep=lambda _: None)
+    assert time.monotonic() - started < 4
+
+
+def test_a_url_that_is_not_manticore_fails_at_once_saying_what_answered() -> None:
+    with fake_manticore() as fake:
+        connection = ManticoreConnection(fake.url + "/manticore")
+        with pytest.raises(ManticoreError, match=r"no such endpoint.*HTTP 501") as wrong_path:
+            connection.wait_ready(sleep=_no_waiting)
+        assert not wrong_path.value.transient
+        connection.close()
+    with plain_http_server() as url:
+        connection = ManticoreConnection(url)
+        with pytest.raises(ManticoreError, match=f"{url} is not Manticore: .*HTTP 404"):
+            connection.wait_ready(sleep=_no_waiting)
+        connection.close()
+    with mysql_port() as url:
+        connection = ManticoreConnection(url)
+        with pytest.raises(ManticoreError, match=r"not HTTP.*9306"):
+            connection.wait_ready(sleep=_no_waiting)
+        connection.close()
+
+
+def _no_waiting(seconds: float) -> None:
+    raise AssertionError(f"waited {seconds} s for a server that is not Manticore")
+
+
+@contextmanager
+def plain_http_server() -> Iterator[str]:
+    """Some other web server: 404 and HTML for /sql."""
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = b"<html><body>404 Not Found</body></html>"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def mysql_port() -> Iterator[str]:
+    """A MySQL-protocol listener (Manticore's 9306): it greets first, in binary."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    greeting = b"\x4a\x00\x00\x00\x0a10.1.0 0a6d2b1@25091011 dev\x00\x08\x00\x00\x00"
+
+    def serve() -> None:
+        while True:
+            try:
+                peer, _ = listener.accept()
+            except OSError:
+                return
+            with peer:
+                peer.sendall(greeting)
+                peer.recv(65536)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+def test_errors_show_both_ends_of_a_long_statement() -> None:
+    statement = search_sql("t", match_expression(" ".join(f"w{i}" for i in range(400))), 1032)
+    with fake_manticore(lambda _: sql_error("some error")) as fake:
+        connection = ManticoreConnection(fake.url)
+        with pytest.raises(ManticoreError) as error:
+            connection.sql(statement)
+        connection.close()
+    assert "max_matches=1032" in str(error.value) and "SELECT" in str(error.value)
+
+
 def test_bulk_batches_route_documents_to_their_shard_within_the_batch_size() -> None:
     documents = [Document(f"doc-{i}", f"text number {i}") for i in range(45)]
     with fake_manticore() as fake:
+        fake.tables.update(t_s0={}, t_s1={})
         shards = [Shard(fake.url, "t_s0"), Shard(fake.url, "t_s1")]
         connections = {fake.url: ManticoreConnection(fake.url)}
         loader = BulkLoader(shards, connections, batch_size=10, in_flight=2)
@@ -275,15 +445,16 @@ def test_bulk_batches_route_documents_to_their_shard_within_the_batch_size() -> 
 def test_a_bulk_error_fails_the_load() -> None:
     def rule(request: Request) -> tuple[int, object] | None:
         if request.path == "/bulk":
-            return 200, {"items": [{"replace": {"id": 1, "error": "table absent"}}], "errors": True}
+            return item_error("table 't' absent, or does not support INSERT")
         return None
 
     with fake_manticore(rule) as fake:
         loader = BulkLoader([Shard(fake.url, "t")], {fake.url: ManticoreConnection(fake.url)})
         loader.add(Document("a", "some text"))
-        with pytest.raises(ManticoreError, match="table absent"):
+        with pytest.raises(ManticoreError, match="table 't' absent") as error:
             loader.flush()
         loader.close()
+    assert not error.value.transient and len(fake.bulk_requests()) == 1  # never retried
 
 
 # -- the stage, against the recording server ----------------------------------------------
@@ -296,6 +467,9 @@ def test_the_stage_creates_tables_loads_and_records_where_they_are(tmp_path: Pat
         resource = manticore_index(tmp_path, fake.url, 2, [corpus])
         for shard in range(2):
             result = run_shard(resource, store, shard, 2)
+        retriever = open_index(result.artifact)
+        assert isinstance(retriever, ManticoreRetriever)
+        retriever.close()
     assert result.manifest is not None
     counts = result.manifest.counts
     assert counts["documents"] == len(CONTRACT_CORPUS)
@@ -309,9 +483,6 @@ def test_the_stage_creates_tables_loads_and_records_where_they_are(tmp_path: Pat
         assert create_table_sql(shard.table, Analysis()) in statements
     loaded = [op["replace"]["doc"]["doc_id"] for r in fake.bulk_requests() for op in r.ndjson()]
     assert sorted(loaded) == sorted(doc["id"] for doc in CONTRACT_CORPUS)
-    retriever = open_index(result.artifact)
-    assert isinstance(retriever, ManticoreRetriever)
-    retriever.close()
 
 
 def test_a_rerun_resumes_after_the_last_file_manticore_acknowledged(tmp_path: Path) -> None:
@@ -326,7 +497,7 @@ def test_a_rerun_resumes_after_the_last_file_manticore_acknowledged(tmp_path: Pa
 
     def rule(request: Request) -> tuple[int, object] | None:
         if request.path == "/bulk" and broken["on"] and '"doc_id":"b' in request.body:
-            return 400, {"error": "disk full"}
+            return item_error("disk full")
         return None
 
     with fake_manticore(rule) as fake:
@@ -354,3 +525,106 @@ def test_managed_mode_without_the_operator_says_where_manticore_is_missing(
 
     with pytest.raises(BackendUnavailable, match=URL_ENV):
         run_shard(resource, ArtifactStore(f"file://{tmp_path}/store"), 0, 1)
+
+
+# -- scores, committed tables, rebuilding -------------------------------------------------
+
+
+def bm25a_weight(bm25: float, documents: int) -> int:
+    """What searchd 10.1.0 returns for `SCORE_SCALE*bm25a(...)` (issue 21's measurement)."""
+    return round(SCORE_SCALE * (0.5 + bm25 / (4.4 * math.log(1 + documents))))
+
+
+def test_shards_of_different_sizes_merge_by_their_true_bm25() -> None:
+    """bm25a squeezes BM25 by the shard's size: a small shard's hits would outrank a large
+    shard's better ones unless the weights are turned back into BM25."""
+    sizes = {"t_s0": 10, "t_s1": 100_000}
+    hits = {"t_s0": [("small-a", 5.0), ("small-b", 1.0)], "t_s1": [("large-a", 8.0)]}
+
+    def rule(request: Request) -> tuple[int, object] | None:
+        table = re.search(r"FROM (\w+)", request.body)
+        if table is None or table[1] not in sizes:
+            return None
+        if "COUNT(*)" in request.body:
+            return rows({"n": sizes[table[1]]})
+        found = [
+            {"doc_id": doc, "w": bm25a_weight(score, sizes[table[1]])}
+            for doc, score in hits[table[1]]
+        ]
+        return rows(*found)
+
+    with fake_manticore(rule) as fake:
+        retriever = ManticoreRetriever([Shard(fake.url, "t_s0"), Shard(fake.url, "t_s1")])
+        merged = retriever.search("anything", 3)
+        retriever.close()
+    assert [doc for doc, _ in merged] == ["large-a", "small-a", "small-b"]
+    assert [score for _, score in merged] == pytest.approx([8.0, 5.0, 1.0], abs=1e-3)
+
+
+def committed_manticore_index(tmp_path: Path, fake: FakeManticore) -> tuple[Path, ArtifactStore]:
+    corpus = write_jsonl(tmp_path / "c.jsonl", CONTRACT_CORPUS)
+    manifest = tmp_path / "index.yaml"
+    resource = manticore_index(tmp_path, fake.url, 2, [corpus])
+    manifest.write_text(yaml.safe_dump(resource.model_dump(mode="json", by_alias=True)))
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    assert run_shard(resource, store, 0, 1).manifest is not None
+    return manifest, store
+
+
+def test_opening_an_index_whose_tables_are_gone_says_so_and_how_to_rebuild(
+    tmp_path: Path,
+) -> None:
+    with fake_manticore() as fake:
+        _, store = committed_manticore_index(tmp_path, fake)
+        artifact = store.latest_committed("BM25Index", "test")
+        open_index(artifact).close()  # tables as committed
+        (gone, short) = sorted(fake.tables)
+        del fake.tables[gone]
+        fake.tables[short] = dict(list(fake.tables[short].items())[:3])
+        with pytest.raises(TablesOutOfSync) as error:
+            open_index(artifact)
+    message = str(error.value)
+    assert f"table {gone} at {fake.url} is missing" in message
+    assert f"table {short} at {fake.url} holds 3 documents, the committed index" in message
+    assert "litelong run --rebuild" in message
+
+
+def test_run_notices_missing_tables_and_rebuild_loads_them_again(tmp_path: Path, cli: Cli) -> None:
+    with fake_manticore() as fake:
+        manifest, store = committed_manticore_index(tmp_path, fake)
+        rerun = cli("run", str(manifest), "--store", store.uri)
+        assert rerun.code == 0 and "already committed" in rerun.stdout
+        fake.tables.clear()
+        stale = cli("run", str(manifest), "--store", store.uri)
+        assert stale.code == 1
+        assert "is missing" in stale.stderr and "--rebuild" in stale.stderr
+        rebuilt = cli("run", str(manifest), "--store", store.uri, "--rebuild")
+        assert rebuilt.code == 0, rebuilt.stderr
+        assert "discarded" in rebuilt.stdout and "committed" in rebuilt.stdout
+        assert sum(len(ids) for ids in fake.tables.values()) == len(CONTRACT_CORPUS)
+        open_index(store.latest_committed("BM25Index", "test")).close()
+
+
+def test_nextlong_on_a_manticore_index_is_refused_with_what_to_build(tmp_path: Path) -> None:
+    with fake_manticore() as fake:
+        _, store = committed_manticore_index(tmp_path, fake)
+    with pytest.raises(ChunksUnavailable, match=r"backend\.type tantivy"):
+        open_chunk_index(store.latest_committed("BM25Index", "test"), 2048)
+
+
+def test_get_reads_texts_back_from_every_shard_in_batches_in_the_order_asked(
+    tmp_path: Path,
+) -> None:
+    documents = [{"id": f"doc-{i}", "text": f"text number {i}"} for i in range(1200)]
+    corpus = write_jsonl(tmp_path / "c.jsonl", documents)
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    with fake_manticore() as fake:
+        result = run_shard(manticore_index(tmp_path, fake.url, 2, [corpus]), store, 0, 1)
+        retriever = open_index(result.artifact)
+        wanted = [f"doc-{i}" for i in range(1199, -1, -1)]
+        assert retriever.get(wanted) == [f"text number {i}" for i in range(1199, -1, -1)]
+        with pytest.raises(UnknownDocument, match="nope"):
+            retriever.get(["doc-1", "nope"])
+        retriever.close()
+    by_id = [r.body for r in fake.requests if r.body.startswith("SELECT id, doc_id, content")]
+    assert len(by_id) >= 4  # two shards of ~600 ids, 512 a batch

@@ -7,6 +7,7 @@ them: children as rendered, status and Events as Jobs progress, dependencies, re
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import socket
@@ -26,13 +27,23 @@ os.environ.setdefault("LITELONG_RESYNC_SECONDS", "2")
 import aiohttp
 import kmock
 
+from litelong.store import ArtifactStore
 from litelong_operator.config import load_config
 from litelong_operator.render import owner_of, render
 
-from .conftest import REPO
-from .operator_harness import Cluster, register, running_operator, sample, write_kubeconfig
+from .operator_harness import (
+    ApiServer,
+    Cluster,
+    as_stored,
+    cluster_role_grants,
+    owner_finalizer_permissions,
+    register,
+    running_operator,
+    sample,
+    write_kubeconfig,
+)
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.kmock(cls=ApiServer)]
 
 
 @pytest_asyncio.fixture
@@ -45,8 +56,18 @@ async def cluster(
     config.write_text(yaml.safe_dump({"store": {"uri": f"file://{tmp_path / 'store'}"}}))
     monkeypatch.setenv("LITELONG_OPERATOR_CONFIG", str(config))
     monkeypatch.setenv("LITELONG_METRICS_PORT", "0")
-    async with aiohttp.ClientSession(base_url=str(kmock.url)) as session, running_operator():
-        yield Cluster(kmock, session)
+    async with aiohttp.ClientSession(base_url=str(kmock.url)) as session:
+        cluster = Cluster(kmock, session)
+        await cluster.apply(WORKER_ACCOUNT)  # the chart makes it in its workloadNamespaces
+        async with running_operator():
+            yield cluster
+
+
+WORKER_ACCOUNT = {
+    "apiVersion": "v1",
+    "kind": "ServiceAccount",
+    "metadata": {"name": "litelong-worker"},
+}
 
 
 def rendered(applied: dict[str, Any]) -> list[dict[str, Any]]:
@@ -85,7 +106,7 @@ async def test_a_bm25index_runs_its_rendered_job_and_becomes_ready_with_outputs(
     configmap, job = rendered(applied)
     await cluster.eventually(lambda: cluster.get("Job", job["metadata"]["name"]), what="the Job")
     assert cluster.get("ConfigMap", configmap["metadata"]["name"]) == configmap
-    assert cluster.get("Job", job["metadata"]["name"]) == job
+    assert cluster.get("Job", job["metadata"]["name"]) == as_stored(job)
     await cluster.eventually(
         lambda: cluster.status("BM25Index", "wiki-sample").get("phase") == "Running"
     )
@@ -341,6 +362,7 @@ async def test_a_managed_manticore_index_starts_its_cluster_and_loads_when_every
 ) -> None:
     index = sample("bm25index")
     index["spec"]["backend"] = {"type": "manticore", "manticore": {"mode": "managed", "shards": 2}}
+    index["spec"]["chunks"] = {"enabled": False}  # the chunk index is tantivy's only
     applied = await cluster.apply(index)
     children = rendered(applied)
     statefulset = next(c for c in children if c["kind"] == "StatefulSet")
@@ -434,18 +456,7 @@ async def test_every_call_the_operator_makes_is_allowed_by_its_cluster_role(
         lambda: cluster.status("TrainingJob", "smollm2-16k").get("phase") == "Waiting"
     )
 
-    role = next(
-        d
-        for d in yaml.safe_load_all((REPO / "manifests" / "rbac" / "rbac.yaml").read_text())
-        if d["kind"] == "ClusterRole"
-    )
-    allowed = {
-        (verb, group, resource)
-        for rule in role["rules"]
-        for verb in rule["verbs"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-    }
+    allowed = cluster_role_grants()
     made = set()
     for request in cluster.server:
         if request.headers.get("User-Agent", "").startswith(
@@ -457,7 +468,11 @@ async def test_every_call_the_operator_makes_is_allowed_by_its_cluster_role(
         )
         if call is not None:
             made.add(call)
+        if call is not None and call[0] == "create" and isinstance(request.data, dict):
+            # what admission asks on top of the create itself (OwnerReferencesPermission...)
+            made |= owner_finalizer_permissions(request.data)
     assert {("create", "batch", "jobs"), ("patch", "litelong.io", "bm25indexes/status")} <= made
+    assert ("update", "litelong.io", "bm25indexes/finalizers") in made
     assert made - allowed == set(), "calls the ClusterRole would refuse"
     assert not any(resource == "secrets" for _, _, resource in made)
 
@@ -484,3 +499,372 @@ async def test_prometheus_metrics_count_reconciles_and_resources_by_phase(
     assert 'litelong_reconciles_total{kind="SynthesisRun"}' in text
     # the gauge is process-wide: earlier tests in this process may have left resources too
     assert re.search(r'litelong_resources\{kind="SynthesisRun",phase="Waiting"\} [1-9]', text)
+
+
+def failed_pod(job: dict[str, Any], message: str) -> dict[str, Any]:
+    """A stage pod of `job` that exited 1, its last log lines as termination message."""
+    name = job["metadata"]["name"]
+    terminated = {"exitCode": 1, "message": message, "finishedAt": "2026-01-01T00:00:00Z"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{name}-0-xyz12",
+            "labels": {
+                **job["spec"]["template"]["metadata"]["labels"],
+                "batch.kubernetes.io/job-name": name,
+            },
+        },
+        "status": {"containerStatuses": [{"name": "stage", "state": {"terminated": terminated}}]},
+    }
+
+
+@pytest.mark.parametrize(
+    "minor", [pytest.param(28, marks=pytest.mark.kmock(minor=28)), pytest.param(32)]
+)
+async def test_a_shard_that_keeps_failing_fails_the_resource_within_its_retry_budget(
+    cluster: Cluster, minor: int
+) -> None:
+    """On every supported version (read from /version): no infinite retries, and the pod's
+    last words reach the status."""
+    index = sample("bm25index")
+    index["spec"]["parallelism"] = 2
+    await cluster.apply(index)
+    job = await cluster.eventually(lambda: cluster.all("Job") and cluster.all("Job")[0])
+    name = job["metadata"]["name"]
+    assert ("backoffLimitPerIndex" in job["spec"]) == (minor >= 29)
+    budget = cluster.retry_budget(name)
+    assert budget == (3 if minor >= 29 else 3 * 2), "a limit the server kept, scaled to shards"
+    await cluster.apply(failed_pod(job, "error: corpus file /data/x.jsonl: no such file"))
+
+    assert await cluster.fail_shard(name, 0, times=budget) == "Running"
+    assert await cluster.fail_shard(name, 0, times=1) == "Failed"
+    failed = await cluster.eventually(
+        lambda: (
+            cluster.condition("BM25Index", "wiki-sample", "Failed").get("status") == "True"
+            and cluster.condition("BM25Index", "wiki-sample", "Failed")
+        ),
+        what="Failed",
+    )
+    assert failed["reason"] == ("FailedIndexes" if minor >= 29 else "BackoffLimitExceeded")
+    assert "corpus file /data/x.jsonl: no such file" in failed["message"]
+
+
+async def test_a_namespace_without_the_worker_account_says_so_then_runs_once_it_has_one(
+    cluster: Cluster,
+) -> None:
+    cluster.namespace = "team-b"  # not among the chart's workloadNamespaces
+    await cluster.apply(sample("topicdebate"))
+    waiting = await cluster.eventually(
+        lambda: (
+            cluster.condition("TopicDebate", "science", "Waiting").get("reason")
+            == "NamespaceNotPrepared"
+            and cluster.condition("TopicDebate", "science", "Waiting")
+        ),
+        what="NamespaceNotPrepared",
+    )
+    assert "ServiceAccount team-b/litelong-worker not found" in waiting["message"]
+    assert cluster.all("Job") == [], "no Job that could never make a pod"
+    warning = await cluster.eventually(
+        lambda: [e for e in cluster.events("science") if e["type"] == "Warning"][-1]
+    )
+    assert warning["reason"] == "NamespaceNotPrepared"
+
+    await cluster.apply(WORKER_ACCOUNT)
+    await cluster.eventually(lambda: cluster.all("Job"), what="the Job once the account exists")
+    await cluster.eventually(lambda: cluster.status("TopicDebate", "science")["phase"] == "Running")
+
+
+async def test_a_job_that_cannot_create_pods_puts_the_reason_on_the_resource(
+    cluster: Cluster,
+) -> None:
+    applied = await cluster.apply(sample("topicdebate"))
+    name = rendered(applied)[-1]["metadata"]["name"]
+    await cluster.eventually(lambda: cluster.get("Job", name))
+    why = (
+        'Error creating: pods "science-0-" is forbidden: exceeded quota: compute, '
+        "requested: requests.cpu=2, used: requests.cpu=8, limited: requests.cpu=8"
+    )
+    # what the Job controller records when the API server refuses its pods
+    await cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{name}.17a2b3c4d5e6f708"},
+            "involvedObject": {"apiVersion": "batch/v1", "kind": "Job", "name": name},
+            "reason": "FailedCreate",
+            "type": "Warning",
+            "message": why,
+            "lastTimestamp": "2026-01-01T00:00:00Z",
+        }
+    )
+    stuck = await cluster.eventually(
+        lambda: (
+            cluster.condition("TopicDebate", "science", "Progressing").get("reason")
+            == "FailedCreate"
+            and cluster.condition("TopicDebate", "science", "Progressing")
+        ),
+        what="FailedCreate on the resource (within a resync)",
+    )
+    assert "exceeded quota: compute" in stuck["message"] and name in stuck["message"]
+    warning = await cluster.eventually(
+        lambda: [e for e in cluster.events("science") if e["reason"] == "FailedCreate"][-1]
+    )
+    assert warning["type"] == "Warning" and "exceeded quota" in warning["message"]
+
+    # pods get made once quota frees up: the stale Event no longer decides
+    await cluster.patch("Job", name, {"status": {"active": 1}}, status=True)
+    await cluster.eventually(
+        lambda: (
+            cluster.condition("TopicDebate", "science", "Progressing").get("reason") == "JobRunning"
+        )
+    )
+
+
+WITHOUT_FINALIZERS = {
+    grant for grant in cluster_role_grants() if not grant[2].endswith("/finalizers")
+}
+
+
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [
+        pytest.param(
+            "CreateForbidden",
+            "cannot set blockOwnerDeletion",
+            marks=pytest.mark.kmock(granted=WITHOUT_FINALIZERS),
+            id="403-owner-references-admission",
+        ),
+        pytest.param(
+            "CreateInvalid",
+            'Unsupported value: "FailIndex"',
+            marks=pytest.mark.kmock(minor=27),
+            id="422-stale-version-override",
+        ),
+    ],
+)
+async def test_a_child_the_api_server_refuses_fails_the_resource_with_its_answer(
+    kmock: kmock.KubernetesEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    reason: str,
+    words: str,
+) -> None:
+    register(kmock)
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url))))
+    config = tmp_path / "operator.yaml"
+    # a kubernetesVersion override newer than the server (the 422 case); harmless otherwise
+    config.write_text(
+        yaml.safe_dump({"store": {"uri": f"file://{tmp_path}"}, "kubernetesVersion": "1.32"})
+    )
+    monkeypatch.setenv("LITELONG_OPERATOR_CONFIG", str(config))
+    monkeypatch.setenv("LITELONG_METRICS_PORT", "0")
+    async with aiohttp.ClientSession(base_url=str(kmock.url)) as session:
+        cluster = Cluster(kmock, session)
+        await cluster.apply(WORKER_ACCOUNT)
+        async with running_operator():
+            await cluster.apply(sample("topicdebate"))
+            failed = await cluster.eventually(
+                lambda: (
+                    cluster.condition("TopicDebate", "science", "Failed").get("status") == "True"
+                    and cluster.condition("TopicDebate", "science", "Failed")
+                ),
+                what="the refusal on the resource",
+            )
+            assert failed["reason"] == reason and words in failed["message"]
+            warning = await cluster.eventually(
+                lambda: [e for e in cluster.events("science") if e["type"] == "Warning"][-1]
+            )
+            assert warning["reason"] == reason
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["kopf", "run", "-m", "litelong_operator"], ["litelong-operator"]],
+    ids=["kopf-run-m", "litelong-operator"],
+)
+async def test_every_documented_way_to_start_the_operator_runs_the_handlers(
+    kmock: kmock.KubernetesEmulator,
+    tmp_path: Path,
+    command: list[str],
+) -> None:
+    """`kopf run -m litelong_operator` (kopf's own way) and the console script are one
+    operator: each, started as a process, makes the Job of a TopicDebate."""
+    register(kmock)
+    config = tmp_path / "operator.yaml"
+    config.write_text(yaml.safe_dump({"store": {"uri": f"file://{tmp_path}"}}))
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url))),
+        "LITELONG_OPERATOR_CONFIG": str(config),
+        "LITELONG_METRICS_PORT": "0",
+    }
+    executable = Path(sys.executable).with_name(command[0])
+    process = await asyncio.create_subprocess_exec(
+        str(executable),
+        *command[1:],
+        "--standalone",
+        "--all-namespaces",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with aiohttp.ClientSession(base_url=str(kmock.url)) as session:
+            cluster = Cluster(kmock, session)
+            await cluster.apply(WORKER_ACCOUNT)
+            await cluster.apply(sample("topicdebate"))
+            await cluster.eventually(lambda: cluster.all("Job"), timeout=60, what="the Job")
+    finally:
+        process.terminate()
+        _, stderr = await process.communicate()
+    assert b"Traceback" not in stderr, stderr.decode()[-2000:]
+
+
+async def test_a_missing_store_claim_is_named_and_status_needs_no_mounted_store(
+    kmock: kmock.KubernetesEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A namespace without the store claim waits, saying so; once the claim exists the Job
+    runs, and status comes from the Job alone: on an RWO-only cluster the claim is the
+    workers', and the operator never mounts it."""
+    register(kmock)
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kubeconfig", str(kmock.url))))
+    config = tmp_path / "operator.yaml"
+    unmounted = tmp_path / "not-mounted-here"
+    store = {"pvc": {"claimName": "litelong-store", "mountPath": str(unmounted)}}
+    config.write_text(yaml.safe_dump({"store": store}))
+    monkeypatch.setenv("LITELONG_OPERATOR_CONFIG", str(config))
+    monkeypatch.setenv("LITELONG_METRICS_PORT", "0")
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "litelong-store"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    async with aiohttp.ClientSession(base_url=str(kmock.url)) as session:
+        cluster = Cluster(kmock, session)
+        await cluster.apply(WORKER_ACCOUNT)
+        async with running_operator():
+            await cluster.apply(sample("bm25index"))
+            waiting = await cluster.eventually(
+                lambda: (
+                    cluster.condition("BM25Index", "wiki-sample", "Waiting").get("reason")
+                    == "NamespaceNotPrepared"
+                    and cluster.condition("BM25Index", "wiki-sample", "Waiting")
+                )
+            )
+            assert "PersistentVolumeClaim ml/litelong-store not found" in waiting["message"]
+            await cluster.apply(claim)
+            job = await cluster.eventually(lambda: cluster.all("Job") and cluster.all("Job")[0])
+            await cluster.eventually(
+                lambda: cluster.status("BM25Index", "wiki-sample").get("phase") == "Running"
+            )
+            await cluster.finish_job(job["metadata"]["name"])
+            await cluster.eventually(
+                lambda: (
+                    cluster.condition("BM25Index", "wiki-sample", "Ready").get("reason")
+                    == "JobComplete"
+                ),
+                what="Ready from the Job",
+            )
+    outputs = cluster.status("BM25Index", "wiki-sample")["outputs"]
+    assert outputs["uri"].startswith(f"file://{unmounted}/bm25index/wiki-sample/")
+    assert not unmounted.exists(), "the operator wrote nothing where the store is not mounted"
+
+
+#: Long enough that the peering keepalive (every ~50 s) falls in the outage and, with kopf's
+#: default retries of one call (1+1+2+3+5+8+13+21 = 54 s), gives up before the server is back.
+OUTAGE_SECONDS = 120
+
+
+async def test_the_operator_rides_out_the_api_server_going_away_for_two_minutes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server goes down (connections refused, watches cut) and comes back on the same
+    address: the operator (with peering, as deployed) is still running and picks up what
+    changed meanwhile."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "kubeconfig", url)))
+    config = tmp_path / "operator.yaml"
+    config.write_text(yaml.safe_dump({"store": {"uri": f"file://{tmp_path / 'store'}"}}))
+    monkeypatch.setenv("LITELONG_OPERATOR_CONFIG", str(config))
+    monkeypatch.setenv("LITELONG_METRICS_PORT", "0")
+    async with ApiServer() as server:
+        register(server)
+        up = kmock.Server(server, port=port)
+        await up.__aenter__()
+        peering = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering"}
+        async with aiohttp.ClientSession(base_url=url) as session:
+            await session.post(
+                "/apis/kopf.dev/v1/clusterkopfpeerings",
+                json={**peering, "metadata": {"name": "litelong"}},
+            )
+        try:
+            async with running_operator(peering="litelong", api_retry_seconds=300) as operator:
+                async with aiohttp.ClientSession(base_url=url) as session:
+                    cluster = Cluster(server, session)
+                    await cluster.apply(WORKER_ACCOUNT)
+                    await cluster.apply(sample("topicdebate"))
+                    job = await cluster.eventually(lambda: cluster.all("Job"), what="the Job")
+                await up.__aexit__(None, None, None)  # the API server goes away
+                await asyncio.sleep(OUTAGE_SECONDS)
+                up = kmock.Server(server, port=port)
+                await up.__aenter__()  # and comes back
+                assert not operator.done(), "the operator exited during the outage"
+                async with aiohttp.ClientSession(base_url=url) as session:
+                    cluster = Cluster(server, session)
+                    await cluster.finish_job(job[0]["metadata"]["name"])
+                    await cluster.eventually(
+                        lambda: (
+                            cluster.status("TopicDebate", "science").get("phase") == "Succeeded"
+                        ),
+                        timeout=60,
+                        what="the Job's completion noticed after the outage",
+                    )
+                assert not operator.done()
+        finally:
+            await up.__aexit__(None, None, None)
+
+
+async def test_a_trainingjob_shows_step_loss_throughput_and_eta_while_it_trains(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    applied = await cluster.apply(sample("trainingjob"))
+    await cluster.apply(sample("synthesisrun"))
+    ready = {"type": "Ready", "status": "True", "reason": "Committed"}
+    await cluster.patch(
+        "SynthesisRun",
+        "science-16k",
+        {"status": {"phase": "Succeeded", "conditions": [ready]}},
+        status=True,
+    )
+    owner = owner_of(applied)
+    name = rendered(applied)[-1]["metadata"]["name"]
+    await cluster.eventually(lambda: cluster.get("PyTorchJob", name), what="the PyTorchJob")
+    running = {"type": "Running", "status": "True", "reason": "PyTorchJobRunning"}
+    await cluster.patch("PyTorchJob", name, {"status": {"conditions": [running]}}, status=True)
+    # what rank 0 of `litelong train` writes after each step
+    artifact = ArtifactStore(f"file://{tmp_path / 'store'}").artifact(
+        "TrainingJob", owner.name, owner.spec_hash
+    )
+    rows = [{"step": s, "loss": 2.5, "seconds": 4.0, "tokens_per_s": 4096.0} for s in (1, 2, 3)]
+    artifact.store.write_atomic(
+        f"{artifact.path}/metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows)
+    )
+    status = await cluster.eventually(
+        lambda: (
+            (cluster.status("TrainingJob", "smollm2-16k").get("training") or {}).get("step") == 3
+            and cluster.status("TrainingJob", "smollm2-16k")
+        ),
+        what="status.training",
+    )
+    assert status["training"] == {
+        "step": 3,
+        "loss": 2.5,
+        "tokensPerSecond": 4096.0,
+        "etaSeconds": 4 * (100 - 3),
+    }
+    assert status["progress"]["summary"] == "3/100" and status["phase"] == "Running"

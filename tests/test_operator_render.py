@@ -12,15 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import kmock
 import kubernetes_validate
 import pytest
 import yaml
 
 from litelong.api.crd import all_crds
-from litelong_operator.config import OperatorConfig
+from litelong_operator.config import SUPPORTED_MINORS, OperatorConfig
 from litelong_operator.render import owner_of, render
 
 from .conftest import REPO
+from .operator_harness import MAX_INT32, as_stored
 
 GOLDEN = Path(__file__).parent / "golden" / "operator"
 KUBEFLOW_CRDS = Path(__file__).parent / "data" / "kubeflow-crds"
@@ -74,6 +76,7 @@ CASES: dict[str, tuple[dict[str, Any], OperatorConfig]] = {
                 "type": "manticore",
                 "manticore": {"mode": "managed", "shards": 4, "storage": {"size": "200Gi"}},
             },
+            chunks={"enabled": False},
         ),
         PVC,
     ),
@@ -85,6 +88,7 @@ CASES: dict[str, tuple[dict[str, Any], OperatorConfig]] = {
                 "type": "manticore",
                 "manticore": {"mode": "external", "url": "http://manticore.search:9308"},
             },
+            chunks={"enabled": False},
         ),
         PVC,
     ),
@@ -217,3 +221,42 @@ def test_pods_run_as_non_root_on_a_read_only_root_filesystem() -> None:
 def test_our_crds_describe_the_resources_the_goldens_start_from() -> None:
     kinds = {crd["spec"]["names"]["kind"] for crd in all_crds()}
     assert {document["kind"] for document, _ in CASES.values()} <= kinds
+
+
+SUPPORTED = [f"1.{minor}" for minor in SUPPORTED_MINORS]
+
+
+@pytest.mark.parametrize("version", SUPPORTED)
+def test_a_failing_shard_has_a_retry_limit_the_server_of_each_version_keeps(version: str) -> None:
+    """1.29+ limit retries per shard; 1.27/1.28 lack that field (the server drops it and would
+    retry for ever), so one Job-wide limit scaled to the shards stands in for it."""
+    document = edited("bm25index", parallelism=4)
+    document["metadata"].update(namespace="ml", uid="u-1")
+    job = render(owner_of(document), OperatorConfig(kubernetesVersion=version))[-1]
+    # only fields this version's API knows (strict: an unknown field fails)
+    kubernetes_validate.validate(job, version, strict=True)
+    minor = int(version.split(".")[1])
+    spec = as_stored(job, minor)["spec"]
+    rules = spec["podFailurePolicy"]["rules"]
+    if minor >= 29:
+        assert spec["backoffLimitPerIndex"] == 3
+        assert rules[0]["action"] == "FailIndex"
+    else:
+        assert "backoffLimitPerIndex" not in spec
+        assert spec["backoffLimit"] == 3 * 4
+        assert rules[0]["action"] == "FailJob"
+    assert rules[0]["onExitCodes"]["values"] == [2], "invalid input is never retried"
+    assert rules[1] == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
+
+
+def test_a_per_index_limit_is_lost_on_1_28_as_the_emulated_server_models_it() -> None:
+    """The fault the version-aware rendering avoids, as kmock's ApiServer reproduces it."""
+    job = render(owner_of(sample("bm25index")), OperatorConfig(kubernetesVersion="1.32"))[-1]
+    del job["spec"]["podFailurePolicy"]
+    spec = as_stored(job, 28)["spec"]
+    assert "backoffLimitPerIndex" not in spec and spec["backoffLimit"] == MAX_INT32
+    with pytest.raises(kmock.KubernetesError, match="FailIndex"):
+        as_stored(render(owner_of(sample("bm25index")), OperatorConfig())[-1], 28)

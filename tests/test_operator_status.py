@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from litelong_operator.status import (
@@ -12,6 +13,7 @@ from litelong_operator.status import (
     same_status,
     status_patch,
     termination_message,
+    with_training_metrics,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -129,3 +131,25 @@ def test_termination_message_is_the_newest_failure() -> None:
     ]
     assert termination_message(pods) == "new"
     assert termination_message([]) == ""
+
+
+def test_a_training_run_reports_step_loss_throughput_and_eta_from_its_metrics() -> None:
+    rows = [
+        {"step": step, "loss": 3.0 - step / 10, "seconds": 2.0 if step > 1 else 30.0}
+        for step in range(1, 22)
+    ]
+    rows[-1]["tokens_per_s"] = 65536.04
+    running = pytorch_job_state({"metadata": {"name": "tj"}, "status": {}})
+    text = "".join(json.dumps(row) + "\n" for row in rows)
+    observed = with_training_metrics(running, text, steps=100)
+    assert (observed.done, observed.total, observed.unit) == (21, 100, "steps")
+    # the last 20 steps' pace (the slow first step left out): 79 steps x 2 s
+    assert observed.training == {
+        "step": 21,
+        "loss": rows[-1]["loss"],
+        "tokensPerSecond": 65536.0,
+        "etaSeconds": 158,
+    }
+    status = status_patch(observed, spec_hash="h", outputs={}, previous={}, generation=1, now=T0)
+    assert status["training"]["step"] == 21 and status["progress"]["summary"] == "21/100"
+    assert with_training_metrics(running, "", steps=100) == running, "nothing written yet"

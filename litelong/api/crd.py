@@ -170,7 +170,7 @@ def crd(resource: type[Resource]) -> dict[str, Any]:
                         _column("Ready", '.status.conditions[?(@.type=="Ready")].status'),
                         _column("Phase", ".status.phase"),
                         _column(header, json_path, column_type),
-                        _column("Progress", ".status.progress.summary", priority=1),
+                        _column("Progress", ".status.progress.summary"),
                         _column("Age", ".metadata.creationTimestamp", "date"),
                     ],
                     "schema": {"openAPIV3Schema": schema},
@@ -180,11 +180,9 @@ def crd(resource: type[Resource]) -> dict[str, Any]:
     }
 
 
-def _column(name: str, path: str, kind: str = "string", priority: int = 0) -> dict[str, Any]:
-    column: dict[str, Any] = {"name": name, "type": kind, "jsonPath": path}
-    if priority:
-        column["priority"] = priority
-    return column
+def _column(name: str, path: str, kind: str = "string") -> dict[str, Any]:
+    """A printer column `kubectl get` shows by default (no `priority`: not only with -o wide)."""
+    return {"name": name, "type": kind, "jsonPath": path}
 
 
 def _strip_optional(annotation: Any) -> type[BaseModel]:

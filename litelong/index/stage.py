@@ -35,7 +35,7 @@ def build_part(
     spec = resource.spec
     progress.start(None, "docs")
     if spec.backend.type == "manticore":
-        from .manticore_stage import load_part
+        from .manticore import load_part
 
         try:
             return load_part(resource, shard, of, folder, progress, store)
@@ -84,9 +84,9 @@ def open_index(artifact: Artifact) -> Retriever:
     spec = BM25IndexSpec.model_validate(manifest.spec)
     folders = [artifact.local_part(part) for part in manifest.parts]
     if spec.backend.type == "manticore":
-        from .manticore_backend import ManticoreRetriever, read_location
+        from .manticore import open_committed
 
-        return ManticoreRetriever(read_location(folders[0]))
+        return open_committed(artifact, folders[0], manifest.counts)
     return TantivyRetriever(folders, spec.analysis)
 
 
@@ -95,6 +95,12 @@ def open_chunk_index(artifact: Artifact, chunk_chars: int) -> tuple[Retriever, f
     in characters; raises ChunksUnavailable, saying what to change, when the index has none
     or was cut at another size."""
     manifest = artifact.manifest()
+    if manifest.spec.get("backend", {}).get("type") == "manticore":
+        raise ChunksUnavailable(
+            f"BM25Index/{artifact.name} is a Manticore index, which has no chunk index; mode "
+            "nextlong needs a BM25Index with backend.type tantivy and "
+            f"`chunks: {{enabled: true, chunkChars: {chunk_chars}}}`"
+        )
     spec = BM25IndexSpec.model_validate(manifest.spec)
     if not spec.chunks.enabled or spec.chunks.chunk_chars != chunk_chars:
         built = f"chunkChars {spec.chunks.chunk_chars}" if spec.chunks.enabled else "no chunks"

@@ -1,4 +1,4 @@
-"""`litelong-operator [kopf run options]`: kopf with litelong's handlers loaded.
+"""`litelong-operator [kopf run options]`: `kopf run -m litelong_operator`, one command.
 
 litelong-operator --all-namespaces --peering=litelong --liveness=http://0.0.0.0:8080/healthz
 """
@@ -11,7 +11,7 @@ from kopf import cli
 
 
 def main() -> None:
-    cli.main(args=["run", "--module", "litelong_operator.handlers", *sys.argv[1:]])
+    cli.main(args=["run", "--module", "litelong_operator", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from pydantic import Field, model_validator
 from litelong.api.v1alpha1.meta import CamelModel, PodOptions
 
 CONFIG_ENV = "LITELONG_OPERATOR_CONFIG"
+#: Kubernetes minor versions (1.x) the children are rendered and tested for.
+SUPPORTED_MINORS = range(27, 33)
 
 
 class PVCStore(CamelModel):
@@ -77,7 +79,19 @@ class OperatorConfig(CamelModel):
         "overrides field by field.",
     )
     backoff_limit_per_index: int = Field(default=3, ge=0, description="Retries of one shard.")
+    kubernetes_version: str | None = Field(
+        default=None,
+        pattern=r"^1\.\d+$",
+        description="The API server's version (1.27-1.32), which decides how a Job's retries "
+        "are rendered; unset: read from the server's /version when the operator starts.",
+    )
     manticore_memory: str = Field(default="4Gi", description="Memory limit per Manticore pod.")
+
+    @property
+    def per_index_backoff(self) -> bool:
+        """Does the server keep a Job's `backoffLimitPerIndex`? Beta and on by default from
+        1.29; alpha (off) in 1.28 and absent in 1.27, where the server silently drops it."""
+        return self.kubernetes_version is None or int(self.kubernetes_version.split(".")[1]) >= 29
 
     def pod_options(self, kind: str, own: PodOptions) -> PodOptions:
         """The resource's own options over the kind's defaults over the '*' defaults."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 from kubernetes import client, config
@@ -18,16 +19,21 @@ PLURALS: dict[str, str] = {
     "ConfigMap": "configmaps",
     "Service": "services",
     "Pod": "pods",
+    "ServiceAccount": "serviceaccounts",
+    "PersistentVolumeClaim": "persistentvolumeclaims",
     "Job": "jobs",
     "StatefulSet": "statefulsets",
     "PyTorchJob": "pytorchjobs",
     "TrainJob": "trainjobs",
+    "Event": "events",
     **{kind: cls.plural for kind, cls in KINDS.items()},
 }
 API_VERSIONS: dict[str, str] = {
     "ConfigMap": "v1",
     "Service": "v1",
     "Pod": "v1",
+    "ServiceAccount": "v1",
+    "PersistentVolumeClaim": "v1",
     "Job": "batch/v1",
     "StatefulSet": "apps/v1",
     "PyTorchJob": "kubeflow.org/v1",
@@ -97,6 +103,18 @@ class Kube:
             raise ApiError(response.status, data.get("reason", ""), data.get("message", ""))
         return data if isinstance(data, dict) else {}
 
+    def server_version(self) -> str:
+        """`major.minor` from the server's /version (managed clusters write minor as `28+`)."""
+        found = self._call("GET", "/version")
+        major = re.sub(r"\D", "", str(found.get("major") or ""))
+        minor = re.sub(r"\D", "", str(found.get("minor") or ""))
+        if not (major and minor):
+            match = re.match(r"v?(\d+)\.(\d+)", str(found.get("gitVersion") or ""))
+            if match is None:
+                raise ApiError(500, "BadVersion", f"/version answered {found}")
+            major, minor = match.groups()
+        return f"{int(major)}.{int(minor)}"
+
     def create(self, manifest: dict[str, Any]) -> bool:
         """True if created; False if it already existed (a restart re-creating is harmless)."""
         meta = manifest["metadata"]
@@ -117,6 +135,18 @@ class Kube:
             if error.status == 404:
                 return None
             raise
+
+    def events(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+        """Events about one object (core/v1, where controllers' FailedCreate events land)."""
+        selector = f"involvedObject.kind={kind},involvedObject.name={name}"
+        path = collection_path("v1", "Event", namespace)
+        items = self._call("GET", path, query=[("fieldSelector", selector)]).get("items") or []
+        return [
+            item
+            for item in items
+            if (item.get("involvedObject") or {}).get("kind") == kind
+            and (item.get("involvedObject") or {}).get("name") == name
+        ]
 
     def list(self, kind: str, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
         """Objects carrying every label given (filtered here too: some servers ignore selectors)."""

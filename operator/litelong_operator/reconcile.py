@@ -25,8 +25,10 @@ from . import metrics
 from .config import OperatorConfig
 from .kube import ApiError, Kube
 from .render import KIND_LABEL, SPEC_HASH_LABEL, Manifest, Owner, owner_of, render
+from .render.common import worker_account
 from .status import (
     Observed,
+    creation_failure,
     job_state,
     manticore_state,
     pytorch_job_state,
@@ -34,6 +36,7 @@ from .status import (
     status_patch,
     termination_message,
     train_job_state,
+    with_training_metrics,
 )
 
 log = logging.getLogger("litelong.operator")
@@ -54,6 +57,16 @@ JOB_NAME_LABELS = (
     "jobset.sigs.k8s.io/jobset-name",
 )
 CHILD_KINDS = ("Job", "StatefulSet", "Service", "ConfigMap", "PyTorchJob", "TrainJob")
+#: A create the API server refused for good (RBAC, admission, quota, schema): a condition and
+#: an Event on the resource, retried by the resync timer; 409 (exists) and 429/5xx are not here.
+REFUSED_CREATE = {
+    400: "CreateRejected",
+    403: "CreateForbidden",
+    404: "CreateRejected",
+    422: "CreateInvalid",
+}
+#: Not failures, but the user has to act: their Events are Warnings.
+WARNING_REASONS = {"FailedCreate", "NamespaceNotPrepared"}
 _locks: defaultdict[tuple[str, str, str], threading.Lock] = defaultdict(threading.Lock)
 
 
@@ -106,10 +119,19 @@ class Reconciler:
             self._remove_older_children(owner)
             return self._write(body, observed, owner.spec_hash, committed, previous, generation)
 
+        missing = self._missing_prerequisites(owner)
+        if missing:
+            observed = Observed(
+                "Waiting", "NamespaceNotPrepared", "; ".join(missing), unit=_unit(owner)
+            )
+            return self._write(body, observed, owner.spec_hash, outputs, previous, generation)
+
         try:
             observed = self._apply(owner, render(owner, self.config))
         except MissingController as error:
             observed = Observed("Failed", "ControllerMissing", str(error), unit=_unit(owner))
+        if owner.kind == "TrainingJob" and observed.phase == "Running":
+            observed = self._training_progress(owner, artifact, observed)
         if observed.phase == "Succeeded":
             outputs = self._committed_outputs(owner, artifact) or outputs
             self._remove_older_children(owner)
@@ -131,6 +153,42 @@ class Reconciler:
             if not ready:
                 phase = status.get("phase") or "Pending"
                 missing.append(f"waiting for {kind}/{name} to be Ready (phase {phase})")
+        return missing
+
+    def _training_progress(
+        self, owner: Owner, artifact: Artifact | None, observed: Observed
+    ) -> Observed:
+        """Step, loss, tokens/s and ETA from the run's metrics.jsonl, where the store is
+        readable here (the operator mounts an RWX claim; object storage needs credentials)."""
+        if artifact is None:
+            return observed
+        try:
+            text = artifact.store.fs.cat_file(f"{artifact.path}/metrics.jsonl").decode()
+            spec: Any = owner.resource.spec
+            return with_training_metrics(observed, text, spec.steps)
+        except Exception as error:  # not written yet, or not readable: status works without
+            log.debug("no training metrics for %s: %s", owner.name, error)
+            return observed
+
+    def _missing_prerequisites(self, owner: Owner) -> list[str]:
+        """What stage pods need from the resource's namespace but the namespace lacks: the
+        Job would exist and make no pods, silently, so the resource says it instead."""
+        spec: Any = owner.resource.spec
+        account = worker_account(self.config.pod_options(owner.kind, spec.pod))
+        missing = []
+        if self.kube.get("ServiceAccount", owner.namespace, account) is None:
+            missing.append(
+                f"ServiceAccount {owner.namespace}/{account} not found: stage pods run as it "
+                "(the chart creates it in each of its workloadNamespaces; or set "
+                "spec.pod.serviceAccountName)"
+            )
+        pvc = self.config.store.pvc
+        if pvc and self.kube.get("PersistentVolumeClaim", owner.namespace, pvc.claim_name) is None:
+            missing.append(
+                f"PersistentVolumeClaim {owner.namespace}/{pvc.claim_name} not found: stage "
+                "pods mount the store from it (the chart creates it in each of its "
+                "workloadNamespaces)"
+            )
         return missing
 
     def _store_uri(self, owner: Owner) -> str:
@@ -178,15 +236,15 @@ class Reconciler:
     def _apply(self, owner: Owner, children: list[Manifest]) -> Observed:
         """Create what is missing, in order; the last child is the workload that reports."""
         for child in children:
+            refused = self._create(child)
+            if refused is not None:
+                return refused
             if child["kind"] == "StatefulSet":
-                self._create(child)
                 shards = child["spec"]["replicas"]
                 sts = self.kube.get("StatefulSet", owner.namespace, child["metadata"]["name"])
                 starting = manticore_state(sts, shards)
                 if starting is not None:  # loaders wait for every Manticore pod
-                    return starting
-                continue
-            self._create(child)
+                    return self._unless_stuck(owner, child, sts, starting)
         workload = children[-1]
         name = workload["metadata"]["name"]
         current = self.kube.get(workload["kind"], owner.namespace, name) or workload
@@ -194,18 +252,42 @@ class Reconciler:
         observed = state(current, "")
         if observed.phase == "Failed":
             observed = state(current, self._last_words(owner, workload))
+        if observed.phase == "Running" and workload["kind"] == "Job":
+            observed = self._unless_stuck(owner, workload, current, observed)
         return observed
 
-    def _create(self, child: Manifest) -> None:
+    def _unless_stuck(
+        self, owner: Owner, child: Manifest, current: dict[str, Any] | None, observed: Observed
+    ) -> Observed:
+        """A Job or StatefulSet with no pod alive and a `FailedCreate` Event cannot make its
+        pods: the Event's message becomes the resource's condition."""
+        status = (current or {}).get("status") or {}
+        if status.get("active") or status.get("replicas"):
+            return observed
+        kind, name = child["kind"], child["metadata"]["name"]
+        why = creation_failure(self.kube.events(owner.namespace, kind, name))
+        if not why:
+            return observed
+        message = f"{kind} {name} cannot create its pods: {why}"
+        return Observed("Pending", "FailedCreate", message, observed.done, observed.total)
+
+    def _create(self, child: Manifest) -> Observed | None:
+        """Create one child; what the server refused for good comes back as a Failed state."""
+        kind, name = child["kind"], child["metadata"]["name"]
         try:
             created = self.kube.create(child)
         except ApiError as error:
             if error.status == 404 and child["apiVersion"].startswith(("kubeflow", "trainer")):
                 raise MissingController(child) from error
-            raise
+            if error.status not in REFUSED_CREATE:
+                raise
+            log.warning("creating %s %s was refused: %s", kind, name, error)
+            message = f"the API server refused to create {kind} {name}: {error}"
+            return Observed("Failed", REFUSED_CREATE[error.status], message)
         if created:
-            metrics.CHILDREN_CREATED.labels(child["kind"]).inc()
-            log.info("created %s %s", child["kind"], child["metadata"]["name"])
+            metrics.CHILDREN_CREATED.labels(kind).inc()
+            log.info("created %s %s", kind, name)
+        return None
 
     def _last_words(self, owner: Owner, workload: Manifest) -> str:
         name = workload["metadata"]["name"]
@@ -261,7 +343,8 @@ class Reconciler:
             return previous
         self.kube.patch_status(body["kind"], namespace, meta["name"], status)
         if observed.phase != previous.get("phase") or observed.reason != _reason(previous):
-            kind = "Warning" if observed.phase == "Failed" else "Normal"
+            warn = observed.phase == "Failed" or observed.reason in WARNING_REASONS
+            kind = "Warning" if warn else "Normal"
             self.emit(body, kind, observed.reason, observed.message[:1024])
         return status
 

@@ -6,7 +6,8 @@ Failed, Waiting is True; a condition keeps its lastTransitionTime until its stat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +32,8 @@ class Observed:
     done: int = 0
     total: int | None = None
     unit: str = "shards"
+    #: TrainingJob only: the latest step's metrics (status.training)
+    training: dict[str, Any] | None = None
 
 
 def _when_true(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -110,6 +113,48 @@ def _failure_message(what: str, condition: dict[str, Any], pod_message: str) -> 
     return "\n".join(parts)[-MAX_MESSAGE:]
 
 
+#: Steps whose mean duration predicts the rest (recent ones: warm-up steps are slower).
+PACE_STEPS = 20
+
+
+def with_training_metrics(observed: Observed, metrics_jsonl: str, steps: int) -> Observed:
+    """A running TrainingJob's progress from its metrics.jsonl (one JSON line per step, what
+    `litelong train` writes): step of steps, loss, tokens/s and an ETA at the recent pace."""
+    rows = [json.loads(line) for line in metrics_jsonl.splitlines() if line.strip()]
+    if not rows:
+        return observed
+    last = rows[-1]
+    step = int(last["step"])
+    recent = [float(row.get("seconds") or 0) for row in rows[-PACE_STEPS:]]
+    pace = sum(recent) / len(recent)
+    training: dict[str, Any] = {"step": step, "loss": last.get("loss")}
+    if last.get("tokens_per_s") is not None:
+        training["tokensPerSecond"] = round(float(last["tokens_per_s"]), 1)
+    if pace > 0:
+        training["etaSeconds"] = round(pace * max(steps - step, 0))
+    message = f"{observed.message}: step {step}/{steps}"
+    if last.get("loss") is not None:
+        message += f", loss {float(last['loss']):.4f}"
+    return replace(observed, message=message, done=step, total=steps, training=training)
+
+
+def creation_failure(events: list[dict[str, Any]]) -> str:
+    """The newest `FailedCreate` message among a controller's Events: why it makes no pods
+    (a missing ServiceAccount, quota, an admission webhook); empty when there is none."""
+    found = [
+        (
+            event.get("lastTimestamp")
+            or event.get("eventTime")
+            or (event.get("metadata") or {}).get("creationTimestamp")
+            or "",
+            event.get("message") or "",
+        )
+        for event in events
+        if event.get("reason") == "FailedCreate"
+    ]
+    return max(found)[1][-MAX_MESSAGE:] if found else ""
+
+
 def termination_message(pods: list[dict[str, Any]]) -> str:
     """The newest non-empty termination message among failed containers (stage logs' tail)."""
     found: list[tuple[str, str]] = []
@@ -170,6 +215,8 @@ def status_patch(
         "progress": progress,
         "outputs": outputs,
     }
+    if observed.training is not None:
+        status["training"] = observed.training
     if generation is not None:
         status["observedGeneration"] = generation
     return status

@@ -25,6 +25,11 @@ app.kubernetes.io/name: litelong-operator
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* kopf peering name: one per release, so releases never freeze each other. */}}
+{{- define "litelong.peering" -}}
+{{- default (include "litelong.fullname" .) .Values.operator.peering -}}
+{{- end -}}
+
 {{- define "litelong.operatorAccount" -}}
 {{- default (printf "%s-operator" (include "litelong.fullname" .)) .Values.serviceAccount.operatorName -}}
 {{- end -}}

@@ -40,6 +40,12 @@ class Analysis(CamelModel):
 class ManticoreStorage(CamelModel):
     size: str = Field(default="100Gi", description="PVC size per Manticore pod.")
     storage_class_name: str | None = Field(default=None, description="StorageClass of the PVCs.")
+    retention: Literal["Delete", "Retain"] = Field(
+        default="Delete",
+        description="Delete: the PVCs go with their StatefulSet (the index deleted, or an "
+        "earlier spec replaced by a successful rerun); Retain: they stay until deleted by hand. "
+        "Runtime-only: read when the StatefulSet is created.",
+    )
 
 
 class ManticoreOptions(CamelModel):
@@ -49,7 +55,13 @@ class ManticoreOptions(CamelModel):
         default="managed", description="managed: the operator runs it; external: use `url`."
     )
     shards: int = Field(default=1, ge=1, le=256, description="Pods, each holding 1/shards.")
-    replicas: int = Field(default=1, ge=1, le=8, description="Copies of each shard.")
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        le=1,
+        description="Copies of each shard: 1 (Manticore replication is not managed yet; a "
+        "lost pod is rebuilt by rerunning the index).",
+    )
     storage: ManticoreStorage = Field(default_factory=ManticoreStorage, description="Volumes.")
     url: str | None = Field(default=None, description="HTTP URL of an external Manticore.")
 
@@ -144,6 +156,11 @@ class BM25IndexSpec(CamelModel):
     def _bounds(self) -> BM25IndexSpec:
         if self.max_chars <= self.min_chars:
             raise ValueError("maxChars must be greater than minChars")
+        if self.chunks.enabled and self.backend.type == "manticore":
+            raise ValueError(
+                "chunks.enabled: the chunk index (NExtLong's hard negatives) is built by the "
+                "tantivy backend only; use backend.type tantivy for a nextlong index"
+            )
         return self
 
 
@@ -185,6 +202,9 @@ class BM25Index(Resource[BM25IndexSpec, BM25IndexStatus]):
         ".status.outputs.documents",
         "integer",
     )
-    runtime_fields: ClassVar[frozenset[str]] = Resource.runtime_fields | {"writer"}
+    runtime_fields: ClassVar[frozenset[str]] = Resource.runtime_fields | {
+        "writer",
+        "backend.manticore.storage.retention",
+    }
 
     kind: Literal["BM25Index"] = Field(description="BM25Index.")

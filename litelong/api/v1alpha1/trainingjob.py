@@ -146,9 +146,25 @@ class TrainingJobOutputs(OutputsBase):
     checkpoint: str | None = Field(default=None, description="URI of the last checkpoint.")
 
 
+class TrainingMetrics(CamelModel):
+    """The latest step while training, from the run's metrics.jsonl in the store."""
+
+    step: int = Field(ge=0, description="Last finished step.")
+    loss: float | None = Field(default=None, description="Its training loss.")
+    tokens_per_second: float | None = Field(
+        default=None, description="Its throughput, all GPUs together."
+    )
+    eta_seconds: int | None = Field(
+        default=None, ge=0, description="Time left at the recent steps' pace."
+    )
+
+
 class TrainingJobStatus(StatusBase):
     outputs: TrainingJobOutputs = Field(
         default_factory=TrainingJobOutputs, description="Checkpoints."
+    )
+    training: TrainingMetrics | None = Field(
+        default=None, description="Step, loss, tokens/s and ETA while training."
     )
 
 

@@ -16,7 +16,7 @@ from prometheus_client import start_http_server
 from litelong.api import KINDS
 
 from .. import metrics
-from ..config import load_config
+from ..config import SUPPORTED_MINORS, OperatorConfig, load_config
 from ..kube import Kube
 from ..reconcile import Reconciler
 
@@ -25,6 +25,23 @@ MANAGED = {"app.kubernetes.io/managed-by": "litelong-operator"}
 METRICS_PORT_ENV = "LITELONG_METRICS_PORT"
 #: Timers are declared at import, so their interval comes from the environment.
 RESYNC_SECONDS = float(os.environ.get("LITELONG_RESYNC_SECONDS") or 30)
+API_RETRY_ENV = "LITELONG_API_RETRY_SECONDS"
+
+
+def api_retry_backoffs(total: float) -> tuple[float, ...]:
+    """Delays between retries of one API call (peering keepalive, patches) adding up to
+    `total` seconds: kopf's own start (1, 1, 2, 3, 5, 8, 13, 21), then every 30 s. The default
+    five minutes ride out an API server upgrade or restart; kopf's own give up after 54 s,
+    ending the operator. Watch streams reconnect on their own."""
+    delays: list[float] = []
+    for delay in (1, 1, 2, 3, 5, 8, 13, 21):
+        if sum(delays) >= total:
+            break
+        delays.append(delay)
+    while sum(delays) < total:
+        delays.append(30)
+    return tuple(delays)
+
 
 _reconciler: Reconciler | None = None
 
@@ -59,12 +76,29 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
         os.environ.get("LITELONG_PEERING_PRIORITY") or random.randint(1, 1_000_000)
     )
     settings.execution.max_workers = 16
+    settings.networking.error_backoffs = api_retry_backoffs(
+        float(os.environ.get(API_RETRY_ENV) or 300)
+    )
     port = int(os.environ.get(METRICS_PORT_ENV, "9090"))
     if port:
         start_http_server(port)
         logger.info("metrics on :%d/metrics", port)
     global _reconciler
-    _reconciler = Reconciler(Kube(), load_config(), _emit)
+    kube = Kube()
+    _reconciler = Reconciler(kube, for_this_server(load_config(), kube, logger), _emit)
+
+
+def for_this_server(config: OperatorConfig, kube: Kube, logger: kopf.Logger) -> OperatorConfig:
+    """The config with the API server's version, which decides how Job retries are rendered."""
+    if config.kubernetes_version is None:
+        config = config.model_copy(update={"kubernetes_version": kube.server_version()})
+    version = config.kubernetes_version or ""
+    if int(version.split(".")[1]) not in SUPPORTED_MINORS:
+        first, last = SUPPORTED_MINORS[0], SUPPORTED_MINORS[-1]
+        logger.warning("Kubernetes %s is outside the tested 1.%d-1.%d", version, first, last)
+    retries = "per shard" if config.per_index_backoff else "per Job, scaled to the shards"
+    logger.info("Kubernetes %s: a failing shard's retries are limited %s", version, retries)
+    return config
 
 
 def reconcile(body: Any) -> None:

@@ -25,6 +25,9 @@ SPEC_MOUNT = "/etc/litelong"
 SPEC_FILE = f"{SPEC_MOUNT}/resource.yaml"
 CACHE_MOUNT = "/tmp"
 MAX_NAME = 63
+#: The account stage pods run as unless pod options name another (the chart creates it in
+#: each of its workloadNamespaces).
+WORKER_ACCOUNT = "litelong-worker"
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,10 @@ def container(
     return out
 
 
+def worker_account(options: PodOptions) -> str:
+    return options.service_account_name or WORKER_ACCOUNT
+
+
 def pod_spec(
     options: PodOptions,
     containers: list[Manifest],
@@ -210,7 +217,7 @@ def pod_spec(
 ) -> Manifest:
     spec: Manifest = {
         "restartPolicy": restart_policy,
-        "serviceAccountName": options.service_account_name or "litelong-worker",
+        "serviceAccountName": worker_account(options),
         "automountServiceAccountToken": False,
         "securityContext": POD_SECURITY,
         "containers": containers,

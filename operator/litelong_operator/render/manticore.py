@@ -8,7 +8,14 @@ records those addresses for the synthesis stage.
 searchd runs directly (not the image's entrypoint, which needs root and a writable root
 filesystem): HTTP on 9308 for the client, MySQL protocol on 9306 for people, the binary API on
 9312 for distributed tables' agents; Buddy is off (nothing litelong sends needs it); no query log
-(topK 1000 queries would flood it).
+(topK 1000 queries would flood it). The config follows Manticore's RT-mode rules (checked in
+tests/test_manticore_cluster.py): `data_dir` set, no table sections, and no `binlog_path` (RT mode
+keeps the binlog in `<data_dir>/binlog` and creates that folder; a path of one's own must
+already exist, and on a fresh volume it does not, so searchd stops at start).
+
+The claims follow their StatefulSet (`persistentVolumeClaimRetentionPolicy`): deleted with the
+index and with a StatefulSet of an earlier spec once a rerun succeeds, unless the spec's
+`storage.retention` is `Retain`.
 """
 
 from __future__ import annotations
@@ -30,7 +37,6 @@ searchd {{
     data_dir = {DATA_DIR}
     pid_file = /var/run/manticore/searchd.pid
     log = /dev/stdout
-    binlog_path = {DATA_DIR}/binlog
     buddy_path =
 }}
 """
@@ -56,7 +62,7 @@ def manticore_cluster(owner: Owner, config: OperatorConfig, *, shards: int) -> l
     }
     storage = owner.resource.spec.backend.manticore.storage
     claim: Manifest = {
-        "metadata": {"name": "data"},
+        "metadata": {"name": "data", "labels": labels(owner, component)},
         "spec": {
             "accessModes": ["ReadWriteOnce"],
             "resources": {"requests": {"storage": storage.size}},
@@ -119,6 +125,10 @@ def manticore_cluster(owner: Owner, config: OperatorConfig, *, shards: int) -> l
                 "serviceName": name,
                 "replicas": shards,
                 "podManagementPolicy": "Parallel",
+                "persistentVolumeClaimRetentionPolicy": {
+                    "whenDeleted": storage.retention,
+                    "whenScaled": storage.retention,
+                },
                 "selector": {"matchLabels": selector},
                 "template": {
                     "metadata": {"labels": labels(owner, component)},

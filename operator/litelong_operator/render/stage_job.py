@@ -3,6 +3,9 @@
 Pod i builds shard i ($JOB_COMPLETION_INDEX) and commits it; the pod that commits the last
 missing part also commits the artifact, so no separate merge Job is needed. A retried pod
 finds its part committed and exits at once.
+
+Retries are rendered for what the API server keeps (`retries`): a server that drops a field
+does so silently, and a Job without a limit retries a failing shard for ever.
 """
 
 from __future__ import annotations
@@ -45,10 +48,47 @@ def stage_job(
             "completionMode": "Indexed",
             "completions": shards,
             "parallelism": shards,
-            "backoffLimitPerIndex": config.backoff_limit_per_index,
+            **retries(config, shards),
             "template": {
                 "metadata": {"labels": dict(meta["labels"])},
                 "spec": pod_spec(options, [worker], vols),
             },
         },
     }
+
+
+#: litelong's exit code for invalid input: a retry would fail the same way.
+INVALID_INPUT_EXIT = 2
+
+
+def retries(config: OperatorConfig, shards: int) -> Manifest:
+    """How many times a failing shard runs again before the Job (and the resource) fails.
+
+    1.29+: `backoffLimitPerIndex` per shard, and an invalid-input exit fails that index at
+    once. 1.27/1.28 (no per-index limit): one `backoffLimit` for the whole Job, scaled to the
+    shards, and an invalid-input exit fails the Job at once (`FailIndex` needs per-index
+    limits). Either way, pods evicted or preempted (`DisruptionTarget`) do not count.
+    """
+    per_index = config.per_index_backoff
+    fail = "FailIndex" if per_index else "FailJob"
+    policy: dict[str, list[Manifest]] = {
+        "rules": [
+            {
+                "action": fail,
+                "onExitCodes": {
+                    "containerName": "stage",
+                    "operator": "In",
+                    "values": [INVALID_INPUT_EXIT],
+                },
+            },
+            {
+                "action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            },
+        ]
+    }
+    if per_index:
+        return {"backoffLimitPerIndex": config.backoff_limit_per_index, "podFailurePolicy": policy}
+    # 1.27/1.28's API marks onPodConditions required in every rule; empty means "not used"
+    policy["rules"][0]["onPodConditions"] = []
+    return {"backoffLimit": config.backoff_limit_per_index * shards, "podFailurePolicy": policy}

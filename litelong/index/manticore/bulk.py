@@ -12,10 +12,10 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from ..corpus import Document
-from .manticore_client import ManticoreConnection, RetryPolicy
-from .manticore_shards import Shard, numeric_id, shard_of
-from .manticore_text import sanitize
+from ...corpus import Document
+from .client import ManticoreConnection, RetryPolicy
+from .shards import Shard, numeric_id, shard_of
+from .text import sanitize
 
 
 def replace_line(table: str, document: Document) -> str:

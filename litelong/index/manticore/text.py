@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 
-from ..corpus import normalize_text
+from ...corpus import normalize_text
 
 #: Manticore's full-text query operators (manual: "Escaping characters in query string").
 QUERY_SYNTAX = frozenset("\\()|-!@~\"&/^$=<>[]*?':+%")
-_WORD = re.compile(r"\w+")
+#: letters and digits: `_` separates words, as in Manticore's default charset_table and tantivy
+_WORD = re.compile(r"[^\W_]+")
 #: a meta-chunk of NExtLong is ~2,048 characters; more distinct words add little to BM25
 MAX_QUERY_WORDS = 512
 

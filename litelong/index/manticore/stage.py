@@ -14,14 +14,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..api.v1alpha1 import BM25Index
-from ..api.v1alpha1.bm25index import shard_count_key
-from ..corpus import CorpusFile, SkipCounter, corpus_files, read_shard
-from ..progress import Progress
-from ..store import ArtifactStore
-from .manticore_backend import connect, prepare_tables, write_location
-from .manticore_bulk import BulkLoader
-from .manticore_shards import shard_layout, shard_of, table_name
+from ...api.v1alpha1 import BM25Index
+from ...api.v1alpha1.bm25index import shard_count_key
+from ...corpus import CorpusFile, SkipCounter, corpus_files, read_shard
+from ...progress import Progress
+from ...store import ArtifactStore
+from .backend import connect, prepare_tables, write_location
+from .bulk import BulkLoader
+from .shards import shard_layout, shard_of, table_name
 
 _PROGRESS_EVERY = 512
 

@@ -1,0 +1,262 @@
+"""The cluster BM25 backend: Manticore Search real-time tables, one per shard.
+
+What a shard ranks by is BM25 (k1=1.2, b=0.75): the `expr` ranker with `bm25a`, which needs
+`index_field_lengths` (the plain `bm25` ranker ignores document length), and plain,
+unnormalised IDF so a term's weight does not depend on how many words the query has. What
+Manticore returns is not that BM25 but `bm25a`'s normalisation of it,
+0.5 + BM25 / (BM25A_SPREAD * ln(1 + N)) with N the shard's documents (measured against
+searchd 10.1.0 with PACKEDFACTORS() and read in its source, issue 21): the order within a
+shard is BM25's, but shards of different sizes are on different scales. The ranker's weight is
+an integer, so the expression is scaled by SCORE_SCALE; `bm25` undoes both, and the merged
+scores are BM25 on every shard.
+
+Each shard computes IDF from its own documents. Shards are uniform hashes of the ids, so their
+statistics agree with the whole corpus' up to sampling noise, which matters only for terms in a
+handful of documents (docs/manticore.md, "Scores").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ...api.v1alpha1.bm25index import Analysis, documents_per_shard
+from ...store import Artifact
+from ..retriever import UnknownDocument
+from .client import READY_SECONDS, ManticoreConnection, ManticoreError, RetryPolicy
+from .shards import Shard, merge_hits, numeric_id, shard_of
+from .text import match_expression, sql_string
+
+K1 = 1.2
+B = 0.75
+#: weights are integers: bm25a (at most a few hundred for a 512-word query) times this stays
+#: far below 2^31 and keeps BM25 to about 1e-4 after `bm25` undoes the normalisation
+SCORE_SCALE = 1_000_000
+#: bm25a = 0.5 + BM25 / (BM25A_SPREAD * ln(1 + documents in the table))
+BM25A_SPREAD = 4.4
+LOCATION_FILE = "manticore.json"
+_TIE_MARGIN = 32
+_GET_BATCH = 512
+_IDS_PAGE = 10_000
+
+
+def create_table_sql(table: str, analysis: Analysis) -> str:
+    """DDL of one shard's table: English stemming and stop words as the spec asks, and field
+    lengths, without which `bm25a` cannot normalise by document length."""
+    options = [f"morphology={sql_string('stem_en' if analysis.stem else 'none')}"]
+    if analysis.stopwords:
+        options.append("stopwords='en'")
+    options.append("index_field_lengths='1'")
+    return f"CREATE TABLE IF NOT EXISTS {table} (content text, doc_id string) " + " ".join(options)
+
+
+def search_sql(table: str, expression: str, limit: int) -> str:
+    """The BM25 query of one shard: `limit` best by score, max_matches raised to match; the
+    weight comes back as SCORE_SCALE * bm25a (see `bm25`)."""
+    ranker = f"expr('{SCORE_SCALE}*bm25a({K1},{B})')"
+    return (
+        f"SELECT doc_id, WEIGHT() AS w FROM {table} WHERE MATCH({sql_string(expression)}) "
+        f"LIMIT {limit} OPTION ranker={ranker}, idf='plain,tfidf_unnormalized', "
+        f"max_matches={limit}"
+    )
+
+
+def bm25(weight: int, documents: int) -> float:
+    """The BM25 score behind a shard's integer `bm25a` weight, given the shard's size."""
+    return (weight / SCORE_SCALE - 0.5) * BM25A_SPREAD * math.log1p(documents)
+
+
+class TablesOutOfSync(ManticoreError):
+    """A committed index whose Manticore tables are gone or hold other documents."""
+
+
+def write_location(folder: Path, shards: Sequence[Shard]) -> None:
+    """Record in an index part where its tables live: what `open_index` opens later."""
+    record = {"shards": [{"url": shard.url, "table": shard.table} for shard in shards]}
+    (folder / LOCATION_FILE).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def read_location(folder: Path) -> list[Shard]:
+    record = json.loads((folder / LOCATION_FILE).read_text())
+    return [Shard(entry["url"], entry["table"]) for entry in record["shards"]]
+
+
+def connect(shards: Sequence[Shard], timeout: float = 120.0) -> dict[str, ManticoreConnection]:
+    """One connection per distinct server, pooled for the fan-out."""
+    return {url: ManticoreConnection(url, timeout) for url in dict.fromkeys(s.url for s in shards)}
+
+
+def prepare_tables(
+    shards: Sequence[Shard],
+    connections: dict[str, ManticoreConnection],
+    analysis: Analysis,
+    ready_timeout: float = READY_SECONDS,
+) -> None:
+    """Wait until every server answers (a wrong URL fails within `ready_timeout`), then
+    create the shard tables that are missing."""
+    for connection in connections.values():
+        connection.wait_ready(ready_timeout)
+    retry = RetryPolicy()
+    for shard in shards:
+        statement = create_table_sql(shard.table, analysis)
+        retry.run(lambda: connections[shard.url].sql(statement))  # noqa: B023
+
+
+class ManticoreRetriever:
+    """Fans each query out to every shard in parallel and merges the hits by BM25 score."""
+
+    def __init__(self, shards: Sequence[Shard], timeout: float = 120.0) -> None:
+        if not shards:
+            raise ValueError("an index needs at least one shard")
+        self._shards = list(shards)
+        self._connections = connect(self._shards, timeout)
+        # callers may search from several threads: room for a few fan-outs at once
+        self._pool = ThreadPoolExecutor(max_workers=min(64, 4 * len(self._shards)))
+        self._retry = RetryPolicy(attempts=3)
+        self._sizes: list[int] | None = None
+
+    def _sql(self, shard: Shard, statement: str) -> list[dict[str, Any]]:
+        return self._retry.run(lambda: self._connections[shard.url].sql(statement))
+
+    def check(self, committed: Sequence[int] | None) -> list[str]:
+        """What differs between the shards' tables and the committed document counts, one
+        line each ([] when they agree): a table gone, or holding other documents. Without
+        per-shard counts (or with counts of another layout) only the tables are checked."""
+        problems = []
+        sizes = []
+        if committed is None or len(committed) != len(self._shards):
+            committed = [-1] * len(self._shards)
+        for shard, expected in zip(self._shards, committed, strict=True):
+            try:
+                rows = self._sql(shard, f"SELECT COUNT(*) AS n FROM {shard.table}")
+            except ManticoreError as error:
+                if error.transient:
+                    raise
+                problems.append(f"table {shard.table} at {shard.url} is missing ({error})")
+                sizes.append(0)
+                continue
+            found = int(rows[0]["n"]) if rows else 0
+            sizes.append(found)
+            if expected >= 0 and found != expected:
+                problems.append(
+                    f"table {shard.table} at {shard.url} holds {found:,} documents, "
+                    f"the committed index {expected:,}"
+                )
+        self._sizes = sizes
+        return problems
+
+    def _shard_sizes(self) -> list[int]:
+        if self._sizes is None:
+            self._sizes = self.shard_counts()
+        return self._sizes
+
+    def _search_shard(
+        self, shard: Shard, documents: int, expression: str, limit: int
+    ) -> list[tuple[str, float]]:
+        rows = self._sql(shard, search_sql(shard.table, expression, limit))
+        hits = ((str(row["doc_id"]), bm25(int(row["w"]), documents)) for row in rows)
+        return [hit for hit in hits if hit[1] > 0]
+
+    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+        expression = match_expression(query)
+        if not expression or k <= 0:
+            return []
+        limit = k + _TIE_MARGIN  # ties at the cut are chosen by id, as in every backend
+        sizes = self._shard_sizes()
+        if len(self._shards) == 1:  # no fan-out: no hand-off to another thread
+            return merge_hits([self._search_shard(self._shards[0], sizes[0], expression, limit)], k)
+        found = self._pool.map(
+            lambda shard, size: self._search_shard(shard, size, expression, limit),
+            self._shards,
+            sizes,
+        )
+        return merge_hits(found, k)
+
+    def get(self, ids: Sequence[str]) -> list[str]:
+        """Texts by id: one `id IN (...)` batch per shard and 512 ids, the batches in parallel."""
+        by_shard: dict[int, list[str]] = {}
+        for doc_id in dict.fromkeys(ids):
+            by_shard.setdefault(shard_of(doc_id, len(self._shards)), []).append(doc_id)
+        batches = [
+            (self._shards[index], wanted[start : start + _GET_BATCH])
+            for index, wanted in by_shard.items()
+            for start in range(0, len(wanted), _GET_BATCH)
+        ]
+        if len(batches) == 1:
+            fetched = [self._fetch(*batches[0])]
+        else:
+            fetched = list(self._pool.map(lambda batch: self._fetch(*batch), batches))
+        found = {doc_id: text for texts in fetched for doc_id, text in texts.items()}
+        missing = [doc_id for doc_id in ids if doc_id not in found]
+        if missing:
+            raise UnknownDocument(f"not in the index: {', '.join(missing[:5])}")
+        return [found[doc_id] for doc_id in ids]
+
+    def _fetch(self, shard: Shard, batch: list[str]) -> dict[str, str]:
+        numbers = ",".join(str(numeric_id(doc_id)) for doc_id in batch)
+        statement = (
+            f"SELECT id, doc_id, content FROM {shard.table} WHERE id IN ({numbers}) "
+            f"LIMIT {len(batch)} OPTION max_matches={len(batch)}"
+        )
+        asked = set(batch)
+        return {  # a 63-bit hash collision is a miss, not a swap
+            row["doc_id"]: row["content"]
+            for row in self._sql(shard, statement)
+            if row["doc_id"] in asked
+        }
+
+    def count(self) -> int:
+        return sum(self.shard_counts())
+
+    def shard_counts(self) -> list[int]:
+        """Documents in each shard, in shard order."""
+        counts = []
+        for shard in self._shards:
+            rows = self._sql(shard, f"SELECT COUNT(*) AS n FROM {shard.table}")
+            counts.append(int(rows[0]["n"]) if rows else 0)
+        return counts
+
+    def document_ids(self) -> Iterator[str]:
+        """Shard by shard, by Manticore id: an order fixed by the loaded data."""
+        for shard in self._shards:
+            last = 0
+            while True:
+                rows = self._sql(
+                    shard,
+                    f"SELECT id, doc_id FROM {shard.table} WHERE id > {last} ORDER BY id ASC "
+                    f"LIMIT {_IDS_PAGE} OPTION max_matches={_IDS_PAGE}",
+                )
+                yield from (str(row["doc_id"]) for row in rows)
+                if len(rows) < _IDS_PAGE:
+                    break
+                last = int(rows[-1]["id"])
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+        for connection in self._connections.values():
+            connection.close()
+
+
+def open_committed(artifact: Artifact, part: Path, counts: dict[str, int]) -> ManticoreRetriever:
+    """The retriever of a committed index, once its tables are checked against the counts it
+    committed; raises TablesOutOfSync saying what differs and how to rebuild."""
+    retriever = ManticoreRetriever(read_location(part))
+    committed = documents_per_shard(counts)
+    try:
+        problems = retriever.check(committed)
+    except BaseException:
+        retriever.close()
+        raise
+    if problems:
+        retriever.close()
+        raise TablesOutOfSync(
+            f"BM25Index/{artifact.name}: the committed index at {artifact.uri} no longer "
+            f"matches Manticore: {'; '.join(problems)}. Rebuild it: `litelong run --rebuild "
+            "<manifest>`; in a cluster, delete the BM25Index, remove that folder from the store "
+            'and apply it again (docs/manticore.md, "Rebuilding an index")'
+        )
+    return retriever

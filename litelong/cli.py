@@ -442,29 +442,39 @@ def eval_(
         raise InvalidManifest("litelong eval", [FieldError("", _first_error(exc))]) from None
     artifact_store = ArtifactStore(store or (_spec_store(job) if job else None))
     chosen = evaluation.lengths or ([job.spec.context_length] if job else [4096])
-    try:
-        if job is not None:
-            who = subject.from_job(job, artifact_store, tokenizer)
-        else:
-            who = subject.from_source(model, tokenizer, rope_theta)
-    except ModelUnavailable as exc:
-        raise UnresolvedRef(str(exc)) from exc
-    _evaluate_and_print(who, evaluation, chosen, artifact_store, out_dir)
+
+    def load() -> Any:
+        try:
+            if job is not None:
+                return subject.from_job(job, artifact_store, tokenizer)
+            return subject.from_source(model, tokenizer, rope_theta)
+        except ModelUnavailable as exc:
+            raise UnresolvedRef(str(exc)) from exc
+
+    naming = subject.job_naming(job) if job else subject.source_naming(model, rope_theta)
+    _evaluate_and_print(naming, load, evaluation, chosen, artifact_store, out_dir)
 
 
 def _evaluate_and_print(
-    who: Any, evaluation: Any, lengths: list[int], store: ArtifactStore, out_dir: Path | None
+    naming: Any,
+    load: Any,
+    evaluation: Any,
+    lengths: list[int],
+    store: ArtifactStore,
+    out_dir: Path | None,
 ) -> None:
-    """Evaluate unless already committed (in the store, or at --out), then print the table."""
+    """Evaluate unless already committed in the store (the model is not even loaded then),
+    or write to --out; then print the table."""
     from .eval import report, runner
 
-    target = None if out_dir else runner.artifact(store, who, evaluation, lengths)
+    target = None if out_dir else runner.artifact(store, naming, evaluation, lengths)
     if target is not None and target.committed_manifest() is not None:
         (record,) = target.committed_parts(1)
         folder = target.local_part(record)
         results = json.loads((folder / report.RESULTS).read_text())
-        out.print(f"{who.label}: already evaluated, {target.uri}")
+        out.print(f"{naming.label}: already evaluated, {target.uri}")
     else:
+        who = load()
         with _progress_named(f"eval {who.label}") as progress:
             results = runner.evaluate(who, evaluation, lengths, store, progress)
         if target is not None:
@@ -483,9 +493,10 @@ def _evaluate_job(job: TrainingJob, store: ArtifactStore) -> None:
 
     evaluation = job.spec.evaluation
     assert evaluation is not None
-    who = subject.from_job(job, store)
+    lengths = evaluation.lengths or [job.spec.context_length]
+    naming = subject.job_naming(job)
     _evaluate_and_print(
-        who, evaluation, evaluation.lengths or [job.spec.context_length], store, None
+        naming, lambda: subject.from_job(job, store), evaluation, lengths, store, None
     )
 
 

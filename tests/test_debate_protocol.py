@@ -77,7 +77,7 @@ def debate(url: str, subjects: int = 1, **spec: Any) -> TopicDebate:
                     {"name": "beta", "endpoint": {**endpoint, "model": "model-b"}},
                 ],
                 "judge": {"endpoint": {**endpoint, "model": "model-j"}},
-                "topicsPerSubject": 2,
+                "topicsPerSubject": 10,
                 "concurrency": 1,
                 **spec,
             },
@@ -330,3 +330,14 @@ def test_a_missing_api_key_stops_the_run_before_any_request(
     message = result.stderr.replace("\n", "")
     assert "$LITELONG_SECRET_LLM_TOKEN" in message and "secrets/llm/token" in message
     assert server.requests == []
+
+
+def test_topics_per_subject_caps_what_a_subject_keeps(store: ArtifactStore) -> None:
+    with AdversaryLLM(respond=Models()) as server:
+        resource = debate(server.base_url, topicsPerSubject=2)
+        result = run_shard(resource, store, 0, 1)
+    kept = [t["topic"] for t in part_files(store, resource, "topics.jsonl")]
+    assert kept == ["Stellar evolution", "Dark matter halos"]  # each list's first choices
+    assert result.manifest is not None
+    assert result.manifest.counts["topics"] == 2
+    assert result.manifest.counts["dropped.limit"] == 4  # 6 survive the judge and duplicates

@@ -129,12 +129,15 @@ class Debate:
             outcome.failed = str(failure)
             outcome.raw_answers = failure.raw_answers
             return outcome
-        retain(outcome.candidates, self.spec.retention, self._fixed_k)
+        retain(outcome.candidates, self.spec.retention, self._limit)
         return outcome
 
     @property
-    def _fixed_k(self) -> int:
-        return self.spec.fixed_k or self.spec.topics_per_subject
+    def _limit(self) -> int:
+        """At most this many topics are kept: `fixedK` for keepFixedK, else topicsPerSubject."""
+        if self.spec.retention == "keepFixedK" and self.spec.fixed_k:
+            return self.spec.fixed_k
+        return self.spec.topics_per_subject
 
     # -- the three steps -------------------------------------------------------------------
 
@@ -287,12 +290,14 @@ class Debate:
         raise StepFailed(f"{step.name} by {role}", exchange.problem, raw)
 
 
-def retain(candidates: list[Candidate], strategy: str, fixed_k: int) -> None:
-    """Mark the kept candidates; near-duplicates of a kept topic are never kept.
+def retain(candidates: list[Candidate], strategy: str, limit: int) -> None:
+    """Mark the kept candidates, at most `limit`; near-duplicates of a kept topic are never kept.
 
     filterReject keeps all but the judge's rejections; keepAccepted keeps only what the critique
-    accepted; keepFixedK keeps the best `fixed_k`, ranked by judge verdict, then critique, then
-    position in the proposer's list (debaters alternating).
+    accepted; keepFixedK keeps the best `limit`, ranked by judge verdict, then critique, then
+    position in the proposer's list (debaters alternating). When more than `limit` survive
+    filterReject or keepAccepted, each debater's first choices are kept, alternating (the rest
+    are dropped as "limit"): topicsPerSubject is what a subject yields at most.
     """
     order: list[Candidate] = list(candidates)
     if strategy == "keepFixedK":
@@ -305,13 +310,16 @@ def retain(candidates: list[Candidate], strategy: str, fixed_k: int) -> None:
             candidate.dropped = "judge"
         elif strategy == "keepAccepted" and candidate.critique != "accepted":
             candidate.dropped = "critique"
-        elif strategy == "keepFixedK" and len(kept_keys) == fixed_k:
+        elif strategy == "keepFixedK" and len(kept_keys) == limit:
             candidate.dropped = "fixed_k"
         elif any(is_near_duplicate(candidate.key, key) for key in kept_keys):
             candidate.dropped = "duplicate"
         else:
             candidate.kept = True
             kept_keys.append(candidate.key)
+    survivors = sorted((c for c in candidates if c.kept), key=lambda c: (c.position, c.id))
+    for candidate in survivors[limit:]:
+        candidate.kept, candidate.dropped = False, "limit"
 
 
 def topic_record(outcome: SubjectOutcome, candidate: Candidate) -> dict[str, Any]:

@@ -1,11 +1,13 @@
 """Chat requests to OpenAI-compatible endpoints: bounded concurrency, timeouts, retries, cache.
 
 One `EndpointPool` per run owns an `AsyncOpenAI` client and a concurrency limit per base URL, so
-debaters and judge that share a server share its limit. Transient failures (timeouts, refused
-or reset connections, 429, 5xx, bodies that are not a chat completion) are retried with
-exponential backoff and jitter, honouring `Retry-After`; whatever still fails raises
-`EndpointError`, which stops the shard: its answers so far are cached, so a rerun resumes where
-it stopped.
+debaters and judge that share a server share its limit. Answers are streamed, and an endpoint's
+`timeoutSeconds` bounds the silence before the first token and between tokens, not the whole
+answer: a slow server that keeps producing tokens is waited for, a dead or stuck one is not.
+Transient failures (timeouts, refused or reset connections, 429, 5xx, bodies that are not a chat
+completion) are retried with exponential backoff and jitter, honouring `Retry-After`; whatever
+still fails raises `EndpointError`, which stops the shard: each answer is cached as it arrives,
+so a rerun asks only what is missing.
 """
 
 from __future__ import annotations
@@ -104,10 +106,7 @@ class ChatClient:
             if not self._structured:
                 body.pop("response_format", None)
             try:
-                response = await self._client.chat.completions.create(
-                    **body, timeout=self.endpoint.timeout_seconds
-                )
-                text = _message_text(response)
+                text, usage = await self._stream(body)
             except openai.BadRequestError as exc:
                 if self._structured and "response_format" in body and _about_format(exc):
                     self._structured = False  # the server cannot do JSON schemas: parse leniently
@@ -122,13 +121,13 @@ class ChatClient:
                 retry_after = _retry_after(exc)
                 await self._sleep(self._backoff(failures) if retry_after is None else retry_after)
                 continue
-            except (openai.APIConnectionError, ValueError) as exc:  # timeouts; unreadable bodies
+            except (openai.APIConnectionError, openai.APIError, ValueError) as exc:
+                # timeouts, resets; unreadable bodies and errors sent inside the stream
                 failures += 1
                 if failures > retries:
                     raise EndpointError(self._describe(exc, attempt)) from None
                 await self._sleep(self._backoff(failures))
                 continue
-            usage = response.usage
             return Answer(
                 text=text,
                 prompt_tokens=usage.prompt_tokens if usage else 0,
@@ -136,6 +135,31 @@ class ChatClient:
                 cached=False,
                 attempts=attempt,
             )
+
+    async def _stream(self, body: dict[str, Any]) -> tuple[str, Any]:
+        """The streamed answer's text and usage. The timeout is the HTTP client's read timeout,
+        which counts the silence between received bytes; a stream that ends without a finished
+        choice (a proxy's HTML page, a body cut short) is a ValueError, retried, never cached."""
+        stream = await self._client.chat.completions.create(
+            **body,
+            stream=True,
+            stream_options={"include_usage": True},
+            timeout=self.endpoint.timeout_seconds,
+        )
+        pieces: list[str] = []
+        usage = finish = None
+        try:
+            async for chunk in stream:
+                usage = getattr(chunk, "usage", None) or usage
+                for choice in getattr(chunk, "choices", None) or []:
+                    if choice.index == 0:
+                        pieces.append(getattr(choice.delta, "content", None) or "")
+                        finish = choice.finish_reason or finish
+        finally:
+            await stream.close()
+        if finish is None:
+            raise ValueError("the answer stream ended before the answer did")
+        return "".join(pieces), usage
 
     def _backoff(self, failures: int) -> float:
         """Exponential backoff with jitter: about 1, 2, 4... seconds, each 50-100%."""
@@ -146,7 +170,11 @@ class ChatClient:
         if isinstance(exc, openai.APIStatusError):
             what = f"HTTP {exc.status_code}: {_short(exc.message)}"
         elif isinstance(exc, openai.APITimeoutError):
-            what = f"no answer within {self.endpoint.timeout_seconds:g} s"
+            what = (
+                f"no answer within {self.endpoint.timeout_seconds:g} s: the server sent nothing "
+                "for that long (a slow server that still streams tokens is waited for; raise "
+                "the endpoint's timeoutSeconds if it needs longer before its first token)"
+            )
         elif isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc
             what = f"connection failed ({_short(str(cause) or type(cause).__name__)})"
@@ -204,18 +232,6 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
 def _about_format(exc: openai.BadRequestError) -> bool:
     text = str(exc).lower()
     return "response_format" in text or "json_schema" in text or "grammar" in text
-
-
-def _message_text(response: Any) -> str:
-    """The first choice's text; a ValueError when the body is not a chat completion at all (a
-    proxy's HTML page, a body cut short), so that it is retried and never cached."""
-    try:
-        message = response.choices[0].message
-    except (AttributeError, IndexError, KeyError, TypeError):
-        message = None
-    if message is None:
-        raise ValueError("the answer has no choice with a message")
-    return getattr(message, "content", None) or ""
 
 
 def _short(text: str, limit: int = 300) -> str:

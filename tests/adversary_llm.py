@@ -228,14 +228,17 @@ def _handler_for(adversary: AdversaryLLM) -> type[BaseHTTPRequestHandler]:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             events = [f"data: {json.dumps(chunk)}\n\n" for chunk in chunks]
-            for number, event in enumerate([*events, "data: [DONE]\n\n"] if end else events):
-                if number and gap:
-                    adversary._stopping.wait(gap)
-                data = event.encode()
-                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-                self.wfile.flush()
-            if end:
-                self.wfile.write(b"0\r\n\r\n")
+            try:
+                for number, event in enumerate([*events, "data: [DONE]\n\n"] if end else events):
+                    if number and gap:
+                        adversary._stopping.wait(gap)
+                    data = event.encode()
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    self.wfile.flush()
+                if end:
+                    self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):  # the client hung up mid-answer
+                self.close_connection = True
 
         def _json(self, code: int, body: object, headers: dict[str, str] | None = None) -> None:
             data = body.encode() if isinstance(body, str) else json.dumps(body).encode()

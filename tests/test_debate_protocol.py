@@ -8,6 +8,8 @@ The protocol against a real model is in test_debate_local.py.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from litelong.api import parse
 from litelong.api.v1alpha1 import TopicDebate
 from litelong.stages import run_shard
 from litelong.store import ArtifactStore
-from tests.adversary_llm import Action, AdversaryLLM, reply, status
+from tests.adversary_llm import Action, AdversaryLLM, reply, status, trickle
 from tests.conftest import Cli
 
 TOPICS = {
@@ -341,3 +343,27 @@ def test_topics_per_subject_caps_what_a_subject_keeps(store: ArtifactStore) -> N
     assert result.manifest is not None
     assert result.manifest.counts["topics"] == 2
     assert result.manifest.counts["dropped.limit"] == 4  # 6 survive the judge and duplicates
+
+
+def test_a_dead_endpoint_ends_the_run_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    """One model fails at once while the other's answers are still streaming in: the run stops
+    with one error line, without the asyncio shutdown traceback of requests left behind."""
+
+    def models(body: dict[str, Any]) -> Action:
+        if body["model"] == "model-a":
+            return status(500)
+        return trickle(json.dumps({"topics": [{"topic": "Solar flares"}]}), pieces=20, gap=0.1)
+
+    spec = tmp_path / "debate.yaml"
+    with AdversaryLLM(respond=models) as server:
+        document = debate(server.base_url, subjects=3, concurrency=3).model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        )
+        document.pop("status", None)
+        spec.write_text(yaml.safe_dump(document))
+        command = [sys.executable, "-m", "litelong", "run", str(spec), "--store", str(tmp_path)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "asyncio" not in result.stderr, result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: model model-a at ") and "HTTP 500" in error

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -32,6 +32,18 @@ from .topics import clean_topic, is_near_duplicate, problem_with, retrieval_quer
 
 AVOID_LIST_LENGTH = 12
 T = TypeVar("T")
+
+
+async def all_or_none(*steps: Coroutine[Any, Any, T]) -> list[T]:
+    """Like `asyncio.gather`, but the first failure cancels the other steps and waits for them
+    before it is raised: no request outlives a failed run, and none fails later with a traceback
+    at the event loop's shutdown."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(step) for step in steps]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
 
 
 @dataclass
@@ -115,7 +127,7 @@ class Debate:
     async def run(self, subject: Subject) -> SubjectOutcome:
         outcome = SubjectOutcome(subject)
         try:
-            lists = await asyncio.gather(*(self._propose(outcome, i) for i in range(2)))
+            lists = await all_or_none(*(self._propose(outcome, i) for i in range(2)))
             number = 0
             for debater, proposals in enumerate(lists):
                 for position, (topic, explanation) in enumerate(proposals):
@@ -123,7 +135,7 @@ class Debate:
                     outcome.candidates.append(
                         Candidate(number, topic, explanation, self.names[debater], position)
                     )
-            await asyncio.gather(*(self._critique(outcome, critic=i) for i in range(2)))
+            await all_or_none(*(self._critique(outcome, critic=i) for i in range(2)))
             await self._judge(outcome)
         except StepFailed as failure:
             outcome.failed = str(failure)

@@ -27,7 +27,7 @@ from ..progress import Progress
 from ..skips import SkipCounter
 from ..store import ArtifactStore
 from ..taxonomy import Subject, load_bisac
-from .protocol import Debate, SubjectOutcome, topic_record
+from .protocol import Debate, SubjectOutcome, all_or_none, topic_record
 
 
 def subjects_of_shard(spec: TopicDebateSpec, shard: int, of: int) -> list[Subject]:
@@ -92,7 +92,7 @@ async def _debate(
         return outcome
 
     try:
-        return list(await asyncio.gather(*(one(subject) for subject in subjects)))
+        return await all_or_none(*(one(subject) for subject in subjects))
     finally:
         await pool.aclose()
 

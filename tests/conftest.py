@@ -18,11 +18,17 @@ from litelong.api.v1alpha1 import BM25Index
 from litelong.cli import main
 from litelong.store import ArtifactStore
 
+from .provision import install_missing_packages
+
 REPO = Path(__file__).resolve().parent.parent
 #: One runnable resource per file; kustomization.yaml lists them for kubectl -k, Argo CD, Flux.
 SAMPLES = sorted(
     p for p in (REPO / "manifests" / "samples").glob("*.yaml") if p.name != "kustomization.yaml"
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    install_missing_packages()  # the GGUF and mosaicml-streaming, without their dependencies
 
 
 @pytest.fixture

@@ -367,3 +367,17 @@ def test_a_dead_endpoint_ends_the_run_with_one_line_and_no_traceback(tmp_path: P
     assert "Traceback" not in result.stderr and "asyncio" not in result.stderr, result.stderr
     (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert error.startswith("error: model model-a at ") and "HTTP 500" in error
+
+
+def test_a_run_on_other_endpoints_says_how_far_its_topics_are_reproducible(
+    cli: Cli, tmp_path: Path
+) -> None:
+    spec = tmp_path / "debate.yaml"
+    with AdversaryLLM(respond=Models()) as server:
+        document = debate(server.base_url).model_dump(mode="json", by_alias=True, exclude_none=True)
+        document.pop("status", None)
+        spec.write_text(yaml.safe_dump(document))
+        result = cli("run", str(spec), "--store", str(tmp_path / "store"))
+    assert result.code == 0, result.stderr
+    said = " ".join((result.stdout + result.stderr).split())
+    assert f"reproducible only as far as {server.base_url} answers a seeded request alike" in said

@@ -1,8 +1,10 @@
 """The TopicDebate stage: one shard of the selected subjects → topics, candidates, transcripts.
 
 Subjects are dealt to shards by position in the (deterministic) selection. Subjects run
-concurrently; every answer is cached in the store, so a killed shard reruns for free and yields
-the same topics. Files of a part:
+concurrently; every answer is cached in the store as it arrives, so a killed shard reruns for
+free and yields the same topics. The embedded server answers a seeded request alike at any
+concurrency (llm/local.py), so its topics depend on the spec and seed alone; other endpoints
+promise that only if they batch deterministically (vLLM does not by default). Files of a part:
 
 - `topics.jsonl`: the kept topics, one per line, with their query and every verdict;
 - `candidates.jsonl`: every proposed topic, kept or not, and why not (for the ablations);
@@ -21,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from ..api.v1alpha1.topicdebate import TopicDebate, TopicDebateSpec
+from ..api.v1alpha1.topicdebate import Endpoint, TopicDebate, TopicDebateSpec
 from ..llm import LOCAL, EndpointPool, LocalServer, ResponseCache
 from ..progress import Progress
 from ..skips import SkipCounter
@@ -46,20 +48,19 @@ def build_part(
     spec = resource.spec
     subjects = subjects_of_shard(spec, shard, of)
     progress.start(len(subjects), "subjects")
-    with _local_server(spec) as local_url:
-        outcomes = asyncio.run(_debate(spec, subjects, store, local_url, progress))
+    with _local_server(spec) as (local_url, slots):
+        outcomes = asyncio.run(_debate(spec, subjects, store, local_url, slots, progress))
     return _write_part(outcomes, folder, SkipCounter(shard, of))
 
 
 @contextlib.contextmanager
-def _local_server(spec: TopicDebateSpec) -> Iterator[str]:
-    """The embedded server, started only if an endpoint asks for it."""
-    endpoints = [debater.endpoint for debater in spec.debaters] + [spec.judge.endpoint]
-    if not any(endpoint.base_url == LOCAL for endpoint in endpoints):
-        yield ""
+def _local_server(spec: TopicDebateSpec) -> Iterator[tuple[str, int]]:
+    """The embedded server's URL and slots, started only if an endpoint asks for it."""
+    if not any(endpoint.base_url == LOCAL for endpoint in _endpoints(spec)):
+        yield "", 0
         return
     with LocalServer(slots=min(spec.concurrency, 8)) as server:
-        yield server.base_url
+        yield server.base_url, server.slots
 
 
 async def _debate(
@@ -67,12 +68,14 @@ async def _debate(
     subjects: list[Subject],
     store: ArtifactStore,
     local_url: str,
+    local_slots: int,
     progress: Progress,
 ) -> list[SubjectOutcome]:
     pool = EndpointPool(
         spec.concurrency,
         ResponseCache(store),
         resolve_url=lambda endpoint: local_url if endpoint.base_url == LOCAL else endpoint.base_url,
+        limits={local_url: local_slots} if local_url else None,
     )
     taxonomy = load_bisac()
     debate = Debate(
@@ -81,6 +84,13 @@ async def _debate(
         pool.client(spec.judge.endpoint),
         taxonomy.siblings,
     )
+    remote = sorted({pool.client(e).base_url for e in _endpoints(spec) if e.base_url != LOCAL})
+    if remote:
+        progress.log(
+            f"note: the topics are reproducible only as far as {', '.join(remote)} answers a "
+            "seeded request alike under any load (vLLM's batching does not promise it); "
+            "answers already cached are reused as they are"
+        )
     # each subject has at most two requests in flight; keep every endpoint's slots busy
     in_flight = asyncio.Semaphore(max(1, spec.concurrency))
 
@@ -95,6 +105,10 @@ async def _debate(
         return await all_or_none(*(one(subject) for subject in subjects))
     finally:
         await pool.aclose()
+
+
+def _endpoints(spec: TopicDebateSpec) -> list[Endpoint]:
+    return [debater.endpoint for debater in spec.debaters] + [spec.judge.endpoint]
 
 
 def _summary(outcome: SubjectOutcome) -> str:

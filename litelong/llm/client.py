@@ -195,8 +195,12 @@ class EndpointPool:
         cache: ResponseCache | NoCache | None = None,
         resolve_url: Callable[[Endpoint], str] = lambda endpoint: endpoint.base_url,
         sleep: Sleep = asyncio.sleep,
+        limits: dict[str, int] | None = None,
     ) -> None:
+        """`limits` overrides `concurrency` for some base URLs (the embedded server's slots:
+        a request queued inside a server sends nothing, and would count against its timeout)."""
         self._concurrency = concurrency
+        self._limits_by_url = limits or {}
         self._cache = cache or NoCache()
         self._resolve_url = resolve_url
         self._sleep = sleep
@@ -212,7 +216,8 @@ class EndpointPool:
                 api_key=api_key,
                 max_retries=0,  # retried here, with the policy above and a count per answer
             )
-        limit = self._limits.setdefault(base_url, asyncio.Semaphore(self._concurrency))
+        concurrency = self._limits_by_url.get(base_url, self._concurrency)
+        limit = self._limits.setdefault(base_url, asyncio.Semaphore(concurrency))
         client = self._clients[base_url, api_key]
         return ChatClient(endpoint, base_url, client, limit, self._cache, self._sleep)
 

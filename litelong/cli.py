@@ -335,7 +335,7 @@ def llm_serve(
     port: Annotated[int, typer.Option(help="Port (0: any free port).", min=0)] = 8080,
     slots: Annotated[int, typer.Option(help="Requests decoded in parallel.", min=1)] = 4,
     threads: Annotated[
-        int | None, typer.Option(help="CPU threads; default all cores.", min=1)
+        int | None, typer.Option(help="CPU threads; default half the cores.", min=1)
     ] = None,
 ) -> None:
     """Serve SmolLM2-135M-Instruct over the OpenAI chat API until Ctrl-C.

@@ -2,8 +2,9 @@
 
 Subjects are dealt to shards by position in the (deterministic) selection. Subjects run
 concurrently; every answer is cached in the store as it arrives, so a killed shard reruns for
-free and yields the same topics. The embedded server answers a seeded request alike at any
-concurrency (llm/local.py), so its topics depend on the spec and seed alone; other endpoints
+free and yields the same topics. The embedded servers answer one request at a time each, so a
+seeded request is answered alike at any concurrency and its topics depend on the spec and seed
+alone; other endpoints
 promise that only if they batch deterministically (vLLM does not by default). Files of a part:
 
 - `topics.jsonl`: the kept topics, one per line, with their query and every verdict;
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +32,8 @@ from ..skips import SkipCounter
 from ..store import ArtifactStore
 from ..taxonomy import Subject, load_bisac
 from .protocol import Debate, SubjectOutcome, all_or_none, topic_record
+
+MAX_LOCAL_SERVERS = 8
 
 
 def subjects_of_shard(spec: TopicDebateSpec, shard: int, of: int) -> list[Subject]:
@@ -48,34 +52,41 @@ def build_part(
     spec = resource.spec
     subjects = subjects_of_shard(spec, shard, of)
     progress.start(len(subjects), "subjects")
-    with _local_server(spec) as (local_url, slots):
-        outcomes = asyncio.run(_debate(spec, subjects, store, local_url, slots, progress))
+    with _local_servers(spec) as local_urls:
+        outcomes = asyncio.run(_debate(spec, subjects, store, local_urls, progress))
     return _write_part(outcomes, folder, SkipCounter(shard, of))
 
 
 @contextlib.contextmanager
-def _local_server(spec: TopicDebateSpec) -> Iterator[tuple[str, int]]:
-    """The embedded server's URL and slots, started only if an endpoint asks for it."""
+def _local_servers(spec: TopicDebateSpec) -> Iterator[list[str]]:
+    """The embedded servers' URLs, started only if an endpoint asks for them.
+
+    One request per server, one thread each: llama.cpp batching several requests in one server
+    changes their arithmetic with what they are batched with, and so the sampled answers, while
+    a server that answers one request at a time gives a seeded request the same answer whatever
+    else runs. Several servers keep the cores busy instead."""
     if not any(endpoint.base_url == LOCAL for endpoint in _endpoints(spec)):
-        yield "", 0
+        yield []
         return
-    with LocalServer(slots=min(spec.concurrency, 8)) as server:
-        yield server.base_url, server.slots
+    count = min(spec.concurrency, MAX_LOCAL_SERVERS, len(os.sched_getaffinity(0)))
+    with contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(LocalServer(slots=1, threads=1)) for _ in range(count)]
+        yield [server.base_url for server in servers]
 
 
 async def _debate(
     spec: TopicDebateSpec,
     subjects: list[Subject],
     store: ArtifactStore,
-    local_url: str,
-    local_slots: int,
+    local_urls: list[str],
     progress: Progress,
 ) -> list[SubjectOutcome]:
+    local_url = local_urls[0] if local_urls else ""
     pool = EndpointPool(
         spec.concurrency,
         ResponseCache(store),
         resolve_url=lambda endpoint: local_url if endpoint.base_url == LOCAL else endpoint.base_url,
-        limits={local_url: local_slots} if local_url else None,
+        replicas={local_url: local_urls} if local_urls else None,
     )
     taxonomy = load_bisac()
     debate = Debate(

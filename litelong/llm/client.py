@@ -1,7 +1,8 @@
 """Chat requests to OpenAI-compatible endpoints: bounded concurrency, timeouts, retries, cache.
 
 One `EndpointPool` per run owns an `AsyncOpenAI` client and a concurrency limit per base URL, so
-debaters and judge that share a server share its limit. Answers are streamed, and an endpoint's
+debaters and judge that share a server share its limit (the embedded LLM: several single-slot
+servers, one request each). Answers are streamed, and an endpoint's
 `timeoutSeconds` bounds the silence before the first token and between tokens, not the whole
 answer: a slow server that keeps producing tokens is waited for, a dead or stuck one is not.
 Transient failures (timeouts, refused or reset connections, 429, 5xx, bodies that are not a chat
@@ -51,16 +52,18 @@ class ChatClient:
         self,
         endpoint: Endpoint,
         base_url: str,
-        client: openai.AsyncOpenAI,
-        limit: asyncio.Semaphore,
+        open_client: Callable[[str], openai.AsyncOpenAI],
+        lanes: asyncio.Queue[str],
         cache: ResponseCache | NoCache,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
+        """`lanes` holds one server URL per request allowed in flight (the same URL
+        `concurrency` times, or each of several single-slot servers once)."""
         self.endpoint = endpoint
         self.base_url = base_url
         self.model = endpoint.model
-        self._client = client
-        self._limit = limit
+        self._open_client = open_client
+        self._lanes = lanes
         self._cache = cache
         self._sleep = sleep
         self._structured = True  # cleared if the server refuses `response_format`
@@ -92,12 +95,15 @@ class ChatClient:
         key = request_key(request)
         if (hit := self._cache.get(key)) is not None:
             return Answer(hit.text, hit.prompt_tokens, hit.completion_tokens, True, 0)
-        async with self._limit:
-            answer = await self._send(request)
+        url = await self._lanes.get()
+        try:
+            answer = await self._send(request, self._open_client(url))
+        finally:
+            self._lanes.put_nowait(url)
         self._cache.put(key, CachedAnswer(**_usage_fields(answer)))
         return answer
 
-    async def _send(self, request: dict[str, Any]) -> Answer:
+    async def _send(self, request: dict[str, Any], client: openai.AsyncOpenAI) -> Answer:
         retries = self.endpoint.max_retries
         attempt = failures = 0  # requests made; transient failures among them
         while True:
@@ -106,7 +112,7 @@ class ChatClient:
             if not self._structured:
                 body.pop("response_format", None)
             try:
-                text, usage = await self._stream(body)
+                text, usage = await self._stream(body, client)
             except openai.BadRequestError as exc:
                 if self._structured and "response_format" in body and _about_format(exc):
                     self._structured = False  # the server cannot do JSON schemas: parse leniently
@@ -136,11 +142,11 @@ class ChatClient:
                 attempts=attempt,
             )
 
-    async def _stream(self, body: dict[str, Any]) -> tuple[str, Any]:
+    async def _stream(self, body: dict[str, Any], client: openai.AsyncOpenAI) -> tuple[str, Any]:
         """The streamed answer's text and usage. The timeout is the HTTP client's read timeout,
         which counts the silence between received bytes; a stream that ends without a finished
         choice (a proxy's HTML page, a body cut short) is a ValueError, retried, never cached."""
-        stream = await self._client.chat.completions.create(
+        stream = await client.chat.completions.create(
             **body,
             stream=True,
             stream_options={"include_usage": True},
@@ -182,7 +188,7 @@ class ChatClient:
             what = f"malformed response ({_short(str(exc))})"
         tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
         message = f"model {self.model} at {self.base_url}: {what}, after {tries}"
-        key = self._client.api_key
+        key = self._open_client(self.base_url).api_key
         return message.replace(key, "***") if key and key != NO_KEY else message  # echoed keys
 
 
@@ -195,31 +201,38 @@ class EndpointPool:
         cache: ResponseCache | NoCache | None = None,
         resolve_url: Callable[[Endpoint], str] = lambda endpoint: endpoint.base_url,
         sleep: Sleep = asyncio.sleep,
-        limits: dict[str, int] | None = None,
+        replicas: dict[str, list[str]] | None = None,
     ) -> None:
-        """`limits` overrides `concurrency` for some base URLs (the embedded server's slots:
-        a request queued inside a server sends nothing, and would count against its timeout)."""
+        """`replicas` maps a base URL to single-request servers that stand for it (the
+        embedded ones), each taking one request at a time instead of `concurrency`."""
         self._concurrency = concurrency
-        self._limits_by_url = limits or {}
+        self._replicas = replicas or {}
         self._cache = cache or NoCache()
         self._resolve_url = resolve_url
         self._sleep = sleep
         self._clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
-        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._lanes: dict[str, asyncio.Queue[str]] = {}
 
     def client(self, endpoint: Endpoint) -> ChatClient:
         base_url = self._resolve_url(endpoint)
         api_key = resolve_api_key(endpoint.api_key_secret_ref)
-        if (base_url, api_key) not in self._clients:
-            self._clients[base_url, api_key] = openai.AsyncOpenAI(
-                base_url=base_url,
-                api_key=api_key,
-                max_retries=0,  # retried here, with the policy above and a count per answer
-            )
-        concurrency = self._limits_by_url.get(base_url, self._concurrency)
-        limit = self._limits.setdefault(base_url, asyncio.Semaphore(concurrency))
-        client = self._clients[base_url, api_key]
-        return ChatClient(endpoint, base_url, client, limit, self._cache, self._sleep)
+        if base_url not in self._lanes:
+            lanes: asyncio.Queue[str] = asyncio.Queue()
+            for url in self._replicas.get(base_url) or [base_url] * self._concurrency:
+                lanes.put_nowait(url)
+            self._lanes[base_url] = lanes
+
+        def open_client(url: str) -> openai.AsyncOpenAI:
+            if (url, api_key) not in self._clients:
+                self._clients[url, api_key] = openai.AsyncOpenAI(
+                    base_url=url,
+                    api_key=api_key,
+                    max_retries=0,  # retried here, with the policy above and a count per answer
+                )
+            return self._clients[url, api_key]
+
+        lanes = self._lanes[base_url]
+        return ChatClient(endpoint, base_url, open_client, lanes, self._cache, self._sleep)
 
     async def aclose(self) -> None:
         for client in self._clients.values():

@@ -106,9 +106,8 @@ class LocalServer:
         # which is what makes a resumed run give the same topics.
         params.cache_prompt = False
         # Each slot keeps its own KV cache: in one shared cache a sequence's place among the
-        # others changes the order of the attention sums, and so the sampled answer. Apart,
-        # a seeded request is answered alike whatever else is being served, which is what
-        # makes the topics the same at any concurrency.
+        # others changes the order of the attention sums, and so the sampled answer. (Batching
+        # still can; the debate runs single-slot servers: debate/stage.py.)
         params.kv_unified = False
         if self.quiet:
             params.verbosity = -1

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ import orjson
 
 from ..api.v1alpha1.topicdebate import Endpoint, TopicDebate, TopicDebateSpec
 from ..llm import LOCAL, EndpointPool, LocalServer, ResponseCache
+from ..llm.local import usable_cpus
 from ..progress import Progress
 from ..skips import SkipCounter
 from ..store import ArtifactStore
@@ -68,7 +68,7 @@ def _local_servers(spec: TopicDebateSpec) -> Iterator[list[str]]:
     if not any(endpoint.base_url == LOCAL for endpoint in _endpoints(spec)):
         yield []
         return
-    count = min(spec.concurrency, MAX_LOCAL_SERVERS, len(os.sched_getaffinity(0)))
+    count = min(spec.concurrency, MAX_LOCAL_SERVERS, usable_cpus())
     with contextlib.ExitStack() as stack:
         servers = [stack.enter_context(LocalServer(slots=1, threads=1)) for _ in range(count)]
         yield [server.base_url for server in servers]

@@ -51,8 +51,13 @@ def default_threads() -> int:
     llama.cpp's threads wait for each other at every step of every layer; when other work
     shares the cores, a thread that lost its core stalls the rest. Measured on a two-core
     machine at load 8: 4-8 tokens/s with two threads, 40-57 with one (4 slots busy)."""
+    return max(1, usable_cpus() // 2)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, where the OS has one)."""
     usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    return max(1, (len(usable) if usable else os.cpu_count() or 1) // 2)
+    return len(usable) if usable else os.cpu_count() or 1
 
 
 class LocalServer:

@@ -146,16 +146,18 @@ def validate(
     the exit code is then 2.
     """
     failed = False
+    skipped: list[str] = []
     table = Table("file", "kind", "name", "spec hash", box=None)
     for file in files:
         try:
-            resources = load_file(file)
+            resources = load_file(file, skipped)
         except InvalidManifest as exc:
             err.print(Text(str(exc), style="red"), soft_wrap=True)
             failed = True
             continue
         for resource in resources:
             table.add_row(str(file), resource.kind, resource.name, resource.spec_hash())
+    _print_skipped(skipped)
     if table.row_count:
         out.print(table)
     if failed:
@@ -200,7 +202,12 @@ def run(
     resource whose output is committed is not run again (unless --rebuild); edit its spec
     to make a new one.
     """
-    resources = order_by_dependency([r for file in files for r in load_file(file)])
+    skipped: list[str] = []
+    resources = order_by_dependency([r for file in files for r in load_file(file, skipped)])
+    _print_skipped(skipped)
+    if not resources:
+        sources = ", ".join(str(f) for f in files)
+        raise InvalidManifest(sources, [FieldError("", "no litelong.io resources to run")])
     names = Counter(f"{r.kind}/{r.name}" for r in resources)
     twice = [name for name, seen in names.items() if seen > 1]
     if twice:
@@ -595,7 +602,7 @@ def llm_serve(
     port: Annotated[int, typer.Option(help="Port (0: any free port).", min=0)] = 8080,
     slots: Annotated[int, typer.Option(help="Requests decoded in parallel.", min=1)] = 4,
     threads: Annotated[
-        int | None, typer.Option(help="CPU threads; default all cores.", min=1)
+        int | None, typer.Option(help="CPU threads; default half the cores.", min=1)
     ] = None,
 ) -> None:
     """Serve SmolLM2-135M-Instruct over the OpenAI chat API until Ctrl-C.
@@ -797,8 +804,10 @@ def _run_resource(resource: AnyResource, store: ArtifactStore) -> None:
     if committed is not None:
         if isinstance(resource, BM25Index) and resource.spec.backend.type == "manticore":
             open_index(artifact).close()  # its tables must still be there, as committed
-        out.print(f"{label}: already committed, nothing to do")
-        _print_committed(resource, artifact.uri, committed)
+        out.print(f"{label}: already committed at {artifact.uri}", soft_wrap=True)
+        report = f"{artifact.path}/report/report.html"
+        if resource.kind == "SynthesisRun" and store.fs.exists(report):
+            out.print(f"  report: {store.uri_of(report)}", soft_wrap=True)
         return
     of = _parallelism(resource)
     manifest = None
@@ -813,6 +822,11 @@ def _run_resource(resource: AnyResource, store: ArtifactStore) -> None:
     if manifest is None:
         raise NotCommitted(f"{label}: not every part committed: {artifact.describe_state()}")
     _print_committed(resource, artifact.uri, manifest, notes)
+
+
+def _print_skipped(notes: list[str]) -> None:
+    for note in notes:
+        err.print(Text(note, style="yellow"), soft_wrap=True)
 
 
 def _print_committed(

@@ -9,6 +9,7 @@ adversary, not a stand-in for an LLM: what it answers is scripted, never generat
         ...  # point an Endpoint at server.base_url; inspect server.requests afterwards
 
 Each POST /v1/chat/completions consumes the next action of the script, then `default` forever.
+A request with `"stream": true` gets its reply as server-sent events, as real servers send it.
 """
 
 from __future__ import annotations
@@ -71,8 +72,26 @@ class Delay:
     then: Action = Reply("ok")
 
 
-Action = Reply | Status | Hang | Reset | MalformedHTTP | Delay
+@dataclass(frozen=True)
+class Trickle:
+    """Stream `text` in `pieces` chunks, `gap` seconds apart: a slow server that is alive.
+    Asked without streaming, it is silent for the whole time, then answers at once."""
+
+    text: str
+    pieces: int
+    gap: float
+
+
+@dataclass(frozen=True)
+class StreamCut:
+    """Stream the start of `text`, then close the connection mid-answer."""
+
+    text: str
+
+
+Action = Reply | Status | Hang | Reset | MalformedHTTP | Delay | Trickle | StreamCut
 reply, status, hang, reset, malformed_http, delay = Reply, Status, Hang, Reset, MalformedHTTP, Delay
+trickle, stream_cut = Trickle, StreamCut
 
 
 @dataclass
@@ -168,8 +187,25 @@ def _handler_for(adversary: AdversaryLLM) -> type[BaseHTTPRequestHandler]:
             if isinstance(action, Delay):
                 adversary._stopping.wait(action.seconds)
                 return self._act(action.then, request)
+            model = request.get("model", "")
+            if isinstance(action, Reply) and request.get("stream"):
+                usage = (request.get("stream_options") or {}).get("include_usage", False)
+                return self._events(_stream_chunks(action, model, usage))
             if isinstance(action, Reply):
-                return self._json(200, _completion(action, request.get("model", "")))
+                return self._json(200, _completion(action, model))
+            if isinstance(action, Trickle) and not request.get("stream"):
+                adversary._stopping.wait(action.gap * action.pieces)  # silent while generating
+                return self._json(200, _completion(Reply(action.text), model))
+            if isinstance(action, Trickle):
+                pieces = _split(action.text, action.pieces)
+                return self._events(
+                    _stream_chunks(Reply(action.text), model, True, pieces), gap=action.gap
+                )
+            if isinstance(action, StreamCut):
+                chunks = _stream_chunks(Reply(action.text), model, False)
+                self._events(chunks[:1], end=False)
+                self.close_connection = True
+                return self.connection.close()
             if isinstance(action, Status):
                 error = _error(HTTPStatus(action.code).phrase)
                 body = error if action.body is None else action.body
@@ -184,6 +220,25 @@ def _handler_for(adversary: AdversaryLLM) -> type[BaseHTTPRequestHandler]:
                 self.connection.close()
             elif isinstance(action, MalformedHTTP):
                 self.wfile.write(b"\x00\xffSURPRISE not http at all\r\n\r\n")
+
+        def _events(self, chunks: list[dict[str, Any]], gap: float = 0.0, end: bool = True) -> None:
+            """Server-sent events in HTTP/1.1 chunked encoding, each `gap` seconds apart."""
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            events = [f"data: {json.dumps(chunk)}\n\n" for chunk in chunks]
+            try:
+                for number, event in enumerate([*events, "data: [DONE]\n\n"] if end else events):
+                    if number and gap:
+                        adversary._stopping.wait(gap)
+                    data = event.encode()
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    self.wfile.flush()
+                if end:
+                    self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):  # the client hung up mid-answer
+                self.close_connection = True
 
         def _json(self, code: int, body: object, headers: dict[str, str] | None = None) -> None:
             data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
@@ -217,3 +272,30 @@ def _completion(action: Reply, model: str) -> dict[str, Any]:
             "total_tokens": prompt + completion,
         },
     }
+
+
+def _split(text: str, pieces: int) -> list[str]:
+    size = max(1, -(-len(text) // max(1, pieces)))
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def _stream_chunks(
+    action: Reply, model: str, usage: bool, pieces: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """A chat.completion.chunk per piece of the text, a last one with finish_reason, and, when
+    asked for with stream_options.include_usage, one with the usage and no choices."""
+    base = {"id": "chatcmpl-adv", "object": "chat.completion.chunk", "created": 0, "model": model}
+    chunks = [
+        {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+        for piece in (pieces or _split(action.text, 2))
+    ]
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    if usage:
+        prompt, completion = action.prompt_tokens, action.completion_tokens
+        counts = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+        chunks.append({**base, "choices": [], "usage": counts})
+    return chunks

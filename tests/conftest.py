@@ -19,6 +19,8 @@ from litelong.api.v1alpha1 import BM25Index
 from litelong.cli import main
 from litelong.store import ArtifactStore
 
+from .provision import install_missing_packages
+
 REPO = Path(__file__).resolve().parent.parent
 # the operator's resync timer is declared when litelong_operator is first imported (by any test
 # module): the operator tests need it short
@@ -27,6 +29,10 @@ os.environ.setdefault("LITELONG_RESYNC_SECONDS", "2")
 SAMPLES = sorted(
     p for p in (REPO / "manifests" / "samples").glob("*.yaml") if p.name != "kustomization.yaml"
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    install_missing_packages()  # the GGUF and mosaicml-streaming, without their dependencies
 
 
 @pytest.fixture

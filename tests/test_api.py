@@ -162,3 +162,37 @@ def test_objects_from_a_cluster_load_with_their_metadata_and_status() -> None:
     assert resource.metadata.generation == 3
     assert resource.status is not None
     assert resource.status.conditions[0].reason == "Indexing"
+
+
+def test_a_key_given_twice_is_an_error_naming_its_path_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "twice.yaml"
+    path.write_text(HEADER + "spec:\n  corpus: [{uri: a.jsonl}]\n  minChars: 20\n  minChars: 5\n")
+    with pytest.raises(InvalidManifest) as caught:
+        load_file(path)
+    assert caught.value.source == f"{path}:7"
+    assert [str(e) for e in caught.value.errors] == [
+        "spec.minChars: key given twice (YAML would keep only the last)"
+    ]
+
+
+def test_a_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(HEADER + "spec:\n  corpus: [{uri: a.jsonl}\n  minChars: 20\n")
+    with pytest.raises(InvalidManifest) as caught:
+        load_file(path)
+    assert caught.value.source.startswith(f"{path}:")
+    line = int(caught.value.source.rsplit(":", 1)[1])
+    assert line in (5, 6)  # the unclosed list, or where YAML noticed it
+    assert str(caught.value.errors[0]).startswith("invalid YAML: ")
+
+
+def test_documents_of_other_api_groups_are_skipped_with_a_note() -> None:
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n" + HEADER
+    text += "spec:\n  corpus: [{uri: a.jsonl}]\n"
+    notes: list[str] = []
+    (resource,) = load_text(text, source="both.yaml", skipped=notes)
+    assert resource.kind == "BM25Index"
+    assert notes == ["both.yaml: skipped document 1 (v1 ConfigMap): not litelong.io"]
+    assert errors_of("apiVersion: litelong.io/v9\nkind: BM25Index\n") == [
+        "apiVersion: must be litelong.io/v1alpha1"
+    ]  # our own group at another version is still an error

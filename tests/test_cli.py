@@ -45,6 +45,17 @@ def test_validate_prints_spec_hashes(cli: Cli, monkeypatch: pytest.MonkeyPatch) 
     assert "wiki-sample" in result.stdout and "aee1d970eb54" in result.stdout
 
 
+def test_validate_and_run_skip_other_kinds_in_a_glob_with_a_note(cli: Cli, tmp_path: Path) -> None:
+    every = sorted((REPO / "manifests" / "samples").glob("*.yaml"))  # kustomization.yaml too
+    result = cli("validate", *map(str, every))
+    assert result.code == 0, result.stderr
+    kustomization = str(REPO / "manifests" / "samples" / "kustomization.yaml")
+    note = f"{kustomization}: skipped document 1 (kustomize.config.k8s.io/v1beta1 Kustomization)"
+    assert note in result.stderr.replace("\n", "")
+    alone = cli("run", kustomization, "--store", str(tmp_path))
+    assert alone.code == 2 and "no litelong.io resources to run" in alone.stderr
+
+
 def test_validate_reports_field_paths_and_exits_2(cli: Cli, tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(
@@ -87,7 +98,13 @@ def test_run_commits_the_sample_and_a_rerun_does_nothing(cli: Cli, tmp_path: Pat
     manifest = ArtifactStore(store).artifact("BM25Index", "wiki-sample", "aee1d970eb54").manifest()
     second = cli("run", SAMPLE, "--store", store)
     assert second.code == 0
-    assert "already committed, nothing to do" in second.stdout
+    assert second.stdout.split() == [
+        "BM25Index/wiki-sample:",
+        "already",
+        "committed",
+        "at",
+        f"{store}/bm25index/wiki-sample/aee1d970eb54",
+    ]  # only that: no "committed 10,033 documents" as if it had just been built
     again = ArtifactStore(store).artifact("BM25Index", "wiki-sample", "aee1d970eb54").manifest()
     assert again.created_at == manifest.created_at
 

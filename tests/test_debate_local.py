@@ -107,20 +107,26 @@ def test_the_run_reports_every_subject(local_run: tuple[Path, str]) -> None:
     assert "committed" in output
 
 
-def test_a_killed_run_resumes_with_the_same_topics(tmp_path: Path) -> None:
-    """Concurrency 1: llama.cpp then answers a seeded request identically, so an uninterrupted
-    run is the reference for a run killed after its first subject and run again."""
-    spec = tiny_debate(tmp_path / "kill.yaml", "kill", subjects=2, topics=1, concurrency=1)
-    command = [sys.executable, "-m", "litelong", "run", str(spec), "--store"]
-    reference = subprocess.run([*command, str(tmp_path / "a")], capture_output=True, timeout=600)
+def test_any_concurrency_and_a_kill_give_the_same_topics(tmp_path: Path) -> None:
+    """An uninterrupted run one request at a time is the reference for a run at concurrency 4
+    (the embedded server batching requests of several subjects) killed after its first subject
+    and run again: the committed topics are the same bytes."""
+    one = tiny_debate(tmp_path / "one.yaml", "kill", subjects=2, topics=1, concurrency=1)
+    spec = tiny_debate(tmp_path / "four.yaml", "kill", subjects=2, topics=1, concurrency=4)
+    reference = subprocess.run(
+        [sys.executable, "-m", "litelong", "run", str(one), "--store", str(tmp_path / "a")],
+        capture_output=True,
+        timeout=900,
+    )
     assert reference.returncode == 0, reference.stderr
+    command = [sys.executable, "-m", "litelong", "run", str(spec), "--store"]
 
     store = tmp_path / "b"
     victim = subprocess.Popen(
         [*command, str(store)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     cache = store / ".llm-cache"
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 600
     while len(list(cache.rglob("*.json"))) < 5 and time.monotonic() < deadline:  # one subject
         time.sleep(0.2)
     victim.send_signal(signal.SIGKILL)
@@ -128,10 +134,11 @@ def test_a_killed_run_resumes_with_the_same_topics(tmp_path: Path) -> None:
     assert not (store / "topicdebate" / "kill").exists() or not list(
         (store / "topicdebate" / "kill").rglob("_manifest.json")
     )
-    rerun = subprocess.run([*command, str(store)], capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run([*command, str(store)], capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr
     resumed = committed_files(store, "kill")
     assert resumed["candidates"] == committed_files(tmp_path / "a", "kill")["candidates"]
+    assert topics_bytes(store) == topics_bytes(tmp_path / "a")
     manifest = ArtifactStore(f"file://{store}").latest_committed("TopicDebate", "kill").manifest()
     assert manifest.counts["requests_cached"] >= 5
 
@@ -154,6 +161,7 @@ def test_llm_serve_answers_the_openai_chat_api_until_stopped(stop: signal.Signal
             model="smollm2", messages=[{"role": "user", "content": "Say hi"}], max_tokens=8
         )
         assert answer.choices[0].message.content
+        assert [model.id for model in client.models.list()] == ["smollm2"]
     finally:
         server.send_signal(stop)
         try:
@@ -162,6 +170,12 @@ def test_llm_serve_answers_the_openai_chat_api_until_stopped(stop: signal.Signal
             server.kill()  # never leave a server behind, even when the test fails
     assert server.returncode == 0
     assert "stopped" in out
+
+
+def topics_bytes(store: Path) -> bytes:
+    artifact = ArtifactStore(f"file://{store}").latest_committed("TopicDebate", "kill")
+    parts = artifact.manifest().parts
+    return b"".join((artifact.local_part(p) / "topics.jsonl").read_bytes() for p in parts)
 
 
 def _selection() -> Any:

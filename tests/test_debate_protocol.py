@@ -8,6 +8,8 @@ The protocol against a real model is in test_debate_local.py.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from litelong.api import parse
 from litelong.api.v1alpha1 import TopicDebate
 from litelong.stages import run_shard
 from litelong.store import ArtifactStore
-from tests.adversary_llm import Action, AdversaryLLM, reply, status
+from tests.adversary_llm import Action, AdversaryLLM, reply, status, trickle
 from tests.conftest import Cli
 
 TOPICS = {
@@ -77,7 +79,7 @@ def debate(url: str, subjects: int = 1, **spec: Any) -> TopicDebate:
                     {"name": "beta", "endpoint": {**endpoint, "model": "model-b"}},
                 ],
                 "judge": {"endpoint": {**endpoint, "model": "model-j"}},
-                "topicsPerSubject": 2,
+                "topicsPerSubject": 10,
                 "concurrency": 1,
                 **spec,
             },
@@ -330,3 +332,52 @@ def test_a_missing_api_key_stops_the_run_before_any_request(
     message = result.stderr.replace("\n", "")
     assert "$LITELONG_SECRET_LLM_TOKEN" in message and "secrets/llm/token" in message
     assert server.requests == []
+
+
+def test_topics_per_subject_caps_what_a_subject_keeps(store: ArtifactStore) -> None:
+    with AdversaryLLM(respond=Models()) as server:
+        resource = debate(server.base_url, topicsPerSubject=2)
+        result = run_shard(resource, store, 0, 1)
+    kept = [t["topic"] for t in part_files(store, resource, "topics.jsonl")]
+    assert kept == ["Stellar evolution", "Dark matter halos"]  # each list's first choices
+    assert result.manifest is not None
+    assert result.manifest.counts["topics"] == 2
+    assert result.manifest.counts["dropped.limit"] == 4  # 6 survive the judge and duplicates
+
+
+def test_a_dead_endpoint_ends_the_run_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    """One model fails at once while the other's answers are still streaming in: the run stops
+    with one error line, without the asyncio shutdown traceback of requests left behind."""
+
+    def models(body: dict[str, Any]) -> Action:
+        if body["model"] == "model-a":
+            return status(500)
+        return trickle(json.dumps({"topics": [{"topic": "Solar flares"}]}), pieces=20, gap=0.1)
+
+    spec = tmp_path / "debate.yaml"
+    with AdversaryLLM(respond=models) as server:
+        document = debate(server.base_url, subjects=3, concurrency=3).model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        )
+        document.pop("status", None)
+        spec.write_text(yaml.safe_dump(document))
+        command = [sys.executable, "-m", "litelong", "run", str(spec), "--store", str(tmp_path)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "asyncio" not in result.stderr, result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: model model-a at ") and "HTTP 500" in error
+
+
+def test_a_run_on_other_endpoints_says_how_far_its_topics_are_reproducible(
+    cli: Cli, tmp_path: Path
+) -> None:
+    spec = tmp_path / "debate.yaml"
+    with AdversaryLLM(respond=Models()) as server:
+        document = debate(server.base_url).model_dump(mode="json", by_alias=True, exclude_none=True)
+        document.pop("status", None)
+        spec.write_text(yaml.safe_dump(document))
+        result = cli("run", str(spec), "--store", str(tmp_path / "store"))
+    assert result.code == 0, result.stderr
+    said = " ".join((result.stdout + result.stderr).split())
+    assert f"reproducible only as far as {server.base_url} answers a seeded request alike" in said

@@ -22,6 +22,8 @@ from .adversary_llm import (
     reply,
     reset,
     status,
+    stream_cut,
+    trickle,
 )
 
 MESSAGES = [{"role": "user", "content": "Propose a topic about volcanoes."}]
@@ -135,6 +137,24 @@ def test_a_hang_past_the_timeout_is_retried_then_raises_naming_model_url_and_tim
     message = str(error.value)
     assert "adv-model" in message and s.base_url in message
     assert "no answer within 0.5 s" in message and "2 attempts" in message
+    assert "timeoutSeconds" in message  # what to change for a server that is slow, not dead
+
+
+def test_an_answer_still_streaming_tokens_is_never_timed_out() -> None:
+    text = '{"topic": "lava flows and the shapes they leave behind"}'
+    with AdversaryLLM([trickle(text, pieces=8, gap=0.3)]) as s:
+        answer = ask(endpoint(s, timeoutSeconds=1, maxRetries=0))  # 2.4 s in all, 0.3 s apart
+    assert (answer.text, answer.attempts) == (text, 1)
+    assert s.requests[0].body["stream"] is True
+
+
+def test_an_answer_cut_off_mid_stream_is_retried_and_never_cached(store: ArtifactStore) -> None:
+    cache = ResponseCache(store)
+    with AdversaryLLM([stream_cut('{"topic": "la'), reply('{"topic": "lava"}')]) as s:
+        answer = ask(endpoint(s), cache=cache)
+    assert (answer.text, answer.attempts) == ('{"topic": "lava"}', 2)
+    with AdversaryLLM(default=status(500)) as s:
+        assert ask(endpoint(s, maxRetries=0), cache=cache).cached  # the whole answer was kept
 
 
 def test_a_slow_answer_within_the_timeout_is_not_cut_off() -> None:

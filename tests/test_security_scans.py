@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from .conftest import REPO
+from .provision import checkov_executable
 from .test_chart import CASES, CHART, case_id, objects, values_of
 
 DOCKERFILES = sorted((REPO / "images").glob("*/Dockerfile"))
@@ -70,9 +71,7 @@ def rendered_chart(into: Path) -> None:
 
 @pytest.fixture(scope="module")
 def checkov_report(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    own_venv = REPO / ".venv-checkov" / "bin" / "checkov"
-    checkov = str(own_venv) if own_venv.exists() else shutil.which("checkov")
-    assert checkov, "checkov is missing: see the README's test command (.venv-checkov)"
+    checkov = checkov_executable()  # in a venv of its own, made on first use
     scan = tmp_path_factory.mktemp("scan")
     rendered_chart(scan)
     shutil.copytree(REPO / "manifests", scan / "manifests")

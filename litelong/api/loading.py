@@ -12,6 +12,8 @@ from pydantic import ValidationError
 
 from .v1alpha1 import API_VERSION, KINDS, Resource
 
+API_GROUP = API_VERSION.split("/")[0]
+
 AnyResource = Resource[Any, Any]
 
 
@@ -36,26 +38,33 @@ class InvalidManifest(ValueError):
         super().__init__(f"{source}: invalid\n{lines}")
 
 
-def load_file(path: str | Path) -> list[AnyResource]:
-    """Every resource in a YAML file, in file order; raises InvalidManifest."""
+def load_file(path: str | Path, skipped: list[str] | None = None) -> list[AnyResource]:
+    """Every resource in a YAML file, in file order; raises InvalidManifest.
+
+    Documents of other API groups (a kustomization.yaml beside the samples, a ConfigMap) are
+    left out, each with a note appended to `skipped`."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidManifest(str(path), [FieldError("", f"cannot read: {exc}")]) from exc
-    return load_text(text, source=str(path))
+    return load_text(text, source=str(path), skipped=skipped)
 
 
-def load_text(text: str, source: str = "<string>") -> list[AnyResource]:
-    try:
-        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
-    except yaml.YAMLError as exc:
-        raise InvalidManifest(source, [FieldError("", f"invalid YAML: {exc}")]) from exc
+def load_text(
+    text: str, source: str = "<string>", skipped: list[str] | None = None
+) -> list[AnyResource]:
+    documents = [doc for doc in _read_yaml(text, source) if doc is not None]
     if not documents:
         raise InvalidManifest(source, [FieldError("", "no resources in the file")])
     resources, errors = [], []
     for number, document in enumerate(documents, start=1):
         label = f"document {number}" if len(documents) > 1 else ""
+        if _other_group(document):
+            if skipped is not None:
+                what = f"{document.get('apiVersion')} {document.get('kind')}"
+                skipped.append(f"{source}: skipped document {number} ({what}): not litelong.io")
+            continue
         try:
             resources.append(parse(document))
         except InvalidManifest as exc:
@@ -64,6 +73,49 @@ def load_text(text: str, source: str = "<string>") -> list[AnyResource]:
         raise InvalidManifest(source, [e for group in errors for e in group])
     _check_unique(resources, source)
     return resources
+
+
+def _read_yaml(text: str, source: str) -> list[Any]:
+    """The decoded documents; a syntax error or a key given twice in one mapping (YAML would
+    keep the last silently, changing the spec) is an InvalidManifest naming `file:line`."""
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        for node in nodes:
+            _check_duplicate_keys(node, "", source)
+        return [yaml.SafeLoader("").construct_document(node) if node else None for node in nodes]
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        raise InvalidManifest(where, [FieldError("", f"invalid YAML: {problem}")]) from None
+    except yaml.YAMLError as exc:
+        raise InvalidManifest(source, [FieldError("", f"invalid YAML: {exc}")]) from None
+
+
+def _check_duplicate_keys(node: yaml.Node, path: str, source: str) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+            child = f"{path}.{key}" if path else str(key)
+            if key in seen:
+                raise InvalidManifest(
+                    f"{source}:{key_node.start_mark.line + 1}",
+                    [FieldError(child, "key given twice (YAML would keep only the last)")],
+                )
+            seen.add(key)
+            _check_duplicate_keys(value_node, child, source)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _check_duplicate_keys(item, f"{path}[{index}]", source)
+
+
+def _other_group(document: Any) -> bool:
+    """A Kubernetes object of another API group, which a litelong manifest may sit beside."""
+    if not isinstance(document, dict):
+        return False
+    api_version = document.get("apiVersion")
+    return isinstance(api_version, str) and not api_version.startswith(API_GROUP + "/")
 
 
 def parse(document: Any) -> AnyResource:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -32,6 +32,18 @@ from .topics import clean_topic, is_near_duplicate, problem_with, retrieval_quer
 
 AVOID_LIST_LENGTH = 12
 T = TypeVar("T")
+
+
+async def all_or_none(*steps: Coroutine[Any, Any, T]) -> list[T]:
+    """Like `asyncio.gather`, but the first failure cancels the other steps and waits for them
+    before it is raised: no request outlives a failed run, and none fails later with a traceback
+    at the event loop's shutdown."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(step) for step in steps]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
 
 
 @dataclass
@@ -115,7 +127,7 @@ class Debate:
     async def run(self, subject: Subject) -> SubjectOutcome:
         outcome = SubjectOutcome(subject)
         try:
-            lists = await asyncio.gather(*(self._propose(outcome, i) for i in range(2)))
+            lists = await all_or_none(*(self._propose(outcome, i) for i in range(2)))
             number = 0
             for debater, proposals in enumerate(lists):
                 for position, (topic, explanation) in enumerate(proposals):
@@ -123,18 +135,21 @@ class Debate:
                     outcome.candidates.append(
                         Candidate(number, topic, explanation, self.names[debater], position)
                     )
-            await asyncio.gather(*(self._critique(outcome, critic=i) for i in range(2)))
+            await all_or_none(*(self._critique(outcome, critic=i) for i in range(2)))
             await self._judge(outcome)
         except StepFailed as failure:
             outcome.failed = str(failure)
             outcome.raw_answers = failure.raw_answers
             return outcome
-        retain(outcome.candidates, self.spec.retention, self._fixed_k)
+        retain(outcome.candidates, self.spec.retention, self._limit)
         return outcome
 
     @property
-    def _fixed_k(self) -> int:
-        return self.spec.fixed_k or self.spec.topics_per_subject
+    def _limit(self) -> int:
+        """At most this many topics are kept: `fixedK` for keepFixedK, else topicsPerSubject."""
+        if self.spec.retention == "keepFixedK" and self.spec.fixed_k:
+            return self.spec.fixed_k
+        return self.spec.topics_per_subject
 
     # -- the three steps -------------------------------------------------------------------
 
@@ -287,12 +302,14 @@ class Debate:
         raise StepFailed(f"{step.name} by {role}", exchange.problem, raw)
 
 
-def retain(candidates: list[Candidate], strategy: str, fixed_k: int) -> None:
-    """Mark the kept candidates; near-duplicates of a kept topic are never kept.
+def retain(candidates: list[Candidate], strategy: str, limit: int) -> None:
+    """Mark the kept candidates, at most `limit`; near-duplicates of a kept topic are never kept.
 
     filterReject keeps all but the judge's rejections; keepAccepted keeps only what the critique
-    accepted; keepFixedK keeps the best `fixed_k`, ranked by judge verdict, then critique, then
-    position in the proposer's list (debaters alternating).
+    accepted; keepFixedK keeps the best `limit`, ranked by judge verdict, then critique, then
+    position in the proposer's list (debaters alternating). When more than `limit` survive
+    filterReject or keepAccepted, each debater's first choices are kept, alternating (the rest
+    are dropped as "limit"): topicsPerSubject is what a subject yields at most.
     """
     order: list[Candidate] = list(candidates)
     if strategy == "keepFixedK":
@@ -305,13 +322,16 @@ def retain(candidates: list[Candidate], strategy: str, fixed_k: int) -> None:
             candidate.dropped = "judge"
         elif strategy == "keepAccepted" and candidate.critique != "accepted":
             candidate.dropped = "critique"
-        elif strategy == "keepFixedK" and len(kept_keys) == fixed_k:
+        elif strategy == "keepFixedK" and len(kept_keys) == limit:
             candidate.dropped = "fixed_k"
         elif any(is_near_duplicate(candidate.key, key) for key in kept_keys):
             candidate.dropped = "duplicate"
         else:
             candidate.kept = True
             kept_keys.append(candidate.key)
+    survivors = sorted((c for c in candidates if c.kept), key=lambda c: (c.position, c.id))
+    for candidate in survivors[limit:]:
+        candidate.kept, candidate.dropped = False, "limit"
 
 
 def topic_record(outcome: SubjectOutcome, candidate: Candidate) -> dict[str, Any]:

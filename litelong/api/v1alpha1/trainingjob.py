@@ -32,7 +32,7 @@ class TrainingParallelism(CamelModel):
     nodes: int = Field(default=1, ge=1, le=1024, description="Nodes (PyTorchJob replicas).")
     gpus_per_node: int = Field(default=8, ge=1, le=16, description="GPUs (processes) per node.")
     context_parallel: int = Field(
-        default=1, ge=1, le=64, description="GPUs sharing one sequence (ring attention)."
+        default=1, ge=1, le=64, description="GPUs sharing one sequence (Ulysses all-to-all)."
     )
 
     @model_validator(mode="after")

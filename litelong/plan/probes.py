@@ -1,0 +1,236 @@
+"""`litelong plan --calibrate`: short runs of the real stages on this machine, timed.
+
+Every probe runs the stage code the plan is about (`stages.run_shard`) in a throwaway store,
+so a rate includes everything a real run pays (reading, commit, report). The probes:
+
+- tokenizer: tokens per byte and bytes/s of each SynthesisRun's tokenizer on corpus text;
+- index: the Wikipedia sample shipped with litelong, without and with the chunk index;
+- synthesis: per mode and format in the files, two runs (4 and 16 topics) over that index,
+  whose difference separates the per-token rate from the per-run cost;
+- debate: one subject of each TopicDebate, against its own endpoints (one request per role
+  at least; the answers are not cached for the real run);
+- GPU: the device's name, memory and peak, when torch sees one.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+
+from ..api import BM25Index, SynthesisRun, TopicDebate, parse
+from ..api.loading import AnyResource
+from ..api.v1alpha1.topicdebate import TaxonomySelection
+from ..corpus import SkipCounter, read_shard
+from ..stages import run_shard
+from ..store import ArtifactStore, Manifest
+from ..taxonomy import load_bisac
+from .calibration import (
+    Calibration,
+    DebateRates,
+    GpuRates,
+    IndexRates,
+    SynthesisRates,
+    host_name,
+)
+from .debate import endpoint_key
+from .synthesis import rates_key
+
+PROBE_CORPUS = "builtin://wiki_vital_en.jsonl.zst"
+PROBE_TOPICS = (4, 16)
+
+Log = Callable[[str], None]
+
+
+def calibrate(resources: list[AnyResource], log: Log = lambda _: None) -> Calibration:
+    calibration = Calibration(host=host_name())
+    with tempfile.TemporaryDirectory(prefix="litelong-calibrate-") as folder:
+        store = ArtifactStore(f"file://{folder}")
+        chunk_chars = _chunk_chars(resources)
+        for chunks in (False, True):
+            key = "chunks" if chunks else "plain"
+            calibration.index[key] = _index_probe(store, chunks, chunk_chars)
+            rate = calibration.index[key].text_bytes_per_s
+            log(f"index ({key}): {rate / 1e6:.2f} MB/s of text")
+        for resource in resources:
+            if isinstance(resource, SynthesisRun):
+                _tokenizer_probe(calibration, resource)
+                key = rates_key(resource)
+                if key not in calibration.synthesis:
+                    calibration.synthesis[key] = _synthesis_probe(store, resource)
+                    rate = calibration.synthesis[key].tokens_per_s
+                    log(f"synthesis ({key}): {rate:,.0f} tokens/s")
+            elif isinstance(resource, TopicDebate):
+                key = endpoint_key(resource.spec)
+                if key not in calibration.debate:
+                    calibration.debate[key] = _debate_probe(store, resource)
+                    log(f"debate: {calibration.debate[key].seconds_per_subject:.1f} s per subject")
+        calibration.gpu = _gpu_probe()
+    return calibration
+
+
+def _chunk_chars(resources: list[AnyResource]) -> int:
+    sizes = [r.spec.chunks.chunk_chars for r in resources if isinstance(r, BM25Index)]
+    return sizes[0] if sizes else 2048
+
+
+def _index_resource(chunks: bool, chunk_chars: int) -> BM25Index:
+    name = "probe-chunks" if chunks else "probe-index"
+    resource = parse(
+        {
+            "apiVersion": "litelong.io/v1alpha1",
+            "kind": "BM25Index",
+            "metadata": {"name": name},
+            "spec": {
+                "corpus": [{"uri": PROBE_CORPUS, "format": "jsonl", "idField": "id"}],
+                "chunks": {"enabled": chunks, "chunkChars": chunk_chars},
+            },
+        }
+    )
+    assert isinstance(resource, BM25Index)
+    return resource
+
+
+def _index_probe(store: ArtifactStore, chunks: bool, chunk_chars: int) -> IndexRates:
+    resource = _index_resource(chunks, chunk_chars)
+    text = sum(len(d.text.encode()) for d in read_shard(resource.spec, 0, 1, SkipCounter()))
+    started = time.perf_counter()
+    result = run_shard(resource, store, 0, 1)
+    seconds = time.perf_counter() - started
+    assert result.manifest is not None
+    return IndexRates(
+        text_bytes_per_s=text / seconds, disk_bytes_per_text_byte=result.manifest.size / text
+    )
+
+
+def _tokenizer_probe(calibration: Calibration, resource: SynthesisRun) -> None:
+    from ..synth.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(resource.spec.tokenizer.name)
+    index = _index_resource(False, 2048)
+    texts = [d.text for d in read_shard(index.spec, 0, 1, SkipCounter())][:4000]
+    nbytes = sum(len(t.encode()) for t in texts)
+    started = time.perf_counter()
+    tokens = sum(len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False))
+    seconds = time.perf_counter() - started
+    calibration.tokens_per_byte = tokens / nbytes
+    calibration.tokenizer_bytes_per_s = nbytes / seconds
+
+
+def _commit_probe_topics(store: ArtifactStore, count: int) -> str:
+    """A committed TopicDebate of `count` BISAC subjects as topics (no LLM), as the synthesis
+    bench makes them; returns its name."""
+    name = f"probe-topics-{count}"
+    selection = TaxonomySelection(include=["SCI*"], max_subjects=64, seed=0)
+    subjects = load_bisac().select(selection)[:count]
+    debate = store.artifact("TopicDebate", name, "000000000000")
+    with debate.staging(0, 1) as folder:
+        lines = []
+        for subject in subjects:
+            words = " ".join(p for p in subject.label.split(" / ")[-2:] if p != "General")
+            lines.append(
+                json.dumps(
+                    {
+                        "subject_code": subject.code,
+                        "heading": subject.heading,
+                        "subject": subject.label,
+                        "topic": words,
+                        "query": words.lower(),
+                    }
+                )
+            )
+        (folder / "topics.jsonl").write_text("".join(line + "\n" for line in lines))
+        debate.commit_part(0, 1, folder, counts={"topics": len(lines)})
+    debate.commit({}, 1)
+    return name
+
+
+def _synthesis_probe(store: ArtifactStore, resource: SynthesisRun) -> SynthesisRates:
+    spec = resource.spec
+    chunked = spec.mode == "nextlong"
+    index = _index_resource(chunked, spec.nextlong.chunk_chars)
+    if store.artifact(index.kind, index.name, index.spec_hash()).committed_manifest() is None:
+        run_shard(index, store, 0, 1)
+    points: list[tuple[float, float, float]] = []  # (tokens, seconds, bytes)
+    for count in PROBE_TOPICS:
+        topics = _commit_probe_topics(store, count)
+        document = spec.model_dump(mode="json", by_alias=True)
+        document.update(topicDebateRef=topics, indexRef=index.name, parallelism=1)
+        document["output"] = {**document["output"], "store": None}
+        probe = parse(
+            {
+                "apiVersion": "litelong.io/v1alpha1",
+                "kind": "SynthesisRun",
+                "metadata": {"name": f"probe-synthesis-{count}"},
+                "spec": document,
+            }
+        )
+        started = time.perf_counter()
+        result = run_shard(probe, store, 0, 1)
+        seconds = time.perf_counter() - started
+        manifest: Manifest | None = result.manifest
+        assert manifest is not None
+        points.append((float(manifest.counts.get("tokens", 0)), seconds, float(manifest.size)))
+    (t1, s1, b1), (t2, s2, b2) = points
+    if t2 > t1 and s2 > s1:
+        rate = (t2 - t1) / (s2 - s1)
+        fixed = max(0.0, s1 - t1 / rate)
+    else:  # noise swallowed the difference: one point, no fixed cost
+        rate, fixed = t2 / s2, 0.0
+    per_token = (b2 - b1) / (t2 - t1) if t2 > t1 else b2 / max(1.0, t2)
+    return SynthesisRates(
+        tokens_per_s=rate,
+        fixed_seconds=fixed,
+        bytes_per_token=per_token,
+        fixed_bytes=max(0.0, b1 - per_token * t1),
+    )
+
+
+def _debate_probe(store: ArtifactStore, resource: TopicDebate) -> DebateRates:
+    document = resource.model_dump(mode="json", by_alias=True, exclude_none=True)
+    document["metadata"] = {"name": f"probe-{resource.name}"}
+    document["spec"]["taxonomy"]["maxSubjects"] = 1
+    document["spec"]["parallelism"] = 1
+    document["spec"].pop("output", None)
+    document.pop("status", None)
+    probe = parse(document)
+    result = run_shard(probe, store, 0, 1)
+    manifest = result.manifest
+    assert manifest is not None
+    counts = manifest.counts
+    subjects = max(1, counts.get("subjects", 0) + counts.get("subjects_failed", 0))
+
+    def per_role(prefix: str) -> dict[str, float]:
+        return {
+            key.split(".", 1)[1]: value / subjects
+            for key, value in counts.items()
+            if key.startswith(prefix + ".")
+        }
+
+    return DebateRates(
+        seconds_per_subject=sum(p.seconds for p in manifest.parts) / subjects,
+        requests_per_subject=counts.get("requests", 0) / subjects,
+        tokens_in=per_role("tokens_in"),
+        tokens_out=per_role("tokens_out"),
+        topics_per_subject=counts.get("topics", 0) / subjects,
+        bytes_per_subject=manifest.size / subjects,
+    )
+
+
+def _gpu_probe() -> GpuRates | None:
+    """The device, when there is one; MFU stays the bench figure until a training probe
+    runs here (none does yet)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    from ..train.metrics import PEAK_BF16
+    from .defaults import GPU
+
+    name = torch.cuda.get_device_name(0)
+    memory = torch.cuda.get_device_properties(0).total_memory / 2**30
+    peak = next((p for key, p in PEAK_BF16.items() if key in name), GPU.peak_tflops * 1e12)
+    return GpuRates(name=name, memory_gib=memory, peak_tflops=peak / 1e12)

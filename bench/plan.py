@@ -6,8 +6,12 @@ estimated and measured wall time and committed bytes side by side. The Synthesis
 twice: before its inputs exist (topics as planned) and once they are committed (real topics,
 real index queries), which is what `litelong plan` says when run between the stages.
 
-    PYTHONPATH=. python bench/plan.py --scale 1
-    PYTHONPATH=. python bench/plan.py --scale 10 --corpora ../shared/data/corpora/large
+    PYTHONPATH=. python bench/plan.py --scale 1 --llm-timeout 900
+    PYTHONPATH=. python bench/plan.py --scale 10 --rule-topics   # corpora: ../shared/.../large
+
+`--rule-topics` skips the debate: 16 x scale topics (what 4 subjects x topicsPerSubject 4 would
+give) are committed by rule, one BISAC subject title each, for machines where the embedded LLM
+cannot debate 10x the subjects in reasonable time; index and synthesis are planned and measured.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 from litelong.api import load_file, parse
 from litelong.api.loading import AnyResource
 from litelong.plan.planner import make_plan
-from litelong.plan.probes import calibrate
+from litelong.plan.probes import calibrate, commit_rule_topics
 from litelong.stages import order_by_dependency, run_shard
 from litelong.store import ArtifactStore
 
@@ -30,10 +34,8 @@ QUICKSTART = ("topicdebate.yaml", "bm25index.yaml", "synthesisrun.yaml")
 LARGE_FILES = ("manpages-00000.jsonl.zst", "religion-00000.jsonl.zst")
 
 
-def resources_for(scale: int, corpora: Path) -> list[AnyResource]:
+def resources_for(scale: int, corpora: Path, llm_timeout: float) -> list[AnyResource]:
     resources = [r for name in QUICKSTART for r in load_file(SAMPLES / name)]
-    if scale == 1:
-        return resources
     scaled = []
     for resource in resources:
         document = resource.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -41,7 +43,9 @@ def resources_for(scale: int, corpora: Path) -> list[AnyResource]:
         spec = document["spec"]
         if resource.kind == "TopicDebate":
             spec["taxonomy"]["maxSubjects"] *= scale
-        elif resource.kind == "BM25Index":
+            for role in [*spec["debaters"], spec["judge"]]:
+                role["endpoint"]["timeoutSeconds"] = llm_timeout
+        elif resource.kind == "BM25Index" and scale > 1:
             spec["corpus"] = [
                 {"uri": str(corpora / name), "format": "jsonl", "idField": "id"}
                 for name in LARGE_FILES
@@ -54,10 +58,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=int, default=1, choices=(1, 10))
     parser.add_argument("--corpora", type=Path, default=Path("../shared/data/corpora/large"))
+    parser.add_argument("--llm-timeout", type=float, default=120.0, help="seconds per request")
+    parser.add_argument("--rule-topics", action="store_true", help="no debate: topics by rule")
     args = parser.parse_args()
-    resources = order_by_dependency(resources_for(args.scale, args.corpora))
+    resources = resources_for(args.scale, args.corpora, args.llm_timeout)
+    if args.rule_topics:
+        resources = [r for r in resources if r.kind != "TopicDebate"]
+    resources = order_by_dependency(resources)
     with tempfile.TemporaryDirectory() as folder:
         store = ArtifactStore(f"file://{folder}")
+        if args.rule_topics:
+            commit_rule_topics(store, 16 * args.scale, "science")
+            print(f"{16 * args.scale} topics committed by rule")
         started = time.perf_counter()
         calibration = calibrate(resources, log=lambda line: print(f"calibrate: {line}"))
         print(f"calibration took {time.perf_counter() - started:.1f} s")

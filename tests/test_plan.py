@@ -357,3 +357,24 @@ def test_quickstart_stages_come_within_30_percent_of_the_plan_after_calibrate(
                     "BM25Index/wiki-sample",
                     "SynthesisRun/science-16k",
                 }
+
+
+def test_the_eta_changes_only_with_progress_so_status_writes_settle() -> None:
+    job = training_job("litelong/llama-1b", 131_072, steps=100)
+    start = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    conditions = [
+        {"type": "Progressing", "status": "True", "lastTransitionTime": "2026-01-01T12:00:00Z"}
+    ]
+    first = plan_status(
+        job, "Running", 2, 16, {"conditions": conditions}, start + timedelta(seconds=60)
+    )
+    previous = {
+        "phase": "Running",
+        "progress": {"done": 2, "total": 16},
+        "plan": first,
+        "conditions": conditions,
+    }
+    # a resync a minute later, no new shard: the same status, so nothing is written
+    assert plan_status(job, "Running", 2, 16, previous, start + timedelta(seconds=120)) == first
+    moved = plan_status(job, "Running", 3, 16, previous, start + timedelta(seconds=120))
+    assert moved is not None and first is not None and moved["etaSeconds"] != first["etaSeconds"]

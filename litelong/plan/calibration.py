@@ -24,7 +24,10 @@ class IndexRates(BaseModel):
     """A BM25Index build, end to end (read, normalise, dedup, index, commit)."""
 
     text_bytes_per_s: float = Field(description="UTF-8 text bytes indexed per second.")
-    disk_bytes_per_text_byte: float = Field(description="Committed index size / text bytes.")
+    seconds_per_document: float = Field(default=0.0, description="Per indexed document.")
+    fixed_seconds: float = Field(default=0.0, description="Per build: writer setup, commit.")
+    disk_bytes_per_text_byte: float = Field(description="Index bytes per text byte.")
+    disk_bytes_per_document: float = Field(default=0.0, description="Index bytes per document.")
 
 
 class SynthesisRates(BaseModel):

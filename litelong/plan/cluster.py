@@ -63,7 +63,9 @@ def plan_status(
     now: datetime | None = None,
 ) -> dict[str, Any] | None:
     """`status.plan`: the headline kept from creation (taken from `previous` once written) and
-    the ETA refreshed from progress. None when there is nothing to say."""
+    the ETA, refreshed when the phase or the units done change (not on every reconcile: a
+    status that changes by itself would be written, and watched, forever). None when there is
+    nothing to say."""
     now = now or datetime.now(UTC)
     before = dict(previous.get("plan") or {})
     if not before and resource is not None:
@@ -78,6 +80,9 @@ def plan_status(
             }
             if "fits" in estimate.figures:
                 before["fits"] = bool(estimate.figures["fits"])
+    progress = previous.get("progress") or {}
+    if phase == previous.get("phase") and done == progress.get("done", 0) and "eta" in before:
+        return before  # no new progress: the ETA stands (and the status write is skipped)
     if phase == "Succeeded":
         eta: float | None = 0.0
     elif phase != "Running":

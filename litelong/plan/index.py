@@ -1,8 +1,9 @@
 """BM25Index: documents and bytes from the corpus, build time and size on disk from the rates.
 
     text bytes   = records x kept share x bytes per kept document   (corpus_sample.py)
-    build time   = text bytes / indexed text bytes per second          (calibration)
-    size on disk = text bytes x index bytes per text byte              (calibration)
+    build time   = text bytes / text bytes per second + documents x seconds per document
+                   + seconds per build
+    size on disk = text bytes x bytes per text byte + documents x bytes per document
 
 The calibrated rate is the whole stage on this machine (read, normalise, dedup, index, commit),
 measured with the chunk index when the spec builds one. With `parallelism` N, each shard
@@ -25,16 +26,23 @@ def estimate_index(resource: BM25Index, calibration: Calibration) -> Estimate:
     rates: IndexRates = calibration.index.get(key) or INDEX[key]
     source = calibration.label if key in calibration.index else "bench/README.md default"
     shards = spec.parallelism
-    work = sample.text_bytes / rates.text_bytes_per_s
-    size = sample.text_bytes * rates.disk_bytes_per_text_byte
+    work = (
+        sample.text_bytes / rates.text_bytes_per_s + sample.documents * rates.seconds_per_document
+    )
+    size = (
+        sample.text_bytes * rates.disk_bytes_per_text_byte
+        + sample.documents * rates.disk_bytes_per_document
+    )
     counted = "counted" if sample.exact else "extrapolated from the first 8 MiB of each file"
     basis = [
         f"{sample.files} file(s), {sample.stored_bytes:,} bytes stored; records {counted}",
         f"{sample.kept_share:.1%} of {sample.sampled_records:,} sampled records kept "
         f"(minChars {spec.min_chars}, maxChars {spec.max_chars}, dedup {spec.dedup}), "
         f"{sample.text_bytes_per_document:,.0f} text bytes each",
-        f"index rate {rates.text_bytes_per_s / 1e6:.2f} MB/s of text, "
-        f"{rates.disk_bytes_per_text_byte:.2f} bytes on disk per text byte "
+        f"index rate {rates.text_bytes_per_s / 1e6:.2f} MB/s of text + "
+        f"{rates.seconds_per_document * 1e6:.0f} µs per document + "
+        f"{rates.fixed_seconds:.1f} s per build; {rates.disk_bytes_per_text_byte:.2f} bytes on "
+        f"disk per text byte + {rates.disk_bytes_per_document:.0f} per document "
         f"({'with' if key == 'chunks' else 'without'} chunk index; {source})",
     ]
     warnings = []
@@ -58,7 +66,7 @@ def estimate_index(resource: BM25Index, calibration: Calibration) -> Estimate:
     return Estimate(
         kind=resource.kind,
         name=resource.name,
-        wall_seconds=work / shards,
+        wall_seconds=work / shards + rates.fixed_seconds,
         bytes=round(size),
         cpu_hours=work * calibration.cores / 3600,
         figures=figures,

@@ -18,6 +18,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from ..api import BM25Index, SynthesisRun, TopicDebate, parse
 from ..api.loading import AnyResource
@@ -38,7 +39,7 @@ from .debate import endpoint_key
 from .synthesis import rates_key
 
 PROBE_CORPUS = "builtin://wiki_vital_en.jsonl.zst"
-PROBE_TOPICS = (4, 16)
+PROBE_TOPICS = (4, 24)
 
 Log = Callable[[str], None]
 
@@ -48,9 +49,12 @@ def calibrate(resources: list[AnyResource], log: Log = lambda _: None) -> Calibr
     with tempfile.TemporaryDirectory(prefix="litelong-calibrate-") as folder:
         store = ArtifactStore(f"file://{folder}")
         chunk_chars = _chunk_chars(resources)
+        corpora = _probe_corpora(Path(folder))
+        warm = _index_resource(False, chunk_chars, str(corpora["half"]), "probe-warm-up")
+        run_shard(warm, store, 0, 1)  # imports and first-use costs, untimed
         for chunks in (False, True):
             key = "chunks" if chunks else "plain"
-            calibration.index[key] = _index_probe(store, chunks, chunk_chars)
+            calibration.index[key] = _index_probe(store, corpora, chunks, chunk_chars)
             rate = calibration.index[key].text_bytes_per_s
             log(f"index ({key}): {rate / 1e6:.2f} MB/s of text")
         for resource in resources:
@@ -75,15 +79,17 @@ def _chunk_chars(resources: list[AnyResource]) -> int:
     return sizes[0] if sizes else 2048
 
 
-def _index_resource(chunks: bool, chunk_chars: int) -> BM25Index:
-    name = "probe-chunks" if chunks else "probe-index"
+def _index_resource(
+    chunks: bool, chunk_chars: int, uri: str = PROBE_CORPUS, name: str = ""
+) -> BM25Index:
+    name = name or ("probe-chunks" if chunks else "probe-index")
     resource = parse(
         {
             "apiVersion": "litelong.io/v1alpha1",
             "kind": "BM25Index",
             "metadata": {"name": name},
             "spec": {
-                "corpus": [{"uri": PROBE_CORPUS, "format": "jsonl", "idField": "id"}],
+                "corpus": [{"uri": uri, "format": "jsonl", "idField": "id"}],
                 "chunks": {"enabled": chunks, "chunkChars": chunk_chars},
             },
         }
@@ -92,15 +98,63 @@ def _index_resource(chunks: bool, chunk_chars: int) -> BM25Index:
     return resource
 
 
-def _index_probe(store: ArtifactStore, chunks: bool, chunk_chars: int) -> IndexRates:
-    resource = _index_resource(chunks, chunk_chars)
-    text = sum(len(d.text.encode()) for d in read_shard(resource.spec, 0, 1, SkipCounter()))
-    started = time.perf_counter()
-    result = run_shard(resource, store, 0, 1)
-    seconds = time.perf_counter() - started
-    assert result.manifest is not None
+def _probe_corpora(folder: Path) -> dict[str, Path]:
+    """The shipped sample three ways: its first half, whole, and whole with every 8 documents
+    joined into one (the same text in an eighth of the documents)."""
+    documents = list(read_shard(_index_resource(False, 2048).spec, 0, 1, SkipCounter()))
+    long = [
+        {"id": f"long-{i}", "text": "\n\n".join(d.text for d in documents[i : i + 8])}
+        for i in range(0, len(documents), 8)
+    ]
+    corpora = {
+        "half": [{"id": d.id, "text": d.text} for d in documents[: len(documents) // 2]],
+        "full": [{"id": d.id, "text": d.text} for d in documents],
+        "long": long,
+    }
+    paths = {}
+    for name, records in corpora.items():
+        paths[name] = folder / f"probe-{name}.jsonl"
+        paths[name].write_text("".join(json.dumps(r) + "\n" for r in records))
+    return paths
+
+
+def _index_probe(
+    store: ArtifactStore, corpora: dict[str, Path], chunks: bool, chunk_chars: int
+) -> IndexRates:
+    """Seconds = fixed + per document x documents + text bytes / rate, and bytes on disk = per
+    document x documents + per text byte x text bytes: the whole sample against the same text
+    in an eighth of the documents gives the per-document terms, against its half the rest."""
+    runs: dict[str, tuple[float, float, float, float]] = {}  # text bytes, docs, seconds, size
+    for name in ("half", "full", "long"):
+        label = f"probe-{name}-{'chunks' if chunks else 'plain'}"
+        resource = _index_resource(chunks, chunk_chars, str(corpora[name]), label)
+        docs = list(read_shard(resource.spec, 0, 1, SkipCounter()))
+        text = float(sum(len(d.text.encode()) for d in docs))
+        started = time.perf_counter()
+        manifest = run_shard(resource, store, 0, 1).manifest
+        seconds = time.perf_counter() - started
+        assert manifest is not None
+        runs[name] = (text, float(len(docs)), seconds, float(manifest.size))
+    (t1, d1, s1, _), (t2, d2, s2, z2), (t3, d3, s3, z3) = (
+        runs["half"],
+        runs["full"],
+        runs["long"],
+    )
+    per_doc_s = max(0.0, (s2 - s3) / (d2 - d3)) if d2 > d3 else 0.0
+    byte_s = s2 - s1 - per_doc_s * (d2 - d1)
+    if t2 > t1 and byte_s > 0:
+        rate = (t2 - t1) / byte_s
+        fixed = max(0.0, s1 - per_doc_s * d1 - t1 / rate)
+    else:  # noise swallowed the difference: one point, all cost per byte
+        rate, fixed, per_doc_s = t2 / s2, 0.0, 0.0
+    per_document = max(0.0, (z2 - z3 - (t2 - t3) * z2 / t2) / (d2 - d3)) if d2 > d3 else 0.0
+    per_byte = max(0.0, (z2 - per_document * d2) / t2)
     return IndexRates(
-        text_bytes_per_s=text / seconds, disk_bytes_per_text_byte=result.manifest.size / text
+        text_bytes_per_s=rate,
+        seconds_per_document=per_doc_s,
+        fixed_seconds=fixed,
+        disk_bytes_per_text_byte=per_byte,
+        disk_bytes_per_document=per_document,
     )
 
 
@@ -118,11 +172,11 @@ def _tokenizer_probe(calibration: Calibration, resource: SynthesisRun) -> None:
     calibration.tokenizer_bytes_per_s = nbytes / seconds
 
 
-def _commit_probe_topics(store: ArtifactStore, count: int) -> str:
+def commit_rule_topics(store: ArtifactStore, count: int, name: str | None = None) -> str:
     """A committed TopicDebate of `count` BISAC subjects as topics (no LLM), as the synthesis
     bench makes them; returns its name."""
-    name = f"probe-topics-{count}"
-    selection = TaxonomySelection(include=["SCI*"], max_subjects=64, seed=0)
+    name = name or f"probe-topics-{count}"
+    selection = TaxonomySelection(include=["SCI*", "MAT*"], max_subjects=count, seed=0)
     subjects = load_bisac().select(selection)[:count]
     debate = store.artifact("TopicDebate", name, "000000000000")
     with debate.staging(0, 1) as folder:
@@ -154,7 +208,7 @@ def _synthesis_probe(store: ArtifactStore, resource: SynthesisRun) -> SynthesisR
         run_shard(index, store, 0, 1)
     points: list[tuple[float, float, float]] = []  # (tokens, seconds, bytes)
     for count in PROBE_TOPICS:
-        topics = _commit_probe_topics(store, count)
+        topics = commit_rule_topics(store, count)
         document = spec.model_dump(mode="json", by_alias=True)
         document.update(topicDebateRef=topics, indexRef=index.name, parallelism=1)
         document["output"] = {**document["output"], "store": None}

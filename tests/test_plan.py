@@ -378,3 +378,14 @@ def test_the_eta_changes_only_with_progress_so_status_writes_settle() -> None:
     assert plan_status(job, "Running", 2, 16, previous, start + timedelta(seconds=120)) == first
     moved = plan_status(job, "Running", 3, 16, previous, start + timedelta(seconds=120))
     assert moved is not None and first is not None and moved["etaSeconds"] != first["etaSeconds"]
+
+
+def test_the_training_probe_times_real_steps_of_the_jobs_model(store: ArtifactStore) -> None:
+    """What `--calibrate` runs on a GPU machine (there it also reads MFU and peak memory)."""
+    pytest.importorskip("torch")
+    from litelong.plan.probes import training_probe
+
+    job = training_job("litelong/tiny", 256, steps=10)
+    figures = training_probe(job, store, steps=4)
+    assert figures["seconds"] > 0
+    assert "mfu" not in figures  # no GPU peak to divide by on a CPU

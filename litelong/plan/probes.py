@@ -9,7 +9,8 @@ so a rate includes everything a real run pays (reading, commit, report). The pro
   whose difference separates the per-token rate from the per-run cost;
 - debate: one subject of each TopicDebate, against its own endpoints (one request per role
   at least; the answers are not cached for the real run);
-- GPU: the device's name, memory and peak, when torch sees one.
+- GPU: the device's name, memory and peak, and the MFU of a few training steps of the first
+  TrainingJob's model at its length (fresh weights, synthetic documents), when torch sees one.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from ..api import BM25Index, SynthesisRun, TopicDebate, parse
+from ..api import BM25Index, SynthesisRun, TopicDebate, TrainingJob, parse
 from ..api.loading import AnyResource
 from ..api.v1alpha1.topicdebate import TaxonomySelection
 from ..corpus import SkipCounter, read_shard
@@ -70,7 +72,7 @@ def calibrate(resources: list[AnyResource], log: Log = lambda _: None) -> Calibr
                 if key not in calibration.debate:
                     calibration.debate[key] = _debate_probe(store, resource)
                     log(f"debate: {calibration.debate[key].seconds_per_subject:.1f} s per subject")
-        calibration.gpu = _gpu_probe()
+        calibration.gpu = _gpu_probe(resources, store, log)
     return calibration
 
 
@@ -272,9 +274,9 @@ def _debate_probe(store: ArtifactStore, resource: TopicDebate) -> DebateRates:
     )
 
 
-def _gpu_probe() -> GpuRates | None:
-    """The device, when there is one; MFU stays the bench figure until a training probe
-    runs here (none does yet)."""
+def _gpu_probe(resources: list[AnyResource], store: ArtifactStore, log: Log) -> GpuRates | None:
+    """The device, and the MFU of a few real training steps of the first TrainingJob's model
+    and length (fresh weights, synthetic documents), when torch sees a GPU."""
     try:
         import torch
     except ImportError:
@@ -287,4 +289,71 @@ def _gpu_probe() -> GpuRates | None:
     name = torch.cuda.get_device_name(0)
     memory = torch.cuda.get_device_properties(0).total_memory / 2**30
     peak = next((p for key, p in PEAK_BF16.items() if key in name), GPU.peak_tflops * 1e12)
-    return GpuRates(name=name, memory_gib=memory, peak_tflops=peak / 1e12)
+    rates = GpuRates(name=name, memory_gib=memory, peak_tflops=peak / 1e12)
+    jobs = [r for r in resources if isinstance(r, TrainingJob)]
+    if jobs:
+        measured = training_probe(jobs[0], store)
+        rates.mfu = measured.get("mfu")
+        log(f"training: MFU {rates.mfu} on {name}")
+    return rates
+
+
+class _SyntheticDocuments:
+    """Seeded random tokens cut into documents of log-normal length (median 1,500 tokens), as
+    bench/train.py feeds the loop."""
+
+    def __init__(self, length: int, vocab: int) -> None:
+        self.length, self.vocab = length, vocab
+
+    def __len__(self) -> int:
+        return 1 << 30
+
+    def sequence(self, index: int) -> Any:
+        import numpy as np
+
+        from ..train.data import Sequence
+
+        rng = np.random.default_rng([0, index])
+        tokens = rng.integers(0, self.vocab, self.length + 1, dtype=np.int64)
+        spans, start = [], 0
+        while start < self.length + 1:
+            size = int(np.clip(rng.lognormal(np.log(1500), 1.0), 16, 65536))
+            spans.append((start, min(start + size, self.length + 1)))
+            start += size
+        return Sequence(f"synthetic/{index}", tokens, spans)
+
+
+def training_probe(job: TrainingJob, store: ArtifactStore, steps: int = 4) -> dict[str, float]:
+    """Median seconds, MFU (GPU only) and peak GiB of steps 3.. of `job`'s model at its length
+    and attention, one sequence per step on this process's device, fresh weights."""
+    import statistics
+
+    from ..train.loop import train
+    from ..train.parallel import stop
+    from .models import shape_of
+
+    document = job.model_dump(mode="json", by_alias=True, exclude_none=True)
+    document.pop("status", None)
+    document["metadata"] = {"name": "probe-training"}
+    spec = document["spec"]
+    spec["model"]["fromConfig"] = True
+    spec.update(
+        steps=1_000_000,
+        warmupRatio=0.0,
+        batchTokens=spec["contextLength"],
+        checkpointEvery=1_000_000,
+        parallelism={"nodes": 1, "gpusPerNode": 1, "contextParallel": 1},
+    )
+    probe = parse(document)
+    assert isinstance(probe, TrainingJob)
+    data = _SyntheticDocuments(probe.spec.context_length, shape_of(job.spec.model.name).vocab_size)
+    try:
+        rows = train(probe, store, data=data, stop_after=steps).rows[2:]
+    finally:
+        stop()
+    figures = {"seconds": statistics.median(r["seconds"] for r in rows)}
+    for key in ("mfu", "peak_memory_gib"):
+        values = [r[key] for r in rows if r.get(key) is not None]
+        if values:
+            figures[key] = statistics.median(values)
+    return figures

@@ -2,7 +2,9 @@
 
 Calibrates this machine (`--calibrate`'s probes), plans every resource before anything runs,
 then runs each stage (`run_shard` over all shards, timed, the report included) and prints the
-estimated and measured wall time and committed bytes side by side. The SynthesisRun is planned
+estimated and measured wall time, CPU time (this process, all its threads) and committed bytes
+side by side. On a shared machine the wall time of the same stage moves with the load of
+others; CPU time moves far less. The SynthesisRun is planned
 twice: before its inputs exist (topics as planned) and once they are committed (real topics,
 real index queries), which is what `litelong plan` says when run between the stages.
 
@@ -80,11 +82,12 @@ def main() -> None:
             if resource.kind == "SynthesisRun":
                 planned.append(make_plan([resource], store, calibration).estimates[0])
             of = resource.spec.parallelism
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             manifest = None
             for shard in range(of):
                 manifest = run_shard(resource, store, shard, of).manifest or manifest
             seconds = time.perf_counter() - started
+            cpu = time.process_time() - cpu
             assert manifest is not None
             for label, estimate in zip(("before", "inputs committed"), planned, strict=False):
                 assert estimate is not None
@@ -94,19 +97,22 @@ def main() -> None:
                         label,
                         estimate.wall_seconds,
                         seconds,
+                        estimate.cpu_hours * 3600,
+                        cpu,
                         estimate.bytes,
                         manifest.size,
                     )
                 )
         print(f"\nscale {args.scale}")
         print(
-            "| stage | planned | est. s | measured s | s ratio | est. bytes | bytes | bytes ratio |"
+            "| stage | planned | est. wall s | wall s | ratio | est. CPU s | CPU s | ratio "
+            "| est. bytes | bytes | ratio |"
         )
-        print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for name, label, est_s, s, est_b, b in rows:
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for name, label, est_s, s, est_c, c, est_b, b in rows:
             print(
                 f"| {name} | {label} | {est_s:,.1f} | {s:,.1f} | {est_s / s:.2f} | "
-                f"{est_b:,} | {b:,} | {est_b / b:.2f} |"
+                f"{est_c:,.1f} | {c:,.1f} | {est_c / c:.2f} | {est_b:,} | {b:,} | {est_b / b:.2f} |"
             )
 
 

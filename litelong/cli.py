@@ -559,7 +559,10 @@ def plan(
         raise UnresolvedRef(str(exc)) from exc
     except NotCommitted as exc:
         raise UnresolvedRef(str(exc)) from exc
-    keep_plan(artifact_store, result, resources)
+    try:  # for the report's plan-vs-actual; a plan still prints where the store is read-only
+        keep_plan(artifact_store, result, resources)
+    except OSError as exc:
+        err.print(f"plan not kept in {artifact_store.uri}: {exc}", soft_wrap=True)
     if as_json:
         sys.stdout.write(plan_json(result))
     else:

@@ -28,15 +28,21 @@ class IndexRates(BaseModel):
     fixed_seconds: float = Field(default=0.0, description="Per build: writer setup, commit.")
     disk_bytes_per_text_byte: float = Field(description="Index bytes per text byte.")
     disk_bytes_per_document: float = Field(default=0.0, description="Index bytes per document.")
+    cpu_per_wall: float = Field(
+        default=1.0, description="CPU seconds per wall second the probe used (cores kept busy)."
+    )
 
 
 class SynthesisRates(BaseModel):
     """A SynthesisRun of one mode and format: build rate, fixed costs and output size."""
 
-    tokens_per_s: float = Field(description="Output tokens per second of build_part.")
+    tokens_per_s: float = Field(description="Tokens tokenized (and assembled) per second.")
     fixed_seconds: float = Field(description="Per run: opening the index, commit, report.")
     bytes_per_token: float = Field(description="Committed bytes per output token.")
     fixed_bytes: float = Field(default=0.0, description="Committed bytes per run (report...).")
+    cpu_per_wall: float = Field(
+        default=1.0, description="CPU seconds per wall second the probe used (cores kept busy)."
+    )
 
 
 class DebateRates(BaseModel):
@@ -48,6 +54,9 @@ class DebateRates(BaseModel):
     tokens_out: dict[str, float] = Field(description="Completion tokens per subject, by role.")
     topics_per_subject: float
     bytes_per_subject: float
+    cpu_per_wall: float = Field(
+        default=1.0, description="CPU seconds per wall second the probe used (cores kept busy)."
+    )
 
 
 class GpuRates(BaseModel):

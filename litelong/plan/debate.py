@@ -72,7 +72,7 @@ def estimate_debate(
         name=resource.name,
         wall_seconds=wall,
         bytes=round(subjects * rates.bytes_per_subject),
-        cpu_hours=wall * shards * calibration.cores / 3600 if local else 0.0,
+        cpu_hours=wall * shards * rates.cpu_per_wall / 3600,
         figures={
             "subjects": subjects,
             "requests": round(subjects * rates.requests_per_subject),

@@ -68,7 +68,7 @@ def estimate_index(resource: BM25Index, calibration: Calibration) -> Estimate:
         name=resource.name,
         wall_seconds=work / shards + rates.fixed_seconds,
         bytes=round(size),
-        cpu_hours=work * calibration.cores / 3600,
+        cpu_hours=(work + rates.fixed_seconds * shards) * rates.cpu_per_wall / 3600,
         figures=figures,
         basis=basis,
         warnings=warnings,

@@ -38,7 +38,9 @@ from .calibration import (
     host_name,
 )
 from .debate import endpoint_key
+from .models import shape_of
 from .synthesis import rates_key
+from .training import fits, memory_per_gpu
 
 PROBE_CORPUS = "builtin://wiki_vital_en.jsonl.zst"
 PROBE_TOPICS = (4, 24)
@@ -61,10 +63,10 @@ def calibrate(resources: list[AnyResource], log: Log = lambda _: None) -> Calibr
             log(f"index ({key}): {rate / 1e6:.2f} MB/s of text")
         for resource in resources:
             if isinstance(resource, SynthesisRun):
-                _tokenizer_probe(calibration, resource)
+                doc_tokens = _tokenizer_probe(calibration, resource)
                 key = rates_key(resource)
                 if key not in calibration.synthesis:
-                    calibration.synthesis[key] = _synthesis_probe(store, resource)
+                    calibration.synthesis[key] = _synthesis_probe(store, resource, doc_tokens)
                     rate = calibration.synthesis[key].tokens_per_s
                     log(f"synthesis ({key}): {rate:,.0f} tokens/s")
             elif isinstance(resource, TopicDebate):
@@ -74,6 +76,16 @@ def calibrate(resources: list[AnyResource], log: Log = lambda _: None) -> Calibr
                     log(f"debate: {calibration.debate[key].seconds_per_subject:.1f} s per subject")
         calibration.gpu = _gpu_probe(resources, store, log)
     return calibration
+
+
+def _timed(resource: AnyResource, store: ArtifactStore) -> tuple[Manifest, float, float]:
+    """Run one whole stage; (manifest, wall seconds, CPU seconds of this process: its threads
+    and an in-process llama.cpp server included)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    manifest = run_shard(resource, store, 0, 1).manifest
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert manifest is not None
+    return manifest, wall, cpu
 
 
 def _chunk_chars(resources: list[AnyResource]) -> int:
@@ -127,15 +139,14 @@ def _index_probe(
     document x documents + per text byte x text bytes: the whole sample against the same text
     in an eighth of the documents gives the per-document terms, against its half the rest."""
     runs: dict[str, tuple[float, float, float, float]] = {}  # text bytes, docs, seconds, size
+    walls = cpus = 0.0
     for name in ("half", "full", "long"):
         label = f"probe-{name}-{'chunks' if chunks else 'plain'}"
         resource = _index_resource(chunks, chunk_chars, str(corpora[name]), label)
         docs = list(read_shard(resource.spec, 0, 1, SkipCounter()))
         text = float(sum(len(d.text.encode()) for d in docs))
-        started = time.perf_counter()
-        manifest = run_shard(resource, store, 0, 1).manifest
-        seconds = time.perf_counter() - started
-        assert manifest is not None
+        manifest, seconds, cpu = _timed(resource, store)
+        walls, cpus = walls + seconds, cpus + cpu
         runs[name] = (text, float(len(docs)), seconds, float(manifest.size))
     (t1, d1, s1, _), (t2, d2, s2, z2), (t3, d3, s3, z3) = (
         runs["half"],
@@ -157,21 +168,25 @@ def _index_probe(
         fixed_seconds=fixed,
         disk_bytes_per_text_byte=per_byte,
         disk_bytes_per_document=per_document,
+        cpu_per_wall=cpus / walls,
     )
 
 
-def _tokenizer_probe(calibration: Calibration, resource: SynthesisRun) -> None:
+def _tokenizer_probe(calibration: Calibration, resource: SynthesisRun) -> float:
+    """Tokens per byte and bytes/s of the run's tokenizer on the probe corpus; returns that
+    corpus's mean tokens per document."""
     from ..synth.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(resource.spec.tokenizer.name)
     index = _index_resource(False, 2048)
-    texts = [d.text for d in read_shard(index.spec, 0, 1, SkipCounter())][:4000]
+    texts = [d.text for d in read_shard(index.spec, 0, 1, SkipCounter())]
     nbytes = sum(len(t.encode()) for t in texts)
     started = time.perf_counter()
     tokens = sum(len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False))
     seconds = time.perf_counter() - started
     calibration.tokens_per_byte = tokens / nbytes
     calibration.tokenizer_bytes_per_s = nbytes / seconds
+    return tokens / len(texts)
 
 
 def commit_rule_topics(store: ArtifactStore, count: int, name: str | None = None) -> str:
@@ -202,13 +217,18 @@ def commit_rule_topics(store: ArtifactStore, count: int, name: str | None = None
     return name
 
 
-def _synthesis_probe(store: ArtifactStore, resource: SynthesisRun) -> SynthesisRates:
+def _synthesis_probe(
+    store: ArtifactStore, resource: SynthesisRun, doc_tokens: float
+) -> SynthesisRates:
+    """Two runs, 4 and 24 topics; the rate is per tokenized token (documents tokenized, from
+    the manifest, x `doc_tokens`, the probe corpus's mean), the bytes per output token."""
     spec = resource.spec
     chunked = spec.mode == "nextlong"
     index = _index_resource(chunked, spec.nextlong.chunk_chars)
     if store.artifact(index.kind, index.name, index.spec_hash()).committed_manifest() is None:
         run_shard(index, store, 0, 1)
-    points: list[tuple[float, float, float]] = []  # (tokens, seconds, bytes)
+    points: list[tuple[float, float, float, float]] = []  # tokenized, seconds, tokens, bytes
+    walls = cpus = 0.0
     for count in PROBE_TOPICS:
         topics = commit_rule_topics(store, count)
         document = spec.model_dump(mode="json", by_alias=True)
@@ -222,24 +242,24 @@ def _synthesis_probe(store: ArtifactStore, resource: SynthesisRun) -> SynthesisR
                 "spec": document,
             }
         )
-        started = time.perf_counter()
-        result = run_shard(probe, store, 0, 1)
-        seconds = time.perf_counter() - started
-        manifest: Manifest | None = result.manifest
-        assert manifest is not None
-        points.append((float(manifest.counts.get("tokens", 0)), seconds, float(manifest.size)))
-    (t1, s1, b1), (t2, s2, b2) = points
-    if t2 > t1 and s2 > s1:
-        rate = (t2 - t1) / (s2 - s1)
-        fixed = max(0.0, s1 - t1 / rate)
+        manifest, seconds, cpu = _timed(probe, store)
+        walls, cpus = walls + seconds, cpus + cpu
+        tokenized = manifest.counts.get("documents_tokenized", 0) * doc_tokens
+        tokens = float(manifest.counts.get("tokens", 0))
+        points.append((tokenized, seconds, tokens, float(manifest.size)))
+    (k1, s1, t1, b1), (k2, s2, t2, b2) = points
+    if k2 > k1 and s2 > s1:
+        rate = (k2 - k1) / (s2 - s1)
+        fixed = max(0.0, s1 - k1 / rate)
     else:  # noise swallowed the difference: one point, no fixed cost
-        rate, fixed = t2 / s2, 0.0
+        rate, fixed = k2 / s2, 0.0
     per_token = (b2 - b1) / (t2 - t1) if t2 > t1 else b2 / max(1.0, t2)
     return SynthesisRates(
         tokens_per_s=rate,
         fixed_seconds=fixed,
         bytes_per_token=per_token,
         fixed_bytes=max(0.0, b1 - per_token * t1),
+        cpu_per_wall=cpus / walls,
     )
 
 
@@ -251,9 +271,7 @@ def _debate_probe(store: ArtifactStore, resource: TopicDebate) -> DebateRates:
     document["spec"].pop("output", None)
     document.pop("status", None)
     probe = parse(document)
-    result = run_shard(probe, store, 0, 1)
-    manifest = result.manifest
-    assert manifest is not None
+    manifest, wall, cpu = _timed(probe, store)
     counts = manifest.counts
     subjects = max(1, counts.get("subjects", 0) + counts.get("subjects_failed", 0))
 
@@ -271,6 +289,7 @@ def _debate_probe(store: ArtifactStore, resource: TopicDebate) -> DebateRates:
         tokens_out=per_role("tokens_out"),
         topics_per_subject=counts.get("topics", 0) / subjects,
         bytes_per_subject=manifest.size / subjects,
+        cpu_per_wall=cpu / wall,
     )
 
 
@@ -291,10 +310,20 @@ def _gpu_probe(resources: list[AnyResource], store: ArtifactStore, log: Log) -> 
     peak = next((p for key, p in PEAK_BF16.items() if key in name), GPU.peak_tflops * 1e12)
     rates = GpuRates(name=name, memory_gib=memory, peak_tflops=peak / 1e12)
     jobs = [r for r in resources if isinstance(r, TrainingJob)]
-    if jobs:
-        measured = training_probe(jobs[0], store)
-        rates.mfu = measured.get("mfu")
-        log(f"training: MFU {rates.mfu} on {name}")
+    if not jobs:
+        return rates
+    job = jobs[0]
+    shape = shape_of(job.spec.model.name)
+    one_gpu = memory_per_gpu(shape, job.spec.context_length, 1, 1, job.spec.document_masking)
+    if not fits(one_gpu, memory):
+        log(f"training: not probed, {job.kind}/{job.name} does not fit on one {name}")
+        return rates
+    try:
+        rates.mfu = training_probe(job, store).get("mfu")
+    except torch.OutOfMemoryError:
+        log(f"training: not probed, out of memory on one {name}")
+        return rates
+    log(f"training: MFU {rates.mfu:.1%} on {name}" if rates.mfu else "training: no MFU")
     return rates
 
 
@@ -330,7 +359,6 @@ def training_probe(job: TrainingJob, store: ArtifactStore, steps: int = 4) -> di
 
     from ..train.loop import train
     from ..train.parallel import stop
-    from .models import shape_of
 
     document = job.model_dump(mode="json", by_alias=True, exclude_none=True)
     document.pop("status", None)

@@ -5,7 +5,9 @@
     tokens per document           = text bytes per document x tokens per byte
     samples per topic             = min(samplesPerTopic, available tokens // targetTokens)
     tokens                        = samples x targetTokens
-    build time                    = tokens / output tokens per second + fixed seconds per run
+    tokenized                     = per topic: min(hits, max(16, samples x documents per
+                                    sample + 4)) documents, whole, x tokens per document
+    build time                    = tokenized / tokenized tokens per second + seconds per run
     bytes                         = tokens x bytes per token + fixed bytes (report, metadata)
 
 Rates are per mode and output format, measured by `--calibrate` with a real SynthesisRun of
@@ -19,7 +21,8 @@ from dataclasses import dataclass
 
 from ..api.v1alpha1 import BM25IndexSpec, SynthesisRun
 from ..index import open_index
-from ..store import ArtifactStore, NotCommitted
+from ..store import Artifact, ArtifactStore, NotCommitted
+from ..synth.assemble import FIRST_FETCH_BATCH, MIN_FETCH_BATCH
 from ..synth.candidates import debate_topics
 from .calibration import Calibration, SynthesisRates
 from .corpus_sample import sample_corpus
@@ -66,16 +69,19 @@ def estimate_synthesis(
         available = min(spec.retrieval.top_k, inputs.documents)
         fits = [min(spec.samples_per_topic, int(available / needed))]
     samples = round(sum(fits) * inputs.topics / len(fits))
+    tokenized = tokenized_tokens(fits, needed, available, doc_tokens) * inputs.topics / len(fits)
     underfilled = round(sum(f < spec.samples_per_topic for f in fits) * inputs.topics / len(fits))
     tokens = samples * spec.target_tokens
-    build = tokens / rates.tokens_per_s
+    build = tokenized / rates.tokens_per_s
     wall = build / spec.parallelism + rates.fixed_seconds
     size = tokens * rates.bytes_per_token + rates.fixed_bytes
     basis = [
         *inputs.basis,
         f"{doc_tokens:,.0f} tokens per document ({inputs.text_bytes_per_document:,.0f} bytes x "
         f"{tokens_per_byte:.3f} tokens/byte); {needed:,.1f} documents per sample",
-        f"{rates.tokens_per_s:,.0f} output tokens/s, {rates.fixed_seconds:.1f} s per run "
+        f"{tokenized:,.0f} tokens tokenized (whole documents, fetched at least "
+        f"{FIRST_FETCH_BATCH} at a time)",
+        f"{rates.tokens_per_s:,.0f} tokenized tokens/s, {rates.fixed_seconds:.1f} s per run "
         f"(commit, report), {rates.bytes_per_token:.2f} bytes/token for {key} ({source})",
     ]
     gpu_hours = 0.0
@@ -83,6 +89,7 @@ def estimate_synthesis(
         "topics": inputs.topics,
         "samples": samples,
         "tokens": tokens,
+        "tokens_tokenized": round(tokenized),
         "documents_needed_per_sample": round(needed, 1),
         "documents_available_per_topic": round(available, 1),
         "topics_underfilled": underfilled,
@@ -103,11 +110,22 @@ def estimate_synthesis(
         name=resource.name,
         wall_seconds=wall,
         bytes=round(size),
-        cpu_hours=(build + rates.fixed_seconds) * calibration.cores / 3600,
+        cpu_hours=(build + rates.fixed_seconds * spec.parallelism) * rates.cpu_per_wall / 3600,
         gpu_hours=gpu_hours,
         figures=figures,
         basis=basis,
         warnings=warnings,
+    )
+
+
+def tokenized_tokens(fits: list[int], needed: float, available: float, doc_tokens: float) -> float:
+    """Tokens the stage tokenizes for these topics (samples each in `fits`): every document it
+    fetches is tokenized whole, the one cut at the budget included; a topic fetches at least
+    `FIRST_FETCH_BATCH` documents, then batches sized to what is still needed (over-fetching
+    about half the smallest batch), never more than its hits."""
+    return sum(
+        min(available, max(FIRST_FETCH_BATCH, n * needed + MIN_FETCH_BATCH / 2)) * doc_tokens
+        for n in fits
     )
 
 
@@ -140,15 +158,31 @@ def _inputs(resource: SynthesisRun, store: ArtifactStore, plan: Plan) -> Inputs:
     topics_count, queries = _topics(resource, store, plan, basis, documents)
     hits = None
     if index is not None and queries is not None:
-        retriever = open_index(index)
-        try:
-            hits = [len(retriever.search(q, spec.retrieval.top_k)) for q in queries]
-        finally:
-            retriever.close()
+        hits, retrieved = _query(index, queries, spec.retrieval.top_k)
+        if retrieved:
+            per_doc = retrieved
         basis.append(
-            f"{len(hits)} topic queries run against the index (top {spec.retrieval.top_k})"
+            f"{len(hits)} topic queries run against the index (top {spec.retrieval.top_k}); "
+            f"their first {FIRST_FETCH_BATCH} hits hold {per_doc:,.0f} text bytes each"
         )
     return Inputs(topics_count, hits, documents, per_doc, chunks, basis)
+
+
+def _query(index: Artifact, queries: list[str], top_k: int) -> tuple[list[int], float]:
+    """Hits per query, and the mean UTF-8 size of the documents a topic's first fetch gets
+    (retrieval favours some lengths: the corpus mean is not what a sample is made of)."""
+    retriever = open_index(index)
+    try:
+        hits, nbytes, count = [], 0, 0
+        for query in queries:
+            found = retriever.search(query, top_k)
+            hits.append(len(found))
+            texts = retriever.get([doc_id for doc_id, _ in found[:FIRST_FETCH_BATCH]])
+            nbytes += sum(len(text.encode()) for text in texts)
+            count += len(texts)
+    finally:
+        retriever.close()
+    return hits, nbytes / count if count else 0.0
 
 
 def _topics(

@@ -389,3 +389,19 @@ def test_the_training_probe_times_real_steps_of_the_jobs_model(store: ArtifactSt
     figures = training_probe(job, store, steps=4)
     assert figures["seconds"] > 0
     assert "mfu" not in figures  # no GPU peak to divide by on a CPU
+
+
+def test_the_operator_part_imports_no_stage_engine() -> None:
+    """The operator image has litelong's API models and store, not rich, tantivy or tokenizers."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, litelong.plan.cluster; "
+        "print(sorted(m for m in ('rich', 'tantivy', 'tokenizers', 'pyarrow', 'torch') "
+        "if m in sys.modules))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert found.stdout.strip() == "[]"

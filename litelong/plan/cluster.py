@@ -16,9 +16,8 @@ from ..api import TopicDebate, TrainingJob
 from ..api.loading import AnyResource
 from .debate import estimate_debate
 from .defaults import defaults
-from .estimate import Estimate, Plan
+from .estimate import Estimate, Plan, duration, headline
 from .models import UnknownModel
-from .render import duration, headline
 from .training import estimate_training
 
 

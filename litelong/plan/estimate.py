@@ -1,4 +1,5 @@
-"""What the planner says about one resource, and the totals of a plan."""
+"""What the planner says about one resource, the totals of a plan, and their headline
+(no rich here: the operator image imports this through `cluster`)."""
 
 from __future__ import annotations
 
@@ -64,3 +65,31 @@ class Plan:
 
     def find(self, kind: str, name: str) -> Estimate | None:
         return next((e for e in self.estimates if e.kind == kind and e.name == name), None)
+
+
+def duration(seconds: float) -> str:
+    """12 s, 4.5 min, 3.2 h, 2.1 d."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:.1f} d"
+
+
+def size(nbytes: float) -> str:
+    value = float(nbytes)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{nbytes:.0f} B"
+
+
+def headline(plan: Plan) -> str:
+    """The three figures a reader wants first."""
+    return (
+        f"wall {duration(plan.wall_seconds)}, {plan.cpu_hours:,.2f} CPU-hours, "
+        f"{plan.gpu_hours:,.2f} GPU-hours, {size(plan.bytes)}"
+    )

@@ -44,6 +44,7 @@ from .training import fits, memory_per_gpu
 
 PROBE_CORPUS = "builtin://wiki_vital_en.jsonl.zst"
 PROBE_TOPICS = (4, 24)
+WARM_UP_TOPICS = 2
 
 Log = Callable[[str], None]
 
@@ -220,8 +221,9 @@ def commit_rule_topics(store: ArtifactStore, count: int, name: str | None = None
 def _synthesis_probe(
     store: ArtifactStore, resource: SynthesisRun, doc_tokens: float
 ) -> SynthesisRates:
-    """Two runs, 4 and 24 topics; the rate is per tokenized token (documents tokenized, from
-    the manifest, x `doc_tokens`, the probe corpus's mean), the bytes per output token."""
+    """After an untimed run of 2 topics, runs of 4 and 24 topics; the rate is per tokenized
+    token (documents tokenized, from the manifest, x `doc_tokens`, the probe corpus's mean),
+    the bytes per output token."""
     spec = resource.spec
     chunked = spec.mode == "nextlong"
     index = _index_resource(chunked, spec.nextlong.chunk_chars)
@@ -229,7 +231,7 @@ def _synthesis_probe(
         run_shard(index, store, 0, 1)
     points: list[tuple[float, float, float, float]] = []  # tokenized, seconds, tokens, bytes
     walls = cpus = 0.0
-    for count in PROBE_TOPICS:
+    for count in (WARM_UP_TOPICS, *PROBE_TOPICS):
         topics = commit_rule_topics(store, count)
         document = spec.model_dump(mode="json", by_alias=True)
         document.update(topicDebateRef=topics, indexRef=index.name, parallelism=1)
@@ -243,6 +245,8 @@ def _synthesis_probe(
             }
         )
         manifest, seconds, cpu = _timed(probe, store)
+        if count == WARM_UP_TOPICS:  # first use of the tokenizer, plots...: untimed
+            continue
         walls, cpus = walls + seconds, cpus + cpu
         tokenized = manifest.counts.get("documents_tokenized", 0) * doc_tokens
         tokens = float(manifest.counts.get("tokens", 0))

@@ -8,34 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .estimate import Estimate, Plan
-
-
-def duration(seconds: float) -> str:
-    """12 s, 4.5 min, 3.2 h, 2.1 d."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 172_800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86_400:.1f} d"
-
-
-def size(nbytes: float) -> str:
-    value = float(nbytes)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{nbytes:.0f} B"
-
-
-def headline(plan: Plan) -> str:
-    return (
-        f"wall {duration(plan.wall_seconds)}, {plan.cpu_hours:,.2f} CPU-hours, "
-        f"{plan.gpu_hours:,.2f} GPU-hours, {size(plan.bytes)}"
-    )
+from .estimate import Estimate, Plan, duration, headline, size
 
 
 def _key_figures(estimate: Estimate) -> str:

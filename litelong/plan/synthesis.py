@@ -6,7 +6,9 @@
     samples per topic             = min(samplesPerTopic, available tokens // targetTokens)
     tokens                        = samples x targetTokens
     tokenized                     = per topic: min(hits, max(16, samples x documents per
-                                    sample + 4)) documents, whole, x tokens per document
+                                    sample + 4)) documents, whole, x tokens per document,
+                                    x the share of first fetches that are distinct (real
+                                    queries: a document is tokenized once per shard)
     build time                    = tokenized / tokenized tokens per second + seconds per run
     bytes                         = tokens x bytes per token + fixed bytes (report, metadata)
 
@@ -41,6 +43,7 @@ class Inputs:
     text_bytes_per_document: float
     chunks: float
     basis: list[str]
+    distinct: float = 1.0  # share of fetched documents not fetched by another topic before
 
 
 def rates_key(resource: SynthesisRun) -> str:
@@ -69,7 +72,12 @@ def estimate_synthesis(
         available = min(spec.retrieval.top_k, inputs.documents)
         fits = [min(spec.samples_per_topic, int(available / needed))]
     samples = round(sum(fits) * inputs.topics / len(fits))
-    tokenized = tokenized_tokens(fits, needed, available, doc_tokens) * inputs.topics / len(fits)
+    tokenized = (
+        tokenized_tokens(fits, needed, available, doc_tokens)
+        * inputs.topics
+        / len(fits)
+        * inputs.distinct
+    )
     underfilled = round(sum(f < spec.samples_per_topic for f in fits) * inputs.topics / len(fits))
     tokens = samples * spec.target_tokens
     build = tokenized / rates.tokens_per_s
@@ -156,33 +164,38 @@ def _inputs(resource: SynthesisRun, store: ArtifactStore, plan: Plan) -> Inputs:
             f"nor committed in {store.uri}"
         )
     topics_count, queries = _topics(resource, store, plan, basis, documents)
-    hits = None
+    hits, distinct = None, 1.0
     if index is not None and queries is not None:
-        hits, retrieved = _query(index, queries, spec.retrieval.top_k)
+        hits, retrieved, distinct = _query(index, queries, spec.retrieval.top_k)
         if retrieved:
             per_doc = retrieved
         basis.append(
             f"{len(hits)} topic queries run against the index (top {spec.retrieval.top_k}); "
-            f"their first {FIRST_FETCH_BATCH} hits hold {per_doc:,.0f} text bytes each"
+            f"their first {FIRST_FETCH_BATCH} hits hold {per_doc:,.0f} text bytes each, "
+            f"{distinct:.0%} of them distinct"
         )
-    return Inputs(topics_count, hits, documents, per_doc, chunks, basis)
+    return Inputs(topics_count, hits, documents, per_doc, chunks, basis, distinct)
 
 
-def _query(index: Artifact, queries: list[str], top_k: int) -> tuple[list[int], float]:
-    """Hits per query, and the mean UTF-8 size of the documents a topic's first fetch gets
-    (retrieval favours some lengths: the corpus mean is not what a sample is made of)."""
+def _query(index: Artifact, queries: list[str], top_k: int) -> tuple[list[int], float, float]:
+    """Hits per query; the mean UTF-8 size of the documents a topic's first fetch gets
+    (retrieval favours some lengths: the corpus mean is not what a sample is made of); and the
+    share of those first fetches that are distinct (the stage tokenizes a document once and
+    keeps its tokens for the next topic that retrieves it)."""
     retriever = open_index(index)
     try:
-        hits, nbytes, count = [], 0, 0
+        hits, nbytes, fetched = [], 0, []
         for query in queries:
             found = retriever.search(query, top_k)
             hits.append(len(found))
-            texts = retriever.get([doc_id for doc_id, _ in found[:FIRST_FETCH_BATCH]])
-            nbytes += sum(len(text.encode()) for text in texts)
-            count += len(texts)
+            first = [doc_id for doc_id, _ in found[:FIRST_FETCH_BATCH]]
+            nbytes += sum(len(text.encode()) for text in retriever.get(first))
+            fetched += first
     finally:
         retriever.close()
-    return hits, nbytes / count if count else 0.0
+    if not fetched:
+        return hits, 0.0, 1.0
+    return hits, nbytes / len(fetched), len(set(fetched)) / len(fetched)
 
 
 def _topics(

@@ -783,6 +783,66 @@ def report(
     out.print(f"report: {summary.html}", soft_wrap=True, highlight=False)
 
 
+@app.command()
+def plan(
+    files: Annotated[list[Path], typer.Argument(help="Manifests, one or more resources each.")],
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON, for scripts.")] = False,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="First measure this machine with short runs of the real stages (one debated "
+            "subject per TopicDebate) and keep the rates in the store for later plans.",
+        ),
+    ] = False,
+    llm_tokens_per_s: Annotated[
+        float | None,
+        typer.Option(
+            "--llm-tokens-per-s",
+            help="Completion tokens/s a remote LLM endpoint sustains (caps debate concurrency).",
+            min=0.001,
+        ),
+    ] = None,
+) -> None:
+    """Estimate what running FILES will cost: wall time, CPU- and GPU-hours, bytes, GPU memory.
+
+    Each resource in dependency order, with the basis of every figure (docs/plan.md). Rates
+    come from this machine's calibration in the store (`--calibrate`), else from the figures in
+    bench/README.md. Committed inputs are read for real figures (topics, index queries).
+    """
+    from .plan.actual import keep as keep_plan
+    from .plan.calibration import load as load_calibration
+    from .plan.calibration import save as save_calibration
+    from .plan.models import UnknownModel
+    from .plan.planner import make_plan
+    from .plan.probes import calibrate as run_probes
+    from .plan.render import plan_json, print_plan
+
+    resources = [r for file in files for r in load_file(file)]
+    artifact_store = ArtifactStore(store or (_spec_store(resources[0]) if resources else None))
+    if calibrate:
+        measured = run_probes(resources, log=lambda line: err.print(f"calibrate: {line}"))
+        uri = save_calibration(artifact_store, measured)
+        err.print(f"calibration written to {uri}", soft_wrap=True)
+    try:
+        result = make_plan(
+            resources, artifact_store, load_calibration(artifact_store), llm_tokens_per_s
+        )
+    except UnknownModel as exc:
+        raise UnresolvedRef(str(exc)) from exc
+    except NotCommitted as exc:
+        raise UnresolvedRef(str(exc)) from exc
+    try:  # for the report's plan-vs-actual; a plan still prints where the store is read-only
+        keep_plan(artifact_store, result, resources)
+    except OSError as exc:
+        err.print(f"plan not kept in {artifact_store.uri}: {exc}", soft_wrap=True)
+    if as_json:
+        sys.stdout.write(plan_json(result))
+    else:
+        print_plan(result, out)
+
+
 # -- helpers ---------------------------------------------------------------------------------
 
 

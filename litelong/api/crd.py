@@ -171,6 +171,7 @@ def crd(resource: type[Resource]) -> dict[str, Any]:
                         _column("Phase", ".status.phase"),
                         _column(header, json_path, column_type),
                         _column("Progress", ".status.progress.summary"),
+                        _column("ETA", ".status.plan.eta"),
                         _column("Age", ".metadata.creationTimestamp", "date"),
                     ],
                     "schema": {"openAPIV3Schema": schema},

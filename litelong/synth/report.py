@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from ..api.v1alpha1 import SynthesisRunSpec
 from ..index import Retriever
+from ..plan.actual import compare_run, html_section
 from ..store import Artifact
 from .coherence import MAX_SAMPLES, coherence_definition, measure_coherence
 from .plots import fmt, pct, plot_specs, save_plot
@@ -91,6 +92,7 @@ def write_report(
         **counted,
         "coherence": coherence,
         "manifest": {"counts": manifest.counts, "skipped": manifest.skipped},
+        "plan_vs_actual": compare_run(artifact.store, artifact, _refs(spec)),
     }
     (out / "plots").mkdir(parents=True, exist_ok=True)
     plots, figures["plots"] = {}, {}
@@ -180,6 +182,12 @@ def _table(rows: list[tuple[str, Any]]) -> str:
     return f"<table>{body}</table>"
 
 
+def _refs(spec: SynthesisRunSpec) -> dict[str, str]:
+    """The inputs whose plan the report puts beside their actuals (plan.actual)."""
+    refs = {"TopicDebate": spec.topic_debate_ref, "BM25Index": spec.index_ref}
+    return {kind: name for kind, name in refs.items() if name}
+
+
 def _html(figures: dict[str, Any]) -> str:
     spec = figures["spec"]
     title = f"SynthesisRun/{figures['name']} report"
@@ -223,6 +231,7 @@ def _html(figures: dict[str, Any]) -> str:
         f"<h2>Key figures</h2>{_table(_key_figures(figures))}\n"
         f"<h2>Plots</h2>{plots}\n"
         f"<h2>Topical coherence</h2><p>{html.escape(coherence['definition'])}</p>{measured}\n"
+        f"{html_section(figures.get('plan_vs_actual'))}"
         f"<h2>Manifest counters</h2>{_table(sorted(manifest['counts'].items()))}{skipped}\n"
         "<p>All figures: <a href='report.json'>report.json</a>.</p>\n</body></html>\n"
     )

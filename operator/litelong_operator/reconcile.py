@@ -19,6 +19,7 @@ from typing import Any
 
 from litelong.api import KINDS, InvalidManifest
 from litelong.api.v1alpha1.bm25index import documents_per_shard
+from litelong.plan.cluster import plan_status
 from litelong.store import Artifact, ArtifactStore
 
 from . import metrics
@@ -336,6 +337,9 @@ class Reconciler:
             previous=previous,
             generation=generation,
         )
+        plan = plan_status(_resource(body), observed.phase, observed.done, observed.total, previous)
+        if plan:
+            status["plan"] = plan
         meta = body["metadata"]
         namespace = meta.get("namespace") or "default"
         metrics.record_phase(body["kind"], namespace, meta["name"], observed.phase)
@@ -357,6 +361,14 @@ class MissingController(RuntimeError):
             f"{child['kind']} ({child['apiVersion']}) is not served by this cluster: install "
             "the Kubeflow Training Operator (PyTorchJob) or Trainer v2 (TrainJob)"
         )
+
+
+def _resource(body: dict[str, Any]) -> Any:
+    """The parsed resource, or None for an invalid spec (which gets no plan)."""
+    try:
+        return owner_of(body).resource
+    except InvalidManifest:
+        return None
 
 
 def _reason(status: dict[str, Any]) -> str:

@@ -151,6 +151,21 @@ class Progress(CamelModel):
     summary: str = Field(default="", description="Short form shown by kubectl, e.g. 3/16.")
 
 
+class PlanStatus(CamelModel):
+    """What `litelong plan` estimates, written when the resource is created, and the ETA."""
+
+    wall_seconds: float | None = Field(default=None, description="Estimated wall time.")
+    cpu_hours: float | None = Field(default=None, description="Estimated CPU-hours.")
+    gpu_hours: float | None = Field(default=None, description="Estimated GPU-hours.")
+    bytes: int | None = Field(default=None, description="Estimated bytes written.")
+    fits: bool | None = Field(
+        default=None, description="TrainingJob: whether it fits in GPU memory."
+    )
+    summary: str = Field(default="", description="The headline figures, for people.")
+    eta: str | None = Field(default=None, description="Time left, e.g. 4.5 min (kubectl column).")
+    eta_seconds: int | None = Field(default=None, ge=0, description="Time left in seconds.")
+
+
 class StatusBase(CamelModel):
     """Status common to the four kinds; each kind adds typed `outputs`."""
 
@@ -165,6 +180,9 @@ class StatusBase(CamelModel):
     )
     progress: Progress = Field(default_factory=Progress, description="Work done so far.")
     spec_hash: str | None = Field(default=None, description="Hash naming the output folder.")
+    plan: PlanStatus | None = Field(
+        default=None, description="Estimated cost (docs/plan.md) and time left."
+    )
 
 
 class OutputsBase(CamelModel):

@@ -1,0 +1,391 @@
+"""`litelong plan --calibrate`: short runs of the real stages on this machine, timed.
+
+Every probe runs the stage code the plan is about (`stages.run_shard`) in a throwaway store,
+so a rate includes everything a real run pays (reading, commit, report). The probes:
+
+- tokenizer: tokens per byte and bytes/s of each SynthesisRun's tokenizer on corpus text;
+- index: the Wikipedia sample shipped with litelong, without and with the chunk index;
+- synthesis: per mode and format in the files, two runs (4 and 16 topics) over that index,
+  whose difference separates the per-token rate from the per-run cost;
+- debate: one subject of each TopicDebate, against its own endpoints (one request per role
+  at least; the answers are not cached for the real run);
+- GPU: the device's name, memory and peak, and the MFU of a few training steps of the first
+  TrainingJob's model at its length (fresh weights, synthetic documents), when torch sees one.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..api import BM25Index, SynthesisRun, TopicDebate, TrainingJob, parse
+from ..api.loading import AnyResource
+from ..api.v1alpha1.topicdebate import TaxonomySelection
+from ..corpus import SkipCounter, read_shard
+from ..stages import run_shard
+from ..store import ArtifactStore, Manifest
+from ..taxonomy import load_bisac
+from .calibration import (
+    Calibration,
+    DebateRates,
+    GpuRates,
+    IndexRates,
+    SynthesisRates,
+    host_name,
+)
+from .debate import endpoint_key
+from .models import shape_of
+from .synthesis import rates_key
+from .training import fits, memory_per_gpu
+
+PROBE_CORPUS = "builtin://wiki_vital_en.jsonl.zst"
+PROBE_TOPICS = (4, 24)
+WARM_UP_TOPICS = 2
+
+Log = Callable[[str], None]
+
+
+def calibrate(resources: list[AnyResource], log: Log = lambda _: None) -> Calibration:
+    calibration = Calibration(host=host_name())
+    with tempfile.TemporaryDirectory(prefix="litelong-calibrate-") as folder:
+        store = ArtifactStore(f"file://{folder}")
+        chunk_chars = _chunk_chars(resources)
+        corpora = _probe_corpora(Path(folder))
+        warm = _index_resource(False, chunk_chars, str(corpora["half"]), "probe-warm-up")
+        run_shard(warm, store, 0, 1)  # imports and first-use costs, untimed
+        for chunks in (False, True):
+            key = "chunks" if chunks else "plain"
+            calibration.index[key] = _index_probe(store, corpora, chunks, chunk_chars)
+            rate = calibration.index[key].text_bytes_per_s
+            log(f"index ({key}): {rate / 1e6:.2f} MB/s of text")
+        for resource in resources:
+            if isinstance(resource, SynthesisRun):
+                doc_tokens = _tokenizer_probe(calibration, resource)
+                key = rates_key(resource)
+                if key not in calibration.synthesis:
+                    calibration.synthesis[key] = _synthesis_probe(store, resource, doc_tokens)
+                    rate = calibration.synthesis[key].tokens_per_s
+                    log(f"synthesis ({key}): {rate:,.0f} tokens/s")
+            elif isinstance(resource, TopicDebate):
+                key = endpoint_key(resource.spec)
+                if key not in calibration.debate:
+                    calibration.debate[key] = _debate_probe(store, resource)
+                    log(f"debate: {calibration.debate[key].seconds_per_subject:.1f} s per subject")
+        calibration.gpu = _gpu_probe(resources, store, log)
+    return calibration
+
+
+def _timed(resource: AnyResource, store: ArtifactStore) -> tuple[Manifest, float, float]:
+    """Run one whole stage; (manifest, wall seconds, CPU seconds of this process: its threads
+    and an in-process llama.cpp server included)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    manifest = run_shard(resource, store, 0, 1).manifest
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert manifest is not None
+    return manifest, wall, cpu
+
+
+def _chunk_chars(resources: list[AnyResource]) -> int:
+    sizes = [r.spec.chunks.chunk_chars for r in resources if isinstance(r, BM25Index)]
+    return sizes[0] if sizes else 2048
+
+
+def _index_resource(
+    chunks: bool, chunk_chars: int, uri: str = PROBE_CORPUS, name: str = ""
+) -> BM25Index:
+    name = name or ("probe-chunks" if chunks else "probe-index")
+    resource = parse(
+        {
+            "apiVersion": "litelong.io/v1alpha1",
+            "kind": "BM25Index",
+            "metadata": {"name": name},
+            "spec": {
+                "corpus": [{"uri": uri, "format": "jsonl", "idField": "id"}],
+                "chunks": {"enabled": chunks, "chunkChars": chunk_chars},
+            },
+        }
+    )
+    assert isinstance(resource, BM25Index)
+    return resource
+
+
+def _probe_corpora(folder: Path) -> dict[str, Path]:
+    """The shipped sample three ways: its first half, whole, and whole with every 8 documents
+    joined into one (the same text in an eighth of the documents)."""
+    documents = list(read_shard(_index_resource(False, 2048).spec, 0, 1, SkipCounter()))
+    long = [
+        {"id": f"long-{i}", "text": "\n\n".join(d.text for d in documents[i : i + 8])}
+        for i in range(0, len(documents), 8)
+    ]
+    corpora = {
+        "half": [{"id": d.id, "text": d.text} for d in documents[: len(documents) // 2]],
+        "full": [{"id": d.id, "text": d.text} for d in documents],
+        "long": long,
+    }
+    paths = {}
+    for name, records in corpora.items():
+        paths[name] = folder / f"probe-{name}.jsonl"
+        paths[name].write_text("".join(json.dumps(r) + "\n" for r in records))
+    return paths
+
+
+def _index_probe(
+    store: ArtifactStore, corpora: dict[str, Path], chunks: bool, chunk_chars: int
+) -> IndexRates:
+    """Seconds = fixed + per document x documents + text bytes / rate, and bytes on disk = per
+    document x documents + per text byte x text bytes: the whole sample against the same text
+    in an eighth of the documents gives the per-document terms, against its half the rest."""
+    runs: dict[str, tuple[float, float, float, float]] = {}  # text bytes, docs, seconds, size
+    walls = cpus = 0.0
+    for name in ("half", "full", "long"):
+        label = f"probe-{name}-{'chunks' if chunks else 'plain'}"
+        resource = _index_resource(chunks, chunk_chars, str(corpora[name]), label)
+        docs = list(read_shard(resource.spec, 0, 1, SkipCounter()))
+        text = float(sum(len(d.text.encode()) for d in docs))
+        manifest, seconds, cpu = _timed(resource, store)
+        walls, cpus = walls + seconds, cpus + cpu
+        runs[name] = (text, float(len(docs)), seconds, float(manifest.size))
+    (t1, d1, s1, _), (t2, d2, s2, z2), (t3, d3, s3, z3) = (
+        runs["half"],
+        runs["full"],
+        runs["long"],
+    )
+    per_doc_s = max(0.0, (s2 - s3) / (d2 - d3)) if d2 > d3 else 0.0
+    byte_s = s2 - s1 - per_doc_s * (d2 - d1)
+    if t2 > t1 and byte_s > 0:
+        rate = (t2 - t1) / byte_s
+        fixed = max(0.0, s1 - per_doc_s * d1 - t1 / rate)
+    else:  # noise swallowed the difference: one point, all cost per byte
+        rate, fixed, per_doc_s = t2 / s2, 0.0, 0.0
+    per_document = max(0.0, (z2 - z3 - (t2 - t3) * z2 / t2) / (d2 - d3)) if d2 > d3 else 0.0
+    per_byte = max(0.0, (z2 - per_document * d2) / t2)
+    return IndexRates(
+        text_bytes_per_s=rate,
+        seconds_per_document=per_doc_s,
+        fixed_seconds=fixed,
+        disk_bytes_per_text_byte=per_byte,
+        disk_bytes_per_document=per_document,
+        cpu_per_wall=cpus / walls,
+    )
+
+
+def _tokenizer_probe(calibration: Calibration, resource: SynthesisRun) -> float:
+    """Tokens per byte and bytes/s of the run's tokenizer on the probe corpus; returns that
+    corpus's mean tokens per document."""
+    from ..synth.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(resource.spec.tokenizer.name)
+    index = _index_resource(False, 2048)
+    texts = [d.text for d in read_shard(index.spec, 0, 1, SkipCounter())]
+    nbytes = sum(len(t.encode()) for t in texts)
+    started = time.perf_counter()
+    tokens = sum(len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=False))
+    seconds = time.perf_counter() - started
+    calibration.tokens_per_byte = tokens / nbytes
+    calibration.tokenizer_bytes_per_s = nbytes / seconds
+    return tokens / len(texts)
+
+
+def commit_rule_topics(store: ArtifactStore, count: int, name: str | None = None) -> str:
+    """A committed TopicDebate of `count` BISAC subjects as topics (no LLM), as the synthesis
+    bench makes them; returns its name."""
+    name = name or f"probe-topics-{count}"
+    selection = TaxonomySelection(include=["SCI*", "MAT*"], max_subjects=count, seed=0)
+    subjects = load_bisac().select(selection)[:count]
+    debate = store.artifact("TopicDebate", name, "000000000000")
+    with debate.staging(0, 1) as folder:
+        lines = []
+        for subject in subjects:
+            words = " ".join(p for p in subject.label.split(" / ")[-2:] if p != "General")
+            lines.append(
+                json.dumps(
+                    {
+                        "subject_code": subject.code,
+                        "heading": subject.heading,
+                        "subject": subject.label,
+                        "topic": words,
+                        "query": words.lower(),
+                    }
+                )
+            )
+        (folder / "topics.jsonl").write_text("".join(line + "\n" for line in lines))
+        debate.commit_part(0, 1, folder, counts={"topics": len(lines)})
+    debate.commit({}, 1)
+    return name
+
+
+def _synthesis_probe(
+    store: ArtifactStore, resource: SynthesisRun, doc_tokens: float
+) -> SynthesisRates:
+    """After an untimed run of 2 topics, runs of 4 and 24 topics; the rate is per tokenized
+    token (documents tokenized, from the manifest, x `doc_tokens`, the probe corpus's mean),
+    the bytes per output token."""
+    spec = resource.spec
+    chunked = spec.mode == "nextlong"
+    index = _index_resource(chunked, spec.nextlong.chunk_chars)
+    if store.artifact(index.kind, index.name, index.spec_hash()).committed_manifest() is None:
+        run_shard(index, store, 0, 1)
+    points: list[tuple[float, float, float, float]] = []  # tokenized, seconds, tokens, bytes
+    walls = cpus = 0.0
+    for count in (WARM_UP_TOPICS, *PROBE_TOPICS):
+        topics = commit_rule_topics(store, count)
+        document = spec.model_dump(mode="json", by_alias=True)
+        document.update(topicDebateRef=topics, indexRef=index.name, parallelism=1)
+        document["output"] = {**document["output"], "store": None}
+        probe = parse(
+            {
+                "apiVersion": "litelong.io/v1alpha1",
+                "kind": "SynthesisRun",
+                "metadata": {"name": f"probe-synthesis-{count}"},
+                "spec": document,
+            }
+        )
+        manifest, seconds, cpu = _timed(probe, store)
+        if count == WARM_UP_TOPICS:  # first use of the tokenizer, plots...: untimed
+            continue
+        walls, cpus = walls + seconds, cpus + cpu
+        tokenized = manifest.counts.get("documents_tokenized", 0) * doc_tokens
+        tokens = float(manifest.counts.get("tokens", 0))
+        points.append((tokenized, seconds, tokens, float(manifest.size)))
+    (k1, s1, t1, b1), (k2, s2, t2, b2) = points
+    if k2 > k1 and s2 > s1:
+        rate = (k2 - k1) / (s2 - s1)
+        fixed = max(0.0, s1 - k1 / rate)
+    else:  # noise swallowed the difference: one point, no fixed cost
+        rate, fixed = k2 / s2, 0.0
+    per_token = (b2 - b1) / (t2 - t1) if t2 > t1 else b2 / max(1.0, t2)
+    return SynthesisRates(
+        tokens_per_s=rate,
+        fixed_seconds=fixed,
+        bytes_per_token=per_token,
+        fixed_bytes=max(0.0, b1 - per_token * t1),
+        cpu_per_wall=cpus / walls,
+    )
+
+
+def _debate_probe(store: ArtifactStore, resource: TopicDebate) -> DebateRates:
+    document = resource.model_dump(mode="json", by_alias=True, exclude_none=True)
+    document["metadata"] = {"name": f"probe-{resource.name}"}
+    document["spec"]["taxonomy"]["maxSubjects"] = 1
+    document["spec"]["parallelism"] = 1
+    document["spec"].pop("output", None)
+    document.pop("status", None)
+    probe = parse(document)
+    manifest, wall, cpu = _timed(probe, store)
+    counts = manifest.counts
+    subjects = max(1, counts.get("subjects", 0) + counts.get("subjects_failed", 0))
+
+    def per_role(prefix: str) -> dict[str, float]:
+        return {
+            key.split(".", 1)[1]: value / subjects
+            for key, value in counts.items()
+            if key.startswith(prefix + ".")
+        }
+
+    return DebateRates(
+        seconds_per_subject=sum(p.seconds for p in manifest.parts) / subjects,
+        requests_per_subject=counts.get("requests", 0) / subjects,
+        tokens_in=per_role("tokens_in"),
+        tokens_out=per_role("tokens_out"),
+        topics_per_subject=counts.get("topics", 0) / subjects,
+        bytes_per_subject=manifest.size / subjects,
+        cpu_per_wall=cpu / wall,
+    )
+
+
+def _gpu_probe(resources: list[AnyResource], store: ArtifactStore, log: Log) -> GpuRates | None:
+    """The device, and the MFU of a few real training steps of the first TrainingJob's model
+    and length (fresh weights, synthetic documents), when torch sees a GPU."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    from ..train.metrics import PEAK_BF16
+    from .defaults import GPU
+
+    name = torch.cuda.get_device_name(0)
+    memory = torch.cuda.get_device_properties(0).total_memory / 2**30
+    peak = next((p for key, p in PEAK_BF16.items() if key in name), GPU.peak_tflops * 1e12)
+    rates = GpuRates(name=name, memory_gib=memory, peak_tflops=peak / 1e12)
+    jobs = [r for r in resources if isinstance(r, TrainingJob)]
+    if not jobs:
+        return rates
+    job = jobs[0]
+    shape = shape_of(job.spec.model.name)
+    one_gpu = memory_per_gpu(shape, job.spec.context_length, 1, 1, job.spec.document_masking)
+    if not fits(one_gpu, memory):
+        log(f"training: not probed, {job.kind}/{job.name} does not fit on one {name}")
+        return rates
+    try:
+        rates.mfu = training_probe(job, store).get("mfu")
+    except torch.OutOfMemoryError:
+        log(f"training: not probed, out of memory on one {name}")
+        return rates
+    log(f"training: MFU {rates.mfu:.1%} on {name}" if rates.mfu else "training: no MFU")
+    return rates
+
+
+class _SyntheticDocuments:
+    """Seeded random tokens cut into documents of log-normal length (median 1,500 tokens), as
+    bench/train.py feeds the loop."""
+
+    def __init__(self, length: int, vocab: int) -> None:
+        self.length, self.vocab = length, vocab
+
+    def __len__(self) -> int:
+        return 1 << 30
+
+    def sequence(self, index: int) -> Any:
+        import numpy as np
+
+        from ..train.data import Sequence
+
+        rng = np.random.default_rng([0, index])
+        tokens = rng.integers(0, self.vocab, self.length + 1, dtype=np.int64)
+        spans, start = [], 0
+        while start < self.length + 1:
+            size = int(np.clip(rng.lognormal(np.log(1500), 1.0), 16, 65536))
+            spans.append((start, min(start + size, self.length + 1)))
+            start += size
+        return Sequence(f"synthetic/{index}", tokens, spans)
+
+
+def training_probe(job: TrainingJob, store: ArtifactStore, steps: int = 4) -> dict[str, float]:
+    """Median seconds, MFU (GPU only) and peak GiB of steps 3.. of `job`'s model at its length
+    and attention, one sequence per step on this process's device, fresh weights."""
+    import statistics
+
+    from ..train.loop import train
+    from ..train.parallel import stop
+
+    document = job.model_dump(mode="json", by_alias=True, exclude_none=True)
+    document.pop("status", None)
+    document["metadata"] = {"name": "probe-training"}
+    spec = document["spec"]
+    spec["model"]["fromConfig"] = True
+    spec.update(
+        steps=1_000_000,
+        warmupRatio=0.0,
+        batchTokens=spec["contextLength"],
+        checkpointEvery=1_000_000,
+        parallelism={"nodes": 1, "gpusPerNode": 1, "contextParallel": 1},
+    )
+    probe = parse(document)
+    assert isinstance(probe, TrainingJob)
+    data = _SyntheticDocuments(probe.spec.context_length, shape_of(job.spec.model.name).vocab_size)
+    try:
+        rows = train(probe, store, data=data, stop_after=steps).rows[2:]
+    finally:
+        stop()
+    figures = {"seconds": statistics.median(r["seconds"] for r in rows)}
+    for key in ("mfu", "peak_memory_gib"):
+        values = [r[key] for r in rows if r.get(key) is not None]
+        if values:
+            figures[key] = statistics.median(values)
+    return figures

@@ -45,11 +45,21 @@ from .stages import (
     StageUnavailable,
     UnresolvedRef,
     artifact_of,
-    check_refs,
     order_by_dependency,
+    resolve_inputs,
     run_shard,
+    samples_shortfall,
+    stage_for,
+    why_rerun,
 )
-from .store import Artifact, ArtifactStore, Manifest, NotCommitted, default_store_uri
+from .store import (
+    Artifact,
+    ArtifactStore,
+    EmptyOutput,
+    Manifest,
+    NotCommitted,
+    default_store_uri,
+)
 from .synth import EmbeddingModelUnavailable, ModeUnavailable, TokenizerUnavailable
 from .synth.report import UnreadableMetadata, write_report
 from .taxonomy import SelectionError, load_bisac
@@ -68,6 +78,7 @@ _INPUT_ERRORS = (
 )
 _FAILURES = (
     StageUnavailable,
+    EmptyOutput,
     BackendUnavailable,
     ManticoreError,
     CorpusReadError,
@@ -186,8 +197,10 @@ def run(
 ) -> None:
     """Run every resource in FILES, in dependency order, on this machine.
 
-    References resolve to resources in the same files or already committed in the store. A
-    resource whose output is committed is not run again: edit its spec to make a new one.
+    References resolve to resources in the same files or already committed in the store. An
+    output is named by its identity (spec and inputs): a resource whose output is committed is
+    not run again; one whose spec or inputs changed runs again and says why. A TrainingJob
+    trains here, in this process (CPU, or this machine's GPU).
     """
     resources = order_by_dependency([r for file in files for r in load_file(file)])
     names = Counter(f"{r.kind}/{r.name}" for r in resources)
@@ -199,8 +212,7 @@ def run(
     def store_of(resource: AnyResource) -> ArtifactStore:
         return ArtifactStore(store or _spec_store(resource))
 
-    check_refs(resources, store_of)
-    for resource in resources:
+    for resource in resolve_inputs(resources, store_of):
         _run_resource(resource, store_of(resource))
 
 
@@ -231,6 +243,8 @@ def stage(
     if shard >= of:
         raise typer.BadParameter(f"shard {shard} is not in 0..{of - 1}", param_hint="--shard")
     artifact_store = ArtifactStore(store or _spec_store(resource))
+    stage_for(resource.kind)  # a kind without a stage says so before its refs are looked up
+    resource = resolve_inputs([resource], lambda _: artifact_store)[0]
     with _progress(resource, f"shard {shard}/{of}") as progress:
         result = run_shard(resource, artifact_store, shard, of, progress)
     out.print(f"{resource.kind}/{resource.name} shard {shard} of {of}: {result.outcome.value}")
@@ -258,10 +272,20 @@ def train(
 
     `torchrun --nproc-per-node N -m litelong train --spec FILE` on one machine; in a cluster
     the operator runs exactly `torchrun -m litelong train --spec /etc/litelong/resource.yaml`.
-    The samples are the newest committed output of `spec.synthesisRunRef` in the store. A
-    rerun resumes from the last checkpoint with the same data order; a committed run is not
-    run again.
+    The samples are the output of `spec.synthesisRunRef` the resource's inputs name (set by the
+    operator), else its newest committed one. A rerun resumes from the last checkpoint with
+    the same data order; a committed run is not run again.
     """
+    resource = _pick(load_file(spec), "TrainingJob", name, source=str(spec))
+    assert isinstance(resource, TrainingJob)
+    artifact_store = ArtifactStore(store or _spec_store(resource))
+    resolved = resolve_inputs([resource], lambda _: artifact_store)[0]
+    assert isinstance(resolved, TrainingJob)
+    _train(resolved, artifact_store, stop_after)
+
+
+def _train(resource: TrainingJob, artifact_store: ArtifactStore, stop_after: int | None) -> None:
+    """Train in this process (one of torchrun's, or `litelong run`'s own), then commit."""
     try:
         import torch  # noqa: F401
     except ImportError as exc:
@@ -271,9 +295,6 @@ def train(
     from .train.loading import ModelUnavailable
     from .train.loop import train as run_training
 
-    resource = _pick(load_file(spec), "TrainingJob", name, source=str(spec))
-    assert isinstance(resource, TrainingJob)
-    artifact_store = ArtifactStore(store or _spec_store(resource))
     artifact = artifact_of(resource, artifact_store)
     main_rank = os.environ.get("RANK", "0") == "0"
     if artifact.committed_manifest() is not None:
@@ -281,7 +302,7 @@ def train(
             out.print(f"TrainingJob/{resource.name}: already committed, nothing to do")
         return
     try:
-        artifact_store.latest_committed("SynthesisRun", resource.spec.synthesis_run_ref)
+        artifact_store.input_of(resource, "SynthesisRun").manifest()
     except NotCommitted as exc:
         raise UnresolvedRef(
             f"TrainingJob/{resource.name}: synthesisRunRef {resource.spec.synthesis_run_ref!r} "
@@ -353,37 +374,81 @@ def llm_serve(
 
 @app.command()
 def status(store: StoreOption = None) -> None:
-    """List the artifacts in a store and whether each is committed."""
+    """List the artifacts in a store: committed or not, what inputs each was made from, and
+    `stale` where an input has a newer committed output than the one it was made from."""
     artifact_store = ArtifactStore(store)
-    table = Table("kind", "name", "spec hash", "state", "counts", "size", "created", box=None)
+    table = Table(
+        "namespace",
+        "kind",
+        "name",
+        "identity",
+        "state",
+        "inputs",
+        "counts",
+        "size",
+        "created",
+        box=None,
+    )
+    newest: dict[tuple[str, str, str], str | None] = {}
+
+    def newest_of(namespace: str, key: str) -> str | None:
+        kind, _, name = key.partition("/")
+        if (namespace, kind, name) not in newest:
+            try:
+                found = artifact_store.latest_committed(kind, name, namespace).identity
+            except NotCommitted:
+                found = None
+            newest[(namespace, kind, name)] = found
+        return newest[(namespace, kind, name)]
+
     for artifact in artifact_store.artifacts():
         manifest = artifact.committed_manifest()
-        if manifest is not None:
-            counts = ", ".join(f"{k}={v:,}" for k, v in manifest.counts.items())
+        if manifest is None:
+            state = f"[yellow]{artifact.describe_state()}[/]"
             table.add_row(
+                artifact.namespace,
                 artifact.kind,
                 artifact.name,
-                artifact.spec_hash,
-                "[green]committed[/]",
-                counts,
-                _size(manifest.size),
-                manifest.created_at.strftime("%Y-%m-%d %H:%M"),
-            )
-        else:
-            table.add_row(
-                artifact.kind,
-                artifact.name,
-                artifact.spec_hash,
-                f"[yellow]{artifact.describe_state()}[/]",
+                artifact.identity,
+                Text.from_markup(state),
+                "",
                 "",
                 "",
                 "",
             )
+            continue
+        moved = [
+            f"{key} → {latest[:8]}"
+            for key, identity in manifest.inputs.items()
+            if (latest := newest_of(artifact.namespace, key)) not in (None, identity)
+        ]
+        state = f"[red]stale[/] ({', '.join(moved)})" if moved else "[green]committed[/]"
+        inputs = ", ".join(f"{key}@{identity[:8]}" for key, identity in manifest.inputs.items())
+        counts = ", ".join(f"{k}={v:,}" for k, v in manifest.counts.items())
+        table.add_row(
+            artifact.namespace,
+            artifact.kind,
+            artifact.name,
+            artifact.identity,
+            Text.from_markup(state),
+            inputs,
+            counts,
+            _size(manifest.size),
+            manifest.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    legacy = artifact_store.legacy_folders()
+    if legacy:
+        err.print(
+            f"{', '.join(legacy)}: written by the layout before namespaces and not read; in "
+            f"the store run `mkdir -p default && mv {' '.join(legacy)} default/`",
+            soft_wrap=True,
+        )
     if not table.row_count:
         out.print(f"no artifacts in {artifact_store.uri}")
         return
     out.print(f"store: {artifact_store.uri}")
-    out.print(table)
+    wide = out if out.is_terminal else Console(width=240)  # scripts get whole lines
+    wide.print(table)
 
 
 @app.command()
@@ -486,9 +551,16 @@ def report(
     without one it is skipped and the report says why. A run not committed exits 1.
     """
     artifact_store, artifact = _synthesis_artifact(run_ref, store, name)
-    spec = SynthesisRunSpec.model_validate(artifact.manifest().spec)
+    manifest = artifact.manifest()
+    spec = SynthesisRunSpec.model_validate(manifest.spec)
+    made_of = manifest.inputs.get(f"BM25Index/{spec.index_ref}")
     try:
-        retriever = open_index(artifact_store.latest_committed("BM25Index", spec.index_ref))
+        index = (  # the index the samples were made from, not whatever is newest
+            artifact_store.artifact("BM25Index", spec.index_ref, made_of, artifact.namespace)
+            if made_of
+            else artifact_store.latest_committed("BM25Index", spec.index_ref, artifact.namespace)
+        )
+        retriever = open_index(index)
         reason = ""
     except NotCommitted as exc:
         retriever, reason = None, str(exc)
@@ -520,6 +592,11 @@ def _run_resource(resource: AnyResource, store: ArtifactStore) -> None:
         out.print(f"{label}: already committed, nothing to do")
         _print_committed(resource, artifact.uri, committed)
         return
+    if (reason := why_rerun(resource, store)) is not None:
+        out.print(f"{label}: {reason}", soft_wrap=True)
+    if isinstance(resource, TrainingJob):
+        _train(resource, store, None)
+        return
     of = _parallelism(resource)
     manifest = None
     notes: dict[str, str] = {}
@@ -528,6 +605,10 @@ def _run_resource(resource: AnyResource, store: ArtifactStore) -> None:
             result = run_shard(resource, store, shard, of, progress)
             if result.outcome is ShardOutcome.PART_ALREADY_COMMITTED:
                 err.print(f"{label}: shard {shard} already committed, skipped")
+            if result.outcome is ShardOutcome.ARTIFACT_ALREADY_COMMITTED:
+                out.print(f"{label}: committed meanwhile by another run, nothing to do")
+                manifest = result.manifest
+                break
             manifest = result.manifest or manifest
             notes.update(result.notes)
     if manifest is None:
@@ -551,9 +632,14 @@ def _print_committed(
             examples = ", ".join(manifest.skipped_examples.get(reason, [])[:3])
             meaning = REASONS.get(reason, reason)
             out.print(f"    {reason}: {count:,} ({meaning}); first: {examples}", soft_wrap=True)
+    if manifest.inputs:
+        made_of = ", ".join(f"{key}@{identity}" for key, identity in manifest.inputs.items())
+        out.print(f"  inputs: {made_of}", soft_wrap=True)
     out.print(f"  at {uri}", soft_wrap=True)
     for name, value in (notes or {}).items():
         out.print(f"  {name}: {value}", soft_wrap=True)
+    if (short := samples_shortfall(resource, manifest)) is not None:
+        err.print(Text(f"warning: {resource.kind}/{resource.name}: {short}", style="bold yellow"))
 
 
 def _grouped_counts(counts: dict[str, int]) -> dict[str, dict[str, int]]:
@@ -573,6 +659,7 @@ def _synthesis_artifact(
     if Path(run_ref).is_file() or not re.fullmatch(DNS1123_LABEL, run_ref):
         resource = _pick(load_file(run_ref), "SynthesisRun", name, source=run_ref)
         artifact_store = ArtifactStore(store or _spec_store(resource))
+        resource = resolve_inputs([resource], lambda _: artifact_store)[0]
         return artifact_store, artifact_of(resource, artifact_store)
     artifact_store = ArtifactStore(store)
     return artifact_store, artifact_store.latest_committed("SynthesisRun", run_ref)

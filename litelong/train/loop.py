@@ -61,10 +61,10 @@ def train(
     spec = job.spec
     progress = progress or NoProgress()
     world = parallel.start(spec.parallelism.context_parallel)
-    artifact = store.artifact(job.kind, job.name, job.spec_hash())
+    artifact = store.output_of(job)
     length = spec.context_length
     if data is None:
-        source = store.latest_committed("SynthesisRun", spec.synthesis_run_ref)
+        source = store.input_of(job, "SynthesisRun")  # the exact samples its identity names
         data = TrainingData(source, length, spec.seed)
     model = load_model(
         spec.model, length, spec.rope_theta, spec.seed, spec.activation_checkpointing

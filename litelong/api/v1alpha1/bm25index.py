@@ -186,5 +186,6 @@ class BM25Index(Resource[BM25IndexSpec, BM25IndexStatus]):
         "integer",
     )
     runtime_fields: ClassVar[frozenset[str]] = Resource.runtime_fields | {"writer"}
+    output_count: ClassVar[str | None] = "documents"
 
     kind: Literal["BM25Index"] = Field(description="BM25Index.")

@@ -93,6 +93,7 @@ def run_shard(
     if not 0 <= shard < of:
         raise ValueError(f"shard {shard} is not in 0..{of - 1}")
     build = stage_for(resource.kind)
+    resource = resolve_inputs([resource], lambda _: store)[0]  # as is when already resolved
     artifact = artifact_of(resource, store)
     committed = artifact.committed_manifest()
     if committed is not None:

@@ -61,6 +61,11 @@ def train(
     spec = job.spec
     progress = progress or NoProgress()
     world = parallel.start(spec.parallelism.context_parallel)
+    from ..stages import resolve_inputs
+
+    resolved = resolve_inputs([job], lambda _: store)[0]  # as is when already resolved
+    assert isinstance(resolved, TrainingJob)
+    job = resolved
     artifact = store.output_of(job)
     length = spec.context_length
     if data is None:

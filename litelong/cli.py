@@ -639,7 +639,8 @@ def _print_committed(
     for name, value in (notes or {}).items():
         out.print(f"  {name}: {value}", soft_wrap=True)
     if (short := samples_shortfall(resource, manifest)) is not None:
-        err.print(Text(f"warning: {resource.kind}/{resource.name}: {short}", style="bold yellow"))
+        warning = f"warning: {resource.kind}/{resource.name}: {short}"
+        err.print(Text(warning, style="bold yellow"), soft_wrap=True)
 
 
 def _grouped_counts(counts: dict[str, int]) -> dict[str, dict[str, int]]:

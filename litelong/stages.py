@@ -156,21 +156,33 @@ def empty_output(resource: AnyResource, manifest: Manifest) -> str | None:
         without = counts.get("topics_without_hits", 0)
         if without:
             return f"{label}: {without:,} of {topics:,} topics had no hits in the index"
-        best = counts.get("max_topic_tokens", 0)
-        target = manifest.spec.get("targetTokens")
+        target = manifest.spec.get("targetTokens", 0)
+        best = (
+            f"; the best topic's documents reach {counts['max_topic_tokens']:,} of the "
+            f"{target:,} tokens a sample needs"
+            if "max_topic_tokens" in counts
+            else ""
+        )
         return (
-            f"{label}: every sample underfilled; the best topic's documents reach {best:,} of "
-            f"the {target:,} tokens a sample needs (lower targetTokens or widen retrieval.topK)"
+            f"{label}: every sample underfilled{best} (lower targetTokens or raise "
+            f"retrieval.topK)"
         )
     if manifest.skipped:
         reason, skipped = max(manifest.skipped.items(), key=lambda item: item[1])
         examples = manifest.skipped_examples.get(reason, [])
         where = f", e.g. {examples[0]}" if examples else ""
         meaning = REASONS.get(reason, reason)
-        return f"{label}: {skipped:,} skipped as {reason} ({meaning}){where}"
-    if resource.kind == "TopicDebate" and counts.get("topics_proposed", 0):
-        return f"{label}: all {counts['topics_proposed']:,} proposed topics were rejected"
-    return f"{label}: the input holds nothing to use"
+        hint = _HINTS.get(reason, "")
+        return f"{label}: {skipped:,} skipped as {reason} ({meaning}){where}{hint}"
+    if resource.kind == "TopicDebate":
+        proposed = counts.get("topics_proposed", 0)
+        return f"{label}: all {proposed:,} proposed topics were rejected"
+    return f"{label}: the corpus holds no records"
+
+
+_HINTS = {
+    "missing_text": "; is corpus[].textField right?",
+}
 
 
 def samples_shortfall(resource: AnyResource, manifest: Manifest) -> str | None:

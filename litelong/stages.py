@@ -164,8 +164,7 @@ def empty_output(resource: AnyResource, manifest: Manifest) -> str | None:
             else ""
         )
         return (
-            f"{label}: every sample underfilled{best} (lower targetTokens or raise "
-            f"retrieval.topK)"
+            f"{label}: every sample underfilled{best} (lower targetTokens or raise retrieval.topK)"
         )
     if manifest.skipped:
         reason, skipped = max(manifest.skipped.items(), key=lambda item: item[1])

@@ -288,6 +288,27 @@ def test_train_without_a_committed_synthesis_run_exits_2(cli: Cli, tmp_path: Pat
     )
 
 
+def test_litelong_run_trains_a_trainingjob_here_on_its_exact_samples(
+    cli: Cli, store: ArtifactStore, tmp_path: Path
+) -> None:
+    samples = _committed(store, "samples", "mds", [_sample(n, 300, [100, 200]) for n in range(4)])
+    spec = tmp_path / "job.yaml"
+    spec.write_text(
+        "apiVersion: litelong.io/v1alpha1\nkind: TrainingJob\nmetadata: {name: tiny}\n"
+        "spec: {synthesisRunRef: samples, model: {name: litelong/tiny}, contextLength: 128,\n"
+        "  steps: 2, batchTokens: 128, checkpointEvery: 2, learningRate: 1.0e-3}\n"
+    )
+    result = cli("run", str(spec), "--store", store.uri)
+    assert result.code == 0, result.stderr
+    assert "step 2: loss" in result.stdout and "TrainingJob/tiny: committed at step 2" in (
+        result.stdout
+    )
+    job = store.latest_committed("TrainingJob", "tiny")
+    assert job.manifest().inputs == {"SynthesisRun/samples": samples.identity}
+    again = cli("run", str(spec), "--store", store.uri)
+    assert again.code == 0 and "TrainingJob/tiny: already committed, nothing to do" in again.stdout
+
+
 def _pythonpath() -> str:
     """This checkout first, so the processes run the code under test."""
     return os.pathsep.join([str(ROOT), str(ROOT / "operator"), os.environ.get("PYTHONPATH", "")])

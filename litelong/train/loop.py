@@ -188,4 +188,4 @@ def _commit(
         )
         counts = {"steps": result.step, "tokens": sum(int(r["tokens"]) for r in rows)}
         artifact.commit_part(0, 1, folder, counts=counts)
-    artifact.commit(job.spec.model_dump(mode="json", by_alias=True), 1)
+    artifact.commit(job.spec.model_dump(mode="json", by_alias=True), 1, job.inputs())

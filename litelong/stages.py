@@ -18,6 +18,7 @@ from typing import Any
 
 from .api import KINDS
 from .api.loading import AnyResource
+from .api.v1alpha1 import SynthesisRun
 from .corpus import REASONS, SkipCounter
 from .progress import NoProgress, Progress
 from .store import Artifact, ArtifactStore, Manifest, NotCommitted
@@ -186,18 +187,9 @@ _HINTS = {
 
 def samples_shortfall(resource: AnyResource, manifest: Manifest) -> str | None:
     """A SynthesisRun that wrote under `minSamplesRatio` of the samples asked for, said loudly."""
-    if resource.kind != "SynthesisRun":
+    if not isinstance(resource, SynthesisRun):
         return None
-    asked = manifest.counts.get("samples_requested", 0)
-    written = manifest.counts.get("samples", 0)
-    ratio = resource.spec.min_samples_ratio
-    if not asked or written >= ratio * asked:
-        return None
-    return (
-        f"only {written:,} of {asked:,} samples asked for ({written / asked:.0%}, under "
-        f"minSamplesRatio {ratio:.0%}): {manifest.counts.get('samples_underfilled', 0):,} "
-        f"underfilled, {manifest.counts.get('topics_without_hits', 0):,} topics without hits"
-    )
+    return resource.samples_shortfall(manifest.counts)
 
 
 def order_by_dependency(resources: list[AnyResource]) -> list[AnyResource]:

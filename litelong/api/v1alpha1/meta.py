@@ -126,7 +126,9 @@ class SecretKeyRef(CamelModel):
 class Condition(CamelModel):
     """A KEP-1623 condition (metav1.Condition)."""
 
-    type: str = Field(description="Ready, Progressing, Failed or Waiting.")
+    type: str = Field(
+        description="Ready, Progressing, Failed or Waiting; RefsPresent for kinds with refs."
+    )
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(
         pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",

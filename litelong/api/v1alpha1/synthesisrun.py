@@ -149,3 +149,22 @@ class SynthesisRun(Resource[SynthesisRunSpec, SynthesisRunStatus]):
     output_count: ClassVar[str | None] = "samples"
 
     kind: Literal["SynthesisRun"] = Field(description="SynthesisRun.")
+
+    def samples_shortfall(self, counts: dict[str, int]) -> str | None:
+        """What to say when the committed counts hold under `minSamplesRatio` of the samples
+        asked for (topics x samplesPerTopic); None when enough were filled."""
+        asked = counts.get("samples_requested", 0)
+        written = counts.get("samples", 0)
+        ratio = self.spec.min_samples_ratio
+        if not asked or written >= ratio * asked:
+            return None
+        short = (
+            f"only {written:,} of {asked:,} samples asked for ({written / asked:.0%}, under "
+            f"minSamplesRatio {ratio:.0%})"
+        )
+        if "samples_underfilled" not in counts:
+            return short
+        return (
+            f"{short}: {counts['samples_underfilled']:,} underfilled, "
+            f"{counts.get('topics_without_hits', 0):,} topics without hits"
+        )

@@ -150,7 +150,8 @@ def validate(
 ) -> None:
     """Check manifests against the litelong.io/v1alpha1 schemas.
 
-    Prints each resource with its spec hash (the name of its output folder). Every invalid
+    Prints each resource with its spec hash (its output folder's name when it has no refs;
+    with refs the folder's identity also covers its inputs' identities). Every invalid
     field is reported by its path, e.g. `spec.corpus[0].format: must be one of jsonl, parquet`;
     the exit code is then 2.
     """

@@ -547,9 +547,9 @@ def report(
 ) -> None:
     """Write the report of a committed SynthesisRun: report.html, report.json and plots.
 
-    RUN is a manifest file (the output of exactly its spec) or a resource name (its newest
-    committed output). Topical coherence queries the committed BM25Index named by indexRef;
-    without one it is skipped and the report says why. A run not committed exits 1.
+    RUN is a manifest file (the newest output made from exactly its spec) or a resource name
+    (its newest committed output). Topical coherence queries the BM25Index the run was made
+    from; without it, it is skipped and the report says why. A run not committed exits 1.
     """
     artifact_store, artifact = _synthesis_artifact(run_ref, store, name)
     manifest = artifact.manifest()
@@ -661,8 +661,18 @@ def _synthesis_artifact(
     if Path(run_ref).is_file() or not re.fullmatch(DNS1123_LABEL, run_ref):
         resource = _pick(load_file(run_ref), "SynthesisRun", name, source=run_ref)
         artifact_store = ArtifactStore(store or _spec_store(resource))
-        resource = resolve_inputs([resource], lambda _: artifact_store)[0]
-        return artifact_store, artifact_of(resource, artifact_store)
+        wanted = resource.spec_hash()
+
+        def same_spec(manifest: Manifest) -> bool:  # made from this spec, whatever the inputs
+            made = resource.model_copy(
+                update={"spec": SynthesisRunSpec.model_validate(manifest.spec)}
+            )
+            return made.spec_hash() == wanted
+
+        artifact = artifact_store.latest_committed(
+            "SynthesisRun", resource.name, resource.namespace, same_spec
+        )
+        return artifact_store, artifact
     artifact_store = ArtifactStore(store)
     return artifact_store, artifact_store.latest_committed("SynthesisRun", run_ref)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from fsspec.implementations.local import LocalFileSystem
 from ..api import KINDS
 from ..api.loading import AnyResource
 from .artifact import DEFAULT_NAMESPACE, Artifact, NotCommitted, artifact_folder
+from .manifest import Manifest
 
 DEFAULT_STORE = "file://./litelong-data"
 _KIND_BY_FOLDER = {kind.lower(): kind for kind in KINDS}
@@ -128,18 +129,26 @@ class ArtifactStore:
         return False
 
     def latest_committed(
-        self, kind: str, name: str, namespace: str = DEFAULT_NAMESPACE
+        self,
+        kind: str,
+        name: str,
+        namespace: str = DEFAULT_NAMESPACE,
+        accept: Callable[[Manifest], bool] | None = None,
     ) -> Artifact:
-        """The newest committed output of a resource, whatever its identity."""
+        """The newest committed output of a resource, whatever its identity (among those whose
+        manifest `accept` takes, when given)."""
         folder = self.join(artifact_folder(namespace, kind, name, "")).rstrip("/")
         found = []
         for hash_dir in self._children(folder):
             artifact = self.artifact(kind, name, Path(hash_dir).name, namespace)
             manifest = artifact.committed_manifest()
-            if manifest is not None:
+            if manifest is not None and (accept is None or accept(manifest)):
                 found.append((manifest.created_at, artifact))
         if not found:
-            raise NotCommitted(f"no committed {kind}/{name} in namespace {namespace} of {self.uri}")
+            where = f"in namespace {namespace} of {self.uri}"
+            if accept is not None:
+                raise NotCommitted(f"{kind}/{name} of this spec is not committed {where}")
+            raise NotCommitted(f"no committed {kind}/{name} {where}")
         return max(found, key=lambda pair: pair[0])[1]
 
     def _children(self, path: str) -> list[str]:

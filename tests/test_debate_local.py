@@ -125,8 +125,8 @@ def test_a_killed_run_resumes_with_the_same_topics(tmp_path: Path) -> None:
         time.sleep(0.2)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    assert not (store / "topicdebate" / "kill").exists() or not list(
-        (store / "topicdebate" / "kill").rglob("_manifest.json")
+    assert not (store / "default" / "topicdebate" / "kill").exists() or not list(
+        (store / "default" / "topicdebate" / "kill").rglob("_manifest.json")
     )
     rerun = subprocess.run([*command, str(store)], capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr

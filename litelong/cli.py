@@ -47,11 +47,22 @@ from .stages import (
     StageUnavailable,
     UnresolvedRef,
     artifact_of,
-    check_refs,
     order_by_dependency,
+    resolve_inputs,
     run_shard,
+    samples_shortfall,
+    stage_for,
+    why_rerun,
 )
-from .store import MANIFEST, Artifact, ArtifactStore, Manifest, NotCommitted, default_store_uri
+from .store import (
+    MANIFEST,
+    Artifact,
+    ArtifactStore,
+    EmptyOutput,
+    Manifest,
+    NotCommitted,
+    default_store_uri,
+)
 from .synth import EmbeddingModelUnavailable, ModeUnavailable, TokenizerUnavailable
 from .synth.report import UnreadableMetadata, write_report
 from .taxonomy import SelectionError, load_bisac
@@ -70,6 +81,7 @@ _INPUT_ERRORS = (
 )
 _FAILURES = (
     StageUnavailable,
+    EmptyOutput,
     BackendUnavailable,
     ManticoreError,
     CorpusReadError,
@@ -141,7 +153,8 @@ def validate(
 ) -> None:
     """Check manifests against the litelong.io/v1alpha1 schemas.
 
-    Prints each resource with its spec hash (the name of its output folder). Every invalid
+    Prints each resource with its spec hash (its output folder's name when it has no refs;
+    with refs the folder's identity also covers its inputs' identities). Every invalid
     field is reported by its path, e.g. `spec.corpus[0].format: must be one of jsonl, parquet`;
     the exit code is then 2.
     """
@@ -198,9 +211,11 @@ def run(
 ) -> None:
     """Run every resource in FILES, in dependency order, on this machine.
 
-    References resolve to resources in the same files or already committed in the store. A
-    resource whose output is committed is not run again (unless --rebuild); edit its spec
-    to make a new one.
+    References resolve to resources in the same files or already committed in the store. An
+    output is named by its identity (spec and inputs): a resource whose output is committed is
+    not run again; one whose spec or inputs changed runs again and says why. A TrainingJob
+    trains here, in this process (CPU, or this machine's GPU). --rebuild
+    discards their committed outputs first.
     """
     skipped: list[str] = []
     resources = order_by_dependency([r for file in files for r in load_file(file, skipped)])
@@ -217,8 +232,7 @@ def run(
     def store_of(resource: AnyResource) -> ArtifactStore:
         return ArtifactStore(store or _spec_store(resource))
 
-    check_refs(resources, store_of)
-    for resource in resources:
+    for resource in resolve_inputs(resources, store_of):
         if rebuild:
             _discard(resource, store_of(resource))
         _run_resource(resource, store_of(resource))
@@ -251,6 +265,8 @@ def stage(
     if shard >= of:
         raise typer.BadParameter(f"shard {shard} is not in 0..{of - 1}", param_hint="--shard")
     artifact_store = ArtifactStore(store or _spec_store(resource))
+    stage_for(resource.kind)  # a kind without a stage says so before its refs are looked up
+    resource = resolve_inputs([resource], lambda _: artifact_store)[0]
     with _progress(resource, f"shard {shard}/{of}") as progress:
         result = run_shard(resource, artifact_store, shard, of, progress)
     out.print(f"{resource.kind}/{resource.name} shard {shard} of {of}: {result.outcome.value}")
@@ -278,10 +294,20 @@ def train(
 
     `torchrun --nproc-per-node N -m litelong train --spec FILE` on one machine; in a cluster
     the operator runs exactly `torchrun -m litelong train --spec /etc/litelong/resource.yaml`.
-    The samples are the newest committed output of `spec.synthesisRunRef` in the store. A
-    rerun resumes from the last checkpoint with the same data order; a committed run is not
-    run again.
+    The samples are the output of `spec.synthesisRunRef` the resource's inputs name (set by the
+    operator), else its newest committed one. A rerun resumes from the last checkpoint with
+    the same data order; a committed run is not run again.
     """
+    resource = _pick(load_file(spec), "TrainingJob", name, source=str(spec))
+    assert isinstance(resource, TrainingJob)
+    artifact_store = ArtifactStore(store or _spec_store(resource))
+    resolved = resolve_inputs([resource], lambda _: artifact_store)[0]
+    assert isinstance(resolved, TrainingJob)
+    _train(resolved, artifact_store, stop_after)
+
+
+def _train(resource: TrainingJob, artifact_store: ArtifactStore, stop_after: int | None) -> None:
+    """Train in this process (one of torchrun's, or `litelong run`'s own), then commit."""
     try:
         import torch  # noqa: F401
     except ImportError as exc:
@@ -291,9 +317,6 @@ def train(
     from .train.loading import ModelUnavailable
     from .train.loop import train as run_training
 
-    resource = _pick(load_file(spec), "TrainingJob", name, source=str(spec))
-    assert isinstance(resource, TrainingJob)
-    artifact_store = ArtifactStore(store or _spec_store(resource))
     artifact = artifact_of(resource, artifact_store)
     main_rank = os.environ.get("RANK", "0") == "0"
     if artifact.committed_manifest() is not None:
@@ -303,7 +326,7 @@ def train(
                 _evaluate_job(resource, artifact_store)
         return
     try:
-        artifact_store.latest_committed("SynthesisRun", resource.spec.synthesis_run_ref)
+        artifact_store.input_of(resource, "SynthesisRun").manifest()
     except NotCommitted as exc:
         raise UnresolvedRef(
             f"TrainingJob/{resource.name}: synthesisRunRef {resource.spec.synthesis_run_ref!r} "
@@ -458,7 +481,9 @@ def eval_(
         except ModelUnavailable as exc:
             raise UnresolvedRef(str(exc)) from exc
 
-    naming = subject.job_naming(job) if job else subject.source_naming(model, rope_theta)
+    naming = (
+        subject.job_naming(job, artifact_store) if job else subject.source_naming(model, rope_theta)
+    )
     _evaluate_and_print(naming, load, evaluation, chosen, artifact_store, out_dir)
 
 
@@ -501,7 +526,7 @@ def _evaluate_job(job: TrainingJob, store: ArtifactStore) -> None:
     evaluation = job.spec.evaluation
     assert evaluation is not None
     lengths = evaluation.lengths or [job.spec.context_length]
-    naming = subject.job_naming(job)
+    naming = subject.job_naming(job, store)
     _evaluate_and_print(
         naming, lambda: subject.from_job(job, store), evaluation, lengths, store, None
     )
@@ -568,9 +593,7 @@ def export(
     resource = _pick(load_file(spec), "TrainingJob", name, source=str(spec))
     assert isinstance(resource, TrainingJob)
     artifact_store = ArtifactStore(store or _spec_store(resource))
-    words = text.load(
-        tokenizer or text.synthesis_tokenizer_name(artifact_store, resource.spec.synthesis_run_ref)
-    )
+    words = text.load(tokenizer or text.synthesis_tokenizer_name(artifact_store, resource))
     with tempfile_tokenizer(words) as tokenizer_file:
         try:
             folder = write_folder(resource, artifact_store, out_dir, tokenizer_file)
@@ -627,37 +650,81 @@ def llm_serve(
 
 @app.command()
 def status(store: StoreOption = None) -> None:
-    """List the artifacts in a store and whether each is committed."""
+    """List the artifacts in a store: committed or not, what inputs each was made from, and
+    `stale` where an input has a newer committed output than the one it was made from."""
     artifact_store = ArtifactStore(store)
-    table = Table("kind", "name", "spec hash", "state", "counts", "size", "created", box=None)
+    table = Table(
+        "namespace",
+        "kind",
+        "name",
+        "identity",
+        "state",
+        "inputs",
+        "counts",
+        "size",
+        "created",
+        box=None,
+    )
+    newest: dict[tuple[str, str, str], str | None] = {}
+
+    def newest_of(namespace: str, key: str) -> str | None:
+        kind, _, name = key.partition("/")
+        if (namespace, kind, name) not in newest:
+            try:
+                found = artifact_store.latest_committed(kind, name, namespace).identity
+            except NotCommitted:
+                found = None
+            newest[(namespace, kind, name)] = found
+        return newest[(namespace, kind, name)]
+
     for artifact in artifact_store.artifacts():
         manifest = artifact.committed_manifest()
-        if manifest is not None:
-            counts = ", ".join(f"{k}={v:,}" for k, v in manifest.counts.items())
+        if manifest is None:
+            state = f"[yellow]{artifact.describe_state()}[/]"
             table.add_row(
+                artifact.namespace,
                 artifact.kind,
                 artifact.name,
-                artifact.spec_hash,
-                "[green]committed[/]",
-                counts,
-                _size(manifest.size),
-                manifest.created_at.strftime("%Y-%m-%d %H:%M"),
-            )
-        else:
-            table.add_row(
-                artifact.kind,
-                artifact.name,
-                artifact.spec_hash,
-                f"[yellow]{artifact.describe_state()}[/]",
+                artifact.identity,
+                Text.from_markup(state),
+                "",
                 "",
                 "",
                 "",
             )
+            continue
+        moved = [
+            f"{key} → {latest[:8]}"
+            for key, identity in manifest.inputs.items()
+            if (latest := newest_of(artifact.namespace, key)) not in (None, identity)
+        ]
+        state = f"[red]stale[/] ({', '.join(moved)})" if moved else "[green]committed[/]"
+        inputs = ", ".join(f"{key}@{identity[:8]}" for key, identity in manifest.inputs.items())
+        counts = ", ".join(f"{k}={v:,}" for k, v in manifest.counts.items())
+        table.add_row(
+            artifact.namespace,
+            artifact.kind,
+            artifact.name,
+            artifact.identity,
+            Text.from_markup(state),
+            inputs,
+            counts,
+            _size(manifest.size),
+            manifest.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    legacy = artifact_store.legacy_folders()
+    if legacy:
+        err.print(
+            f"{', '.join(legacy)}: written by the layout before namespaces and not read; in "
+            f"the store run `mkdir -p default && mv {' '.join(legacy)} default/`",
+            soft_wrap=True,
+        )
     if not table.row_count:
         out.print(f"no artifacts in {artifact_store.uri}")
         return
     out.print(f"store: {artifact_store.uri}")
-    out.print(table)
+    wide = out if out.is_terminal else Console(width=240)  # scripts get whole lines
+    wide.print(table)
 
 
 @app.command()
@@ -755,14 +822,21 @@ def report(
 ) -> None:
     """Write the report of a committed SynthesisRun: report.html, report.json and plots.
 
-    RUN is a manifest file (the output of exactly its spec) or a resource name (its newest
-    committed output). Topical coherence queries the committed BM25Index named by indexRef;
-    without one it is skipped and the report says why. A run not committed exits 1.
+    RUN is a manifest file (the newest output made from exactly its spec) or a resource name
+    (its newest committed output). Topical coherence queries the BM25Index the run was made
+    from; without it, it is skipped and the report says why. A run not committed exits 1.
     """
     artifact_store, artifact = _synthesis_artifact(run_ref, store, name)
-    spec = SynthesisRunSpec.model_validate(artifact.manifest().spec)
+    manifest = artifact.manifest()
+    spec = SynthesisRunSpec.model_validate(manifest.spec)
+    made_of = manifest.inputs.get(f"BM25Index/{spec.index_ref}")
     try:
-        retriever = open_index(artifact_store.latest_committed("BM25Index", spec.index_ref))
+        index = (  # the index the samples were made from, not whatever is newest
+            artifact_store.artifact("BM25Index", spec.index_ref, made_of, artifact.namespace)
+            if made_of
+            else artifact_store.latest_committed("BM25Index", spec.index_ref, artifact.namespace)
+        )
+        retriever = open_index(index)
         reason = ""
     except NotCommitted as exc:
         retriever, reason = None, str(exc)
@@ -869,6 +943,11 @@ def _run_resource(resource: AnyResource, store: ArtifactStore) -> None:
         if resource.kind == "SynthesisRun" and store.fs.exists(report):
             out.print(f"  report: {store.uri_of(report)}", soft_wrap=True)
         return
+    if (reason := why_rerun(resource, store)) is not None:
+        out.print(f"{label}: {reason}", soft_wrap=True)
+    if isinstance(resource, TrainingJob):
+        _train(resource, store, None)
+        return
     of = _parallelism(resource)
     manifest = None
     notes: dict[str, str] = {}
@@ -877,6 +956,10 @@ def _run_resource(resource: AnyResource, store: ArtifactStore) -> None:
             result = run_shard(resource, store, shard, of, progress)
             if result.outcome is ShardOutcome.PART_ALREADY_COMMITTED:
                 err.print(f"{label}: shard {shard} already committed, skipped")
+            if result.outcome is ShardOutcome.ARTIFACT_ALREADY_COMMITTED:
+                out.print(f"{label}: committed meanwhile by another run, nothing to do")
+                manifest = result.manifest
+                break
             manifest = result.manifest or manifest
             notes.update(result.notes)
     if manifest is None:
@@ -905,9 +988,15 @@ def _print_committed(
             examples = ", ".join(manifest.skipped_examples.get(reason, [])[:3])
             meaning = REASONS.get(reason, reason)
             out.print(f"    {reason}: {count:,} ({meaning}); first: {examples}", soft_wrap=True)
+    if manifest.inputs:
+        made_of = ", ".join(f"{key}@{identity}" for key, identity in manifest.inputs.items())
+        out.print(f"  inputs: {made_of}", soft_wrap=True)
     out.print(f"  at {uri}", soft_wrap=True)
     for name, value in (notes or {}).items():
         out.print(f"  {name}: {value}", soft_wrap=True)
+    if (short := samples_shortfall(resource, manifest)) is not None:
+        warning = f"warning: {resource.kind}/{resource.name}: {short}"
+        err.print(Text(warning, style="bold yellow"), soft_wrap=True)
 
 
 def _grouped_counts(counts: dict[str, int]) -> dict[str, dict[str, int]]:
@@ -927,7 +1016,18 @@ def _synthesis_artifact(
     if Path(run_ref).is_file() or not re.fullmatch(DNS1123_LABEL, run_ref):
         resource = _pick(load_file(run_ref), "SynthesisRun", name, source=run_ref)
         artifact_store = ArtifactStore(store or _spec_store(resource))
-        return artifact_store, artifact_of(resource, artifact_store)
+        wanted = resource.spec_hash()
+
+        def same_spec(manifest: Manifest) -> bool:  # made from this spec, whatever the inputs
+            made = resource.model_copy(
+                update={"spec": SynthesisRunSpec.model_validate(manifest.spec)}
+            )
+            return made.spec_hash() == wanted
+
+        artifact = artifact_store.latest_committed(
+            "SynthesisRun", resource.name, resource.namespace, same_spec
+        )
+        return artifact_store, artifact
     artifact_store = ArtifactStore(store)
     return artifact_store, artifact_store.latest_committed("SynthesisRun", run_ref)
 

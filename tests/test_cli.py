@@ -94,7 +94,7 @@ def test_run_commits_the_sample_and_a_rerun_does_nothing(cli: Cli, tmp_path: Pat
     first = cli("run", SAMPLE, "--store", store)
     assert first.code == 0, first.stderr
     assert "committed 10,033 documents" in first.stdout
-    assert f"{store}/bm25index/wiki-sample/aee1d970eb54" in first.stdout
+    assert f"{store}/default/bm25index/wiki-sample/aee1d970eb54" in first.stdout
     manifest = ArtifactStore(store).artifact("BM25Index", "wiki-sample", "aee1d970eb54").manifest()
     second = cli("run", SAMPLE, "--store", store)
     assert second.code == 0
@@ -103,7 +103,7 @@ def test_run_commits_the_sample_and_a_rerun_does_nothing(cli: Cli, tmp_path: Pat
         "already",
         "committed",
         "at",
-        f"{store}/bm25index/wiki-sample/aee1d970eb54",
+        f"{store}/default/bm25index/wiki-sample/aee1d970eb54",
     ]  # only that: no "committed 10,033 documents" as if it had just been built
     again = ArtifactStore(store).artifact("BM25Index", "wiki-sample", "aee1d970eb54").manifest()
     assert again.created_at == manifest.created_at
@@ -202,7 +202,7 @@ def test_kill_9_during_indexing_then_rerun_commits_every_document(tmp_path: Path
     subprocess.run([*command, str(uninterrupted)], check=True, capture_output=True)
     process = subprocess.Popen([*command, str(interrupted)], stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    while not any(interrupted.glob("bm25index/idx/*/.staging/*/*")):  # the writer has begun
+    while not any(interrupted.glob("default/bm25index/idx/*/.staging/*/*")):  # the writer has begun
         assert process.poll() is None, "finished before it could be killed: use a bigger corpus"
         assert time.monotonic() < deadline
         time.sleep(0.02)
@@ -227,7 +227,7 @@ def test_manifest_json_is_what_status_reads(cli: Cli, tmp_path: Path) -> None:
     manifest = corpus_manifest(tmp_path, [{"id": "a", "text": LONG_ENOUGH}])
     store = tmp_path / "store"
     cli("run", str(manifest), "--store", str(store))
-    (path,) = store.glob("bm25index/idx/*/_manifest.json")
+    (path,) = store.glob("default/bm25index/idx/*/_manifest.json")
     data = json.loads(path.read_text())
     assert data["counts"] == {"documents": 1} and data["kind"] == "BM25Index"
     assert all(len(f["sha256"]) == 64 for part in data["parts"] for f in part["files"])

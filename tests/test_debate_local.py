@@ -131,8 +131,8 @@ def test_any_concurrency_and_a_kill_give_the_same_topics(tmp_path: Path) -> None
         time.sleep(0.2)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    assert not (store / "topicdebate" / "kill").exists() or not list(
-        (store / "topicdebate" / "kill").rglob("_manifest.json")
+    assert not (store / "default" / "topicdebate" / "kill").exists() or not list(
+        (store / "default" / "topicdebate" / "kill").rglob("_manifest.json")
     )
     rerun = subprocess.run([*command, str(store)], capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr

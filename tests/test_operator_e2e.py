@@ -7,6 +7,7 @@ them: children as rendered, status and Events as Jobs progress, dependencies, re
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -123,7 +124,7 @@ async def test_a_bm25index_runs_its_rendered_job_and_becomes_ready_with_outputs(
     assert status["phase"] == "Succeeded"
     assert status["outputs"]["documents"] == 10_033
     assert status["outputs"]["parts"] == 1
-    assert status["outputs"]["uri"].endswith(f"/bm25index/wiki-sample/{status['specHash']}")
+    assert status["outputs"]["uri"].endswith(f"/ml/bm25index/wiki-sample/{status['specHash']}")
     assert {c["type"]: c["status"] for c in status["conditions"]} == {
         "Ready": "True",
         "Progressing": "False",
@@ -280,21 +281,31 @@ async def test_a_trainingjob_waits_for_its_synthesisrun_then_runs_a_pytorchjob(
         lambda: cluster.status("TrainingJob", "smollm2-16k").get("phase") == "Waiting"
     )
     assert cluster.all("PyTorchJob") == []
-    synthesis = sample("synthesisrun")
-    await cluster.apply(synthesis)
-    # Ready as a user would see it once it had run
-    await cluster.patch(
-        "SynthesisRun",
-        "science-16k",
-        {
-            "status": {
-                "phase": "Succeeded",
-                "conditions": [{"type": "Ready", "status": "True", "reason": "Committed"}],
-            }
-        },
-        status=True,
+    for name in ("topicdebate", "bm25index"):  # the SynthesisRun's refs, run to completion
+        job = rendered(await cluster.apply(sample(name)))[-1]["metadata"]["name"]
+        await cluster.eventually(lambda job=job: cluster.get("Job", job))
+        await cluster.finish_job(job)
+    await cluster.apply(sample("synthesisrun"))
+    jobs = await cluster.eventually(
+        lambda: [
+            j
+            for j in cluster.all("Job")
+            if j["metadata"]["labels"]["litelong.io/kind"] == "SynthesisRun"
+        ]
     )
-    _, pytorchjob = rendered(applied)
+    await cluster.finish_job(jobs[0]["metadata"]["name"])
+    synthesis = await cluster.eventually(
+        lambda: (
+            cluster.status("SynthesisRun", "science-16k").get("phase") == "Succeeded"
+            and cluster.status("SynthesisRun", "science-16k")
+        )
+    )
+    # children are named by the identity: the spec and the SynthesisRun output it trains on
+    owner = owner_of(applied)
+    inputs = {"SynthesisRun/science-16k": synthesis["specHash"]}
+    _, pytorchjob = render(
+        dataclasses.replace(owner, resource=owner.resource.with_inputs(inputs)), load_config()
+    )
     name = pytorchjob["metadata"]["name"]
     await cluster.eventually(lambda: cluster.get("PyTorchJob", name), what="the PyTorchJob")
     assert cluster.get("PyTorchJob", name) == pytorchjob

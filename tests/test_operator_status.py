@@ -10,6 +10,7 @@ from litelong_operator.status import (
     job_state,
     manticore_state,
     pytorch_job_state,
+    replacing,
     same_status,
     status_patch,
     termination_message,
@@ -153,3 +154,38 @@ def test_a_training_run_reports_step_loss_throughput_and_eta_from_its_metrics() 
     status = status_patch(observed, spec_hash="h", outputs={}, previous={}, generation=1, now=T0)
     assert status["training"]["step"] == 21 and status["progress"]["summary"] == "21/100"
     assert with_training_metrics(running, "", steps=100) == running, "nothing written yet"
+
+
+def test_the_status_patch_replaces_every_key_of_the_last_status() -> None:
+    """A merge patch would keep `samples` of the output before a spec edit; this one nulls it."""
+    committed = {
+        "phase": "Succeeded",
+        "outputs": {"uri": "file:///s/old", "samples": 40, "tokens": 9},
+        "progress": {"done": 1, "total": 1, "unit": "shards", "summary": "1/1"},
+        "inputs": {"BM25Index/i": "aaa"},
+    }
+    running = {"phase": "Running", "outputs": {"uri": "file:///s/new"}, "progress": {"done": 0}}
+    patch = replacing(running, committed)
+    assert patch["outputs"] == {"uri": "file:///s/new", "samples": None, "tokens": None}
+    assert patch["progress"] == {"done": 0, "total": None, "unit": None, "summary": None}
+    assert patch["inputs"] is None
+
+
+def test_a_deleted_ref_is_a_condition_not_a_phase() -> None:
+    observed = Observed("Succeeded", "Committed", "outputs at file:///s", 3, 3)
+    status = status_patch(
+        observed,
+        spec_hash="h",
+        outputs={"uri": "file:///s"},
+        previous={},
+        generation=None,
+        inputs={"BM25Index/i": "aaa"},
+        absent_refs=["BM25Index/i"],
+    )
+    refs = next(c for c in status["conditions"] if c["type"] == "RefsPresent")
+    assert (status["phase"], refs["status"], refs["reason"]) == (
+        "Succeeded",
+        "False",
+        "RefNotFound",
+    )
+    assert status["progress"]["summary"] == "3/3" and status["inputs"] == {"BM25Index/i": "aaa"}

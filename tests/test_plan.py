@@ -326,7 +326,8 @@ def test_quickstart_stages_come_within_30_percent_of_the_plan_after_calibrate(
                 estimate = json.loads(replanned.stdout)["resources"][0]
                 assert any("queries run against the index" in b for b in estimate["basis"])
             started = datetime.now(UTC)
-            manifest = run_shard(resource, store, 0, 1).manifest
+            result = run_shard(resource, store, 0, 1)
+            manifest = result.manifest
             seconds = (datetime.now(UTC) - started).total_seconds()
             assert manifest is not None
             label = resource.kind
@@ -343,13 +344,7 @@ def test_quickstart_stages_come_within_30_percent_of_the_plan_after_calibrate(
                 assert estimate["figures"]["samples"] == manifest.counts["samples"]
                 assert estimate["figures"]["tokens"] == manifest.counts["tokens"]
                 report = json.loads(
-                    (
-                        Path(
-                            store.artifact(resource.kind, resource.name, resource.spec_hash()).path
-                        )
-                        / "report"
-                        / "report.json"
-                    ).read_text()
+                    (Path(result.artifact.path) / "report" / "report.json").read_text()
                 )
                 stages = {entry["stage"] for entry in report["plan_vs_actual"]}
                 assert stages == {

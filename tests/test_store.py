@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from litelong.store import MANIFEST, ArtifactStore, NotCommitted
+from litelong.store import MANIFEST, ArtifactStore, EmptyOutput, NotCommitted
 
 
 def build(folder: Path, text: str) -> None:
@@ -23,9 +23,58 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> ArtifactStore:
     return ArtifactStore(f"memory://litelong-test-{tmp_path.name}")
 
 
-def test_layout_is_kind_name_hash(store: ArtifactStore) -> None:
+def test_layout_is_namespace_kind_name_identity(store: ArtifactStore) -> None:
     artifact = store.artifact("BM25Index", "wiki", "abc123")
-    assert artifact.uri == f"{store.uri}/bm25index/wiki/abc123"
+    assert artifact.uri == f"{store.uri}/default/bm25index/wiki/abc123"
+    team = store.artifact("BM25Index", "wiki", "abc123", namespace="team-b")
+    assert team.uri == f"{store.uri}/team-b/bm25index/wiki/abc123"
+
+
+def test_the_same_name_in_two_namespaces_never_shares_an_output(store: ArtifactStore) -> None:
+    mine = store.artifact("TopicDebate", "science", "h1", namespace="team-a")
+    with mine.staging(0, 1) as folder:
+        build(folder, "a")
+        mine.commit_part(0, 1, folder, counts={"topics": 1})
+    mine.commit({}, 1)
+    assert not store.artifact("TopicDebate", "science", "h1", namespace="team-b").is_committed()
+    with pytest.raises(NotCommitted, match="namespace team-b"):
+        store.latest_committed("TopicDebate", "science", "team-b")
+    assert store.latest_committed("TopicDebate", "science", "team-a").namespace == "team-a"
+    assert [(a.namespace, a.name) for a in store.artifacts()] == [("team-a", "science")]
+
+
+def test_stores_of_the_layout_before_namespaces_are_named_with_the_move_to_make(
+    store: ArtifactStore,
+) -> None:
+    old = Path(store.root) / "bm25index" / "wiki" / "abc123"
+    old.mkdir(parents=True)
+    (old / MANIFEST).write_text("{}")
+    assert store.legacy_folders() == ["bm25index"]
+    assert list(store.artifacts()) == []
+
+
+def test_a_commit_leaves_the_staging_folders_of_live_runs_alone(store: ArtifactStore) -> None:
+    """Two runs of one artifact: the first to commit must not delete the other's work."""
+    artifact = store.artifact("BM25Index", "wiki", "h1")
+    with artifact.staging(0, 1) as other_run:
+        build(other_run, "still being built")
+        with artifact.staging(0, 1) as folder:
+            build(folder, "x")
+            artifact.commit_part(0, 1, folder)
+        artifact.commit({}, 1)
+        assert (other_run / "data.txt").read_text() == "still being built"
+
+
+def test_a_complete_but_empty_output_is_not_committed_and_says_why(store: ArtifactStore) -> None:
+    artifact = store.artifact("BM25Index", "wiki", "h1")
+    with artifact.staging(0, 1) as folder:
+        artifact.commit_part(0, 1, folder, counts={"documents": 0})
+    with pytest.raises(EmptyOutput, match="0 documents"):
+        artifact.commit({}, 1, check=lambda m: "0 documents" if not m.counts["documents"] else None)
+    assert not artifact.is_committed()
+    failure = artifact.failure()
+    assert failure is not None and failure.reason == "EmptyOutput"
+    assert artifact.describe_state() == "failed: EmptyOutput: 0 documents"
 
 
 def test_readers_refuse_an_uncommitted_artifact(any_store: ArtifactStore) -> None:
@@ -86,7 +135,7 @@ def test_commit_removes_parts_of_a_run_with_another_shard_count(store: ArtifactS
         build(folder, "new")
         artifact.commit_part(0, 1, folder)
     artifact.commit({}, 1)
-    names = sorted(p.name for p in Path(artifact.path).iterdir())
+    names = sorted(p.name for p in Path(artifact.path).iterdir() if not p.name.startswith("."))
     assert names == [MANIFEST, "part-00000-of-00001", "part-00000-of-00001.json"]
 
 

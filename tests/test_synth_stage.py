@@ -115,7 +115,7 @@ def test_the_same_spec_gives_the_same_samples_whatever_the_shard_count(
     other = ArtifactStore(f"file://{tmp_path}")
     for kind, name in (("BM25Index", "wiki"), ("TopicDebate", "topics")):
         source = inputs.latest_committed(kind, name)
-        other.fs.copy(source.path, other.join(kind.lower(), name, source.spec_hash), recursive=True)
+        other.fs.copy(source.path, other.artifact(kind, name, source.identity).path, recursive=True)
     _, three = run(other, resource, of=3)
     assert len(three) == 3
     a, b = mds_samples(one), mds_samples(three)

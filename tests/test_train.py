@@ -283,7 +283,30 @@ def test_train_without_a_committed_synthesis_run_exits_2(cli: Cli, tmp_path: Pat
     )
     result = cli("train", "--spec", str(spec), "--store", f"file://{tmp_path}/store")
     assert result.code == 2
-    assert "synthesisRunRef 'missing' has no committed output" in result.stderr
+    assert "refers to SynthesisRun/missing, which is neither in the file nor committed" in (
+        result.stderr.replace("\n", " ")
+    )
+
+
+def test_litelong_run_trains_a_trainingjob_here_on_its_exact_samples(
+    cli: Cli, store: ArtifactStore, tmp_path: Path
+) -> None:
+    samples = _committed(store, "samples", "mds", [_sample(n, 300, [100, 200]) for n in range(4)])
+    spec = tmp_path / "job.yaml"
+    spec.write_text(
+        "apiVersion: litelong.io/v1alpha1\nkind: TrainingJob\nmetadata: {name: tiny}\n"
+        "spec: {synthesisRunRef: samples, model: {name: litelong/tiny}, contextLength: 128,\n"
+        "  steps: 2, batchTokens: 128, checkpointEvery: 2, learningRate: 1.0e-3}\n"
+    )
+    result = cli("run", str(spec), "--store", store.uri)
+    assert result.code == 0, result.stderr
+    assert "step 2: loss" in result.stdout and "TrainingJob/tiny: committed at step 2" in (
+        result.stdout
+    )
+    job = store.latest_committed("TrainingJob", "tiny")
+    assert job.manifest().inputs == {"SynthesisRun/samples": samples.identity}
+    again = cli("run", str(spec), "--store", store.uri)
+    assert again.code == 0 and "TrainingJob/tiny: already committed, nothing to do" in again.stdout
 
 
 def _pythonpath() -> str:
@@ -297,7 +320,10 @@ def _operator_command(document: dict[str, Any], folder: Path) -> list[str]:
     from litelong_operator.config import OperatorConfig
     from litelong_operator.render import owner_of, render
 
-    document = {**document, "metadata": {**document["metadata"], "namespace": "ml", "uid": "u"}}
+    document = {
+        **document,
+        "metadata": {**document["metadata"], "namespace": "default", "uid": "u"},
+    }
     children = render(owner_of(document), OperatorConfig())
     (configmap,) = [c for c in children if c["kind"] == "ConfigMap"]
     (job,) = [c for c in children if c["kind"] == "PyTorchJob"]
@@ -351,7 +377,7 @@ def test_operator_rendered_command_on_two_processes_resumes_after_a_kill_in_data
     command = _operator_command(document, tmp_path)
     killed = _torchrun(command, "--stop-after", "5")  # checkpoint at 3; steps 4 and 5 are lost
     assert killed.returncode == 0, killed.stderr[-3000:]
-    job_dir = next((Path(samples_store.root) / "trainingjob" / "tiny").iterdir())
+    job_dir = next((Path(samples_store.root) / "default" / "trainingjob" / "tiny").iterdir())
     before = [json.loads(line) for line in (job_dir / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in before] == [1, 2, 3, 4, 5]
     assert not (job_dir / "_manifest.json").exists()

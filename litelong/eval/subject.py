@@ -29,8 +29,10 @@ def source_naming(source: str, rope_theta: float | None = None) -> Naming:
     return Naming(source, _slug(source), identity)
 
 
-def job_naming(job: TrainingJob) -> Naming:
-    return Naming(f"TrainingJob/{job.name}", job.name, job.spec_hash())
+def job_naming(job: TrainingJob, store: ArtifactStore) -> Naming:
+    from ..train.export import resolved
+
+    return Naming(f"TrainingJob/{job.name}", job.name, resolved(job, store).identity())
 
 
 @dataclass
@@ -62,19 +64,19 @@ def from_source(
 
 def from_job(job: TrainingJob, store: ArtifactStore, tokenizer: str | None = None) -> Subject:
     """A committed TrainingJob's last checkpoint, with its SynthesisRun's tokenizer and data."""
-    from ..train.export import load_trained
+    from ..train.export import load_trained, resolved
 
     model = TorchLM(load_trained(job, store))
-    name = tokenizer or text.synthesis_tokenizer_name(store, job.spec.synthesis_run_ref)
+    name = tokenizer or text.synthesis_tokenizer_name(store, job)
     words = text.load(name)
 
     def training() -> Iterator[np.ndarray]:
         from ..train.data import TrainingData
 
-        source = store.latest_committed("SynthesisRun", job.spec.synthesis_run_ref)
+        source = store.input_of(resolved(job, store), "SynthesisRun")
         data = TrainingData(source, job.spec.context_length, job.spec.seed)
         for i in range(len(data)):
             yield data.sequence(i).tokens
 
-    naming = job_naming(job)
+    naming = job_naming(job, store)
     return Subject(naming.label, naming.name, naming.identity, model, words, training)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from ..api.v1alpha1 import TrainingJob
 from ..store import ArtifactStore
 
 
@@ -52,9 +53,11 @@ def load(name: str | None) -> EvalTokenizer:
     return EvalTokenizer(load_tokenizer(name))
 
 
-def synthesis_tokenizer_name(store: ArtifactStore, synthesis_run: str) -> str | None:
+def synthesis_tokenizer_name(store: ArtifactStore, job: TrainingJob) -> str | None:
     """`spec.tokenizer.name` of the SynthesisRun a TrainingJob trained on (None: SmolLM2's)."""
-    manifest = store.latest_committed("SynthesisRun", synthesis_run).manifest()
+    from ..train.export import resolved
+
+    manifest = store.input_of(resolved(job, store), "SynthesisRun").manifest()
     name: str | None = (manifest.spec.get("tokenizer") or {}).get("name")
     return name
 

@@ -13,6 +13,7 @@ import json
 from html import escape
 from typing import Any
 
+from ..api import API_VERSION, InvalidManifest, parse
 from ..api.loading import AnyResource
 from ..store import Artifact, ArtifactStore, NotCommitted
 from .estimate import Estimate, Plan
@@ -39,8 +40,29 @@ def keep(store: ArtifactStore, plan: Plan, resources: list[AnyResource]) -> None
             store.write_atomic(path, json.dumps(estimate.as_dict(), indent=2))
 
 
+def _spec_hash(artifact: Artifact) -> str | None:
+    """The spec hash of what a committed artifact was made from (plans are kept by spec hash:
+    `litelong plan` runs before the inputs, and so the identity, exist)."""
+    manifest = artifact.committed_manifest()
+    if manifest is None:
+        return None
+    document = {
+        "apiVersion": API_VERSION,
+        "kind": artifact.kind,
+        "metadata": {"name": artifact.name},
+        "spec": manifest.spec,
+    }
+    try:
+        return parse(document).spec_hash()
+    except InvalidManifest:  # written by hand (a bench's or a probe's topics): no kept plan
+        return None
+
+
 def kept(artifact: Artifact) -> Estimate | None:
-    path = _path(artifact.store, artifact.kind, artifact.name, artifact.spec_hash)
+    spec_hash = _spec_hash(artifact)
+    if spec_hash is None:
+        return None
+    path = _path(artifact.store, artifact.kind, artifact.name, spec_hash)
     try:
         raw = artifact.store.fs.cat_file(path)
     except FileNotFoundError:

@@ -378,6 +378,8 @@ def training_probe(job: TrainingJob, store: ArtifactStore, steps: int = 4) -> di
     )
     probe = parse(document)
     assert isinstance(probe, TrainingJob)
+    # synthetic documents stand in for the samples: no committed input to name
+    probe = probe.with_inputs({f"SynthesisRun/{probe.spec.synthesis_run_ref}": "probe"})
     data = _SyntheticDocuments(probe.spec.context_length, shape_of(job.spec.model.name).vocab_size)
     try:
         rows = train(probe, store, data=data, stop_after=steps).rows[2:]

@@ -144,7 +144,7 @@ def _inputs(resource: SynthesisRun, store: ArtifactStore, plan: Plan) -> Inputs:
     basis: list[str] = []
     index_plan = plan.find("BM25Index", spec.index_ref)
     try:
-        index = store.latest_committed("BM25Index", spec.index_ref)
+        index = store.latest_committed("BM25Index", spec.index_ref, resource.namespace)
     except NotCommitted:
         index = None
     if index is not None:
@@ -207,7 +207,7 @@ def _topics(
         basis.append(f"{count} random draws (documents / topK)")
         return count, None
     try:
-        debate = store.latest_committed("TopicDebate", spec.topic_debate_ref)
+        debate = store.latest_committed("TopicDebate", spec.topic_debate_ref, resource.namespace)
     except NotCommitted:
         debate = None
     if debate is not None:

@@ -1,6 +1,15 @@
-"""The artifact store: stage outputs committed atomically under `<store>/<kind>/<name>/<hash>/`."""
+"""The artifact store: stage outputs committed atomically under
+`<store>/<namespace>/<kind>/<name>/<identity>/`."""
 
-from .artifact import MANIFEST, Artifact, NotCommitted, part_name
+from .artifact import (
+    MANIFEST,
+    Artifact,
+    EmptyOutput,
+    Failure,
+    NotCommitted,
+    artifact_folder,
+    part_name,
+)
 from .manifest import Manifest, PartRecord
 from .store import DEFAULT_STORE, ArtifactStore, default_store_uri, local_cache_dir
 
@@ -9,9 +18,12 @@ __all__ = [
     "MANIFEST",
     "Artifact",
     "ArtifactStore",
+    "EmptyOutput",
+    "Failure",
     "Manifest",
     "NotCommitted",
     "PartRecord",
+    "artifact_folder",
     "default_store_uri",
     "local_cache_dir",
     "part_name",

@@ -1,23 +1,28 @@
-"""Artifacts: `<store>/<kind>/<name>/<spec-hash>/`, committed part by part, then by a manifest.
+"""Artifacts: `<store>/<namespace>/<kind>/<name>/<identity>/`, committed part by part, then by a
+manifest.
 
-A part is built in a local staging folder, moved (local disk) or uploaded (object storage) to
+A part is built in a private staging folder, moved (local disk) or uploaded (object storage) to
 `part-00003-of-00016/`, and only then is `part-00003-of-00016.json` written: a part without its
 record is debris from a killed run and is replaced. `_manifest.json` comes last, once every part
-of the run is recorded; readers refuse an artifact without it.
+of the run is recorded; readers refuse an artifact without it. Two runs of one artifact take
+turns through lock files on local disk (a shared volume included), so the second finds the
+first's work committed instead of replacing it under the first's feet.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fsspec.implementations.local import LocalFileSystem
+from pydantic import BaseModel
 
 from .manifest import Manifest, PartRecord, file_records
 
@@ -25,29 +30,61 @@ if TYPE_CHECKING:
     from .store import ArtifactStore
 
 MANIFEST = "_manifest.json"
+FAILURE = "_failure.json"
 STAGING = ".staging"
+LOCKS = ".locks"
+DEFAULT_NAMESPACE = "default"
 
 
 class NotCommitted(RuntimeError):
     """An artifact (or part) was asked for before it was committed."""
 
 
+class EmptyOutput(RuntimeError):
+    """Every part is in and the output would be empty: nothing is committed."""
+
+
+class Failure(BaseModel):
+    """Why an artifact whose parts are all in was not committed (`_failure.json`)."""
+
+    reason: str
+    message: str
+
+
 def part_name(shard: int, of: int) -> str:
     return f"part-{shard:05d}-of-{of:05d}"
 
 
-class Artifact:
-    """One stage output, named by kind, resource name and spec hash."""
+def artifact_folder(namespace: str, kind: str, name: str, identity: str) -> str:
+    """The one place an artifact's folder is named, relative to the store's root."""
+    return f"{namespace}/{kind.lower()}/{name}/{identity}"
 
-    def __init__(self, store: ArtifactStore, kind: str, name: str, spec_hash: str) -> None:
+
+class Artifact:
+    """One stage output, named by namespace, kind, resource name and identity."""
+
+    def __init__(
+        self,
+        store: ArtifactStore,
+        kind: str,
+        name: str,
+        identity: str,
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> None:
         self.store = store
         self.kind = kind
         self.name = name
-        self.spec_hash = spec_hash
-        self.path = store.join(kind.lower(), name, spec_hash)
+        self.identity = identity
+        self.namespace = namespace
+        self.path = store.join(artifact_folder(namespace, kind, name, identity))
 
     def __repr__(self) -> str:
-        return f"Artifact({self.kind}/{self.name}@{self.spec_hash})"
+        return f"Artifact({self.namespace}/{self.kind}/{self.name}@{self.identity})"
+
+    @property
+    def spec_hash(self) -> str:
+        """The identity (the folder name); kept under its earlier name for readers."""
+        return self.identity
 
     @property
     def uri(self) -> str:
@@ -93,9 +130,18 @@ class Artifact:
         records = (self.part(shard, of) for shard in range(of))
         return [record for record in records if record is not None]
 
+    def failure(self) -> Failure | None:
+        """Why the complete parts were not committed (an empty output), if that happened."""
+        try:
+            return Failure.model_validate_json(self._fs.cat_file(self._join(FAILURE)))
+        except FileNotFoundError:
+            return None
+
     def describe_state(self) -> str:
         if self.is_committed():
             return "committed"
+        if (failure := self.failure()) is not None:
+            return f"failed: {failure.reason}: {failure.message}"
         if not self._fs.exists(self.path):
             return "nothing written"
         names = [Path(p).name for p in self._fs.ls(self.path, detail=False)]
@@ -110,7 +156,8 @@ class Artifact:
         remote = self._join(record.name)
         if isinstance(self._fs, LocalFileSystem):
             return Path(remote)
-        cache = self.store.cache_dir / self.kind.lower() / self.name / self.spec_hash / record.name
+        folder = artifact_folder(self.namespace, self.kind, self.name, self.identity)
+        cache = self.store.cache_dir / folder / record.name
         done = cache / ".complete"
         if not done.exists():
             shutil.rmtree(cache, ignore_errors=True)
@@ -124,23 +171,63 @@ class Artifact:
     # -- writing -----------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def staging(self, shard: int, of: int) -> Iterator[Path]:
-        """A fresh local folder to build one part in; removed afterwards whatever happens.
+    def lock(self, what: str) -> Iterator[None]:
+        """Hold `what` of this artifact against other processes (local disk, NFS included).
 
-        On local disk it sits inside the artifact, so committing it is a rename.
+        Object stores have no locks; there a part's upload and record are single PUTs, and
+        two runs racing write equivalent parts.
         """
-        if isinstance(self._fs, LocalFileSystem):
+        if not isinstance(self._fs, LocalFileSystem):
+            yield
+            return
+        folder = Path(self._join(LOCKS))
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"{what}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def staging(self, shard: int, of: int) -> Iterator[Path]:
+        """A fresh private folder to build one part in; removed afterwards whatever happens.
+
+        On local disk it sits inside the artifact, so committing it is a rename, and a lock
+        file held while it lives tells a commit which staging folders are debris of killed
+        runs (removed) and which belong to live ones (left alone).
+        """
+        local = isinstance(self._fs, LocalFileSystem)
+        if local:
             base = Path(self._join(STAGING))
-            base.mkdir(parents=True, exist_ok=True)
         else:
             base = Path(tempfile.gettempdir()) / "litelong-staging"
-            base.mkdir(exist_ok=True)
         folder = base / f"{part_name(shard, of)}.{uuid.uuid4().hex[:8]}"
-        folder.mkdir()
-        try:
-            yield folder
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        with _open_creating(Path(f"{folder}.lock")) as alive:
+            fcntl.flock(alive, fcntl.LOCK_EX)
+            folder.mkdir(parents=True)
+            try:
+                yield folder
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+                Path(f"{folder}.lock").unlink(missing_ok=True)
+        if local:
+            with contextlib.suppress(OSError):  # others still staging: not empty
+                base.rmdir()
+
+    def _sweep_staging(self) -> None:
+        """Remove staging folders whose run is gone (its lock is free); keep live ones."""
+        base = Path(self._join(STAGING))
+        for lock in sorted(base.glob("*.lock")) if base.is_dir() else []:
+            with open(lock, "a") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live run
+                shutil.rmtree(lock.with_suffix(""), ignore_errors=True)
+                lock.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            base.rmdir()
 
     def commit_part(self, shard: int, of: int, folder: Path, **record: Any) -> PartRecord:
         """Move a built part into place, then record it. Safe to repeat after a crash."""
@@ -157,25 +244,59 @@ class Artifact:
         self.store.write_atomic(self._join(name + ".json"), part.model_dump_json(indent=2))
         return part
 
-    def commit(self, spec: dict[str, Any], of: int) -> Manifest:
+    def commit(
+        self,
+        spec: dict[str, Any],
+        of: int,
+        inputs: dict[str, str] | None = None,
+        check: Callable[[Manifest], str | None] | None = None,
+    ) -> Manifest:
         """Write `_manifest.json` from the recorded parts of a run with `of` shards.
 
-        Any shard may call it; it does nothing until all parts are in. Parts left from a run
-        with another shard count are removed.
+        Any shard may call it; it does nothing until all parts are in, and returns the
+        manifest already there if another run committed first. `check` says why a complete
+        output must not be committed (it is empty): then `_failure.json` records why and
+        EmptyOutput is raised. Parts left from a run with another shard count are removed.
         """
-        parts = self.committed_parts(of)
-        if len(parts) != of:
-            raise NotCommitted(f"{self}: {len(parts)} of {of} parts committed")
-        manifest = Manifest.from_parts(self.kind, self.name, self.spec_hash, spec, parts)
-        self._remove_other_runs(of)
-        self.store.write_atomic(self._join(MANIFEST), manifest.model_dump_json(indent=2))
-        return manifest
+        with self.lock("commit"):
+            committed = self.committed_manifest()
+            if committed is not None:
+                return committed
+            parts = self.committed_parts(of)
+            if len(parts) != of:
+                raise NotCommitted(f"{self}: {len(parts)} of {of} parts committed")
+            manifest = Manifest.from_parts(
+                self.kind, self.name, self.identity, spec, parts, self.namespace, inputs or {}
+            )
+            problem = check(manifest) if check is not None else None
+            if problem:
+                failure = Failure(reason="EmptyOutput", message=problem)
+                self.store.write_atomic(self._join(FAILURE), failure.model_dump_json(indent=2))
+                raise EmptyOutput(problem)
+            self._remove_other_runs(of)
+            if isinstance(self._fs, LocalFileSystem):
+                self._sweep_staging()
+            self.store.write_atomic(self._join(MANIFEST), manifest.model_dump_json(indent=2))
+            return manifest
 
     def _remove_other_runs(self, of: int) -> None:
+        """Parts of another shard count and a stale failure record; never staging folders,
+        which belong to live runs (each removes its own)."""
         keep = {part_name(shard, of) for shard in range(of)}
         for entry in self._fs.ls(self.path, detail=False):
             name = Path(entry).name
-            if name == STAGING or (
+            if name == FAILURE or (
                 name.startswith("part-") and name.removesuffix(".json") not in keep
             ):
                 self._fs.rm(entry, recursive=True)
+
+
+def _open_creating(path: Path) -> Any:
+    """Open `path` for appending, creating its folder; again if a sweep removed the folder
+    between the two."""
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return open(path, "a")  # the caller's `with` closes it
+        except FileNotFoundError:
+            continue

@@ -51,8 +51,10 @@ class Manifest(BaseModel):
 
     kind: str
     name: str
-    spec_hash: str
+    spec_hash: str  # the identity: the folder's name
     spec: dict[str, Any]
+    namespace: str = "default"
+    inputs: dict[str, str] = Field(default_factory=dict)  # "Kind/name" → identity it was made of
     parts: list[PartRecord]
     counts: dict[str, int]
     skipped: dict[str, int]
@@ -63,9 +65,17 @@ class Manifest(BaseModel):
 
     @classmethod
     def from_parts(
-        cls, kind: str, name: str, spec_hash: str, spec: dict[str, Any], parts: list[PartRecord]
+        cls,
+        kind: str,
+        name: str,
+        spec_hash: str,
+        spec: dict[str, Any],
+        parts: list[PartRecord],
+        namespace: str = "default",
+        inputs: dict[str, str] | None = None,
     ) -> Manifest:
-        """Totals are sums over parts; examples keep the first few per reason, in part order."""
+        """Totals are sums over parts (maxima for `max_*` counts); examples keep the first few
+        per reason, in part order."""
         parts = sorted(parts, key=lambda p: p.shard)
         skips = SkipCounter()
         for part in parts:
@@ -75,6 +85,8 @@ class Manifest(BaseModel):
             name=name,
             spec_hash=spec_hash,
             spec=spec,
+            namespace=namespace,
+            inputs=inputs or {},
             parts=parts,
             counts=_sum(part.counts for part in parts),
             skipped=skips.counts,
@@ -105,5 +117,8 @@ def _sum(dicts: Any) -> dict[str, int]:
     total: dict[str, int] = {}
     for counts in dicts:
         for key, value in counts.items():
-            total[key] = total.get(key, 0) + value
+            if key.startswith("max_"):
+                total[key] = max(total.get(key, value), value)
+            else:
+                total[key] = total.get(key, 0) + value
     return total

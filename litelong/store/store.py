@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +12,13 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from ..api import KINDS
-from .artifact import Artifact, NotCommitted
+from ..api.loading import AnyResource
+from .artifact import DEFAULT_NAMESPACE, Artifact, NotCommitted, artifact_folder
+from .manifest import Manifest
 
 DEFAULT_STORE = "file://./litelong-data"
-_KIND_BY_FOLDER = {kind.lower(): kind for kind in KINDS}
+#: the four kinds, and the artifacts `litelong eval` commits
+_KIND_BY_FOLDER = {kind.lower(): kind for kind in (*KINDS, "Evaluation")}
 
 
 def default_store_uri() -> str:
@@ -28,7 +31,7 @@ def local_cache_dir() -> Path:
 
 
 class ArtifactStore:
-    """Where every stage commits its outputs: `<store>/<kind>/<name>/<spec-hash>/`."""
+    """Where every stage commits its outputs: `<store>/<namespace>/<kind>/<name>/<identity>/`."""
 
     def __init__(self, uri: str | None = None) -> None:
         uri = uri or default_store_uri()
@@ -55,8 +58,26 @@ class ArtifactStore:
         protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
         return f"{protocol}://{path}"
 
-    def artifact(self, kind: str, name: str, spec_hash: str) -> Artifact:
-        return Artifact(self, kind, name, spec_hash)
+    def artifact(
+        self, kind: str, name: str, identity: str, namespace: str = DEFAULT_NAMESPACE
+    ) -> Artifact:
+        return Artifact(self, kind, name, identity, namespace)
+
+    def output_of(self, resource: AnyResource) -> Artifact:
+        """Where a resource's output lives: its namespace, kind, name and identity."""
+        return self.artifact(resource.kind, resource.name, resource.identity(), resource.namespace)
+
+    def input_of(self, resource: AnyResource, kind: str) -> Artifact:
+        """The exact committed input of `kind` a resource is made from (its recorded
+        identity); the newest committed one when the inputs were never resolved."""
+        names = [name for ref_kind, name in resource.refs() if ref_kind == kind]
+        if not names:
+            raise NotCommitted(f"{resource.kind}/{resource.name} has no {kind} input")
+        inputs = resource.inputs()
+        identity = (inputs or {}).get(f"{kind}/{names[0]}")
+        if identity is None:
+            return self.latest_committed(kind, names[0], resource.namespace)
+        return self.artifact(kind, names[0], identity, resource.namespace)
 
     def write_atomic(self, path: str, text: str) -> None:
         """Readers see the old file or the whole new one, never a torn write."""
@@ -73,23 +94,62 @@ class ArtifactStore:
 
     def artifacts(self) -> Iterator[Artifact]:
         """Every artifact folder in the store, committed or not."""
-        for kind_dir in self._children(self.root):
-            for name_dir in self._children(kind_dir):
-                for hash_dir in self._children(name_dir):
-                    kind = _KIND_BY_FOLDER.get(Path(kind_dir).name, Path(kind_dir).name)
-                    yield self.artifact(kind, Path(name_dir).name, Path(hash_dir).name)
+        for namespace_dir in self._children(self.root):
+            namespace = Path(namespace_dir).name
+            if namespace in _KIND_BY_FOLDER and self._is_legacy(namespace_dir):
+                continue
+            for kind_dir in self._children(namespace_dir):
+                kind = _KIND_BY_FOLDER.get(Path(kind_dir).name)
+                if kind is None:
+                    continue
+                for name_dir in self._children(kind_dir):
+                    for identity_dir in self._children(name_dir):
+                        yield self.artifact(
+                            kind, Path(name_dir).name, Path(identity_dir).name, namespace
+                        )
 
-    def latest_committed(self, kind: str, name: str) -> Artifact:
-        """The newest committed output of a resource, whatever its spec hash."""
-        folder = self.join(kind.lower(), name)
+    def legacy_folders(self) -> list[str]:
+        """Kind folders of the layout before namespaces (`<store>/<kind>/<name>/<hash>/`).
+
+        They are not read; `mkdir -p default && mv bm25index topicdebate synthesisrun
+        trainingjob default/` in the store moves them to namespace `default`.
+        """
+        return [
+            Path(path).name
+            for path in self._children(self.root)
+            if Path(path).name in _KIND_BY_FOLDER and self._is_legacy(path)
+        ]
+
+    def _is_legacy(self, folder: str) -> bool:
+        """A kind folder at the top: its grandchildren hold a manifest or parts directly."""
+        for name_dir in self._children(folder):
+            for hash_dir in self._children(name_dir):
+                entries = [Path(e).name for e in self.fs.ls(hash_dir, detail=False)]
+                if any(e == "_manifest.json" or e.startswith("part-") for e in entries):
+                    return True
+        return False
+
+    def latest_committed(
+        self,
+        kind: str,
+        name: str,
+        namespace: str = DEFAULT_NAMESPACE,
+        accept: Callable[[Manifest], bool] | None = None,
+    ) -> Artifact:
+        """The newest committed output of a resource, whatever its identity (among those whose
+        manifest `accept` takes, when given)."""
+        folder = self.join(artifact_folder(namespace, kind, name, "")).rstrip("/")
         found = []
         for hash_dir in self._children(folder):
-            artifact = self.artifact(kind, name, Path(hash_dir).name)
+            artifact = self.artifact(kind, name, Path(hash_dir).name, namespace)
             manifest = artifact.committed_manifest()
-            if manifest is not None:
+            if manifest is not None and (accept is None or accept(manifest)):
                 found.append((manifest.created_at, artifact))
         if not found:
-            raise NotCommitted(f"no committed {kind}/{name} in {self.uri}")
+            where = f"in namespace {namespace} of {self.uri}"
+            if accept is not None:
+                raise NotCommitted(f"{kind}/{name} of this spec is not committed {where}")
+            raise NotCommitted(f"no committed {kind}/{name} {where}")
         return max(found, key=lambda pair: pair[0])[1]
 
     def _children(self, path: str) -> list[str]:

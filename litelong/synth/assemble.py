@@ -120,6 +120,7 @@ class Built:
 class TopicResult:
     samples: list[Built] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    leftover_tokens: int = 0  # tokens of the last sample that ran out of documents
 
 
 class Separator:
@@ -190,6 +191,7 @@ def fill_samples(
                 break  # before the stream fetches and tokenizes more
     if spans:
         result.counts["samples_underfilled"] += 1  # the last one ran out of documents
+        result.leftover_tokens = filled
     return result
 
 

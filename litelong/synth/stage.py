@@ -69,12 +69,8 @@ def build_part(
 ) -> tuple[dict[str, int], SkipCounter]:
     """Assemble this shard's samples into `folder`; returns (counts, skips)."""
     spec = resource.spec
-    index = store.latest_committed("BM25Index", spec.index_ref)
-    debate = (
-        store.latest_committed("TopicDebate", spec.topic_debate_ref)
-        if spec.topic_debate_ref
-        else None
-    )
+    index = store.input_of(resource, "BM25Index")  # the exact identities it is made from
+    debate = store.input_of(resource, "TopicDebate") if spec.topic_debate_ref else None
     retriever = open_index(index)
     chunks: Retriever | None = None
     try:
@@ -94,7 +90,9 @@ def build_part(
         tokenizer = load_tokenizer(spec.tokenizer.name)
         documents = TokenizedDocuments(retriever, tokenizer)
         separator = Separator(tokenizer, spec.separator)
-        counts: Counter[str] = Counter(topics=len(mine))
+        counts: Counter[str] = Counter(
+            topics=len(mine), samples_requested=len(mine) * spec.samples_per_topic
+        )
         plans: dict[int, list[Plan]] = {}
         if nextlong:
             chunks, chunk_length = open_chunk_index(index, spec.nextlong.chunk_chars)
@@ -137,6 +135,9 @@ def build_part(
                         documents.stream(ids), spec.samples_per_topic, spec.target_tokens, separator
                     )
                     counts.update(result.counts)
+                    counts["max_topic_tokens"] = max(
+                        counts["max_topic_tokens"], result.leftover_tokens
+                    )
                     built = list(enumerate(result.samples))
                 counts["topics_underfilled"] += len(built) < spec.samples_per_topic
                 for number, sample in built:
@@ -154,6 +155,11 @@ def build_part(
             {
                 "index": index.uri,
                 "topic_debate": debate.uri if debate else None,
+                "identities": {
+                    f"{kind}/{artifact.name}": artifact.identity
+                    for kind, artifact in (("BM25Index", index), ("TopicDebate", debate))
+                    if artifact is not None
+                },
                 "tokenizer": spec.tokenizer.name or "smollm2 (litelong default)",
                 **(_nextlong_inputs(spec) if spec.mode == "nextlong" else {}),
             },
@@ -194,7 +200,7 @@ def after_commit(resource: SynthesisRun, artifact: Artifact, store: ArtifactStor
     retriever: Retriever | None
     reason = ""
     try:
-        retriever = open_index(store.latest_committed("BM25Index", resource.spec.index_ref))
+        retriever = open_index(store.input_of(resource, "BM25Index"))
     except NotCommitted as exc:
         retriever, reason = None, str(exc)
     try:

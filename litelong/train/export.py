@@ -28,9 +28,21 @@ class ExportError(ValueError):
     """The TrainingJob has no committed checkpoint, or its model cannot be written as HF."""
 
 
+def resolved(job: TrainingJob, store: ArtifactStore) -> TrainingJob:
+    """The job carrying its input's identity (as recorded, else the newest committed
+    SynthesisRun of its namespace): what names its output."""
+    from ..stages import resolve_inputs
+
+    if job.inputs() is not None:
+        return job
+    found = resolve_inputs([job], lambda _: store)[0]
+    assert isinstance(found, TrainingJob)
+    return found
+
+
 def checkpoint_path(job: TrainingJob, store: ArtifactStore) -> str:
     """The store path of the committed job's last checkpoint."""
-    artifact = store.artifact(job.kind, job.name, job.spec_hash())
+    artifact = store.output_of(resolved(job, store))
     manifest = artifact.committed_manifest()
     if manifest is None:
         raise NotCommitted(f"TrainingJob/{job.name} has no committed output in {store.uri}")

@@ -61,10 +61,15 @@ def train(
     spec = job.spec
     progress = progress or NoProgress()
     world = parallel.start(spec.parallelism.context_parallel)
-    artifact = store.artifact(job.kind, job.name, job.spec_hash())
+    from ..stages import resolve_inputs
+
+    resolved = resolve_inputs([job], lambda _: store)[0]  # as is when already resolved
+    assert isinstance(resolved, TrainingJob)
+    job = resolved
+    artifact = store.output_of(job)
     length = spec.context_length
     if data is None:
-        source = store.latest_committed("SynthesisRun", spec.synthesis_run_ref)
+        source = store.input_of(job, "SynthesisRun")  # the exact samples its identity names
         data = TrainingData(source, length, spec.seed)
     model = load_model(
         spec.model, length, spec.rope_theta, spec.seed, spec.activation_checkpointing
@@ -183,4 +188,4 @@ def _commit(
         )
         counts = {"steps": result.step, "tokens": sum(int(r["tokens"]) for r in rows)}
         artifact.commit_part(0, 1, folder, counts=counts)
-    artifact.commit(job.spec.model_dump(mode="json", by_alias=True), 1)
+    artifact.commit(job.spec.model_dump(mode="json", by_alias=True), 1, job.inputs())

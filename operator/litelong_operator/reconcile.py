@@ -1,15 +1,18 @@
 """One reconcile for every kind and every trigger: level-based, re-entrant, safe to repeat.
 
-    validate spec → wait for refs → already committed? → create children (409 = exists)
+    validate spec → inputs: each ref's committed identity (its status.specHash when Ready)
+    → already committed for this identity? (Ready, whatever became of the refs since)
+    → wait for refs → empty output recorded? (Failed) → create children (409 = exists)
     → read the workload's status → status + Event on a phase change → on success, remove the
-    children of older spec hashes (their outputs stay in the store).
+    children of older identities (their outputs stay in the store).
 
 Creates and the status write are idempotent, so a restart in the middle duplicates nothing:
-children are named by spec hash and found again.
+children are named by identity and found again. The status is written whole every time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections import defaultdict
@@ -18,9 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from litelong.api import KINDS, InvalidManifest
+from litelong.api.v1alpha1 import SynthesisRun
 from litelong.api.v1alpha1.bm25index import documents_per_shard
 from litelong.plan.cluster import plan_status
-from litelong.store import Artifact, ArtifactStore
+from litelong.store import Artifact, ArtifactStore, Failure, artifact_folder
 
 from . import metrics
 from .config import OperatorConfig
@@ -33,6 +37,7 @@ from .status import (
     job_state,
     manticore_state,
     pytorch_job_state,
+    replacing,
     same_status,
     status_patch,
     termination_message,
@@ -103,58 +108,87 @@ class Reconciler:
             problems = "; ".join(str(problem) for problem in error.errors)
             observed = Observed("Failed", "InvalidSpec", f"invalid spec: {problems}")
             return self._write(body, observed, "", {}, previous, generation)
+        refs = self._refs(owner, previous)
+
+        def write(observed: Observed, outputs: dict[str, Any]) -> dict[str, Any]:
+            identity = owner.spec_hash if refs.inputs is not None else ""
+            return self._write(body, observed, identity, outputs, previous, generation, refs)
+
+        if refs.inputs is None:
+            observed = Observed(
+                "Waiting", "RefNotReady", "; ".join(refs.waiting), unit=_unit(owner)
+            )
+            return write(observed, {})
+        if refs.has_refs:
+            owner = dataclasses.replace(owner, resource=owner.resource.with_inputs(refs.inputs))
         artifact = self._artifact(owner)
-        folder = f"{self._store_uri(owner).rstrip('/')}/{owner.kind.lower()}/{owner.name}"
-        outputs: dict[str, Any] = {
-            "uri": artifact.uri if artifact else f"{folder}/{owner.spec_hash}"
-        }
-
-        waiting = self._missing_refs(owner)
-        if waiting:
-            observed = Observed("Waiting", "RefNotReady", "; ".join(waiting), unit=_unit(owner))
-            return self._write(body, observed, owner.spec_hash, {}, previous, generation)
-
         committed = self._committed_outputs(owner, artifact)
-        if committed is not None:
-            observed = Observed("Succeeded", "Committed", f"outputs at {committed['uri']}")
+        if committed is not None:  # Ready stays Ready, whatever became of the refs since
+            found, done = committed
+            message = f"outputs at {found['uri']}"
+            if (short := _shortfall(owner, found)) is not None:
+                message += f"; {short}"
+            observed = Observed("Succeeded", "Committed", message, done, done, _unit(owner))
             self._remove_older_children(owner)
-            return self._write(body, observed, owner.spec_hash, committed, previous, generation)
+            return write(observed, found)
+
+        folder = artifact_folder(owner.namespace, owner.kind, owner.name, owner.spec_hash)
+        outputs: dict[str, Any] = {
+            "uri": artifact.uri if artifact else f"{self._store_uri(owner).rstrip('/')}/{folder}"
+        }
+        failure = _failure(artifact)
+        if failure is not None:  # every part is in and the output would be empty
+            observed = Observed("Failed", failure.reason, failure.message, unit=_unit(owner))
+            return write(observed, outputs)
 
         missing = self._missing_prerequisites(owner)
         if missing:
             observed = Observed(
                 "Waiting", "NamespaceNotPrepared", "; ".join(missing), unit=_unit(owner)
             )
-            return self._write(body, observed, owner.spec_hash, outputs, previous, generation)
-
+            return write(observed, outputs)
         try:
             observed = self._apply(owner, render(owner, self.config))
         except MissingController as error:
             observed = Observed("Failed", "ControllerMissing", str(error), unit=_unit(owner))
         if owner.kind == "TrainingJob" and observed.phase == "Running":
             observed = self._training_progress(owner, artifact, observed)
+        if observed.phase == "Failed" and (failure := _failure(artifact)) is not None:
+            observed = dataclasses.replace(observed, reason=failure.reason, message=failure.message)
         if observed.phase == "Succeeded":
-            outputs = self._committed_outputs(owner, artifact) or outputs
+            outputs = (self._committed_outputs(owner, artifact) or (outputs, 0))[0]
             self._remove_older_children(owner)
-        return self._write(body, observed, owner.spec_hash, outputs, previous, generation)
+        return write(observed, outputs)
 
-    def _missing_refs(self, owner: Owner) -> list[str]:
-        """One sentence per ref that is absent or not Ready."""
-        missing = []
+    def _refs(self, owner: Owner, previous: dict[str, Any]) -> _Refs:
+        """Each ref's committed identity: its status.specHash while it is Ready. A ref gone or
+        busy keeps the identity this resource's last status recorded, so the output made from
+        it stays Ready; `inputs` is None while some ref has neither."""
+        recorded = previous.get("inputs") or {}
+        inputs: dict[str, str] = {}
+        waiting: list[str] = []
+        absent: list[str] = []
         for kind, name in owner.resource.refs():
+            key = f"{kind}/{name}"
             ref = self.kube.get(kind, owner.namespace, name)
-            if ref is None:
-                missing.append(f"waiting for {kind}/{name}: not found")
-                continue
-            status = ref.get("status") or {}
+            status = (ref or {}).get("status") or {}
             ready = any(
                 c.get("type") == "Ready" and c.get("status") == "True"
                 for c in status.get("conditions") or []
             )
-            if not ready:
+            if ref is not None and ready and status.get("specHash"):
+                inputs[key] = status["specHash"]
+                continue
+            if ref is None:
+                absent.append(key)
+                waiting.append(f"waiting for {key}: not found")
+            else:
                 phase = status.get("phase") or "Pending"
-                missing.append(f"waiting for {kind}/{name} to be Ready (phase {phase})")
-        return missing
+                waiting.append(f"waiting for {key} to be Ready (phase {phase})")
+            if key in recorded:
+                inputs[key] = recorded[key]
+        complete = len(inputs) == len(owner.resource.refs())
+        return _Refs(inputs if complete else None, waiting, absent, bool(owner.resource.refs()))
 
     def _training_progress(
         self, owner: Owner, artifact: Artifact | None, observed: Observed
@@ -204,10 +238,13 @@ class Reconciler:
         except Exception as error:  # status works without the store, outputs carry less
             log.debug("store not usable for %s/%s: %s", owner.kind, owner.name, error)
             return None
-        return store.artifact(owner.kind, owner.name, owner.spec_hash)
+        return store.artifact(owner.kind, owner.name, owner.spec_hash, owner.namespace)
 
-    def _committed_outputs(self, owner: Owner, artifact: Artifact | None) -> dict[str, Any] | None:
-        """Counts from the committed `_manifest.json`; None when not committed or not readable."""
+    def _committed_outputs(
+        self, owner: Owner, artifact: Artifact | None
+    ) -> tuple[dict[str, Any], int] | None:
+        """Counts from the committed `_manifest.json` and the units done (parts, or steps);
+        None when not committed or not readable."""
         if artifact is None:
             return None
         try:
@@ -222,8 +259,10 @@ class Reconciler:
         outputs: dict[str, Any] = {"uri": artifact.uri}
         for field_name, field in outputs_model.model_fields.items():
             alias = field.alias or field_name
-            if alias in manifest.counts:
-                outputs[alias] = manifest.counts[alias]
+            for key in (alias, field_name):  # counts are snake_case: samples_requested
+                if key in manifest.counts:
+                    outputs[alias] = manifest.counts[key]
+                    break
         if "parts" in outputs_model.model_fields:
             outputs["parts"] = len(manifest.parts)
         if "skipped" in outputs_model.model_fields:
@@ -232,7 +271,8 @@ class Reconciler:
             per_shard = documents_per_shard(manifest.counts)
             if per_shard is not None:
                 outputs["documentsPerShard"] = per_shard
-        return outputs
+        steps = owner.kind == "TrainingJob"
+        return outputs, manifest.counts.get("steps", 0) if steps else len(manifest.parts)
 
     def _apply(self, owner: Owner, children: list[Manifest]) -> Observed:
         """Create what is missing, in order; the last child is the workload that reports."""
@@ -329,6 +369,7 @@ class Reconciler:
         outputs: dict[str, Any],
         previous: dict[str, Any],
         generation: int | None,
+        refs: _Refs | None = None,
     ) -> dict[str, Any]:
         status = status_patch(
             observed,
@@ -336,6 +377,8 @@ class Reconciler:
             outputs=outputs,
             previous=previous,
             generation=generation,
+            inputs=refs.inputs if refs is not None else None,
+            absent_refs=refs.absent if refs is not None and refs.has_refs else None,
         )
         plan = plan_status(_resource(body), observed.phase, observed.done, observed.total, previous)
         if plan:
@@ -345,12 +388,47 @@ class Reconciler:
         metrics.record_phase(body["kind"], namespace, meta["name"], observed.phase)
         if same_status(status, previous):
             return previous
-        self.kube.patch_status(body["kind"], namespace, meta["name"], status)
+        # the whole status replaces the last one: no count of an earlier spec survives
+        self.kube.patch_status(body["kind"], namespace, meta["name"], replacing(status, previous))
         if observed.phase != previous.get("phase") or observed.reason != _reason(previous):
             warn = observed.phase == "Failed" or observed.reason in WARNING_REASONS
             kind = "Warning" if warn else "Normal"
             self.emit(body, kind, observed.reason, observed.message[:1024])
         return status
+
+
+@dataclass(frozen=True)
+class _Refs:
+    """What the refs say: the inputs' identities (None until each is known), a sentence per
+    ref not Ready, and the refs not found."""
+
+    inputs: dict[str, str] | None
+    waiting: list[str]
+    absent: list[str]
+    has_refs: bool
+
+
+def _failure(artifact: Artifact | None) -> Failure | None:
+    """The recorded reason complete parts were not committed (EmptyOutput), if readable."""
+    if artifact is None:
+        return None
+    try:
+        return artifact.failure()
+    except Exception as error:  # the operator may lack the store: status still works
+        log.debug("store not readable for %s: %s", artifact, error)
+        return None
+
+
+def _shortfall(owner: Owner, outputs: dict[str, Any]) -> str | None:
+    """A SynthesisRun far short of the samples asked for says so in its Ready message."""
+    resource = owner.resource
+    if not isinstance(resource, SynthesisRun):
+        return None
+    counts = {
+        "samples": outputs.get("samples") or 0,
+        "samples_requested": outputs.get("samplesRequested") or 0,
+    }
+    return resource.samples_shortfall(counts)
 
 
 class MissingController(RuntimeError):

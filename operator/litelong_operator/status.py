@@ -2,6 +2,8 @@
 
 The four condition types are always all present (KEP-1623): exactly one of Ready, Progressing,
 Failed, Waiting is True; a condition keeps its lastTransitionTime until its status changes.
+A resource with refs also has `RefsPresent`: False names refs deleted since, which never undo
+an output already committed. Each write replaces the whole status (`replacing`).
 """
 
 from __future__ import annotations
@@ -168,9 +170,14 @@ def termination_message(pods: list[dict[str, Any]]) -> str:
 
 
 def conditions(
-    observed: Observed, previous: list[dict[str, Any]], generation: int | None, now: datetime
+    observed: Observed,
+    previous: list[dict[str, Any]],
+    generation: int | None,
+    now: datetime,
+    absent_refs: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """All four conditions; transition times kept where the status did not change."""
+    """All four conditions (and RefsPresent when `absent_refs` is given); transition times
+    kept where the status did not change."""
     before = {c.get("type"): c for c in previous}
     winner = TRUE_CONDITION[observed.phase]
     out = []
@@ -189,6 +196,20 @@ def conditions(
         if generation is not None:
             condition["observedGeneration"] = generation
         out.append(condition)
+    if absent_refs is not None:
+        state = "False" if absent_refs else "True"
+        old = before.get("RefsPresent") or {}
+        stamp = old.get("lastTransitionTime") if old.get("status") == state else None
+        refs: dict[str, Any] = {
+            "type": "RefsPresent",
+            "status": state,
+            "reason": "RefNotFound" if absent_refs else "RefsFound",
+            "message": f"not found: {', '.join(absent_refs)}" if absent_refs else "",
+            "lastTransitionTime": stamp or now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        if generation is not None:
+            refs["observedGeneration"] = generation
+        out.append(refs)
     return out
 
 
@@ -200,8 +221,10 @@ def status_patch(
     previous: dict[str, Any],
     generation: int | None,
     now: datetime | None = None,
+    inputs: dict[str, str] | None = None,
+    absent_refs: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The whole status as the operator writes it (merge-patched onto the status subresource)."""
+    """The whole status as the operator writes it (see `replacing` for the patch)."""
     progress: dict[str, Any] = {"done": observed.done, "unit": observed.unit}
     if observed.total is not None:
         progress["total"] = observed.total
@@ -210,13 +233,19 @@ def status_patch(
         "phase": observed.phase,
         "specHash": spec_hash,
         "conditions": conditions(
-            observed, previous.get("conditions") or [], generation, now or datetime.now(UTC)
+            observed,
+            previous.get("conditions") or [],
+            generation,
+            now or datetime.now(UTC),
+            absent_refs,
         ),
         "progress": progress,
         "outputs": outputs,
     }
     if observed.training is not None:
         status["training"] = observed.training
+    if inputs:
+        status["inputs"] = inputs
     if generation is not None:
         status["observedGeneration"] = generation
     return status
@@ -233,3 +262,15 @@ def same_status(new: dict[str, Any], old: dict[str, Any]) -> bool:
         return {**status, "conditions": conds}
 
     return strip(new) == strip(old)
+
+
+def replacing(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch (RFC 7386) that turns `old` into exactly `new`: keys `new` lacks are
+    set to null, so no count of an earlier spec survives a rerun."""
+    patch: dict[str, Any] = dict(new)
+    for key, value in old.items():
+        if key not in new:
+            patch[key] = None
+        elif isinstance(value, dict) and isinstance(new[key], dict):
+            patch[key] = replacing(new[key], value)
+    return patch

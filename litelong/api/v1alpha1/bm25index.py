@@ -206,5 +206,6 @@ class BM25Index(Resource[BM25IndexSpec, BM25IndexStatus]):
         "writer",
         "backend.manticore.storage.retention",
     }
+    output_count: ClassVar[str | None] = "documents"
 
     kind: Literal["BM25Index"] = Field(description="BM25Index.")

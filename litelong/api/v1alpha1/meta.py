@@ -21,6 +21,10 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 #: A DNS-1123 label: children (Jobs, Services) are named after the resource, so the stricter rule.
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+#: Where a resource carries the identities of the committed inputs it is made from, as JSON
+#: `{"BM25Index/corpus": "<identity>"}`: set by `litelong run` and by the operator, read by stages.
+INPUTS_ANNOTATION = "litelong.io/inputs"
+DEFAULT_NAMESPACE = "default"
 
 
 class CamelModel(BaseModel):
@@ -122,7 +126,9 @@ class SecretKeyRef(CamelModel):
 class Condition(CamelModel):
     """A KEP-1623 condition (metav1.Condition)."""
 
-    type: str = Field(description="Ready, Progressing, Failed or Waiting.")
+    type: str = Field(
+        description="Ready, Progressing, Failed or Waiting; RefsPresent for kinds with refs."
+    )
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(
         pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
@@ -179,7 +185,14 @@ class StatusBase(CamelModel):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     progress: Progress = Field(default_factory=Progress, description="Work done so far.")
-    spec_hash: str | None = Field(default=None, description="Hash naming the output folder.")
+    spec_hash: str | None = Field(
+        default=None,
+        description="Identity naming the output folder: the spec and the identities of its inputs.",
+    )
+    inputs: dict[str, str] = Field(
+        default_factory=dict,
+        description="Identities of the committed inputs the output is made from, by Kind/name.",
+    )
     plan: PlanStatus | None = Field(
         default=None, description="Estimated cost (docs/plan.md) and time left."
     )
@@ -207,6 +220,8 @@ class Resource(CamelModel, Generic[SpecT, StatusT]):
     runtime_fields: ClassVar[frozenset[str]] = frozenset({"parallelism", "output.store", "pod"})
     #: Spec fields naming other resources, with the kind they name.
     ref_fields: ClassVar[dict[str, str]] = {}
+    #: The manifest count that must not be 0 for the output to be committed (None: no check).
+    output_count: ClassVar[str | None] = None
 
     api_version: Literal["litelong.io/v1alpha1"] = Field(
         alias="apiVersion", description="litelong.io/v1alpha1."
@@ -220,11 +235,50 @@ class Resource(CamelModel, Generic[SpecT, StatusT]):
     def name(self) -> str:
         return self.metadata.name
 
+    @property
+    def namespace(self) -> str:
+        """Where the output lives in the store: `metadata.namespace`, else `default`."""
+        return self.metadata.namespace or DEFAULT_NAMESPACE
+
     def spec_hash(self) -> str:
         """12 hex digits of sha256 over the canonical spec, runtime-only fields left out.
 
         Defaults are included, so the hash names what would be made, not how it was written.
         """
+        return _digest(self._canonical_spec())
+
+    def identity(self) -> str:
+        """The name of this resource's output: its spec hash and its inputs' identities.
+
+        A resource without refs is its spec hash. With refs, the identities of the committed
+        inputs (`inputs()`) enter the hash, so a changed input gives a new identity and every
+        dependent reruns. Before its inputs are resolved, a resource with refs has no identity.
+        """
+        if not self.refs():
+            return self.spec_hash()
+        inputs = self.inputs()
+        if inputs is None:
+            raise UnresolvedInputs(f"{self.kind}/{self.name}: inputs not resolved yet")
+        return _digest({"spec": self._canonical_spec(), "inputs": inputs})
+
+    def inputs(self) -> dict[str, str] | None:
+        """`{"Kind/name": identity}` of the committed inputs, when resolved; else None."""
+        raw = self.metadata.annotations.get(INPUTS_ANNOTATION)
+        if raw is None:
+            return None
+        value = json.loads(raw)
+        return {str(key): str(item) for key, item in value.items()}
+
+    def with_inputs(self, inputs: dict[str, str]) -> Any:
+        """A copy carrying the identities of its inputs (what makes `identity()` known)."""
+        annotations = {
+            **self.metadata.annotations,
+            INPUTS_ANNOTATION: json.dumps(dict(sorted(inputs.items())), separators=(",", ":")),
+        }
+        metadata = self.metadata.model_copy(update={"annotations": annotations})
+        return self.model_copy(update={"metadata": metadata})
+
+    def _canonical_spec(self) -> dict[str, Any]:
         spec = self.spec.model_dump(mode="json", by_alias=True)
         for dotted in self.runtime_fields:
             *parents, leaf = dotted.split(".")
@@ -233,10 +287,22 @@ class Resource(CamelModel, Generic[SpecT, StatusT]):
                 node = node.get(key) if isinstance(node, dict) else None
             if isinstance(node, dict):
                 node.pop(leaf, None)
-        canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+        return spec
 
     def refs(self) -> list[tuple[str, str]]:
         """The resources this one needs, as (kind, name) pairs."""
         named = ((kind, getattr(self.spec, field)) for field, kind in self.ref_fields.items())
         return [(kind, name) for kind, name in named if name]
+
+    def ref_keys(self) -> list[str]:
+        """The refs as `Kind/name`, the keys of `inputs()`."""
+        return [f"{kind}/{name}" for kind, name in self.refs()]
+
+
+class UnresolvedInputs(RuntimeError):
+    """An identity was asked of a resource whose inputs' identities are not known yet."""
+
+
+def _digest(value: Any) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]

@@ -16,6 +16,9 @@ from .meta import (
     StatusBase,
 )
 
+#: 4 Mi tokens: far beyond any model's context today, and a typo (an extra digit) is caught.
+MAX_TARGET_TOKENS = 4_194_304
+
 
 class Tokenizer(CamelModel):
     name: str | None = Field(
@@ -85,13 +88,24 @@ class SynthesisRunSpec(CamelModel):
     tokenizer: Tokenizer = Field(
         default_factory=Tokenizer, description="Tokenizer counting tokens."
     )
-    target_tokens: int = Field(default=131_072, ge=16, description="Exact tokens per sample.")
+    target_tokens: int = Field(
+        default=131_072, ge=16, le=MAX_TARGET_TOKENS, description="Exact tokens per sample."
+    )
     samples_per_topic: int = Field(default=4, ge=1, le=10_000, description="Samples per topic.")
     retrieval: Retrieval = Field(default_factory=Retrieval, description="Topic retrieval.")
     separator: str = Field(default="\n\n", description="Text between two documents.")
     reuse: Reuse = Field(default_factory=Reuse, description="Document reuse across the dataset.")
     nextlong: NExtLong = Field(default_factory=NExtLong, description="Options of mode nextlong.")
     seed: int = Field(default=0, description="Seed for shuffles and sampling.")
+    min_samples_ratio: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description=(
+            "Warn (CLI and status) when fewer than this share of the samples asked for "
+            "(topics x samplesPerTopic) could be filled. A check, not part of the identity."
+        ),
+    )
     parallelism: int = Field(default=1, ge=1, le=4096, description="Shards of topics.")
     output: SynthesisOutput = Field(default_factory=SynthesisOutput, description="Output format.")
     pod: PodOptions = Field(default_factory=PodOptions, description="Pod options in a cluster.")
@@ -105,6 +119,9 @@ class SynthesisRunSpec(CamelModel):
 
 class SynthesisRunOutputs(OutputsBase):
     samples: int | None = Field(default=None, description="Samples written.")
+    samples_requested: int | None = Field(
+        default=None, description="Samples asked for: topics x samplesPerTopic."
+    )
     tokens: int | None = Field(default=None, description="Tokens written.")
 
 
@@ -128,5 +145,26 @@ class SynthesisRun(Resource[SynthesisRunSpec, SynthesisRunStatus]):
         "topic_debate_ref": "TopicDebate",
         "index_ref": "BM25Index",
     }
+    runtime_fields: ClassVar[frozenset[str]] = Resource.runtime_fields | {"minSamplesRatio"}
+    output_count: ClassVar[str | None] = "samples"
 
     kind: Literal["SynthesisRun"] = Field(description="SynthesisRun.")
+
+    def samples_shortfall(self, counts: dict[str, int]) -> str | None:
+        """What to say when the committed counts hold under `minSamplesRatio` of the samples
+        asked for (topics x samplesPerTopic); None when enough were filled."""
+        asked = counts.get("samples_requested", 0)
+        written = counts.get("samples", 0)
+        ratio = self.spec.min_samples_ratio
+        if not asked or written >= ratio * asked:
+            return None
+        short = (
+            f"only {written:,} of {asked:,} samples asked for ({written / asked:.0%}, under "
+            f"minSamplesRatio {ratio:.0%})"
+        )
+        if "samples_underfilled" not in counts:
+            return short
+        return (
+            f"{short}: {counts['samples_underfilled']:,} underfilled, "
+            f"{counts.get('topics_without_hits', 0):,} topics without hits"
+        )

@@ -160,5 +160,6 @@ class TopicDebate(Resource[TopicDebateSpec, TopicDebateStatus]):
         "integer",
     )
     runtime_fields: ClassVar[frozenset[str]] = Resource.runtime_fields | {"concurrency"}
+    output_count: ClassVar[str | None] = "topics"
 
     kind: Literal["TopicDebate"] = Field(description="TopicDebate.")

@@ -58,12 +58,15 @@ def load_part(
     spec = resource.spec
     options = spec.backend.manticore
     assert options is not None  # the model sets it for type manticore
+    # namespace in the table name: one external Manticore serving two teams keeps them apart
     shards = shard_layout(
-        table_name(resource.name, resource.spec_hash()), options.shards, options.url
+        table_name(f"{resource.namespace}_{resource.name}", resource.identity()),
+        options.shards,
+        options.url,
     )
     connections = connect(shards)
     prepare_tables(shards, connections, spec.analysis)
-    artifact_path = store.artifact(resource.kind, resource.name, resource.spec_hash()).path
+    artifact_path = store.output_of(resource).path
     checkpoint = LoadCheckpoint(store, artifact_path, shard, of)
     files = [file.uri for file in corpus_files(spec)]
     loader = BulkLoader(shards, connections, spec.writer.batch_size, spec.writer.in_flight)

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from litelong.api.loading import AnyResource
-from litelong.api.v1alpha1.meta import PodOptions, SecretKeyRef
+from litelong.api.v1alpha1.meta import INPUTS_ANNOTATION, PodOptions, SecretKeyRef
 
 from ..config import OperatorConfig
 
@@ -48,7 +48,11 @@ class Owner:
 
     @property
     def spec_hash(self) -> str:
-        return self.resource.spec_hash()
+        """The identity naming children and the output: spec and inputs' identities (the
+        reconciler resolves the inputs first); a preview render without them: the spec hash."""
+        if self.resource.refs() and self.resource.inputs() is None:
+            return self.resource.spec_hash()
+        return self.resource.identity()
 
 
 def child_name(owner: Owner, suffix: str = "") -> str:
@@ -98,6 +102,9 @@ def spec_config_map(owner: Owner) -> Manifest:
         mode="json", by_alias=True, exclude_unset=True, exclude={"status"}
     )
     document["metadata"] = {"name": owner.name, "namespace": owner.namespace}
+    inputs = owner.resource.metadata.annotations.get(INPUTS_ANNOTATION)
+    if inputs is not None:  # the exact inputs the pods read, as the operator resolved them
+        document["metadata"]["annotations"] = {INPUTS_ANNOTATION: inputs}
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,12 +36,12 @@ from ..index import chunk_id, split_chunks
 from .assemble import Built, Separator, Tokenized, TokenizedDocuments, cut_to_fit
 from .candidates import Topic, seed_of
 from .negatives import NegativeSource, Query
+from .pieces import document_of
 from .sample import Span
 
 # Candidates retrieved per meta-chunk, as a multiple of k: neighbouring meta-chunks of one
 # meta-document retrieve many of the same chunks, and each chunk is placed once.
 OVERFETCH = 2
-_POOL_BATCH = 8
 _NEGATIVE_BATCH = 16
 
 
@@ -70,19 +70,18 @@ class Plan:
 def plan_topic(
     spec: SynthesisRunSpec,
     topic: Topic,
-    pool: list[str],
-    documents: TokenizedDocuments,
+    pool: Iterable[Tokenized],
     negatives: NegativeSource,
     chunk_length: float,
     counts: Counter[str],
 ) -> list[Plan]:
-    """Up to `samplesPerTopic` plans from the topic's pool, whose documents they take in order
-    (each document in one meta-document of the topic at most)."""
+    """Up to `samplesPerTopic` plans from the topic's pool (its documents, or pieces of long
+    ones, shared with other topics as `pieces.py` says), taken in order: each in one
+    meta-document at most."""
     options = spec.nextlong
     target = spec.target_tokens
     plans: list[Plan] = []
-    batches = (pool[start : start + _POOL_BATCH] for start in range(0, len(pool), _POOL_BATCH))
-    fetched = (document for batch in batches for document in documents.fetch(batch))
+    fetched = iter(pool)
     seen: set[bytes] = set()
     while len(plans) < spec.samples_per_topic:
         meta: list[Tokenized] = []
@@ -131,7 +130,7 @@ def _plan(
     counts["meta_chunks_left_out"] += len(chunks) - len(kept)
     wanted = spec.target_tokens * chars_per_token * options.expansion - size
     k = max(1, math.ceil(wanted / (len(kept) * chunk_length)))
-    own = frozenset(d.doc_id for d in meta)
+    own = frozenset(document_of(d.doc_id) for d in meta)
     own_chunks = sum(len(split_chunks(d.text, options.chunk_chars)) for d in meta)
     found = negatives([Query(own, text, own_chunks) for text, _ in kept], k * OVERFETCH)
     groups = [

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -19,27 +18,17 @@ from ..progress import Progress
 from ..skips import SkipCounter
 from ..store import Artifact, ArtifactStore, NotCommitted
 from .assemble import Built, Separator, TokenizedDocuments, fill_samples
-from .candidates import Candidates, Topic, debate_topics, reuse_allowance, standard_topics
+from .candidates import Candidates, Topic, claims, debate_topics, standard_topics
 from .negatives import Bm25Negatives, DenseNegatives, NegativeSource
 from .nextlong import Plan, claim, fill, plan_topic
-from .sample import Sample
+from .pieces import PIECE_CHARS_PER_TOKEN
+from .sample import Sample, token_hash
 from .tokenizer import load_tokenizer
 from .writers import open_writer
 
 
 class ModeUnavailable(RuntimeError):
     """The spec asks for a synthesis mode this build cannot run."""
-
-
-def _pools(
-    topics: list[Topic], candidates: Candidates, limit: int | None, seed: int
-) -> Iterator[tuple[int, list[str], int]]:
-    """Every topic's candidates (within the reuse bound, when there is one)."""
-    if limit:
-        yield from reuse_allowance(topics, candidates, limit, seed)
-        return
-    for topic in topics:
-        yield topic.number, candidates(topic), 0
 
 
 def _negative_source(
@@ -79,18 +68,12 @@ def build_part(
     chunks: Retriever | None = None
     try:
         topics = _topics(spec, debate, retriever)
-        candidates = Candidates(spec, retriever)
+        candidates = Candidates(spec, retriever, draws=len(topics))
         mine = [topic for topic in topics if topic.number % of == shard]
         limit = spec.reuse.max_uses_per_document
         nextlong = spec.mode == "nextlong"
-        pools = (  # every topic's candidates: for the reuse bound and nextlong's claims
-            {
-                n: (ids, excluded)
-                for n, ids, excluded in _pools(topics, candidates, limit, spec.seed)
-            }
-            if limit or nextlong
-            else {}
-        )
+        pools = claims(topics, candidates, spec.seed)  # every topic's: how documents are shared
+        piece_chars = spec.target_tokens * PIECE_CHARS_PER_TOKEN
         tokenizer = load_tokenizer(spec.tokenizer.name)
         documents = TokenizedDocuments(retriever, tokenizer)
         separator = Separator(tokenizer, spec.separator)
@@ -103,8 +86,11 @@ def build_part(
                 plans[topic.number] = plan_topic(
                     spec,
                     topic,
-                    pools[topic.number][0],
-                    documents,
+                    documents.stream(
+                        pools[topic.number],
+                        int(spec.nextlong.meta_share * piece_chars) or 1,
+                        limit,
+                    ),
                     source,
                     chunk_length,
                     counts if topic.number % of == shard else Counter(),
@@ -116,13 +102,10 @@ def build_part(
         writer = open_writer(
             spec.output.format, folder, spec.output.shard_size_bytes, roles=nextlong
         )
+        written: set[bytes] = set()  # token hashes: no sample is written twice
         with writer:
             for topic in mine:
-                if topic.number in pools:
-                    ids, excluded = pools[topic.number]
-                    counts["skipped.reuse_limited"] += excluded
-                else:
-                    ids = candidates(topic)
+                ids = pools[topic.number]
                 counts["topics_without_hits"] += not ids
                 if nextlong:
                     built = []
@@ -133,11 +116,13 @@ def build_part(
                         if filled is not None:
                             built.append((plan.number, filled))
                 else:
+                    stream = documents.stream(ids, piece_chars, limit)
                     result = fill_samples(
-                        documents.stream(ids), spec.samples_per_topic, spec.target_tokens, separator
+                        stream, spec.samples_per_topic, spec.target_tokens, separator
                     )
                     counts.update(result.counts)
                     built = list(enumerate(result.samples))
+                built = [(n, b) for n, b in built if _first_time(b, written, counts)]
                 counts["topics_underfilled"] += len(built) < spec.samples_per_topic
                 for number, sample in built:
                     writer.write(_sample(spec, topic, number, sample))
@@ -161,6 +146,16 @@ def build_part(
         )
     )
     return dict(sorted(counts.items())), SkipCounter(shard, of)
+
+
+def _first_time(built: Built, written: set[bytes], counts: Counter[str]) -> bool:
+    """False (counted) for a sample whose tokens equal one this shard already wrote."""
+    digest = token_hash(built.input_ids)
+    if digest in written:
+        counts["skipped.duplicate_sample"] += 1
+        return False
+    written.add(digest)
+    return True
 
 
 def _topics(spec: SynthesisRunSpec, debate: Artifact | None, retriever: Retriever) -> list[Topic]:

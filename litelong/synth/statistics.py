@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from ..index.chunks import parent_of
 from .coherence import rank
+from .pieces import document_of
 
 _LENGTH_BINS = 40
 
@@ -182,7 +183,7 @@ class NegativeTally:
 
 def _meta_documents(meta_id: str) -> list[str]:
     """The documents a meta-chunk's name names (`nextlong._meta_id`)."""
-    return [parent_of(part) or part for part in meta_id.split("+")]
+    return [document_of(parent_of(part) or part) for part in meta_id.split("+")]
 
 
 def _spread(values: np.ndarray) -> dict[str, int | float | None]:

@@ -35,7 +35,10 @@ class Retrieval(CamelModel):
 
 class Reuse(CamelModel):
     max_uses_per_document: int | None = Field(
-        default=None, ge=1, description="Samples a document may appear in; unset: unbounded."
+        default=1,
+        ge=1,
+        description="Samples a document (or a piece of a long one) may appear in: 1 draws "
+        "without replacement across the dataset; null: unbounded.",
     )
 
 

@@ -330,3 +330,32 @@ def test_a_missing_api_key_stops_the_run_before_any_request(
     message = result.stderr.replace("\n", "")
     assert "$LITELONG_SECRET_LLM_TOKEN" in message and "secrets/llm/token" in message
     assert server.requests == []
+
+
+def test_topics_that_are_only_taxonomy_labels_are_rejected_before_the_judge(
+    store: ArtifactStore,
+) -> None:
+    from litelong.taxonomy import load_bisac
+
+    resource = debate("http://unused")
+    taxonomy = load_bisac()
+    (subject,) = taxonomy.select(resource.spec.taxonomy)
+    sibling = taxonomy.siblings(subject)[0]
+    labels = [subject.title.upper(), f"{sibling.name.split(' / ')[-1]}s", "Stellar evolution"]
+    models = Models()
+    proposal = [{"topic": t, "explanation": "x"} for t in [*labels, "Dark matter halos"]]
+    models.break_step("propose", "model-a", reply(json.dumps({"topics": proposal})))
+    with AdversaryLLM(respond=models) as server:
+        resource = debate(server.base_url)
+        result = run_shard(resource, store, 0, 1)
+    (judge,) = [
+        r.body["messages"][-1]["content"]
+        for r in server.requests
+        if r.body["response_format"]["json_schema"]["name"] == "judge"
+    ]
+    assert labels[0] not in judge and labels[1] not in judge
+    assert "Stellar evolution" in judge
+    assert result.manifest is not None
+    counts = result.manifest.counts
+    assert counts["proposal_dropped.same_as_subject"] == 1
+    assert counts["proposal_dropped.same_as_sibling"] == 1

@@ -8,6 +8,7 @@ from litelong.debate.protocol import Candidate, retain
 from litelong.debate.topics import (
     clean_topic,
     is_near_duplicate,
+    label_problem,
     problem_with,
     retrieval_query,
     topic_key,
@@ -81,3 +82,13 @@ def test_keep_fixed_k_ranks_by_judge_then_critique_then_position() -> None:
     retain(candidates, "keepFixedK", fixed_k=2)
     assert [c.topic for c in candidates if c.kept] == ["Dark matter", "Galaxy formation"]
     assert sum(c.dropped == "fixed_k" for c in candidates) == 2
+
+
+def test_a_topic_that_is_only_its_subjects_parents_or_siblings_label_is_rejected() -> None:
+    parents, siblings = ["MATHEMATICS"], ["Algebra / Linear", "Geometry / General"]
+    assert label_problem("Mathematics", "General", parents, siblings) == "same_as_parent"
+    assert label_problem("Calculus", "Calculus", parents, siblings) == "same_as_subject"
+    assert label_problem("Linear algebra", "Calculus", parents, siblings) == "same_as_sibling"
+    assert label_problem("geometries", "Calculus", parents, siblings) == "same_as_sibling"
+    assert label_problem("Limits of sequences", "Calculus", parents, siblings) is None
+    assert label_problem("Calculus in economics", "Calculus", parents, siblings) is None

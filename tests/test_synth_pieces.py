@@ -34,18 +34,20 @@ def book(number: int, paragraphs: int) -> str:
 
 @pytest.fixture(scope="module")
 def books(tmp_path_factory: pytest.TempPathFactory) -> ArtifactStore:
-    """Three long books (fewer documents than topK) and four topics that all retrieve them."""
+    """Three long books (fewer documents than topK), four topics that all retrieve them and
+    one that retrieves nothing."""
     folder = tmp_path_factory.mktemp("books")
     store = ArtifactStore(f"file://{folder / 'store'}")
     corpus = write_jsonl(
         folder / "books.jsonl", [{"id": f"book{n}", "text": book(n, 120)} for n in range(3)]
     )
-    run_shard(bm25index("books", corpus=[{"uri": str(corpus)}]), store, 0, 1)
+    run_shard(bm25index("books", corpus=[{"uri": str(corpus), "idField": "id"}]), store, 0, 1)
     topics = [
         ("FIC000000", "Fiction", "River journeys", "river harbour"),
         ("FIC000001", "Fiction", "Mountain lanterns", "mountain lantern"),
         ("FIC000002", "Fiction", "Orchards", "orchard meadow"),
         ("FIC000003", "Fiction", "Falcons", "falcon granite"),
+        ("FIC000004", "Fiction", "Nothing", "zzqx qqzz"),  # no hits: its samples are dropped
     ]
     commit_topics(store, topics)
     return store
@@ -79,7 +81,8 @@ def test_an_index_smaller_than_topk_gives_distinct_samples_from_every_piece(
     resource = synthesis(name=f"books-{mode}", indexRef="books", mode=mode, targetTokens=1024)
     counts, parts = run(books, resource)
     samples = mds_samples(parts)
-    assert len(samples) == counts["samples"] == 8  # 4 topics (or draws) x 2
+    draws = 5 if mode == "standard" else 4  # as many draws as topics; one topic has no hits
+    assert len(samples) == counts["samples"] == 2 * draws
     hashes = {token_hash(sample["input_ids"]) for sample in samples.values()}
     assert len(hashes) == len(samples)
     used = [doc_id for row in rows(parts) for doc_id in row["doc_ids"]]
@@ -140,3 +143,46 @@ def test_a_long_document_is_tokenized_only_in_pieces_a_sample_takes() -> None:
     assert max(recording.lengths) <= piece_chars
     assert sum(recording.lengths) < 20 * piece_chars  # not the 6 MB
     assert result.samples[0].spans[0].doc_id == "huge#p0"
+
+
+def test_the_report_says_what_was_asked_what_was_lost_and_shows_each_topic(
+    books: ArtifactStore, tmp_path: Path
+) -> None:
+    from litelong.index import open_index
+    from litelong.synth.report import write_report
+
+    resource = synthesis(name="books-litelong", indexRef="books", targetTokens=1024)
+    run(books, resource)
+    artifact = books.latest_committed("SynthesisRun", "books-litelong")
+    retriever = open_index(books.latest_committed("BM25Index", "books"))
+    try:
+        summary = write_report(artifact, retriever, tmp_path)
+    finally:
+        retriever.close()
+    figures = summary.figures
+    assert figures["outcome"] == {
+        "requested": 10,
+        "written": 8,
+        "dropped": 2,
+        "underfilled": 0,
+        "duplicates_not_written": 0,
+        "duplicates_written": 0,
+        "near_duplicates": 0,
+    }
+    key = dict(summary.key_figures())
+    assert key["samples requested"] == "10" and key["samples dropped (requested - written)"] == "2"
+    topics = {row["topic"]: row for row in figures["topics"]}
+    assert topics["Nothing"]["hits"] == 0 and topics["Nothing"]["samples"] == 0
+    assert topics["Falcons"] == {**topics["Falcons"], "hits": 3, "samples": 2, "tokens": 2048}
+    assert any(row["coherence"] is not None for row in figures["topics"])
+    browse = figures["browse"]
+    assert len(browse) == 3
+    for sample in browse:
+        assert sample["topic"] and sample["documents"]
+        for document in sample["documents"]:
+            number = document["id"].split("#p")[0].removeprefix("book")
+            assert document["first_line"].startswith(f"Book {number} paragraph")
+            assert document["role"] == "doc" and document["score"] > 0
+    page = summary.html.read_text()
+    assert "<h2>Topics</h2>" in page and "Sample browser" in page and "Falcons" in page
+    assert figures["coherence"]["missing_documents"] == 0  # pieces are read as their books

@@ -116,6 +116,7 @@ class DocumentStream:
         self._seen_tokens = 0
         self._seen_documents = 0
         self.counts: Counter[str] = Counter()
+        self.scores: dict[str, float] = {}  # piece id → its document's retrieval score
 
     def need(self, tokens: int) -> None:
         self._needed = tokens
@@ -135,7 +136,10 @@ class DocumentStream:
                 self.counts["documents_split"] += len(bounds) > 1
                 for number in chosen:
                     begin, end = bounds[number]
-                    yield piece_id(claim.doc_id, number, len(bounds)), text[begin:end]
+                    unit = piece_id(claim.doc_id, number, len(bounds))
+                    if claim.score is not None:
+                        self.scores[unit] = claim.score
+                    yield unit, text[begin:end]
 
     def __iter__(self) -> Iterator[Tokenized]:
         units = self._units()
@@ -195,6 +199,7 @@ def fill_samples(
     A `DocumentStream` is told how many tokens are still needed before each document.
     """
     need = documents.need if isinstance(documents, DocumentStream) else None
+    scores = documents.scores if isinstance(documents, DocumentStream) else {}
     result = TopicResult()
     seen_ids: set[str] = set()
     seen_digests: set[bytes] = set()
@@ -220,13 +225,15 @@ def fill_samples(
         if whole <= room:
             pieces += [document.ids, separator.ids]
             texts += [document.text, separator.text]
-            spans.append(Span(document.doc_id, filled, filled + whole))
+            score = scores.get(document.doc_id)
+            spans.append(Span(document.doc_id, filled, filled + whole, score=score))
             filled += whole
         else:
             ids, text, cut = cut_to_fit(document, separator, room)
             pieces.append(ids)
             texts.append(text)
-            spans.append(Span(document.doc_id, filled, target, truncated=cut))
+            score = scores.get(document.doc_id)
+            spans.append(Span(document.doc_id, filled, target, truncated=cut, score=score))
             filled = target
             result.counts["documents_truncated"] += cut
             result.counts["documents_longer_than_budget"] += len(document.ids) > target

@@ -69,14 +69,17 @@ class Candidates:
         self._all_ids: list[str] | None = None
 
     def __call__(self, topic: Topic) -> list[str]:
-        return [doc_id for doc_id, _ in self.ranked(topic)]
+        return [doc_id for doc_id, _, _ in self.ranked(topic)]
 
-    def ranked(self, topic: Topic) -> list[tuple[str, int]]:
-        """(id, rank by score or draw position) in the order the topic's samples use them."""
+    def ranked(self, topic: Topic) -> list[tuple[str, int, float | None]]:
+        """(id, rank by score or draw position, score) in the order the topic's samples use
+        them."""
         if self.spec.mode == "standard":
-            return [(doc_id, n) for n, doc_id in enumerate(self._random_draw(topic))]
+            return [(doc_id, n, None) for n, doc_id in enumerate(self._random_draw(topic))]
         hits = self.retriever.search(topic.query, self.spec.retrieval.top_k)
-        ranked = [(doc_id, n) for n, (doc_id, _) in enumerate(hits)]
+        ranked: list[tuple[str, int, float | None]] = [
+            (doc_id, n, score) for n, (doc_id, score) in enumerate(hits)
+        ]
         if self.spec.retrieval.order == "shuffle":
             rng = np.random.default_rng(seed_of(self.spec.seed, topic.number, topic.query))
             ranked = [ranked[i] for i in rng.permutation(len(ranked))]
@@ -108,7 +111,7 @@ def claims(topics: list[Topic], candidates: Candidates, seed: int) -> dict[int, 
     retrieved = {topic.number: candidates.ranked(topic) for topic in topics}
     claimers: dict[str, list[tuple[int, int, int]]] = {}
     for number, ranked in retrieved.items():
-        for doc_id, position in ranked:
+        for doc_id, position, _ in ranked:
             key = (position, seed_of(seed, number, doc_id), number)
             claimers.setdefault(doc_id, []).append(key)
     order = {
@@ -117,7 +120,8 @@ def claims(topics: list[Topic], candidates: Candidates, seed: int) -> dict[int, 
     }
     return {
         number: [
-            Claim(doc_id, order[doc_id][number], len(claimers[doc_id])) for doc_id, _ in ranked
+            Claim(doc_id, order[doc_id][number], len(claimers[doc_id]), score)
+            for doc_id, _, score in ranked
         ]
         for number, ranked in retrieved.items()
     }

@@ -31,6 +31,7 @@ class Claim:
     doc_id: str
     rank: int = 0
     claimers: int = 1
+    score: float | None = None  # its retrieval score for this topic (BM25); None in standard
 
 
 def piece_bounds(text: str, max_chars: int) -> list[tuple[int, int]]:

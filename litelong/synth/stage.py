@@ -26,6 +26,8 @@ from .sample import Sample, token_hash
 from .tokenizer import load_tokenizer
 from .writers import open_writer
 
+TOPICS_FILE = "topics.jsonl"  # per part: each topic's hits, samples and tokens (the report's)
+
 
 class ModeUnavailable(RuntimeError):
     """The spec asks for a synthesis mode this build cannot run."""
@@ -103,6 +105,8 @@ def build_part(
             spec.output.format, folder, spec.output.shard_size_bytes, roles=nextlong
         )
         written: set[bytes] = set()  # token hashes: no sample is written twice
+        per_topic: list[dict[str, object]] = []
+        counts["samples_requested"] = len(mine) * spec.samples_per_topic
         with writer:
             for topic in mine:
                 ids = pools[topic.number]
@@ -126,6 +130,7 @@ def build_part(
                 counts["topics_underfilled"] += len(built) < spec.samples_per_topic
                 for number, sample in built:
                     writer.write(_sample(spec, topic, number, sample))
+                per_topic.append(_topic_row(topic, len(ids), built))
                 progress.advance(1)
         stats = writer.close()
         counts.update(samples=stats.samples, tokens=stats.tokens)
@@ -134,6 +139,7 @@ def build_part(
         retriever.close()
         if chunks is not None:
             chunks.close()
+    (folder / TOPICS_FILE).write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in per_topic))
     (folder / "inputs.json").write_bytes(
         orjson.dumps(
             {
@@ -146,6 +152,19 @@ def build_part(
         )
     )
     return dict(sorted(counts.items())), SkipCounter(shard, of)
+
+
+def _topic_row(topic: Topic, hits: int, built: list[tuple[int, Built]]) -> dict[str, object]:
+    """What the report's per-topic table shows of one topic."""
+    return {
+        "number": topic.number,
+        "subject_code": topic.subject_code,
+        "topic": topic.topic,
+        "query": topic.query,
+        "hits": hits,
+        "samples": len(built),
+        "tokens": sum(len(sample.input_ids) for _, sample in built),
+    }
 
 
 def _first_time(built: Built, written: set[bytes], counts: Counter[str]) -> bool:

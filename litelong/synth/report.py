@@ -273,6 +273,10 @@ def _key_figures(figures: dict[str, Any]) -> list[tuple[str, str]]:
                 f"negative similarity, {similarity['measure']} (mean / median)",
                 f"{fmt(similarity['mean'])} / {fmt(similarity['median'])}",
             ),
+            (
+                "negatives from anywhere in the chunk index (hard ones ran short)",
+                fmt(figures["manifest"]["counts"].get("negatives_from_reserve", 0)),
+            ),
             ("negatives used more than once (must be 0)", fmt(nextlong["negatives_reused"])),
             (
                 "negatives from their own meta-document (must be 0)",

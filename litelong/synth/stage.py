@@ -97,7 +97,8 @@ def build_part(
                     chunk_length,
                     counts if topic.number % of == shard else Counter(),
                 )
-            claim([plan for topic_plans in plans.values() for plan in topic_plans], spec.seed)
+            every_plan = [plan for topic_plans in plans.values() for plan in topic_plans]
+            claim(every_plan, spec.seed, chunks.document_ids())
             counts["chunks_embedded"] += getattr(source, "embedded", 0)
             chunk_documents = TokenizedDocuments(chunks, tokenizer)
         progress.start(len(mine), "topics")

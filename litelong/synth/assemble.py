@@ -22,10 +22,12 @@ from ..corpus import content_digest
 from ..index import Retriever
 from .pieces import Claim, piece_bounds, piece_id, pieces_for
 from .sample import Span
+from .tokenizer import end_of_text
 
 FETCH_BATCH = 64
 MIN_FETCH_BATCH = 8
 FIRST_FETCH_BATCH = 16
+_RETOKENIZE_REACH = 16  # characters either side of a cut tried for a retokenizable one
 TEXT_BATCH = 8  # texts read from the index at once: a few long documents at most
 
 
@@ -175,11 +177,13 @@ class TopicResult:
 
 
 class Separator:
-    """The text put after every document, and the tokenizer that counts it (and cuts the
-    document that crosses a sample's budget)."""
+    """What follows every document, and the tokenizer that counts it (and cuts the document
+    that crosses a sample's budget). None: the tokenizer's end-of-text token, so that a
+    sample's `text` tokenizes back to exactly its `input_ids` (docs/synthesis.md)."""
 
-    def __init__(self, tokenizer: Tokenizer, text: str) -> None:
+    def __init__(self, tokenizer: Tokenizer, text: str | None = None) -> None:
         self.tokenizer = tokenizer
+        text = end_of_text(tokenizer) if text is None else text
         self.text = text
         self.ids = np.asarray(tokenizer.encode(text, add_special_tokens=False).ids, np.uint32)
         self.ends = token_ends(tokenizer, text)
@@ -270,6 +274,29 @@ def _prefix_end(tokenizer: Tokenizer, document: Tokenized, room: int) -> int:
         chars *= 2
 
 
+def _retokenizable(
+    tokenizer: Tokenizer, document: Tokenized, room: int, end: int
+) -> tuple[np.ndarray, str]:
+    """`room` token ids and the text they are the tokenization of.
+
+    The first `room` ids of the whole document usually are the tokenization of their own text;
+    where BPE merges the cut's last characters differently, a cut a few characters away whose
+    text tokenizes to exactly `room` ids is taken instead (its ids, not the whole document's).
+    """
+    ids = document.ids[:room]
+    if room == 0 or tokenizer.encode(document.text[:end], add_special_tokens=False).ids == list(
+        ids
+    ):
+        return ids, document.text[:end]
+    for delta in range(1, _RETOKENIZE_REACH):
+        for near in (end - delta, end + delta):
+            if 0 < near <= len(document.text):
+                found = tokenizer.encode(document.text[:near], add_special_tokens=False).ids
+                if len(found) == room:
+                    return np.asarray(found, np.uint32), document.text[:near]
+    return ids, document.text[:end]  # no such cut nearby: exact length kept, text approximate
+
+
 def cut_to_fit(
     document: Tokenized, separator: Separator, room: int
 ) -> tuple[np.ndarray, str, bool]:
@@ -277,7 +304,8 @@ def cut_to_fit(
     itself was cut (not only its separator)."""
     if room <= len(document.ids):
         end = _prefix_end(separator.tokenizer, document, room) if room else 0
-        return document.ids[:room], document.text[:end], room < len(document.ids)
+        ids, text = _retokenizable(separator.tokenizer, document, room, end)
+        return ids, text, room < len(document.ids)
     kept = room - len(document.ids)
     end = int(separator.ends[kept - 1]) if kept else 0
     ids = np.concatenate([document.ids, separator.ids[:kept]])

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..corpus.cutting import cut_bounds
+
 # Characters per token a piece is sized by: below what English text gets from byte-level BPE
 # (about 4), so a piece rarely holds more tokens than a sample's budget.
 PIECE_CHARS_PER_TOKEN = 3
-_BREAKS = ("\n\n", "\n", ". ", "! ", "? ", " ")
 _PIECE_MARK = "#p"
 
 
@@ -35,24 +36,8 @@ class Claim:
 
 
 def piece_bounds(text: str, max_chars: int) -> list[tuple[int, int]]:
-    """[start, end) character ranges of at most `max_chars` that tile `text`, each ending at the
-    strongest break in the second half of its window (the text itself when it fits)."""
-    if max_chars <= 0:
-        raise ValueError(f"max_chars must be positive, got {max_chars}")
-    bounds: list[tuple[int, int]] = []
-    start = 0
-    while len(text) - start > max_chars:
-        window_end = start + max_chars
-        end = window_end
-        for mark in _BREAKS:
-            found = text.rfind(mark, start + max_chars // 2, window_end)
-            if found >= 0:
-                end = found + len(mark)
-                break
-        bounds.append((start, end))
-        start = end
-    bounds.append((start, len(text)))
-    return bounds
+    """The pieces of `text`: at most `max_chars` each, cut at its strongest breaks."""
+    return cut_bounds(text, max_chars)
 
 
 def piece_id(doc_id: str, number: int, pieces: int) -> str:

@@ -27,6 +27,7 @@ Three steps, all independent of the shard count:
 from __future__ import annotations
 
 import math
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -158,11 +159,11 @@ def _meta_id(ids: list[str], text: str, meta: list[Tokenized], chunk_chars: int)
     return "+".join(ids)
 
 
-def claim(plans: list[Plan], seed: int, every_chunk: Iterable[str] = ()) -> None:
+def claim(plans: list[Plan], seed: int, every_chunk: Iterable[str] = (), total: int = 0) -> None:
     """Leave each chunk in exactly one place: the sample where it ranks highest (ties by a
     seeded hash), and there under the meta-chunk where it ranks highest; never a chunk of a
-    meta-document. Then deal the chunks of `every_chunk` that no sample holds to the plans'
-    reserves. Edits the plans."""
+    meta-document. Then deal the chunks of `every_chunk` (`total` of them) that no sample holds
+    to the plans' reserves. Edits the plans."""
     metas = {document for plan in plans for document in plan.doc_ids}
     for plan in plans:
         for group in plan.groups:
@@ -181,23 +182,38 @@ def claim(plans: list[Plan], seed: int, every_chunk: Iterable[str] = ()) -> None
                 for rank, (chunk, score) in enumerate(group.negatives)
                 if owner[chunk][2] == plan.key and best[chunk] == (rank, number)
             ]
-    _deal_reserve(plans, seed, every_chunk, set(owner), metas)
+    _deal_reserve(plans, seed, every_chunk, total, set(owner), metas)
 
 
 def _deal_reserve(
-    plans: list[Plan], seed: int, every_chunk: Iterable[str], taken: set[str], metas: set[str]
+    plans: list[Plan],
+    seed: int,
+    every_chunk: Iterable[str],
+    total: int,
+    taken: set[str],
+    metas: set[str],
 ) -> None:
-    """Every unclaimed chunk outside the meta-documents, in a seeded order, dealt in turn to
-    the plans (by topic and sample number), at most what a plan could need."""
+    """Unclaimed chunks outside the meta-documents, in a seeded order, dealt in turn to the
+    plans (by topic and sample number), at most what a plan could need.
+
+    The chunk ids are streamed once and only a seeded sample of about twice what the plans
+    could need is kept (a crc32 of seed and id below a threshold), so a chunk index of 100M
+    chunks costs the reserve's size in memory, not its own."""
     if not plans:
         return
-    free = [c for c in every_chunk if c not in taken and parent_of(c) not in metas]
-    order = np.random.default_rng(seed_of(seed, "reserve")).permutation(len(free))
     ordered = sorted(plans, key=lambda plan: plan.key)
-    for turn, plan in enumerate(ordered):
-        wanted = OVERFETCH * plan.k * max(1, len(plan.groups))
-        picks = order[turn :: len(ordered)][:wanted]
-        plan.reserve = [free[i] for i in picks]
+    wanted = [OVERFETCH * plan.k * max(1, len(plan.groups)) for plan in ordered]
+    below = min(1.0, 2 * sum(wanted) / max(1, total)) * (1 << 32)
+    salt = zlib.crc32(seed_of(seed, "reserve").to_bytes(8, "little"))
+    kept = sorted(
+        (mark, chunk)
+        for chunk in every_chunk
+        if (mark := zlib.crc32(chunk.encode(), salt)) < below
+        and chunk not in taken
+        and parent_of(chunk) not in metas
+    )
+    for turn, (plan, count) in enumerate(zip(ordered, wanted, strict=True)):
+        plan.reserve = [chunk for _, chunk in kept[turn :: len(ordered)][:count]]
 
 
 def _best_ranks(plan: Plan) -> dict[str, tuple[int, int]]:

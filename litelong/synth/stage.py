@@ -98,7 +98,7 @@ def build_part(
                     counts if topic.number % of == shard else Counter(),
                 )
             every_plan = [plan for topic_plans in plans.values() for plan in topic_plans]
-            claim(every_plan, spec.seed, chunks.document_ids())
+            claim(every_plan, spec.seed, chunks.document_ids(), chunks.count())
             counts["chunks_embedded"] += getattr(source, "embedded", 0)
             chunk_documents = TokenizedDocuments(chunks, tokenizer)
         progress.start(len(mine), "topics")

@@ -95,7 +95,7 @@ def test_spans_hold_each_documents_own_tokens(inputs: ArtifactStore) -> None:
     (text,) = index.get([meta["doc_ids"][0]])
     tokenizer = load_tokenizer()
     expected = tokenizer.encode(text, add_special_tokens=False).ids
-    expected += [tokenizer.token_to_id("<|endoftext|>")]  # the default separator
+    expected += tokenizer.encode("<|endoftext|>", add_special_tokens=False).ids  # separator
     start, end = sample["indices"][0]
     assert sample["input_ids"][start:end].tolist() == expected
 

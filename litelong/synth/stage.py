@@ -84,19 +84,12 @@ def build_part(
         if nextlong:
             chunks, chunk_length = open_chunk_index(index, spec.nextlong.chunk_chars)
             source = _negative_source(spec, chunks, store, index)
+            meta_piece_chars = int(spec.nextlong.meta_share * piece_chars) or 1
             for topic in topics:  # every shard plans every topic; counts only its own
-                plans[topic.number] = plan_topic(
-                    spec,
-                    topic,
-                    documents.stream(
-                        pools[topic.number],
-                        int(spec.nextlong.meta_share * piece_chars) or 1,
-                        limit,
-                    ),
-                    source,
-                    chunk_length,
-                    counts if topic.number % of == shard else Counter(),
-                )
+                own = counts if topic.number % of == shard else Counter()
+                stream = documents.stream(pools[topic.number], meta_piece_chars, limit)
+                plans[topic.number] = plan_topic(spec, topic, stream, source, chunk_length, own)
+                own.update(stream.counts)
             every_plan = [plan for topic_plans in plans.values() for plan in topic_plans]
             claim(every_plan, spec.seed, chunks.document_ids(), chunks.count())
             counts["chunks_embedded"] += getattr(source, "embedded", 0)

@@ -120,8 +120,11 @@ def test_a_killed_run_resumes_with_the_same_topics(tmp_path: Path) -> None:
         [*command, str(store)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     cache = store / ".llm-cache"
+    # about one subject's answers: half the reference's (a subject whose topics are only
+    # taxonomy labels fails after fewer requests than one that debates)
+    half = max(1, len(list((tmp_path / "a" / ".llm-cache").rglob("*.json"))) // 2)
     deadline = time.monotonic() + 300
-    while len(list(cache.rglob("*.json"))) < 5 and time.monotonic() < deadline:  # one subject
+    while len(list(cache.rglob("*.json"))) < half and time.monotonic() < deadline:
         time.sleep(0.2)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
@@ -133,7 +136,7 @@ def test_a_killed_run_resumes_with_the_same_topics(tmp_path: Path) -> None:
     resumed = committed_files(store, "kill")
     assert resumed["candidates"] == committed_files(tmp_path / "a", "kill")["candidates"]
     manifest = ArtifactStore(f"file://{store}").latest_committed("TopicDebate", "kill").manifest()
-    assert manifest.counts["requests_cached"] >= 5
+    assert manifest.counts["requests_cached"] >= half
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])

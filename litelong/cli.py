@@ -64,7 +64,13 @@ from .store import (
     default_store_uri,
 )
 from .synth import EmbeddingModelUnavailable, ModeUnavailable, TokenizerUnavailable
-from .synth.report import UnreadableMetadata, write_report
+from .synth.report import (
+    ReportSummary,
+    UnreadableMetadata,
+    compare_key_figures,
+    write_comparison,
+    write_report,
+)
 from .taxonomy import SelectionError, load_bisac
 
 INVALID_INPUT = 2
@@ -321,7 +327,9 @@ def _train(resource: TrainingJob, artifact_store: ArtifactStore, stop_after: int
     main_rank = os.environ.get("RANK", "0") == "0"
     if artifact.committed_manifest() is not None:
         if main_rank:
-            out.print(f"TrainingJob/{resource.name}: already committed, nothing to do")
+            out.print(
+                f"TrainingJob/{resource.name}: already committed at {artifact.uri}", soft_wrap=True
+            )
             if resource.spec.evaluation is not None:
                 _evaluate_job(resource, artifact_store)
         return
@@ -819,13 +827,48 @@ def report(
     name: Annotated[
         str | None, typer.Option(help="SynthesisRun name, when the manifest holds several.")
     ] = None,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            metavar="RUN",
+            help="A second SynthesisRun (manifest file or name) to compare with, side by "
+            "side: its report is written beside it, and comparison.html beside this one.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Write the report of a committed SynthesisRun: report.html, report.json and plots.
 
     RUN is a manifest file (the newest output made from exactly its spec) or a resource name
     (its newest committed output). Topical coherence queries the BM25Index the run was made
     from; without it, it is skipped and the report says why. A run not committed exits 1.
+    With --against, the key figures of both runs are printed side by side.
     """
+    artifact, summary = _report_of(run_ref, store, name, out_dir)
+    if against is None:
+        table = Table(box=None, show_header=False)
+        for label, value in summary.key_figures():
+            table.add_row(label, Text(value))
+        out.print(f"SynthesisRun/{artifact.name} ({artifact.spec_hash})")
+        out.print(table)
+        out.print(f"report: {summary.html}", soft_wrap=True, highlight=False)
+        return
+    other, other_summary = _report_of(against, store, None, None)
+    table = Table(box=None)
+    table.add_column("")
+    table.add_column(f"{artifact.name} ({artifact.spec_hash})")
+    table.add_column(f"{other.name} ({other.spec_hash})")
+    for label, mine, theirs in compare_key_figures(summary, other_summary):
+        table.add_row(label, Text(mine), Text(theirs))
+    out.print(table)
+    page = write_comparison(summary, other_summary)
+    out.print(f"comparison: {page}", soft_wrap=True, highlight=False)
+
+
+def _report_of(
+    run_ref: str, store: str | None, name: str | None, out_dir: Path | None
+) -> tuple[Artifact, ReportSummary]:
+    """Write one SynthesisRun's report (the `report` command's, for RUN and for --against)."""
     artifact_store, artifact = _synthesis_artifact(run_ref, store, name)
     manifest = artifact.manifest()
     spec = SynthesisRunSpec.model_validate(manifest.spec)
@@ -845,16 +888,10 @@ def report(
         beside = Path(artifact.path) / "report"
         out_dir = beside if artifact_store.is_local else Path("litelong-report", artifact.name)
     try:
-        summary = write_report(artifact, retriever, out_dir, no_retriever_reason=reason)
+        return artifact, write_report(artifact, retriever, out_dir, no_retriever_reason=reason)
     finally:
         if retriever is not None:
             retriever.close()
-    table = Table(box=None, show_header=False)
-    for label, value in summary.key_figures():
-        table.add_row(label, Text(value))
-    out.print(f"SynthesisRun/{artifact.name} ({artifact.spec_hash})")
-    out.print(table)
-    out.print(f"report: {summary.html}", soft_wrap=True, highlight=False)
 
 
 @app.command()

@@ -42,7 +42,7 @@ def test_validate_prints_spec_hashes(cli: Cli, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("COLUMNS", "200")  # the table is as wide as the terminal
     result = cli("validate", *map(str, SAMPLES))
     assert result.code == 0, result.stderr
-    assert "wiki-sample" in result.stdout and "aee1d970eb54" in result.stdout
+    assert "wiki-sample" in result.stdout and "fefef6960b7e" in result.stdout
 
 
 def test_validate_and_run_skip_other_kinds_in_a_glob_with_a_note(cli: Cli, tmp_path: Path) -> None:
@@ -94,8 +94,8 @@ def test_run_commits_the_sample_and_a_rerun_does_nothing(cli: Cli, tmp_path: Pat
     first = cli("run", SAMPLE, "--store", store)
     assert first.code == 0, first.stderr
     assert "committed 10,033 documents" in first.stdout
-    assert f"{store}/default/bm25index/wiki-sample/aee1d970eb54" in first.stdout
-    manifest = ArtifactStore(store).artifact("BM25Index", "wiki-sample", "aee1d970eb54").manifest()
+    assert f"{store}/default/bm25index/wiki-sample/fefef6960b7e" in first.stdout
+    manifest = ArtifactStore(store).artifact("BM25Index", "wiki-sample", "fefef6960b7e").manifest()
     second = cli("run", SAMPLE, "--store", store)
     assert second.code == 0
     assert second.stdout.split() == [
@@ -103,9 +103,9 @@ def test_run_commits_the_sample_and_a_rerun_does_nothing(cli: Cli, tmp_path: Pat
         "already",
         "committed",
         "at",
-        f"{store}/default/bm25index/wiki-sample/aee1d970eb54",
+        f"{store}/default/bm25index/wiki-sample/fefef6960b7e",
     ]  # only that: no "committed 10,033 documents" as if it had just been built
-    again = ArtifactStore(store).artifact("BM25Index", "wiki-sample", "aee1d970eb54").manifest()
+    again = ArtifactStore(store).artifact("BM25Index", "wiki-sample", "fefef6960b7e").manifest()
     assert again.created_at == manifest.created_at
 
 

@@ -86,15 +86,29 @@ def test_bad_lines_are_counted_by_reason_with_positions(tmp_path: Path) -> None:
     assert skips.examples["too_short"] == [f"{path}:8", f"{path}:9", f"{path}:10"]
 
 
-def test_a_20_mb_document_is_skipped_as_too_long(tmp_path: Path) -> None:
+def test_a_20_mb_document_is_skipped_as_too_long_when_the_spec_says_drop(tmp_path: Path) -> None:
     huge = "word " * (4 * 1024 * 1024)  # 20 MiB on one line
-    docs, skips = read(tmp_path, [{"id": "huge", "text": huge}, {"id": "ok", "text": LONG_ENOUGH}])
+    records = [{"id": "huge", "text": huge}, {"id": "ok", "text": LONG_ENOUGH}]
+    docs, skips = read(tmp_path, records, tooLong="drop")
     assert [d.id for d in docs] == ["ok"]
     assert skips.counts == {"too_long": 1}
 
 
+def test_a_document_over_max_chars_is_split_into_parts_at_paragraph_breaks(
+    tmp_path: Path,
+) -> None:
+    paragraphs = [f"Paragraph {n} of the book, long enough to count." for n in range(400)]
+    book = "\n\n".join(paragraphs)  # about 20,000 characters
+    docs, skips = read(tmp_path, [{"id": "book", "text": book}], maxChars=4000)
+    assert skips.counts == {}
+    assert [d.id for d in docs] == [f"book#part{n}" for n in range(len(docs))]
+    assert len(docs) >= 5 and all(len(d.text) <= 4000 for d in docs)
+    assert "".join(d.text for d in docs) == book  # nothing lost
+    assert all(d.text.endswith("\n\n") for d in docs[:-1])  # cut between paragraphs
+
+
 def test_max_chars_is_configurable(tmp_path: Path) -> None:
-    docs, skips = read(tmp_path, [{"id": "a", "text": LONG_ENOUGH}], maxChars=30)
+    docs, skips = read(tmp_path, [{"id": "a", "text": LONG_ENOUGH}], maxChars=30, tooLong="drop")
     assert docs == [] and skips.counts == {"too_long": 1}
 
 

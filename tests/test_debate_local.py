@@ -126,8 +126,11 @@ def test_any_concurrency_and_a_kill_give_the_same_topics(tmp_path: Path) -> None
         [*command, str(store)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     cache = store / ".llm-cache"
+    # about one subject's answers: half the reference's (a subject whose topics are only
+    # taxonomy labels fails after fewer requests than one that debates)
+    half = max(1, len(list((tmp_path / "a" / ".llm-cache").rglob("*.json"))) // 2)
     deadline = time.monotonic() + 600
-    while len(list(cache.rglob("*.json"))) < 5 and time.monotonic() < deadline:  # one subject
+    while len(list(cache.rglob("*.json"))) < half and time.monotonic() < deadline:
         time.sleep(0.2)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
@@ -140,7 +143,7 @@ def test_any_concurrency_and_a_kill_give_the_same_topics(tmp_path: Path) -> None
     assert resumed["candidates"] == committed_files(tmp_path / "a", "kill")["candidates"]
     assert topics_bytes(store) == topics_bytes(tmp_path / "a")
     manifest = ArtifactStore(f"file://{store}").latest_committed("TopicDebate", "kill").manifest()
-    assert manifest.counts["requests_cached"] >= 5
+    assert manifest.counts["requests_cached"] >= half
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])

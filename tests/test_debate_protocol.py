@@ -381,3 +381,32 @@ def test_a_run_on_other_endpoints_says_how_far_its_topics_are_reproducible(
     assert result.code == 0, result.stderr
     said = " ".join((result.stdout + result.stderr).split())
     assert f"reproducible only as far as {server.base_url} answers a seeded request alike" in said
+
+
+def test_topics_that_are_only_taxonomy_labels_are_rejected_before_the_judge(
+    store: ArtifactStore,
+) -> None:
+    from litelong.taxonomy import load_bisac
+
+    resource = debate("http://unused")
+    taxonomy = load_bisac()
+    (subject,) = taxonomy.select(resource.spec.taxonomy)
+    sibling = taxonomy.siblings(subject)[0]
+    labels = [subject.title.upper(), f"{sibling.name.split(' / ')[-1]}s", "Stellar evolution"]
+    models = Models()
+    proposal = [{"topic": t, "explanation": "x"} for t in [*labels, "Dark matter halos"]]
+    models.break_step("propose", "model-a", reply(json.dumps({"topics": proposal})))
+    with AdversaryLLM(respond=models) as server:
+        resource = debate(server.base_url)
+        result = run_shard(resource, store, 0, 1)
+    (judge,) = [
+        r.body["messages"][-1]["content"]
+        for r in server.requests
+        if r.body["response_format"]["json_schema"]["name"] == "judge"
+    ]
+    assert labels[0] not in judge and labels[1] not in judge
+    assert "Stellar evolution" in judge
+    assert result.manifest is not None
+    counts = result.manifest.counts
+    assert counts["proposal_dropped.same_as_subject"] == 1
+    assert counts["proposal_dropped.same_as_sibling"] == 1

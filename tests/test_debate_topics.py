@@ -8,6 +8,7 @@ from litelong.debate.protocol import Candidate, retain
 from litelong.debate.topics import (
     clean_topic,
     is_near_duplicate,
+    label_problem,
     problem_with,
     retrieval_query,
     topic_key,
@@ -65,19 +66,29 @@ def _candidates() -> list[Candidate]:
 
 def test_filter_reject_keeps_all_but_the_judges_rejections_and_duplicates() -> None:
     candidates = _candidates()
-    retain(candidates, "filterReject", fixed_k=10)
+    retain(candidates, "filterReject", limit=10)
     assert [c.topic for c in candidates if c.kept] == ["Dark matter", "Galaxy formation"]
     assert [c.dropped for c in candidates] == ["", "", "duplicate", "judge", "judge"]
 
 
 def test_keep_accepted_keeps_only_what_the_critique_accepted() -> None:
     candidates = _candidates()
-    retain(candidates, "keepAccepted", fixed_k=10)
+    retain(candidates, "keepAccepted", limit=10)
     assert [c.topic for c in candidates if c.kept] == ["Dark matter", "Cosmic inflation"]
 
 
 def test_keep_fixed_k_ranks_by_judge_then_critique_then_position() -> None:
     candidates = _candidates()
-    retain(candidates, "keepFixedK", fixed_k=2)
+    retain(candidates, "keepFixedK", limit=2)
     assert [c.topic for c in candidates if c.kept] == ["Dark matter", "Galaxy formation"]
     assert sum(c.dropped == "fixed_k" for c in candidates) == 2
+
+
+def test_a_topic_that_is_only_its_subjects_parents_or_siblings_label_is_rejected() -> None:
+    parents, siblings = ["MATHEMATICS"], ["Algebra / Linear", "Geometry / General"]
+    assert label_problem("Mathematics", "General", parents, siblings) == "same_as_parent"
+    assert label_problem("Calculus", "Calculus", parents, siblings) == "same_as_subject"
+    assert label_problem("Linear algebra", "Calculus", parents, siblings) == "same_as_sibling"
+    assert label_problem("geometries", "Calculus", parents, siblings) == "same_as_sibling"
+    assert label_problem("Limits of sequences", "Calculus", parents, siblings) is None
+    assert label_problem("Calculus in economics", "Calculus", parents, siblings) is None

@@ -107,7 +107,7 @@ def test_a_changed_input_reruns_its_dependents_and_says_why(
     assert "already committed" not in second.stdout
     inputs = json.loads((Path(new_run.path) / "part-00000-of-00001" / "inputs.json").read_text())
     assert inputs["identities"]["BM25Index/corpus"] == new_index.identity
-    files = (Path(new_run.path) / "part-00000-of-00001").glob("*.jsonl")
+    files = (Path(new_run.path) / "part-00000-of-00001").glob("samples-*.jsonl")
     lines = [line for file in files for line in file.open()]
     assert lines and all("second" in line and "first" not in line for line in lines)
 

@@ -341,8 +341,14 @@ def test_quickstart_stages_come_within_30_percent_of_the_plan_after_calibrate(
             if resource.kind == "BM25Index":
                 assert estimate["figures"]["documents"] == manifest.counts["documents"]
             if resource.kind == "SynthesisRun":
-                assert estimate["figures"]["samples"] == manifest.counts["samples"]
-                assert estimate["figures"]["tokens"] == manifest.counts["tokens"]
+                # documents shared between topics (reuse at most once) are modelled by each
+                # query's ranks, not by the stage's pieces of long documents: within ±30%
+                assert estimate["figures"]["samples"] == pytest.approx(
+                    manifest.counts["samples"], rel=0.30
+                )
+                assert estimate["figures"]["tokens"] == pytest.approx(
+                    manifest.counts["tokens"], rel=0.30
+                )
                 report = json.loads(
                     (Path(result.artifact.path) / "report" / "report.json").read_text()
                 )

@@ -269,3 +269,28 @@ def test_the_quickstart_sample_runs_nextlong_on_the_shipped_corpus(tmp_path: Pat
     (row,) = metadata(artifact)
     assert counts["samples"] == 1 and row["num_tokens"] == resource.spec.target_tokens
     assert row["roles"][0] == "meta" and "negative" in row["roles"]
+
+
+def test_samples_fill_when_the_corpus_holds_enough_chunks_and_no_chunk_has_two_roles(
+    wiki: ArtifactStore,
+) -> None:
+    """Hard negatives run short at 32K tokens (claims split them between samples: before, 8 of
+    12 were written); the rest of each budget comes from chunks nobody claimed."""
+    resource = synthesis(name="fills", targetTokens=32_768, samplesPerTopic=4)
+    counts, artifact = run(wiki, resource)
+    rows = metadata(artifact)
+    assert len(rows) >= 0.95 * 12 and counts["samples_requested"] == 12
+    assert counts["negatives_from_reserve"] > 0
+    assert all(row["num_tokens"] == 32_768 for row in rows)
+    metas = set().union(*(own_documents(row) for row in rows))
+    negatives = [
+        doc_id
+        for row in rows
+        for doc_id, role in zip(row["doc_ids"], row["roles"], strict=True)
+        if role == "negative"
+    ]
+    assert len(negatives) == len(set(negatives))
+    assert not {parent_of(chunk) for chunk in negatives} & metas  # never both roles
+    report = json.loads((artifact / "report" / "report.json").read_text())
+    assert report["coherence"]["skipped"] is None and report["coherence"]["dataset"] is not None
+    assert report["coherence"]["missing_documents"] == 0  # the meta-documents' own documents

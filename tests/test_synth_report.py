@@ -191,9 +191,12 @@ def test_the_page_shows_every_plot_with_a_caption(report: ReportSummary) -> None
     page = report.html.read_text()
     sources = re.findall(r'<img src="([^"]+)"', page)
     assert sorted(sources) == sorted(f"plots/{path.name}" for path in report.plots.values())
-    assert len(sources) == 6 and page.count("<figcaption>") == 6
-    for name in ("sample_lengths", "docs_per_sample", "doc_lengths", "headings", "doc_reuse"):
+    assert len(sources) == 5 and page.count("<figcaption>") == 5
+    for name in ("docs_per_sample", "doc_lengths", "headings", "doc_reuse", "coherence"):
         assert f"plots/{name}.png" in sources
+    # every sample has one length: a sentence, not a single-bar histogram
+    assert "plots/sample_lengths.png" not in sources
+    assert "(One value: not plotted.)" in page
     assert "SynthesisRun/topical report" in page
     assert "top 20 hits other than itself" in page  # the coherence definition
     assert "exactly targetTokens = 1,024 (min 1,024, max 1,024)" in page
@@ -332,7 +335,7 @@ def test_report_by_manifest_file(cli: Cli, world: World, tmp_path: Path) -> None
     out = tmp_path / "out"
     result = cli("report", str(manifest), "--store", world.store.uri, "--out", str(out))
     assert result.code == 0, result.stderr
-    assert (out / "report.html").exists() and len(list((out / "plots").glob("*.png"))) == 6
+    assert (out / "report.html").exists() and len(list((out / "plots").glob("*.png"))) == 5
 
 
 def test_report_of_an_uncommitted_run_exits_1(cli: Cli, world: World, tmp_path: Path) -> None:
@@ -356,3 +359,32 @@ def test_report_without_the_index_says_so(cli: Cli, world: World, tmp_path: Path
 def test_report_explains_itself(cli: Cli) -> None:
     result = cli("report", "--help")
     assert result.code == 0 and "Usage: litelong report" in result.stdout
+
+
+def test_exact_and_near_duplicate_samples_are_counted(world: World, tmp_path: Path) -> None:
+    near = write_report(world.topical, None, tmp_path / "near").figures["duplicates"]
+    assert near["near"] == 8  # each topic's second sample shares 3 of the first's 4 documents
+    assert near["exact"] == 0
+    rows = random_rows()[:4]
+    for sample, digest in zip(rows, ["h0", "h1", "h0", "h2"], strict=True):
+        sample["token_hash"] = digest
+    schema = SCHEMA.append(pa.field("token_hash", pa.string()))
+    artifact = world.store.artifact("SynthesisRun", "dups", "0" * 12)
+    with artifact.staging(0, 1) as folder:
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / "metadata.parquet")
+        artifact.commit_part(0, 1, folder, counts={"samples": 4})
+    artifact.commit(synthesis_run("dups", mode="standard").spec.model_dump(by_alias=True), 1)
+    summary = write_report(artifact, None, tmp_path / "exact")
+    assert summary.figures["duplicates"]["exact"] == 1
+    assert dict(summary.key_figures())["duplicate samples written (must be 0)"] == "1"
+
+
+def test_report_against_another_run_prints_both_side_by_side(cli: Cli, world: World) -> None:
+    result = cli("report", "topical", "--against", "random", "--store", world.store.uri)
+    assert result.code == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "samples written" in line]
+    assert lines and lines[0].split()[-2:] == ["16", "16"]
+    assert "topical" in result.stdout and "random" in result.stdout
+    page = Path(world.topical.path) / "report" / "comparison.html"
+    assert page.exists() and "against SynthesisRun/random" in page.read_text()
+    assert (Path(world.random.path) / "report" / "report.html").exists()

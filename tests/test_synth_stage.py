@@ -95,7 +95,7 @@ def test_spans_hold_each_documents_own_tokens(inputs: ArtifactStore) -> None:
     (text,) = index.get([meta["doc_ids"][0]])
     tokenizer = load_tokenizer()
     expected = tokenizer.encode(text, add_special_tokens=False).ids
-    expected += tokenizer.encode("\n\n", add_special_tokens=False).ids
+    expected += tokenizer.encode("<|endoftext|>", add_special_tokens=False).ids  # separator
     start, end = sample["indices"][0]
     assert sample["input_ids"][start:end].tolist() == expected
 
@@ -215,3 +215,30 @@ def test_a_run_stopped_after_some_shards_resumes_with_the_same_samples(
     assert resumed.keys() == expected.keys()
     for key in expected:
         assert np.array_equal(resumed[key]["input_ids"], expected[key]["input_ids"])
+
+
+def test_text_tokenizes_back_to_exactly_the_input_ids_in_every_format(
+    inputs: ArtifactStore,
+) -> None:
+    """The boundary rule (docs/synthesis.md): documents joined by the tokenizer's end-of-text
+    token, so `tokenizer.encode(text)` is the sample's input_ids; MDS, which stores no text, is
+    compared through the same samples' text in JSONL and Parquet."""
+    import json
+
+    tokenizer = load_tokenizer()
+    _, mds_parts = run(inputs, synthesis(name="rule-mds"))
+    stored = {key: s["input_ids"].tolist() for key, s in mds_samples(mds_parts).items()}
+    for fmt in ("jsonl", "parquet"):
+        _, parts = run(inputs, synthesis(name=f"rule-{fmt}", output={"format": fmt}))
+        files = sorted(p for part in parts for p in part.glob(f"samples-*.{fmt}"))
+        if fmt == "jsonl":
+            records = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+        else:
+            records = [r for f in files for r in pq.read_table(f).to_pylist()]
+        assert len(records) == len(stored) == 8
+        for record in records:
+            ids = tokenizer.encode(record["text"], add_special_tokens=False).ids
+            assert ids == stored[record["id"]], record["id"]
+            assert len(ids) == record["num_tokens"] == 2048
+            if fmt == "parquet":
+                assert ids == record["input_ids"]

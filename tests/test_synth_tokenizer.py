@@ -60,3 +60,16 @@ def test_a_name_that_would_need_a_download_says_how_to_give_it_offline(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(TokenizerUnavailable, match="nothing is downloaded at run time"):
         load_tokenizer("some-org/no-such-tokenizer")
+
+
+def test_documents_are_separated_by_the_end_of_text_token_or_a_clear_error() -> None:
+    from tokenizers import Tokenizer, models
+
+    from litelong.synth.tokenizer import end_of_text
+
+    assert end_of_text(load_tokenizer()) == "<|endoftext|>"
+    bare = Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]"))
+    with pytest.raises(TokenizerUnavailable, match=r"set spec\.separator"):
+        end_of_text(bare)
+    bare.add_special_tokens(["</s>"])
+    assert end_of_text(bare) == "</s>"

@@ -20,7 +20,7 @@ import pytest
 
 from litelong.synth import writer_base, writers
 from litelong.synth.mds import MDS_COLUMNS, read_mds, span_roles
-from litelong.synth.sample import Sample, Span
+from litelong.synth.sample import Sample, Span, token_hash
 from litelong.synth.writers import FORMATS, METADATA_FILE, Format, WriterStats, open_writer
 
 WORDS = ["river", "basin", "delta", "sediment", "flood", "plain", "erosion", "channel"]
@@ -405,6 +405,7 @@ def test_metadata_parquet_has_one_row_per_sample_with_the_documented_columns(
         "truncated": pa.list_(pa.bool_()),
         "roles": pa.list_(pa.string()),
         "scores": pa.list_(pa.float32()),
+        "token_hash": pa.string(),
     }
     assert table.schema == pa.schema(documented)
     rows = table.to_pylist()
@@ -423,6 +424,7 @@ def test_metadata_parquet_has_one_row_per_sample_with_the_documented_columns(
             "truncated": [span.truncated for span in sample.spans],
             "roles": [span.role for span in sample.spans],
             "scores": [span.score for span in sample.spans],
+            "token_hash": token_hash(sample.input_ids).hex(),
         }
 
 

@@ -306,7 +306,7 @@ def test_litelong_run_trains_a_trainingjob_here_on_its_exact_samples(
     job = store.latest_committed("TrainingJob", "tiny")
     assert job.manifest().inputs == {"SynthesisRun/samples": samples.identity}
     again = cli("run", str(spec), "--store", store.uri)
-    assert again.code == 0 and "TrainingJob/tiny: already committed, nothing to do" in again.stdout
+    assert again.code == 0 and "TrainingJob/tiny: already committed at " in again.stdout
 
 
 def _pythonpath() -> str:

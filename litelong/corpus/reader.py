@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..api.v1alpha1 import BM25IndexSpec
+from .cutting import cut_bounds
 from .normalize import content_digest, normalize_text
 from .records import read_records
 from .skips import SkipCounter
@@ -34,12 +35,20 @@ class ReadOptions:
     min_chars: int
     max_chars: int
     dedup: bool
+    split_long: bool = True
     shard: int = 0
     of: int = 1
 
     @classmethod
     def from_spec(cls, spec: BM25IndexSpec, shard: int = 0, of: int = 1) -> ReadOptions:
-        return cls(spec.min_chars, spec.max_chars, spec.dedup == "exact", shard, of)
+        return cls(
+            spec.min_chars,
+            spec.max_chars,
+            spec.dedup == "exact",
+            spec.too_long == "split",
+            shard,
+            of,
+        )
 
 
 Keyed = tuple[int, bool, Document]  # (content key, id came from the corpus, document)
@@ -61,9 +70,21 @@ def clean_documents(file: CorpusFile, options: ReadOptions, skips: SkipCounter) 
             continue
         if min_chars <= len(text) <= max_chars:
             yield key, raw_id is not None, Document(raw_id or digest.hex(), text)
+        elif len(text) > max_chars and options.split_long:
+            yield from _parts(raw_id or digest.hex(), raw_id is not None, text, options)
         else:
             reason = "too_short" if len(text) < min_chars else "too_long"
             skips.skip(reason, file.position(number), owned=True)
+
+
+def _parts(doc_id: str, has_id: bool, text: str, options: ReadOptions) -> Iterator[Keyed]:
+    """A document over maxChars as parts `<id>#part<n>` of at most maxChars, cut at its
+    strongest breaks; each keyed by its own content for dedup, all in the document's shard."""
+    for number, (start, end) in enumerate(cut_bounds(text, options.max_chars)):
+        part = text[start:end]
+        if len(part.strip()) >= options.min_chars:
+            key = int.from_bytes(content_digest(part)[:8], "little")
+            yield key, has_id, Document(f"{doc_id}#part{number}", part)
 
 
 def read_shard(

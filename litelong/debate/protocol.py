@@ -28,9 +28,17 @@ from .prompts import (
     SYSTEM,
     Step,
 )
-from .topics import clean_topic, is_near_duplicate, problem_with, retrieval_query, topic_key
+from .topics import (
+    clean_topic,
+    is_near_duplicate,
+    label_problem,
+    problem_with,
+    retrieval_query,
+    topic_key,
+)
 
 AVOID_LIST_LENGTH = 12
+ALL_SIBLINGS = 100_000  # the specificity rule compares a topic with every sibling
 T = TypeVar("T")
 
 
@@ -164,6 +172,9 @@ class Debate:
             avoid="\n".join(f"- {other.title}" for other in avoid) or "- (none)",
         )
 
+        parents = subject.label.split(" / ")[:-1]
+        siblings = [other.name for other in self.siblings(subject, ALL_SIBLINGS)]
+
         def read(text: str) -> list[tuple[str, str]]:
             kept: list[tuple[str, str]] = []
             keys: list[frozenset[str]] = []
@@ -171,7 +182,9 @@ class Debate:
             for proposed in parse_answer(text, Proposal).topics:
                 topic = clean_topic(proposed.topic)
                 key = topic_key(topic)
-                problem = problem_with(topic)
+                problem = problem_with(topic) or label_problem(
+                    topic, subject.name, parents, siblings
+                )
                 if problem is None and any(is_near_duplicate(key, other) for other in keys):
                     problem = "duplicate"
                 if problem is None and len(kept) == wanted:
@@ -183,7 +196,8 @@ class Debate:
                 keys.append(key)
             if not kept:
                 raise UnusableAnswer(
-                    f"no usable topic (each must be 1 to 12 words, distinct): {dict(dropped)}"
+                    "no usable topic (each must be 1 to 12 words, distinct, and more than a "
+                    f"taxonomy label): {dict(dropped)}"
                 )
             outcome.dropped_on_proposal.update(dropped)
             return kept

@@ -1,10 +1,11 @@
-"""Topic hygiene: clean text, 1-12 words, no (near-)duplicates within a subject, and a retrieval
-query that anchors the topic in its subject."""
+"""Topic hygiene: clean text, 1-12 words, no (near-)duplicates within a subject, more specific
+than the taxonomy's own labels, and a retrieval query that anchors the topic in its subject."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 MIN_WORDS = 1
 MAX_WORDS = 12
@@ -66,6 +67,25 @@ def is_near_duplicate(key: frozenset[str], other: frozenset[str]) -> bool:
     if not key or not other:
         return False
     return len(key & other) / len(key | other) >= NEAR_DUPLICATE_JACCARD
+
+
+def label_problem(
+    topic: str, subject: str, parents: Sequence[str], siblings: Sequence[str]
+) -> str | None:
+    """Why a topic is only a taxonomy label, or None: its content words are all words of (or
+    nearly equal to) its subject's label, a parent's or a sibling's. Such a topic ("Mathematics"
+    in MATHEMATICS / General) retrieves the same generic documents as the label itself, so it is
+    rejected by rule before the judge sees it."""
+    key = topic_key(topic)
+    if not key:
+        return None
+    groups = (("same_as_subject", [subject]), ("same_as_parent", parents))
+    for reason, labels in (*groups, ("same_as_sibling", siblings)):
+        for label in labels:
+            other = topic_key(label)
+            if other and (key <= other or is_near_duplicate(key, other)):
+                return reason
+    return None
 
 
 def retrieval_query(topic: str, subject_name: str) -> str:

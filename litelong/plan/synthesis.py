@@ -1,7 +1,10 @@
 """SynthesisRun: samples, tokens, documents needed against available, time and bytes.
 
     documents per topic available = hits of the topic's query (top `topK`), from real queries
-                                    when the index and the topics are committed, else topK
+                                    when the index and the topics are committed, else topK;
+                                    with `reuse.maxUsesPerDocument` k, a document retrieved by
+                                    more topics counts for the k that rank it highest (the
+                                    stage's sharing rule, synth/candidates.py `claims`)
     tokens per document           = text bytes per document x tokens per byte
     samples per topic             = min(samplesPerTopic, available tokens // targetTokens)
     tokens                        = samples x targetTokens
@@ -166,7 +169,9 @@ def _inputs(resource: SynthesisRun, store: ArtifactStore, plan: Plan) -> Inputs:
     topics_count, queries = _topics(resource, store, plan, basis, documents)
     hits, distinct = None, 1.0
     if index is not None and queries is not None:
-        hits, retrieved, distinct = _query(index, queries, spec.retrieval.top_k)
+        hits, retrieved, distinct = _query(
+            index, queries, spec.retrieval.top_k, spec.reuse.max_uses_per_document
+        )
         if retrieved:
             per_doc = retrieved
         basis.append(
@@ -177,22 +182,33 @@ def _inputs(resource: SynthesisRun, store: ArtifactStore, plan: Plan) -> Inputs:
     return Inputs(topics_count, hits, documents, per_doc, chunks, basis, distinct)
 
 
-def _query(index: Artifact, queries: list[str], top_k: int) -> tuple[list[int], float, float]:
-    """Hits per query; the mean UTF-8 size of the documents a topic's first fetch gets
-    (retrieval favours some lengths: the corpus mean is not what a sample is made of); and the
+def _query(
+    index: Artifact, queries: list[str], top_k: int, max_uses: int | None = None
+) -> tuple[list[int], float, float]:
+    """Hits per query (those the topic may use under `max_uses`); the mean UTF-8 size of the
+    documents a topic's first fetch gets (retrieval favours some lengths: the corpus mean is
+    not what a sample is made of); and the
     share of those first fetches that are distinct (the stage tokenizes a document once and
     keeps its tokens for the next topic that retrieves it)."""
     retriever = open_index(index)
     try:
         hits, nbytes, fetched = [], 0, []
-        for query in queries:
+        ranks: dict[str, list[tuple[int, int]]] = {}  # document -> (rank, topic) of each query
+        for topic, query in enumerate(queries):
             found = retriever.search(query, top_k)
             hits.append(len(found))
+            for rank, (doc_id, _) in enumerate(found):
+                ranks.setdefault(doc_id, []).append((rank, topic))
             first = [doc_id for doc_id, _ in found[:FIRST_FETCH_BATCH]]
             nbytes += sum(len(text.encode()) for text in retriever.get(first))
             fetched += first
     finally:
         retriever.close()
+    if max_uses is not None:
+        hits = [0] * len(queries)
+        for claimers in ranks.values():
+            for _, topic in sorted(claimers)[:max_uses]:
+                hits[topic] += 1
     if not fetched:
         return hits, 0.0, 1.0
     return hits, nbytes / len(fetched), len(set(fetched)) / len(fetched)

@@ -1,14 +1,16 @@
 """Assembly: ordered candidate documents → samples of exactly `target` tokens.
 
-Documents are tokenized once (in batches, on every core, through the Rust tokenizer) and their
-ids reused. A sample takes whole documents, each followed by the separator, until the budget is
-reached; the document that crosses it is cut to fit and marked truncated, and its rest is not
-used. A topic's samples take disjoint documents, distinct by id and by content. A sample that
-cannot be filled is dropped and counted, never padded with unrelated text.
+Documents (or the pieces of a long one, `pieces.py`) are tokenized once (in batches, on every
+core, through the Rust tokenizer) and their ids reused. A sample takes whole documents, each
+followed by the separator, until the budget is reached; the document that crosses it is cut
+to fit and marked truncated, and its rest is not used. A topic's samples take disjoint
+documents, distinct by id and by content. A sample that cannot be filled is dropped and
+counted, never padded with unrelated text.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -18,11 +20,15 @@ from tokenizers import Tokenizer
 
 from ..corpus import content_digest
 from ..index import Retriever
+from .pieces import Claim, piece_bounds, piece_id, pieces_for
 from .sample import Span
+from .tokenizer import end_of_text
 
 FETCH_BATCH = 64
 MIN_FETCH_BATCH = 8
 FIRST_FETCH_BATCH = 16
+_RETOKENIZE_REACH = 16  # characters either side of a cut tried for a retokenizable one
+TEXT_BATCH = 8  # texts read from the index at once: a few long documents at most
 
 
 @dataclass(frozen=True)
@@ -40,30 +46,40 @@ class TokenizedDocuments:
     def __init__(
         self, retriever: Retriever, tokenizer: Tokenizer, capacity_tokens: int = 8_000_000
     ) -> None:
-        self._retriever = retriever
+        self.retriever = retriever
         self._tokenizer = tokenizer
         self._capacity = capacity_tokens
         self._held = 0
         self._cache: OrderedDict[str, Tokenized] = OrderedDict()
-        self.tokenized = 0  # documents tokenized (cache misses)
+        self.tokenized = 0  # documents or pieces tokenized (cache misses)
 
     def fetch(self, ids: Sequence[str]) -> list[Tokenized]:
-        found: dict[str, Tokenized] = {}
-        for doc_id in dict.fromkeys(ids):
-            if (hit := self._cache.get(doc_id)) is not None:
-                self._cache.move_to_end(doc_id)
-                found[doc_id] = hit
-        missing = [doc_id for doc_id in dict.fromkeys(ids) if doc_id not in found]
-        if missing:
-            texts = self._retriever.get(missing)
-            # no offsets: only the one document a sample cuts needs them (`cut_to_fit`)
-            encodings = self._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
-            for doc_id, text, encoding in zip(missing, texts, encodings, strict=True):
-                ids_array = np.asarray(encoding.ids, dtype=np.uint32)
-                found[doc_id] = Tokenized(doc_id, text, content_digest(text), ids_array)
-                self._remember(found[doc_id])  # may evict others, never what `found` holds
-            self.tokenized += len(missing)
+        """Whole documents (chunks of the chunk index: short by construction)."""
+        unique = list(dict.fromkeys(ids))
+        missing = [doc_id for doc_id in unique if doc_id not in self._cache]
+        texts = dict(zip(missing, self.retriever.get(missing), strict=True)) if missing else {}
+        found = {d.doc_id: d for d in self.tokenize([(i, texts.get(i, "")) for i in unique])}
         return [found[doc_id] for doc_id in ids]
+
+    def tokenize(self, units: Sequence[tuple[str, str]]) -> list[Tokenized]:
+        """(id, text) units tokenized in one batch on every core; cached by id."""
+        found: dict[str, Tokenized] = {}
+        for unit_id, _ in units:
+            if (hit := self._cache.get(unit_id)) is not None:
+                self._cache.move_to_end(unit_id)
+                found[unit_id] = hit
+        missing = {unit_id: text for unit_id, text in units if unit_id not in found}
+        if missing:
+            # no offsets: only the one document a sample cuts needs them (`cut_to_fit`)
+            encodings = self._tokenizer.encode_batch_fast(
+                list(missing.values()), add_special_tokens=False
+            )
+            for (unit_id, text), encoding in zip(missing.items(), encodings, strict=True):
+                ids_array = np.asarray(encoding.ids, dtype=np.uint32)
+                found[unit_id] = Tokenized(unit_id, text, content_digest(text), ids_array)
+                self._remember(found[unit_id])  # may evict others, never what `found` holds
+            self.tokenized += len(missing)
+        return [found[unit_id] for unit_id, _ in units]
 
     def _remember(self, tokenized: Tokenized) -> None:
         self._cache[tokenized.doc_id] = tokenized
@@ -72,36 +88,74 @@ class TokenizedDocuments:
             _, old = self._cache.popitem(last=False)
             self._held -= len(old.ids)
 
-    def stream(self, ids: Sequence[str]) -> DocumentStream:
-        return DocumentStream(self, ids)
+    def stream(
+        self,
+        claims: Sequence[str | Claim],
+        piece_chars: int | None = None,
+        limit: int | None = None,
+    ) -> DocumentStream:
+        return DocumentStream(self, claims, piece_chars, limit)
 
 
 class DocumentStream:
-    """A topic's candidates in order, fetched and tokenized in batches no larger than what the
-    samples still need (told through `need`), so little is tokenized and then left unused."""
+    """A topic's candidates in order, cut into pieces of at most `piece_chars` (`pieces.py`),
+    and fetched and tokenized in batches no larger than what the samples still need (told
+    through `need`), so little is tokenized and then left unused: a 50 MB document costs the
+    pieces a sample takes, never its whole tokenization."""
 
-    def __init__(self, documents: TokenizedDocuments, ids: Sequence[str]) -> None:
+    def __init__(
+        self,
+        documents: TokenizedDocuments,
+        claims: Sequence[str | Claim],
+        piece_chars: int | None = None,
+        limit: int | None = None,
+    ) -> None:
         self._documents = documents
-        self._ids = ids
-        self._next = 0
+        self._claims = [c if isinstance(c, Claim) else Claim(c) for c in claims]
+        self._piece_chars = piece_chars
+        self._limit = limit
         self._needed = 0  # tokens the samples still need; 0: unknown
         self._seen_tokens = 0
         self._seen_documents = 0
+        self.counts: Counter[str] = Counter()
+        self.scores: dict[str, float] = {}  # piece id → its document's retrieval score
 
     def need(self, tokens: int) -> None:
         self._needed = tokens
 
+    def _units(self) -> Iterator[tuple[str, str]]:
+        """(piece id, piece text) of every piece this topic may use, texts read a few at a
+        time so that only a few long documents are held at once."""
+        claims = self._claims
+        for start in range(0, len(claims), TEXT_BATCH):
+            batch = claims[start : start + TEXT_BATCH]
+            texts = self._documents.retriever.get([claim.doc_id for claim in batch])
+            for claim, text in zip(batch, texts, strict=True):
+                whole = [(0, len(text))]
+                bounds = piece_bounds(text, self._piece_chars) if self._piece_chars else whole
+                chosen = pieces_for(claim, len(bounds), self._limit)
+                self.counts["skipped.reuse_limited"] += not chosen
+                self.counts["documents_split"] += len(bounds) > 1
+                for number in chosen:
+                    begin, end = bounds[number]
+                    unit = piece_id(claim.doc_id, number, len(bounds))
+                    if claim.score is not None:
+                        self.scores[unit] = claim.score
+                    yield unit, text[begin:end]
+
     def __iter__(self) -> Iterator[Tokenized]:
-        while self._next < len(self._ids):
+        units = self._units()
+        while True:
             size = FETCH_BATCH
             if self._needed and not self._seen_documents:
                 size = FIRST_FETCH_BATCH  # document lengths unknown yet: start small
             elif self._needed:
                 per_document = self._seen_tokens / self._seen_documents
                 size = max(MIN_FETCH_BATCH, min(FETCH_BATCH, int(self._needed / per_document) + 2))
-            batch = self._ids[self._next : self._next + size]
-            self._next += len(batch)
-            for document in self._documents.fetch(batch):
+            batch = list(itertools.islice(units, size))
+            if not batch:
+                return
+            for document in self._documents.tokenize(batch):
                 self._seen_tokens += len(document.ids)
                 self._seen_documents += 1
                 yield document
@@ -124,11 +178,13 @@ class TopicResult:
 
 
 class Separator:
-    """The text put after every document, and the tokenizer that counts it (and cuts the
-    document that crosses a sample's budget)."""
+    """What follows every document, and the tokenizer that counts it (and cuts the document
+    that crosses a sample's budget). None: the tokenizer's end-of-text token, so that a
+    sample's `text` tokenizes back to exactly its `input_ids` (docs/synthesis.md)."""
 
-    def __init__(self, tokenizer: Tokenizer, text: str) -> None:
+    def __init__(self, tokenizer: Tokenizer, text: str | None = None) -> None:
         self.tokenizer = tokenizer
+        text = end_of_text(tokenizer) if text is None else text
         self.text = text
         self.ids = np.asarray(tokenizer.encode(text, add_special_tokens=False).ids, np.uint32)
         self.ends = token_ends(tokenizer, text)
@@ -148,6 +204,7 @@ def fill_samples(
     A `DocumentStream` is told how many tokens are still needed before each document.
     """
     need = documents.need if isinstance(documents, DocumentStream) else None
+    scores = documents.scores if isinstance(documents, DocumentStream) else {}
     result = TopicResult()
     seen_ids: set[str] = set()
     seen_digests: set[bytes] = set()
@@ -173,13 +230,15 @@ def fill_samples(
         if whole <= room:
             pieces += [document.ids, separator.ids]
             texts += [document.text, separator.text]
-            spans.append(Span(document.doc_id, filled, filled + whole))
+            score = scores.get(document.doc_id)
+            spans.append(Span(document.doc_id, filled, filled + whole, score=score))
             filled += whole
         else:
             ids, text, cut = cut_to_fit(document, separator, room)
             pieces.append(ids)
             texts.append(text)
-            spans.append(Span(document.doc_id, filled, target, truncated=cut))
+            score = scores.get(document.doc_id)
+            spans.append(Span(document.doc_id, filled, target, truncated=cut, score=score))
             filled = target
             result.counts["documents_truncated"] += cut
             result.counts["documents_longer_than_budget"] += len(document.ids) > target
@@ -192,6 +251,8 @@ def fill_samples(
     if spans:
         result.counts["samples_underfilled"] += 1  # the last one ran out of documents
         result.leftover_tokens = filled
+    if isinstance(documents, DocumentStream):
+        result.counts.update(documents.counts)
     return result
 
 
@@ -215,6 +276,29 @@ def _prefix_end(tokenizer: Tokenizer, document: Tokenized, room: int) -> int:
         chars *= 2
 
 
+def _retokenizable(
+    tokenizer: Tokenizer, document: Tokenized, room: int, end: int
+) -> tuple[np.ndarray, str]:
+    """`room` token ids and the text they are the tokenization of.
+
+    The first `room` ids of the whole document usually are the tokenization of their own text;
+    where BPE merges the cut's last characters differently, a cut a few characters away whose
+    text tokenizes to exactly `room` ids is taken instead (its ids, not the whole document's).
+    """
+    ids = document.ids[:room]
+    if room == 0 or tokenizer.encode(document.text[:end], add_special_tokens=False).ids == list(
+        ids
+    ):
+        return ids, document.text[:end]
+    for delta in range(1, _RETOKENIZE_REACH):
+        for near in (end - delta, end + delta):
+            if 0 < near <= len(document.text):
+                found = tokenizer.encode(document.text[:near], add_special_tokens=False).ids
+                if len(found) == room:
+                    return np.asarray(found, np.uint32), document.text[:near]
+    return ids, document.text[:end]  # no such cut nearby: exact length kept, text approximate
+
+
 def cut_to_fit(
     document: Tokenized, separator: Separator, room: int
 ) -> tuple[np.ndarray, str, bool]:
@@ -222,7 +306,8 @@ def cut_to_fit(
     itself was cut (not only its separator)."""
     if room <= len(document.ids):
         end = _prefix_end(separator.tokenizer, document, room) if room else 0
-        return document.ids[:room], document.text[:end], room < len(document.ids)
+        ids, text = _retokenizable(separator.tokenizer, document, room, end)
+        return ids, text, room < len(document.ids)
     kept = room - len(document.ids)
     end = int(separator.ends[kept - 1]) if kept else 0
     ids = np.concatenate([document.ids, separator.ids[:kept]])

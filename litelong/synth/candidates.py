@@ -1,5 +1,6 @@
 """Where a sample's documents come from: a topic's retrieval (mode litelong) or a seeded random
-draw from the whole index (mode standard), and the optional bound on document reuse.
+draw from the whole index (mode standard), and how topics that retrieve the same document share
+it (`claims`, `pieces.py`).
 
 Everything here depends only on the spec, the committed inputs and the seed, never on the shard
 count, so the same spec gives the same samples whatever `parallelism` is.
@@ -8,7 +9,6 @@ count, so the same spec gives the same samples whatever `parallelism` is.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +17,7 @@ import orjson
 from ..api.v1alpha1.synthesisrun import SynthesisRunSpec
 from ..index import Retriever
 from ..store import Artifact
+from .pieces import Claim
 
 
 @dataclass(frozen=True)
@@ -59,55 +60,68 @@ def standard_topics(count: int) -> list[Topic]:
 
 
 class Candidates:
-    """The ordered candidate ids of each topic."""
+    """The ordered candidate ids of each topic, with each one's retrieval rank."""
 
-    def __init__(self, spec: SynthesisRunSpec, retriever: Retriever) -> None:
+    def __init__(self, spec: SynthesisRunSpec, retriever: Retriever, draws: int = 1) -> None:
         self.spec = spec
         self.retriever = retriever
+        self.draws = draws  # mode standard: how many draws share the index
         self._all_ids: list[str] | None = None
 
     def __call__(self, topic: Topic) -> list[str]:
+        return [doc_id for doc_id, _, _ in self.ranked(topic)]
+
+    def ranked(self, topic: Topic) -> list[tuple[str, int, float | None]]:
+        """(id, rank by score or draw position, score) in the order the topic's samples use
+        them."""
         if self.spec.mode == "standard":
-            return self._random_draw(topic)
+            return [(doc_id, n, None) for n, doc_id in enumerate(self._random_draw(topic))]
         hits = self.retriever.search(topic.query, self.spec.retrieval.top_k)
-        ids = [doc_id for doc_id, _ in hits]
+        ranked: list[tuple[str, int, float | None]] = [
+            (doc_id, n, score) for n, (doc_id, score) in enumerate(hits)
+        ]
         if self.spec.retrieval.order == "shuffle":
             rng = np.random.default_rng(seed_of(self.spec.seed, topic.number, topic.query))
-            ids = [ids[i] for i in rng.permutation(len(ids))]
-        return ids
+            ranked = [ranked[i] for i in rng.permutation(len(ranked))]
+        return ranked
 
     def _random_draw(self, topic: Topic) -> list[str]:
-        """`topK` documents of one seeded permutation of the index, the draw's slice of it."""
+        """`topK` documents of one seeded permutation of the index: draw i starts where draw
+        i-1 ended, so draws are disjoint until the index is used up; when one draw holds the
+        whole index, each draw starts one further on (and long documents are shared out by
+        pieces, `pieces.py`)."""
         if self._all_ids is None:
             ids = list(self.retriever.document_ids())
             order = np.random.default_rng(seed_of(self.spec.seed, "standard")).permutation(len(ids))
             self._all_ids = [ids[i] for i in order]
         every = self._all_ids
         size = min(self.spec.retrieval.top_k, len(every))
-        start = (topic.number * size) % max(1, len(every))
+        step = size if size < len(every) else max(1, len(every) // max(1, self.draws))
+        start = (topic.number * step) % max(1, len(every))
         return [every[(start + i) % len(every)] for i in range(size)]
 
 
-def reuse_allowance(
-    topics: list[Topic], candidates: Candidates, limit: int, seed: int
-) -> Iterator[tuple[int, list[str], int]]:
-    """For `reuse.maxUsesPerDocument`: each topic's candidates that it may use, in order, and
-    how many it may not.
+def claims(topics: list[Topic], candidates: Candidates, seed: int) -> dict[int, list[Claim]]:
+    """Every topic's candidates as claims (`pieces.py`): a document retrieved by m topics is
+    ranked among them by its retrieval rank in each, then by a seeded hash of (topic, document).
 
-    A document retrieved by more topics than `limit` is kept for the `limit` topics that rank
-    first by a seeded hash of (topic, document). Every shard computes this over every topic
-    (searching is cheap next to tokenizing), so the choice does not depend on the shard count.
+    Every shard computes this over every topic (searching is cheap next to tokenizing), so the
+    sharing does not depend on the shard count.
     """
-    claims: dict[str, list[tuple[int, int]]] = {}
-    retrieved: dict[int, list[str]] = {}
-    for topic in topics:
-        ids = candidates(topic)
-        retrieved[topic.number] = ids
-        for doc_id in ids:
-            claims.setdefault(doc_id, []).append(
-                (seed_of(seed, topic.number, doc_id), topic.number)
-            )
-    winners = {doc_id: {n for _, n in sorted(c)[:limit]} for doc_id, c in claims.items()}
-    for number, ids in retrieved.items():
-        kept = [doc_id for doc_id in ids if number in winners[doc_id]]
-        yield number, kept, len(ids) - len(kept)
+    retrieved = {topic.number: candidates.ranked(topic) for topic in topics}
+    claimers: dict[str, list[tuple[int, int, int]]] = {}
+    for number, ranked in retrieved.items():
+        for doc_id, position, _ in ranked:
+            key = (position, seed_of(seed, number, doc_id), number)
+            claimers.setdefault(doc_id, []).append(key)
+    order = {
+        doc_id: {key[2]: place for place, key in enumerate(sorted(keys))}
+        for doc_id, keys in claimers.items()
+    }
+    return {
+        number: [
+            Claim(doc_id, order[doc_id][number], len(claimers[doc_id]), score)
+            for doc_id, _, score in ranked
+        ]
+        for number, ranked in retrieved.items()
+    }

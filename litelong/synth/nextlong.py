@@ -12,36 +12,41 @@ Three steps, all independent of the shard count:
    index's mean chunk length), and retrieves `OVERFETCH` x k candidates.
 2. **Claim**: a chunk retrieved for several samples goes to the one where it ranks highest
    (ties: a seeded hash of sample and chunk), and within a sample to its best-ranked
-   meta-chunk. So no negative is used twice in the dataset, whichever shard builds what.
-3. **Fill** (this shard's samples only): `[m1, n11..n1k, m2, n21..n2k, ...]`, every piece followed
-   by the separator. The meta-chunks' tokens are set aside first; the rest of the budget is
-   shared out so meta-chunk i's negatives end near i/p of it, and the negative that reaches
-   the budget is cut to fit. A sample whose claimed negatives cannot reach the budget is dropped
-   and counted, never padded.
+   meta-chunk; a chunk of a document that is (part of) any sample's meta-document is never a
+   negative. So no chunk is used twice in the dataset, whichever shard builds what. The chunks
+   nobody claimed are shuffled (seeded) and dealt to the samples as their **reserve**: when
+   hard negatives run short, a sample takes negatives from anywhere in the chunk index, as the
+   paper's Appendix C.2 does (counted as `negatives_from_reserve`).
+3. **Fill** (this shard's samples only): `[m1, n11..n1k, m2, n21..n2k, ..., reserve]`, every
+   piece followed by the separator. The meta-chunks' tokens are set aside first; the rest of
+   the budget is shared out so meta-chunk i's negatives end near i/p of it, and the negative
+   that reaches the budget is cut to fit. A sample that still cannot reach the budget (the
+   corpus holds too few chunks) is dropped and counted, never padded.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from tokenizers import Tokenizer
 
 from ..api.v1alpha1.synthesisrun import SynthesisRunSpec
 from ..corpus import content_digest
-from ..index import chunk_id, split_chunks
+from ..index import chunk_id, parent_of, split_chunks
 from .assemble import Built, Separator, Tokenized, TokenizedDocuments, cut_to_fit
 from .candidates import Topic, seed_of
 from .negatives import NegativeSource, Query
+from .pieces import document_of
 from .sample import Span
 
 # Candidates retrieved per meta-chunk, as a multiple of k: neighbouring meta-chunks of one
 # meta-document retrieve many of the same chunks, and each chunk is placed once.
 OVERFETCH = 2
-_POOL_BATCH = 8
 _NEGATIVE_BATCH = 16
 
 
@@ -61,6 +66,7 @@ class Plan:
     doc_ids: list[str]  # the documents of the meta-document
     groups: list[Group]
     k: int  # negatives asked for per meta-chunk
+    reserve: list[str] = field(default_factory=list)  # unclaimed chunks, for when hard run short
 
     @property
     def key(self) -> tuple[int, int]:
@@ -70,19 +76,18 @@ class Plan:
 def plan_topic(
     spec: SynthesisRunSpec,
     topic: Topic,
-    pool: list[str],
-    documents: TokenizedDocuments,
+    pool: Iterable[Tokenized],
     negatives: NegativeSource,
     chunk_length: float,
     counts: Counter[str],
 ) -> list[Plan]:
-    """Up to `samplesPerTopic` plans from the topic's pool, whose documents they take in order
-    (each document in one meta-document of the topic at most)."""
+    """Up to `samplesPerTopic` plans from the topic's pool (its documents, or pieces of long
+    ones, shared with other topics as `pieces.py` says), taken in order: each in one
+    meta-document at most."""
     options = spec.nextlong
     target = spec.target_tokens
     plans: list[Plan] = []
-    batches = (pool[start : start + _POOL_BATCH] for start in range(0, len(pool), _POOL_BATCH))
-    fetched = (document for batch in batches for document in documents.fetch(batch))
+    fetched = iter(pool)
     seen: set[bytes] = set()
     while len(plans) < spec.samples_per_topic:
         meta: list[Tokenized] = []
@@ -131,7 +136,7 @@ def _plan(
     counts["meta_chunks_left_out"] += len(chunks) - len(kept)
     wanted = spec.target_tokens * chars_per_token * options.expansion - size
     k = max(1, math.ceil(wanted / (len(kept) * chunk_length)))
-    own = frozenset(d.doc_id for d in meta)
+    own = frozenset(document_of(d.doc_id) for d in meta)
     own_chunks = sum(len(split_chunks(d.text, options.chunk_chars)) for d in meta)
     found = negatives([Query(own, text, own_chunks) for text, _ in kept], k * OVERFETCH)
     groups = [
@@ -154,9 +159,15 @@ def _meta_id(ids: list[str], text: str, meta: list[Tokenized], chunk_chars: int)
     return "+".join(ids)
 
 
-def claim(plans: list[Plan], seed: int) -> None:
+def claim(plans: list[Plan], seed: int, every_chunk: Iterable[str] = (), total: int = 0) -> None:
     """Leave each chunk in exactly one place: the sample where it ranks highest (ties by a
-    seeded hash), and there under the meta-chunk where it ranks highest. Edits the plans."""
+    seeded hash), and there under the meta-chunk where it ranks highest; never a chunk of a
+    meta-document. Then deal the chunks of `every_chunk` (`total` of them) that no sample holds
+    to the plans' reserves. Edits the plans."""
+    metas = {document for plan in plans for document in plan.doc_ids}
+    for plan in plans:
+        for group in plan.groups:
+            group.negatives = [hit for hit in group.negatives if parent_of(hit[0]) not in metas]
     owner: dict[str, tuple[int, int, tuple[int, int]]] = {}
     for plan in plans:
         for chunk, rank in _best_ranks(plan).items():
@@ -171,6 +182,38 @@ def claim(plans: list[Plan], seed: int) -> None:
                 for rank, (chunk, score) in enumerate(group.negatives)
                 if owner[chunk][2] == plan.key and best[chunk] == (rank, number)
             ]
+    _deal_reserve(plans, seed, every_chunk, total, set(owner), metas)
+
+
+def _deal_reserve(
+    plans: list[Plan],
+    seed: int,
+    every_chunk: Iterable[str],
+    total: int,
+    taken: set[str],
+    metas: set[str],
+) -> None:
+    """Unclaimed chunks outside the meta-documents, in a seeded order, dealt in turn to the
+    plans (by topic and sample number), at most what a plan could need.
+
+    The chunk ids are streamed once and only a seeded sample of about twice what the plans
+    could need is kept (a crc32 of seed and id below a threshold), so a chunk index of 100M
+    chunks costs the reserve's size in memory, not its own."""
+    if not plans:
+        return
+    ordered = sorted(plans, key=lambda plan: plan.key)
+    wanted = [OVERFETCH * plan.k * max(1, len(plan.groups)) for plan in ordered]
+    below = min(1.0, 2 * sum(wanted) / max(1, total)) * (1 << 32)
+    salt = zlib.crc32(seed_of(seed, "reserve").to_bytes(8, "little"))
+    kept = sorted(
+        (mark, chunk)
+        for chunk in every_chunk
+        if (mark := zlib.crc32(chunk.encode(), salt)) < below
+        and chunk not in taken
+        and parent_of(chunk) not in metas
+    )
+    for turn, (plan, count) in enumerate(zip(ordered, wanted, strict=True)):
+        plan.reserve = [chunk for _, chunk in kept[turn :: len(ordered)][:count]]
 
 
 def _best_ranks(plan: Plan) -> dict[str, tuple[int, int]]:
@@ -202,53 +245,80 @@ def fill(
     if meta_tokens >= target:
         counts["skipped.meta_fills_budget"] += 1
         return None
-    budget = target - meta_tokens
-    pieces: list[np.ndarray] = []
-    parts: list[str] = []
-    spans: list[Span] = []
-    seen = {meta.digest for meta in metas}
-    position = used = 0
+    sample = _Filling(target - meta_tokens, separator, {meta.digest for meta in metas}, counts)
     for number, (group, meta) in enumerate(zip(plan.groups, metas, strict=True)):
-        whole = len(meta.ids) + len(separator.ids)
-        pieces += [meta.ids, separator.ids]
-        parts += [meta.text, separator.text]
-        spans.append(Span(meta.doc_id, position, position + whole, role="meta"))
-        position += whole
-        share = budget * (number + 1) // len(plan.groups)
-        for negative, score in _negatives(chunks, group):
-            if used >= share:
+        sample.add(meta, "meta", None)
+        share = sample.budget * (number + 1) // len(plan.groups)
+        for negative, score in _negatives(chunks, group.negatives):
+            if sample.used >= share:
                 break
-            if negative.digest in seen or not len(negative.ids):
-                counts["skipped.duplicate_content"] += 1
-                continue
-            seen.add(negative.digest)
-            whole = len(negative.ids) + len(separator.ids)
-            truncated = False
-            if whole <= budget - used:
-                pieces += [negative.ids, separator.ids]
-                parts += [negative.text, separator.text]
-            else:
-                whole = budget - used
-                ids, text, truncated = cut_to_fit(negative, separator, whole)
-                pieces.append(ids)
-                parts.append(text)
-                counts["documents_truncated"] += truncated
-            spans.append(
-                Span(negative.doc_id, position, position + whole, truncated, "negative", score)
-            )
-            position += whole
-            used += whole
-    if used < budget:
+            sample.add(negative, "negative", score)
+    if sample.used < sample.budget:
+        for negative, score in _negatives(chunks, [(chunk, None) for chunk in plan.reserve]):
+            if sample.used >= sample.budget:
+                break
+            counts["negatives_from_reserve"] += sample.add(negative, "negative", score)
+    if sample.used < sample.budget:
         counts["samples_underfilled"] += 1
         return None
     counts["meta_chunks"] += len(metas)
-    counts["negatives"] += len(spans) - len(metas)
-    return Built(np.concatenate(pieces), "".join(parts), spans)
+    counts["negatives"] += len(sample.spans) - len(metas)
+    return Built(np.concatenate(sample.pieces), "".join(sample.parts), sample.spans)
 
 
-def _negatives(chunks: TokenizedDocuments, group: Group) -> Iterator[tuple[Tokenized, float]]:
-    """A group's negatives, tokenized a few at a time: most are never needed past the quota."""
-    for start in range(0, len(group.negatives), _NEGATIVE_BATCH):
-        batch = group.negatives[start : start + _NEGATIVE_BATCH]
+class _Filling:
+    """A sample being filled: meta-chunks whole, negatives until `budget` tokens, the last one
+    cut to fit."""
+
+    def __init__(
+        self, budget: int, separator: Separator, seen: set[bytes], counts: Counter[str]
+    ) -> None:
+        self.budget = budget
+        self.separator = separator
+        self.seen = seen
+        self.counts = counts
+        self.pieces: list[np.ndarray] = []
+        self.parts: list[str] = []
+        self.spans: list[Span] = []
+        self.position = self.used = 0
+
+    def add(self, document: Tokenized, role: str, score: float | None) -> bool:
+        separator = self.separator
+        whole = len(document.ids) + len(separator.ids)
+        if role == "meta":
+            self.pieces += [document.ids, separator.ids]
+            self.parts += [document.text, separator.text]
+            self.spans.append(
+                Span(document.doc_id, self.position, self.position + whole, role=role)
+            )
+            self.position += whole
+            return True
+        if document.digest in self.seen or not len(document.ids):
+            self.counts["skipped.duplicate_content"] += 1
+            return False
+        self.seen.add(document.digest)
+        truncated = False
+        if whole <= self.budget - self.used:
+            self.pieces += [document.ids, separator.ids]
+            self.parts += [document.text, separator.text]
+        else:
+            whole = self.budget - self.used
+            ids, text, truncated = cut_to_fit(document, separator, whole)
+            self.pieces.append(ids)
+            self.parts.append(text)
+            self.counts["documents_truncated"] += truncated
+        end = self.position + whole
+        self.spans.append(Span(document.doc_id, self.position, end, truncated, role, score))
+        self.position = end
+        self.used += whole
+        return True
+
+
+def _negatives(
+    chunks: TokenizedDocuments, negatives: Sequence[tuple[str, float | None]]
+) -> Iterator[tuple[Tokenized, float | None]]:
+    """Negatives tokenized a few at a time: most are never needed past the quota."""
+    for start in range(0, len(negatives), _NEGATIVE_BATCH):
+        batch = negatives[start : start + _NEGATIVE_BATCH]
         fetched = chunks.fetch([chunk for chunk, _ in batch])
         yield from zip(fetched, (score for _, score in batch), strict=True)

@@ -14,8 +14,9 @@ from .statistics import Tally
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-TOP_HEADINGS = 25
+TOP_HEADINGS = 20
 _MAX_BARS = 50
+_LABEL_SIZE = 10
 
 Draw = Callable[["Axes"], None]
 
@@ -30,7 +31,11 @@ def save_plot(path: Path, draw: Draw) -> None:
 
     figure = Figure(figsize=(7, 4), layout="constrained")
     FigureCanvasAgg(figure)
-    draw(figure.subplots())
+    axes = figure.subplots()
+    axes.tick_params(labelsize=_LABEL_SIZE)
+    axes.xaxis.label.set_fontsize(_LABEL_SIZE + 1)
+    axes.yaxis.label.set_fontsize(_LABEL_SIZE + 1)
+    draw(axes)
     figure.savefig(path, dpi=100)
 
 
@@ -48,8 +53,10 @@ def _integer_bars(ax: Axes, values: np.ndarray, counts: np.ndarray) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
 
 
-def plot_specs(tally: Tally, figures: dict[str, Any]) -> list[tuple[str, str, Draw]]:
-    """(file name, one-line caption, drawing) of every plot, in report order."""
+def plot_specs(tally: Tally, figures: dict[str, Any]) -> list[tuple[str, str, Draw | None]]:
+    """(file name, one-line caption, drawing) of every plot, in report order. The drawing is
+    None where a plot would show nothing a sentence does not (one bar: every sample has the
+    same length); the caption then says it."""
     tokens, docs = figures["tokens"], figures["documents_per_sample"]
     lengths, reuse, coherence = figures["document_tokens"], figures["reuse"], figures["coherence"]
     token_values = np.asarray(tally.tokens, np.int64)
@@ -102,7 +109,7 @@ def plot_specs(tally: Tally, figures: dict[str, Any]) -> list[tuple[str, str, Dr
             _nothing(ax, "no samples")
             return
         ax.barh([heading for heading, _ in top], [count for _, count in top])
-        ax.tick_params(axis="y", labelsize=7)
+        ax.tick_params(axis="y", labelsize=_LABEL_SIZE - 1)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(xlabel="samples")
 
@@ -117,26 +124,45 @@ def plot_specs(tally: Tally, figures: dict[str, Any]) -> list[tuple[str, str, Dr
 
     def topical_coherence(ax: Axes) -> None:
         if coherence["skipped"] or coherence["dataset"] is None:
-            _nothing(ax, f"coherence not measured: {coherence['skipped'] or 'no samples'}")
+            why = coherence["skipped"] or "none of the samples' documents is in the index"
+            _nothing(ax, f"coherence not measured: {why}")
             return
-        values = [coherence["dataset"], coherence["baseline"] or 0.0]
-        bars = ax.bar(["this dataset", "random baseline"], values, color=["C0", "C7"])
-        ax.bar_label(bars, fmt="%.3f")
-        ax.set(ylabel=f"share of top-{TOP_HITS} hits in the same sample", ylim=(0, 1))
+        per_sample = np.asarray(list((coherence.get("per_sample") or {}).values()), np.float64)
+        baseline = coherence["baseline"] or 0.0
+        top = max(float(per_sample.max(initial=0.0)), coherence["dataset"], baseline)
+        top = top * 1.15 or 1.0  # the axis fits the values: 0.009 and 0.004 look different
+        if len(per_sample) > 1:
+            ax.hist(per_sample, bins=np.linspace(0, top, 21).tolist(), color="C0", alpha=0.8)
+            ax.set(xlabel="coherence of a sample", ylabel="samples", xlim=(0, top))
+            line: Callable[..., Any] = ax.axvline
+        else:
+            ax.bar(["this dataset"], [coherence["dataset"]], color="C0")
+            ax.set(ylabel=f"share of top-{TOP_HITS} hits in the same sample", ylim=(0, top))
+            line = ax.axhline
+        line(
+            coherence["dataset"],
+            color="C0",
+            linestyle="-",
+            label=f"mean {coherence['dataset']:.3g}",
+        )
+        line(baseline, color="black", linestyle="--", label=f"random baseline {baseline:.3g}")
+        ax.legend()
 
     exact = "every sample is" if tokens["off_target"] == 0 else "NOT every sample is"
+    one_length = len(np.unique(token_values)) == 1
+    one_count = len(np.unique(doc_values)) == 1
     return [
         (
             "sample_lengths",
             f"Tokens per sample: {exact} exactly targetTokens = {tally.target:,} "
             f"(min {fmt(tokens['min'])}, max {fmt(tokens['max'])}).",
-            sample_lengths,
+            None if one_length else sample_lengths,
         ),
         (
             "docs_per_sample",
             f"Documents per sample (mean {fmt(docs['mean'])}, min {fmt(docs['min'])}, "
             f"max {fmt(docs['max'])}).",
-            docs_per_sample,
+            None if one_count else docs_per_sample,
         ),
         (
             "doc_lengths",
@@ -159,8 +185,8 @@ def plot_specs(tally: Tally, figures: dict[str, Any]) -> list[tuple[str, str, Dr
         (
             "coherence",
             f"Topical coherence: the share of a document's top-{TOP_HITS} BM25 neighbours that "
-            "are in its own sample, for this dataset and for random samples of the same sizes "
-            "(definition below).",
+            "are in its own sample, per measured sample, against random samples of the same "
+            "sizes (dashed; definition below). In mode nextlong, of the meta-document.",
             topical_coherence,
         ),
     ]

@@ -3,6 +3,7 @@ every document in it. Writers and the report read only this."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,3 +41,10 @@ class Sample:
     @property
     def doc_ids(self) -> list[str]:
         return [span.doc_id for span in self.spans]
+
+
+def token_hash(input_ids: np.ndarray) -> bytes:
+    """A sample's identity by content: blake2b-128 of its uint32 token ids."""
+    return hashlib.blake2b(
+        np.ascontiguousarray(input_ids, np.uint32).tobytes(), digest_size=16
+    ).digest()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -19,27 +18,19 @@ from ..progress import Progress
 from ..skips import SkipCounter
 from ..store import Artifact, ArtifactStore, NotCommitted
 from .assemble import Built, Separator, TokenizedDocuments, fill_samples
-from .candidates import Candidates, Topic, debate_topics, reuse_allowance, standard_topics
+from .candidates import Candidates, Topic, claims, debate_topics, standard_topics
 from .negatives import Bm25Negatives, DenseNegatives, NegativeSource
 from .nextlong import Plan, claim, fill, plan_topic
-from .sample import Sample
+from .pieces import PIECE_CHARS_PER_TOKEN
+from .sample import Sample, token_hash
 from .tokenizer import load_tokenizer
 from .writers import open_writer
+
+TOPICS_FILE = "topics.jsonl"  # per part: each topic's hits, samples and tokens (the report's)
 
 
 class ModeUnavailable(RuntimeError):
     """The spec asks for a synthesis mode this build cannot run."""
-
-
-def _pools(
-    topics: list[Topic], candidates: Candidates, limit: int | None, seed: int
-) -> Iterator[tuple[int, list[str], int]]:
-    """Every topic's candidates (within the reuse bound, when there is one)."""
-    if limit:
-        yield from reuse_allowance(topics, candidates, limit, seed)
-        return
-    for topic in topics:
-        yield topic.number, candidates(topic), 0
 
 
 def _negative_source(
@@ -75,18 +66,12 @@ def build_part(
     chunks: Retriever | None = None
     try:
         topics = _topics(spec, debate, retriever)
-        candidates = Candidates(spec, retriever)
+        candidates = Candidates(spec, retriever, draws=len(topics))
         mine = [topic for topic in topics if topic.number % of == shard]
         limit = spec.reuse.max_uses_per_document
         nextlong = spec.mode == "nextlong"
-        pools = (  # every topic's candidates: for the reuse bound and nextlong's claims
-            {
-                n: (ids, excluded)
-                for n, ids, excluded in _pools(topics, candidates, limit, spec.seed)
-            }
-            if limit or nextlong
-            else {}
-        )
+        pools = claims(topics, candidates, spec.seed)  # every topic's: how documents are shared
+        piece_chars = spec.target_tokens * PIECE_CHARS_PER_TOKEN
         tokenizer = load_tokenizer(spec.tokenizer.name)
         documents = TokenizedDocuments(retriever, tokenizer)
         separator = Separator(tokenizer, spec.separator)
@@ -97,30 +82,26 @@ def build_part(
         if nextlong:
             chunks, chunk_length = open_chunk_index(index, spec.nextlong.chunk_chars)
             source = _negative_source(spec, chunks, store, index)
+            meta_piece_chars = int(spec.nextlong.meta_share * piece_chars) or 1
             for topic in topics:  # every shard plans every topic; counts only its own
-                plans[topic.number] = plan_topic(
-                    spec,
-                    topic,
-                    pools[topic.number][0],
-                    documents,
-                    source,
-                    chunk_length,
-                    counts if topic.number % of == shard else Counter(),
-                )
-            claim([plan for topic_plans in plans.values() for plan in topic_plans], spec.seed)
+                own = counts if topic.number % of == shard else Counter()
+                stream = documents.stream(pools[topic.number], meta_piece_chars, limit)
+                plans[topic.number] = plan_topic(spec, topic, stream, source, chunk_length, own)
+                own.update(stream.counts)
+            every_plan = [plan for topic_plans in plans.values() for plan in topic_plans]
+            claim(every_plan, spec.seed, chunks.document_ids(), chunks.count())
             counts["chunks_embedded"] += getattr(source, "embedded", 0)
             chunk_documents = TokenizedDocuments(chunks, tokenizer)
         progress.start(len(mine), "topics")
         writer = open_writer(
             spec.output.format, folder, spec.output.shard_size_bytes, roles=nextlong
         )
+        written: set[bytes] = set()  # token hashes: no sample is written twice
+        per_topic: list[dict[str, object]] = []
+        counts["samples_requested"] = len(mine) * spec.samples_per_topic
         with writer:
             for topic in mine:
-                if topic.number in pools:
-                    ids, excluded = pools[topic.number]
-                    counts["skipped.reuse_limited"] += excluded
-                else:
-                    ids = candidates(topic)
+                ids = pools[topic.number]
                 counts["topics_without_hits"] += not ids
                 if nextlong:
                     built = []
@@ -131,17 +112,20 @@ def build_part(
                         if filled is not None:
                             built.append((plan.number, filled))
                 else:
+                    stream = documents.stream(ids, piece_chars, limit)
                     result = fill_samples(
-                        documents.stream(ids), spec.samples_per_topic, spec.target_tokens, separator
+                        stream, spec.samples_per_topic, spec.target_tokens, separator
                     )
                     counts.update(result.counts)
                     counts["max_topic_tokens"] = max(
                         counts["max_topic_tokens"], result.leftover_tokens
                     )
                     built = list(enumerate(result.samples))
+                built = [(n, b) for n, b in built if _first_time(b, written, counts)]
                 counts["topics_underfilled"] += len(built) < spec.samples_per_topic
                 for number, sample in built:
                     writer.write(_sample(spec, topic, number, sample))
+                per_topic.append(_topic_row(topic, len(ids), built))
                 progress.advance(1)
         stats = writer.close()
         counts.update(samples=stats.samples, tokens=stats.tokens)
@@ -150,6 +134,7 @@ def build_part(
         retriever.close()
         if chunks is not None:
             chunks.close()
+    (folder / TOPICS_FILE).write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in per_topic))
     (folder / "inputs.json").write_bytes(
         orjson.dumps(
             {
@@ -167,6 +152,29 @@ def build_part(
         )
     )
     return dict(sorted(counts.items())), SkipCounter(shard, of)
+
+
+def _topic_row(topic: Topic, hits: int, built: list[tuple[int, Built]]) -> dict[str, object]:
+    """What the report's per-topic table shows of one topic."""
+    return {
+        "number": topic.number,
+        "subject_code": topic.subject_code,
+        "topic": topic.topic,
+        "query": topic.query,
+        "hits": hits,
+        "samples": len(built),
+        "tokens": sum(len(sample.input_ids) for _, sample in built),
+    }
+
+
+def _first_time(built: Built, written: set[bytes], counts: Counter[str]) -> bool:
+    """False (counted) for a sample whose tokens equal one this shard already wrote."""
+    digest = token_hash(built.input_ids)
+    if digest in written:
+        counts["skipped.duplicate_sample"] += 1
+        return False
+    written.add(digest)
+    return True
 
 
 def _topics(spec: SynthesisRunSpec, debate: Artifact | None, retriever: Retriever) -> list[Topic]:

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from ..index.chunks import parent_of
 from .coherence import rank
+from .pieces import document_of
 
 _LENGTH_BINS = 40
 
@@ -36,6 +37,7 @@ class Tally:
     roles: Counter[str] = field(default_factory=Counter)
     uses: Counter[str] = field(default_factory=Counter)
     nextlong: NegativeTally = field(default_factory=lambda: NegativeTally())
+    duplicates: DuplicateTally = field(default_factory=lambda: DuplicateTally())
     #: a max-heap on rank (negated) of the samples ranked first: (-rank, id, distinct doc ids)
     _chosen: list[tuple[int, str, list[str]]] = field(default_factory=list)
 
@@ -63,8 +65,10 @@ class Tally:
         self._count_uses(doc_ids)
         if "scores" in batch.schema.names:
             self.nextlong.add(batch)
+        self.duplicates.add(batch)
+        roles = batch.column("roles")
         for row, sample_id in enumerate(batch.column("id").to_pylist()):
-            self._choose(str(sample_id), doc_ids, row)
+            self._choose(str(sample_id), doc_ids, roles, row)
 
     def _count_uses(self, doc_ids: pa.Array) -> None:
         """Add one use per sample to each document it holds, counted in Arrow: only the batch's
@@ -75,16 +79,26 @@ class Tally:
         counts = samples_per_id.field("counts").to_pylist()
         self.uses.update({str(id): int(n or 0) for id, n in zip(ids, counts, strict=True)})
 
-    def _choose(self, sample_id: str, doc_ids: pa.Array, row: int) -> None:
+    def _choose(self, sample_id: str, doc_ids: pa.Array, roles: pa.Array, row: int) -> None:
         """Keep the `max_samples` samples ranked first: the same choice however many parts.
-        Only a chosen sample's document ids become a Python list."""
+        Only a chosen sample's document ids become a Python list: the documents of the index
+        its spans come from (a piece's document; in mode nextlong, the meta-document's)."""
         if self.max_samples <= 0:
             return
         key = (-rank(self.seed, sample_id), sample_id)
         if len(self._chosen) >= self.max_samples and key <= self._chosen[0][:2]:
             return
         ids = doc_ids[row].values
-        distinct: list[str] = list(dict.fromkeys(ids.to_pylist() if ids is not None else ()))
+        names = [str(i) for i in ids.to_pylist()] if ids is not None else []
+        row_roles = roles[row].values.to_pylist() if roles[row].values is not None else []
+        if "meta" in row_roles:
+            names = [
+                part
+                for name, role in zip(names, row_roles, strict=True)
+                if role == "meta"
+                for part in _meta_documents(name)
+            ]
+        distinct = list(dict.fromkeys(document_of(name) for name in names))
         if len(self._chosen) < self.max_samples:
             heapq.heappush(self._chosen, (*key, distinct))
         else:
@@ -115,6 +129,7 @@ class Tally:
                 "whole_by_bin": self.full_lengths.tolist(),
                 "truncated_by_bin": self.truncated_lengths.tolist(),
             },
+            "duplicates": self.duplicates.figures(),
             "headings": dict(self.headings.most_common()),
             "roles": dict(self.roles.most_common()),
             **({"nextlong": self.nextlong.figures()} if self.nextlong.meta_chunks else {}),
@@ -180,9 +195,53 @@ class NegativeTally:
         }
 
 
+# Two samples are near-duplicates when they share at least this share of the smaller one's
+# documents (or pieces).
+NEAR_DUPLICATE_SHARE = 0.5
+
+
+@dataclass
+class DuplicateTally:
+    """Exact duplicates (equal token hashes) and near-duplicates (a sample sharing at least
+    half its documents with an earlier one), over the whole dataset, every part together."""
+
+    hashes: Counter[str] = field(default_factory=Counter)
+    near: int = 0
+    _postings: dict[str, list[int]] = field(default_factory=dict)
+    _sizes: list[int] = field(default_factory=list)
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        if "token_hash" in batch.schema.names:
+            self.hashes.update(str(h) for h in batch.column("token_hash").to_pylist() if h)
+        for ids in batch.column("doc_ids").to_pylist():
+            self._near(set(ids or ()))
+
+    def _near(self, distinct: set[str]) -> None:
+        shared: Counter[int] = Counter()
+        for doc_id in distinct:
+            shared.update(self._postings.get(doc_id, ()))
+        number = len(self._sizes)
+        if any(
+            count >= NEAR_DUPLICATE_SHARE * min(len(distinct), self._sizes[other])
+            for other, count in shared.items()
+        ):
+            self.near += 1
+        for doc_id in distinct:
+            self._postings.setdefault(doc_id, []).append(number)
+        self._sizes.append(len(distinct))
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "exact": sum(count - 1 for count in self.hashes.values()),
+            "near": self.near,
+            "near_share": NEAR_DUPLICATE_SHARE,
+            "hashed": self.hashes.total(),
+        }
+
+
 def _meta_documents(meta_id: str) -> list[str]:
     """The documents a meta-chunk's name names (`nextlong._meta_id`)."""
-    return [parent_of(part) or part for part in meta_id.split("+")]
+    return [document_of(parent_of(part) or part) for part in meta_id.split("+")]
 
 
 def _spread(values: np.ndarray) -> dict[str, int | float | None]:

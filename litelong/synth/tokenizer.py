@@ -40,6 +40,23 @@ def load_tokenizer(name: str | None = None) -> Tokenizer:
     return _from_hub_cache(name)
 
 
+# End-of-text tokens by name, most common first: GPT-2/SmolLM2/Qwen, Llama 3, Llama 2/Mistral,
+# Gemma, and chat models' end of turn.
+_END_OF_TEXT = ("<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>", "<|eot_id|>", "<|im_end|>")
+
+
+def end_of_text(tokenizer: Tokenizer) -> str:
+    """The tokenizer's end-of-text special token (what separates documents by default)."""
+    special = {token.content for token in tokenizer.get_added_tokens_decoder().values()}
+    for name in _END_OF_TEXT:
+        if name in special:
+            return name
+    raise TokenizerUnavailable(
+        "the tokenizer has no end-of-text special token (looked for "
+        f"{', '.join(_END_OF_TEXT)}): set spec.separator to the text to put between documents"
+    )
+
+
 def _from_hub_cache(name: str) -> Tokenizer:
     try:
         from transformers import AutoTokenizer

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .sample import Sample
+from .sample import Sample, token_hash
 
 METADATA_FILE = "metadata.parquet"
 
@@ -34,6 +34,7 @@ _METADATA_COLUMNS: dict[str, pa.DataType] = {
     "truncated": pa.list_(pa.bool_()),
     "roles": pa.list_(pa.string()),
     "scores": pa.list_(pa.float32()),
+    "token_hash": pa.string(),  # blake2b-128 of input_ids, hex: what duplicate checks compare
 }
 METADATA_SCHEMA = pa.schema(_METADATA_COLUMNS)
 
@@ -156,6 +157,7 @@ class _MetadataWriter:
             "truncated": [span.truncated for span in sample.spans],
             "roles": [span.role for span in sample.spans],
             "scores": [span.score for span in sample.spans],
+            "token_hash": token_hash(sample.input_ids).hex(),
         }
         for name, value in row.items():
             self._rows[name].append(value)

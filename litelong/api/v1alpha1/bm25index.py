@@ -135,7 +135,13 @@ class BM25IndexSpec(CamelModel):
     max_chars: int = Field(
         default=4_000_000,
         ge=1,
-        description="Longer documents are skipped: ~1M tokens, more than any sample can hold.",
+        description="Longer documents are cut into parts of at most this many characters (at "
+        "paragraph, line or sentence breaks), ids `<id>#part<n>`; or skipped (tooLong: drop).",
+    )
+    too_long: Literal["split", "drop"] = Field(
+        default="split",
+        description="What happens to a document over maxChars: split into parts, or drop it "
+        "(counted as too_long).",
     )
     dedup: Literal["none", "exact"] = Field(
         default="exact", description="exact: drop documents whose normalised text repeats."

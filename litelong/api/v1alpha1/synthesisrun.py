@@ -38,7 +38,10 @@ class Retrieval(CamelModel):
 
 class Reuse(CamelModel):
     max_uses_per_document: int | None = Field(
-        default=None, ge=1, description="Samples a document may appear in; unset: unbounded."
+        default=1,
+        ge=1,
+        description="Samples a document (or a piece of a long one) may appear in: 1 draws "
+        "without replacement across the dataset; null: unbounded.",
     )
 
 
@@ -93,7 +96,13 @@ class SynthesisRunSpec(CamelModel):
     )
     samples_per_topic: int = Field(default=4, ge=1, le=10_000, description="Samples per topic.")
     retrieval: Retrieval = Field(default_factory=Retrieval, description="Topic retrieval.")
-    separator: str = Field(default="\n\n", description="Text between two documents.")
+    separator: str | None = Field(
+        default=None,
+        description="What follows each document. Unset: the tokenizer's end-of-text token "
+        "(ProLong's packing), so a sample's text tokenizes back to exactly its input_ids; a "
+        "text (e.g. two newlines) is tokenized on its own and the text then tokenizes to about "
+        "as many tokens, not exactly the same ids.",
+    )
     reuse: Reuse = Field(default_factory=Reuse, description="Document reuse across the dataset.")
     nextlong: NExtLong = Field(default_factory=NExtLong, description="Options of mode nextlong.")
     seed: int = Field(default=0, description="Seed for shuffles and sampling.")

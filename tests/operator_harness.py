@@ -264,9 +264,12 @@ class Cluster:
         return int(spec.get("backoffLimitPerIndex", spec["backoffLimit"]))
 
     async def fail_shard(self, name: str, index: int, *, times: int) -> str:
-        """Play the Job controller as the Job API reference describes it: pod `index` fails
-        `times` times; the Job fails once that index passes `backoffLimitPerIndex` (per-index
-        limits) or all failures pass `backoffLimit`. Returns the Job's state afterwards."""
+        """Play the Job controller as its code (pkg/controller/job) does: pod `index` fails
+        `times` times. Per-index limits: past `backoffLimitPerIndex` the index joins
+        `status.failedIndexes`, and the Job fails only when the failed indexes exceed
+        `maxFailedIndexes` (`MaxFailedIndexesExceeded`) or, without it, once every index has
+        finished (`FailedIndexes`): the others run on. Otherwise the Job fails when all
+        failures pass `backoffLimit`. Returns the Job's state afterwards."""
         job = self.get("Job", name)
         assert job is not None, f"no Job {name}"
         spec, status = job["spec"], dict(job.get("status") or {})
@@ -274,11 +277,23 @@ class Cluster:
         status.update(failed=failed, active=spec["parallelism"])
         key = (name, index)
         self.shard_failures[key] = self.shard_failures.get(key, 0) + times
+        over, reason, message = False, "", ""
         if "backoffLimitPerIndex" in spec:
-            over = self.shard_failures[key] > spec["backoffLimitPerIndex"]
-            reason, message = "FailedIndexes", "Job has failed indexes"
-            if over:
-                status["failedIndexes"] = str(index)
+            lost = {
+                shard
+                for (job_name, shard), count in self.shard_failures.items()
+                if job_name == name and count > spec["backoffLimitPerIndex"]
+            }
+            if lost:
+                status["failedIndexes"] = ",".join(str(shard) for shard in sorted(lost))
+                status["active"] = spec["parallelism"] - len(lost)
+            succeeded = int(status.get("succeeded") or 0)
+            if "maxFailedIndexes" in spec and len(lost) > spec["maxFailedIndexes"]:
+                over = True
+                reason = "MaxFailedIndexesExceeded"
+                message = "Job has exceeded the specified maximal number of failed indexes"
+            elif lost and len(lost) + succeeded >= spec["completions"]:
+                over, reason, message = True, "FailedIndexes", "Job has failed indexes"
         else:
             over = failed > spec["backoffLimit"]
             reason, message = "BackoffLimitExceeded", "Job has reached the specified backoff limit"

@@ -93,6 +93,13 @@ def admit_job(job: dict[str, Any], minor: int) -> None:
                 )
         spec.pop("backoffLimitPerIndex", None)
         spec.pop("maxFailedIndexes", None)
+    elif "maxFailedIndexes" in spec and not per_index:
+        raise kmock.KubernetesError(
+            status=422,
+            reason="Invalid",
+            message=f'Job.batch "{job["metadata"]["name"]}" is invalid: '
+            "spec.backoffLimitPerIndex: Required value: when maxFailedIndexes is specified",
+        )
     if "backoffLimit" not in spec:
         spec["backoffLimit"] = MAX_INT32 if per_index and minor >= 28 else 6
 

@@ -254,6 +254,16 @@ def test_a_failing_shard_has_a_retry_limit_the_server_of_each_version_keeps(vers
     }
 
 
+def test_max_failed_indexes_without_a_per_index_limit_is_refused_as_the_server_does() -> None:
+    """The emulated 1.29+ server validates the pair as the Job API does, so a render that
+    sets `maxFailedIndexes` alone fails the end-to-end tests as it would fail a cluster."""
+    job = render(owner_of(sample("bm25index")), OperatorConfig(kubernetesVersion="1.32"))[-1]
+    assert as_stored(job, 32)["spec"]["maxFailedIndexes"] == 0
+    del job["spec"]["backoffLimitPerIndex"]
+    with pytest.raises(kmock.KubernetesError, match="when maxFailedIndexes is specified"):
+        as_stored(job, 32)
+
+
 def test_a_per_index_limit_is_lost_on_1_28_as_the_emulated_server_models_it() -> None:
     """The fault the version-aware rendering avoids, as kmock's ApiServer reproduces it."""
     job = render(owner_of(sample("bm25index")), OperatorConfig(kubernetesVersion="1.32"))[-1]

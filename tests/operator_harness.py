@@ -2,12 +2,13 @@
 
 kmock serves the Kubernetes API from memory; it has no Job controller, garbage collector,
 admission, resourceVersion or generation. So resources get a fixed uid and resourceVersion
-here, and tests finish Jobs by patching their status as the Job controller would.
+here, and tests finish Jobs by patching their status as the Job controller would
+(`Cluster.fail_shard` counts failures as the controller's code does).
 
 `ApiServer` adds what a real server of a given version does that the operator depends on,
 written from the Kubernetes API reference: /version, the Job API of that version (1.27 and
-1.28 drop `backoffLimitPerIndex` and refuse `FailIndex`), and the
-OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift) checked against the
+1.28 drop `backoffLimitPerIndex` and refuse `FailIndex`; 1.29+ refuse `maxFailedIndexes`
+without it), and the OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift) checked against the
 operator's ClusterRole in manifests/rbac/.
 """
 

@@ -8,8 +8,8 @@ here, and tests finish Jobs by patching their status as the Job controller would
 `ApiServer` adds what a real server of a given version does that the operator depends on,
 written from the Kubernetes API reference: /version, the Job API of that version (1.27 and
 1.28 drop `backoffLimitPerIndex` and refuse `FailIndex`; 1.29+ refuse `maxFailedIndexes`
-without it), and the OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift) checked against the
-operator's ClusterRole in manifests/rbac/.
+without it), and the OwnerReferencesPermissionEnforcement admission plugin (on in
+OpenShift) checked against the operator's ClusterRole in manifests/rbac/.
 """
 
 from __future__ import annotations

@@ -2,13 +2,14 @@
 
 kmock serves the Kubernetes API from memory; it has no Job controller, garbage collector,
 admission, resourceVersion or generation. So resources get a fixed uid and resourceVersion
-here, and tests finish Jobs by patching their status as the Job controller would.
+here, and tests finish Jobs by patching their status as the Job controller would
+(`Cluster.fail_shard` counts failures as the controller's code does).
 
 `ApiServer` adds what a real server of a given version does that the operator depends on,
 written from the Kubernetes API reference: /version, the Job API of that version (1.27 and
-1.28 drop `backoffLimitPerIndex` and refuse `FailIndex`), and the
-OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift) checked against the
-operator's ClusterRole in manifests/rbac/.
+1.28 drop `backoffLimitPerIndex` and refuse `FailIndex`; 1.29+ refuse `maxFailedIndexes`
+without it), and the OwnerReferencesPermissionEnforcement admission plugin (on in
+OpenShift) checked against the operator's ClusterRole in manifests/rbac/.
 """
 
 from __future__ import annotations
@@ -93,6 +94,13 @@ def admit_job(job: dict[str, Any], minor: int) -> None:
                 )
         spec.pop("backoffLimitPerIndex", None)
         spec.pop("maxFailedIndexes", None)
+    elif "maxFailedIndexes" in spec and not per_index:
+        raise kmock.KubernetesError(
+            status=422,
+            reason="Invalid",
+            message=f'Job.batch "{job["metadata"]["name"]}" is invalid: '
+            "spec.backoffLimitPerIndex: Required value: when maxFailedIndexes is specified",
+        )
     if "backoffLimit" not in spec:
         spec["backoffLimit"] = MAX_INT32 if per_index and minor >= 28 else 6
 
@@ -264,9 +272,12 @@ class Cluster:
         return int(spec.get("backoffLimitPerIndex", spec["backoffLimit"]))
 
     async def fail_shard(self, name: str, index: int, *, times: int) -> str:
-        """Play the Job controller as the Job API reference describes it: pod `index` fails
-        `times` times; the Job fails once that index passes `backoffLimitPerIndex` (per-index
-        limits) or all failures pass `backoffLimit`. Returns the Job's state afterwards."""
+        """Play the Job controller as its code (pkg/controller/job) does: pod `index` fails
+        `times` times. Per-index limits: past `backoffLimitPerIndex` the index joins
+        `status.failedIndexes`, and the Job fails only when the failed indexes exceed
+        `maxFailedIndexes` (`MaxFailedIndexesExceeded`) or, without it, once every index has
+        finished (`FailedIndexes`): the others run on. Otherwise the Job fails when all
+        failures pass `backoffLimit`. Returns the Job's state afterwards."""
         job = self.get("Job", name)
         assert job is not None, f"no Job {name}"
         spec, status = job["spec"], dict(job.get("status") or {})
@@ -274,11 +285,23 @@ class Cluster:
         status.update(failed=failed, active=spec["parallelism"])
         key = (name, index)
         self.shard_failures[key] = self.shard_failures.get(key, 0) + times
+        over, reason, message = False, "", ""
         if "backoffLimitPerIndex" in spec:
-            over = self.shard_failures[key] > spec["backoffLimitPerIndex"]
-            reason, message = "FailedIndexes", "Job has failed indexes"
-            if over:
-                status["failedIndexes"] = str(index)
+            lost = {
+                shard
+                for (job_name, shard), count in self.shard_failures.items()
+                if job_name == name and count > spec["backoffLimitPerIndex"]
+            }
+            if lost:
+                status["failedIndexes"] = ",".join(str(shard) for shard in sorted(lost))
+                status["active"] = spec["parallelism"] - len(lost)
+            succeeded = int(status.get("succeeded") or 0)
+            if "maxFailedIndexes" in spec and len(lost) > spec["maxFailedIndexes"]:
+                over = True
+                reason = "MaxFailedIndexesExceeded"
+                message = "Job has exceeded the specified maximal number of failed indexes"
+            elif lost and len(lost) + succeeded >= spec["completions"]:
+                over, reason, message = True, "FailedIndexes", "Job has failed indexes"
         else:
             over = failed > spec["backoffLimit"]
             reason, message = "BackoffLimitExceeded", "Job has reached the specified backoff limit"

@@ -210,13 +210,13 @@ async def test_a_failed_job_fails_the_resource_with_the_pods_last_words(cluster:
             and cluster.condition("TopicDebate", "science", "Failed")
         )
     )
-    assert failed["reason"] == "FailedIndexes"
+    assert failed["reason"] == "MaxFailedIndexesExceeded"
     assert "answered HTTP 503" in failed["message"]
     assert cluster.status("TopicDebate", "science")["phase"] == "Failed"
     warning = await cluster.eventually(
         lambda: [e for e in cluster.events("science") if e["type"] == "Warning"][-1]
     )
-    assert warning["reason"] == "FailedIndexes" and "HTTP 503" in warning["message"]
+    assert warning["reason"] == "MaxFailedIndexesExceeded" and "HTTP 503" in warning["message"]
 
 
 async def test_a_spec_edit_reruns_with_new_children_and_removes_the_old_ones_once_done(
@@ -549,6 +549,8 @@ async def test_a_shard_that_keeps_failing_fails_the_resource_within_its_retry_bu
     await cluster.apply(failed_pod(job, "error: corpus file /data/x.jsonl: no such file"))
 
     assert await cluster.fail_shard(name, 0, times=budget) == "Running"
+    # the Job itself ends: on 1.29+ one failed index is enough (maxFailedIndexes: 0), while
+    # shard 1 is still running
     assert await cluster.fail_shard(name, 0, times=1) == "Failed"
     failed = await cluster.eventually(
         lambda: (
@@ -557,8 +559,50 @@ async def test_a_shard_that_keeps_failing_fails_the_resource_within_its_retry_bu
         ),
         what="Failed",
     )
-    assert failed["reason"] == ("FailedIndexes" if minor >= 29 else "BackoffLimitExceeded")
+    expected = "MaxFailedIndexesExceeded" if minor >= 29 else "BackoffLimitExceeded"
+    assert failed["reason"] == expected
     assert "corpus file /data/x.jsonl: no such file" in failed["message"]
+
+
+@pytest.mark.kmock(minor=28)
+async def test_a_job_retrying_failed_pods_shows_the_latest_last_words_while_it_runs(
+    cluster: Cluster,
+) -> None:
+    """1.27/1.28 allow retries x shards failures in all, with up to 6 minutes of back-off
+    between them: hours of `Running`. The resource says why meanwhile, in its Progressing
+    condition, and once in a Warning Event."""
+    index = sample("bm25index")
+    index["spec"]["parallelism"] = 2
+    await cluster.apply(index)
+    job = await cluster.eventually(lambda: cluster.all("Job") and cluster.all("Job")[0])
+    name = job["metadata"]["name"]
+    await cluster.apply(failed_pod(job, "error: corpus file /data/x.jsonl: no such file"))
+
+    assert await cluster.fail_shard(name, 0, times=1) == "Running"
+    progressing = await cluster.eventually(
+        lambda: (
+            cluster.condition("BM25Index", "wiki-sample", "Progressing").get("reason")
+            == "RetryingFailedPods"
+            and cluster.condition("BM25Index", "wiki-sample", "Progressing")
+        ),
+        what="the retries on the resource",
+    )
+    assert progressing["status"] == "True"
+    assert "1 pod(s) failed" in progressing["message"]
+    assert "corpus file /data/x.jsonl: no such file" in progressing["message"]
+    assert cluster.status("BM25Index", "wiki-sample")["phase"] == "Running"
+
+    assert await cluster.fail_shard(name, 1, times=2) == "Running"
+    await cluster.eventually(
+        lambda: (
+            "3 pod(s) failed"
+            in cluster.condition("BM25Index", "wiki-sample", "Progressing")["message"]
+        ),
+        what="the count of failed pods kept current",
+    )
+    retries = [e for e in cluster.events("wiki-sample") if e["reason"] == "RetryingFailedPods"]
+    assert len(retries) == 1, "one Event, not one per failed pod"
+    assert retries[0]["type"] == "Warning" and "no such file" in retries[0]["message"]
 
 
 async def test_a_namespace_without_the_worker_account_says_so_then_runs_once_it_has_one(
@@ -691,16 +735,21 @@ async def test_a_child_the_api_server_refuses_fails_the_resource_with_its_answer
 
 @pytest.mark.parametrize(
     "command",
-    [["kopf", "run", "-m", "litelong_operator"], ["litelong-operator"]],
-    ids=["kopf-run-m", "litelong-operator"],
+    [
+        ["kopf", "run", "-m", "litelong_operator"],
+        ["litelong-operator"],
+        ["python", "-m", "litelong_operator"],
+    ],
+    ids=["kopf-run-m", "litelong-operator", "python-m"],
 )
 async def test_every_documented_way_to_start_the_operator_runs_the_handlers(
     kmock: kmock.KubernetesEmulator,
     tmp_path: Path,
     command: list[str],
 ) -> None:
-    """`kopf run -m litelong_operator` (kopf's own way) and the console script are one
-    operator: each, started as a process, makes the Job of a TopicDebate."""
+    """`kopf run -m litelong_operator` (kopf's own way), the console script and
+    `python -m litelong_operator` are one operator: each, started as a process, makes the
+    Job of a TopicDebate."""
     register(kmock)
     config = tmp_path / "operator.yaml"
     config.write_text(yaml.safe_dump({"store": {"uri": f"file://{tmp_path}"}}))
@@ -710,7 +759,11 @@ async def test_every_documented_way_to_start_the_operator_runs_the_handlers(
         "LITELONG_OPERATOR_CONFIG": str(config),
         "LITELONG_METRICS_PORT": "0",
     }
-    executable = Path(sys.executable).with_name(command[0])
+    executable = (
+        Path(sys.executable)
+        if command[0] == "python"
+        else Path(sys.executable).with_name(command[0])
+    )
     process = await asyncio.create_subprocess_exec(
         str(executable),
         *command[1:],

@@ -228,8 +228,9 @@ SUPPORTED = [f"1.{minor}" for minor in SUPPORTED_MINORS]
 
 @pytest.mark.parametrize("version", SUPPORTED)
 def test_a_failing_shard_has_a_retry_limit_the_server_of_each_version_keeps(version: str) -> None:
-    """1.29+ limit retries per shard; 1.27/1.28 lack that field (the server drops it and would
-    retry for ever), so one Job-wide limit scaled to the shards stands in for it."""
+    """1.29+ limit retries per shard, and one shard out of them fails the Job at once;
+    1.27/1.28 lack that field (the server drops it and would retry for ever), so one Job-wide
+    limit scaled to the shards stands in for it."""
     document = edited("bm25index", parallelism=4)
     document["metadata"].update(namespace="ml", uid="u-1")
     job = render(owner_of(document), OperatorConfig(kubernetesVersion=version))[-1]
@@ -240,9 +241,10 @@ def test_a_failing_shard_has_a_retry_limit_the_server_of_each_version_keeps(vers
     rules = spec["podFailurePolicy"]["rules"]
     if minor >= 29:
         assert spec["backoffLimitPerIndex"] == 3
+        assert spec["maxFailedIndexes"] == 0, "one shard out of retries ends the Job"
         assert rules[0]["action"] == "FailIndex"
     else:
-        assert "backoffLimitPerIndex" not in spec
+        assert "backoffLimitPerIndex" not in spec and "maxFailedIndexes" not in spec
         assert spec["backoffLimit"] == 3 * 4
         assert rules[0]["action"] == "FailJob"
     assert rules[0]["onExitCodes"]["values"] == [2], "invalid input is never retried"
@@ -250,6 +252,16 @@ def test_a_failing_shard_has_a_retry_limit_the_server_of_each_version_keeps(vers
         "action": "Ignore",
         "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
     }
+
+
+def test_max_failed_indexes_without_a_per_index_limit_is_refused_as_the_server_does() -> None:
+    """The emulated 1.29+ server validates the pair as the Job API does, so a render that
+    sets `maxFailedIndexes` alone fails the end-to-end tests as it would fail a cluster."""
+    job = render(owner_of(sample("bm25index")), OperatorConfig(kubernetesVersion="1.32"))[-1]
+    assert as_stored(job, 32)["spec"]["maxFailedIndexes"] == 0
+    del job["spec"]["backoffLimitPerIndex"]
+    with pytest.raises(kmock.KubernetesError, match="when maxFailedIndexes is specified"):
+        as_stored(job, 32)
 
 
 def test_a_per_index_limit_is_lost_on_1_28_as_the_emulated_server_models_it() -> None:

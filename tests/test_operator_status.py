@@ -47,6 +47,25 @@ def test_a_failed_job_carries_the_controllers_reason_and_the_pods_last_words() -
     assert "backoff limit" in observed.message and observed.message.endswith("EndpointError: 503")
 
 
+def test_a_shard_that_used_up_its_retries_fails_the_resource_while_others_still_run() -> None:
+    """A Job without `maxFailedIndexes` (rendered before it, or kept running by the server)
+    fails only when every shard is done; the output is lost as soon as one shard is."""
+    lost = job(failedIndexes="1", failed=4, active=3)
+    lost["spec"] = {"completions": 4, "backoffLimitPerIndex": 3}
+    observed = job_state(lost, "error: corpus file /data/x.jsonl: no such file")
+    assert (observed.phase, observed.reason) == ("Failed", "FailedIndexes")
+    assert "shard(s) 1 used up their retries" in observed.message
+    assert observed.message.endswith("no such file")
+
+
+def test_a_running_job_with_failed_pods_says_so_with_the_latest_last_words() -> None:
+    observed = job_state(job(succeeded=1, failed=2, active=3), "EndpointError: 503")
+    assert (observed.phase, observed.reason) == ("Running", "RetryingFailedPods")
+    assert observed.message.startswith("Job run-abc: 1/4 shards done, 3 running; 2 pod(s) failed")
+    assert "fails after 6 retries in all" in observed.message
+    assert observed.message.endswith("last words of the latest failed pod: EndpointError: 503")
+
+
 def test_a_condition_that_is_not_true_decides_nothing() -> None:
     assert job_state(job(conditions=[{"type": "Complete", "status": "False"}])).phase == "Running"
 

@@ -32,6 +32,7 @@ from .kube import ApiError, Kube
 from .render import KIND_LABEL, SPEC_HASH_LABEL, Manifest, Owner, owner_of, render
 from .render.common import worker_account
 from .status import (
+    RETRYING,
     Observed,
     creation_failure,
     job_state,
@@ -72,7 +73,7 @@ REFUSED_CREATE = {
     422: "CreateInvalid",
 }
 #: Not failures, but the user has to act: their Events are Warnings.
-WARNING_REASONS = {"FailedCreate", "NamespaceNotPrepared"}
+WARNING_REASONS = {"FailedCreate", "NamespaceNotPrepared", RETRYING}
 _locks: defaultdict[tuple[str, str, str], threading.Lock] = defaultdict(threading.Lock)
 
 
@@ -291,7 +292,7 @@ class Reconciler:
         current = self.kube.get(workload["kind"], owner.namespace, name) or workload
         state = WORKLOAD_STATE[workload["kind"]]
         observed = state(current, "")
-        if observed.phase == "Failed":
+        if observed.phase == "Failed" or observed.reason == RETRYING:
             observed = state(current, self._last_words(owner, workload))
         if observed.phase == "Running" and workload["kind"] == "Job":
             observed = self._unless_stuck(owner, workload, current, observed)

@@ -46,10 +46,20 @@ def _when_true(job: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return None
 
 
+#: A running Job whose pods have failed: it retries them with back-off (up to 6 minutes).
+RETRYING = "RetryingFailedPods"
+
+
 def job_state(job: dict[str, Any], failure: str = "") -> Observed:
-    """A batch/v1 Indexed Job: Complete, Failed (with the pod's last words), or shards done."""
+    """A batch/v1 Indexed Job: Complete, Failed (with the pod's last words), or shards done.
+
+    A shard in `status.failedIndexes` has used up its retries, so the output can never be
+    committed: Failed, even while the other shards still run (a Job without
+    `maxFailedIndexes` fails only once all are done). A running Job with failed pods says
+    so, with the latest pod's last words: a Job-wide limit can take hours of back-off."""
     status = job.get("status") or {}
-    total = int((job.get("spec") or {}).get("completions") or 1)
+    spec = job.get("spec") or {}
+    total = int(spec.get("completions") or 1)
     done = int(status.get("succeeded") or 0)
     name = job["metadata"]["name"]
     if _when_true(job, "Complete"):
@@ -62,14 +72,23 @@ def job_state(job: dict[str, Any], failure: str = "") -> Observed:
             done,
             total,
         )
+    if lost := status.get("failedIndexes"):
+        used_up = {"message": f"shard(s) {lost} used up their retries"}
+        message = _failure_message(f"Job {name}", used_up, failure)
+        return Observed("Failed", "FailedIndexes", message, done, total)
     active = int(status.get("active") or 0)
-    return Observed(
-        "Running",
-        "JobRunning",
-        f"Job {name}: {done}/{total} shards done, {active} running",
-        done,
-        total,
-    )
+    running = f"Job {name}: {done}/{total} shards done, {active} running"
+    pod_failures = int(status.get("failed") or 0)
+    if not pod_failures:
+        return Observed("Running", "JobRunning", running, done, total)
+    if "backoffLimitPerIndex" in spec:
+        limit = f"up to {spec['backoffLimitPerIndex']} retries a shard"
+    else:
+        limit = f"the Job fails after {spec.get('backoffLimit', 6)} retries in all"
+    message = f"{running}; {pod_failures} pod(s) failed, retried with back-off ({limit})"
+    if failure:
+        message += f"\nlast words of the latest failed pod: {failure.strip()}"
+    return Observed("Running", RETRYING, message[-MAX_MESSAGE:], done, total)
 
 
 def _training_state(job: dict[str, Any], kind: str, done: str, failure: str) -> Observed:

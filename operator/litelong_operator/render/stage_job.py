@@ -65,9 +65,11 @@ def retries(config: OperatorConfig, shards: int) -> Manifest:
     """How many times a failing shard runs again before the Job (and the resource) fails.
 
     1.29+: `backoffLimitPerIndex` per shard, and an invalid-input exit fails that index at
-    once. 1.27/1.28 (no per-index limit): one `backoffLimit` for the whole Job, scaled to the
-    shards, and an invalid-input exit fails the Job at once (`FailIndex` needs per-index
-    limits). Either way, pods evicted or preempted (`DisruptionTarget`) do not count.
+    once; `maxFailedIndexes: 0` ends the Job when one index has failed for good (without it
+    the other shards run on and the Job fails only when all are done, yet one missing part
+    means no output). 1.27/1.28 (no per-index limit): one `backoffLimit` for the whole Job,
+    scaled to the shards, and an invalid-input exit fails the Job at once (`FailIndex` needs
+    per-index limits). Either way, pods evicted or preempted (`DisruptionTarget`) do not count.
     """
     per_index = config.per_index_backoff
     fail = "FailIndex" if per_index else "FailJob"
@@ -88,7 +90,11 @@ def retries(config: OperatorConfig, shards: int) -> Manifest:
         ]
     }
     if per_index:
-        return {"backoffLimitPerIndex": config.backoff_limit_per_index, "podFailurePolicy": policy}
+        return {
+            "backoffLimitPerIndex": config.backoff_limit_per_index,
+            "maxFailedIndexes": 0,
+            "podFailurePolicy": policy,
+        }
     # 1.27/1.28's API marks onPodConditions required in every rule; empty means "not used"
     policy["rules"][0]["onPodConditions"] = []
     return {"backoffLimit": config.backoff_limit_per_index * shards, "podFailurePolicy": policy}

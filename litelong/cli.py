@@ -40,6 +40,7 @@ from .api.v1alpha1 import BM25Index, SynthesisRunSpec, TopicDebate, TrainingJob
 from .api.v1alpha1.meta import DNS1123_LABEL
 from .api.v1alpha1.topicdebate import TaxonomySelection
 from .corpus import REASONS, CorpusReadError, InvalidCorpus
+from .eval.tasks import TaskTooLong
 from .index import BackendUnavailable, ChunksUnavailable, ManticoreError, open_index
 from .llm import EndpointError, LocalModelMissing, LocalServer, MissingSecret
 from .stages import (
@@ -78,6 +79,7 @@ _INPUT_ERRORS = (
     TokenizerUnavailable,
     ChunksUnavailable,
     EmbeddingModelUnavailable,
+    TaskTooLong,
 )
 _FAILURES = (
     StageUnavailable,
@@ -482,7 +484,9 @@ def eval_(
             raise UnresolvedRef(str(exc)) from exc
 
     naming = (
-        subject.job_naming(job, artifact_store) if job else subject.source_naming(model, rope_theta)
+        subject.job_naming(job, artifact_store)
+        if job
+        else subject.source_naming(model, rope_theta, tokenizer)
     )
     _evaluate_and_print(naming, load, evaluation, chosen, artifact_store, out_dir)
 
@@ -504,9 +508,10 @@ def _evaluate_and_print(
         (record,) = target.committed_parts(1)
         folder = target.local_part(record)
         results = json.loads((folder / report.RESULTS).read_text())
-        out.print(f"{naming.label}: already evaluated, {target.uri}")
+        out.print(f"{naming.label}: already evaluated, {target.uri}", soft_wrap=True)
     else:
         who = load()
+        runner.prepare(who.tokenizer, evaluation, lengths, store)  # a bad length fails here
         with _progress_named(f"eval {who.label}") as progress:
             results = runner.evaluate(who, evaluation, lengths, store, progress)
         if target is not None:
@@ -515,7 +520,9 @@ def _evaluate_and_print(
         else:
             assert out_dir is not None
             where = str(report.write_folder(out_dir, results))
-        out.print(f"{who.label}: evaluated in {results['seconds']} s; results in {where}")
+        out.print(
+            f"{who.label}: evaluated in {results['seconds']} s; results in {where}", soft_wrap=True
+        )
     _print_eval(results)
 
 

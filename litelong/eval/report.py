@@ -140,7 +140,7 @@ def _html(results: dict[str, Any]) -> str:
         _table(header, rows),
     ]
     if results["scores"]:
-        parts.append(_img(_scores_plot(results, "score", "exact match")))
+        parts.append(_img(_scores_plot(results, "score", "score (answers given)")))
         parts.append(_img(_scores_plot(results, "answer_nll", "answer loss (nats/token)")))
     if "perplexity" in results:
         ppl = results["perplexity"]

@@ -573,7 +573,13 @@ def _print_eval(results: dict[str, Any]) -> None:
 
 @app.command()
 def export(
-    spec: Annotated[Path, typer.Argument(help="Manifest holding the committed TrainingJob.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="A manifest holding the committed TrainingJob, or trainingjob/NAME (the "
+            "newest committed one in the store)."
+        ),
+    ],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (must not exist).")],
     name: Annotated[
         str | None, typer.Option(help="TrainingJob name, when FILE has several.")
@@ -593,13 +599,26 @@ def export(
     trained with), model.safetensors, generation_config.json and the tokenizer.
     """
     from .eval import text
-    from .train.export import ExportError
+    from .train.export import ExportError, checkpoint_path
     from .train.export import export as write_folder
     from .train.export import push_to_hub as push
 
-    resource = _pick(load_file(spec), "TrainingJob", name, source=str(spec))
-    assert isinstance(resource, TrainingJob)
+    try:
+        resource = _training_job(model, name, store)
+    except NotCommitted as exc:
+        raise UnresolvedRef(f"{model}: not committed ({exc})") from None
+    if resource is None:
+        raise InvalidManifest(
+            model, [FieldError("", "not a TrainingJob manifest file or trainingjob/NAME")]
+        )
     artifact_store = ArtifactStore(store or _spec_store(resource))
+    try:
+        checkpoint_path(resource, artifact_store)  # before the tokenizer and any weights load
+    except NotCommitted:
+        raise UnresolvedRef(
+            f"TrainingJob/{resource.name}: not committed in {artifact_store.uri}; "
+            "train it first (litelong run, or litelong train --spec FILE)"
+        ) from None
     words = text.load(tokenizer or text.synthesis_tokenizer_name(artifact_store, resource))
     with tempfile_tokenizer(words) as tokenizer_file:
         try:

@@ -424,6 +424,54 @@ def test_export_loads_in_transformers_with_the_trainer_s_logits(
     assert again.code == 2 and "not empty" in again.stderr
 
 
+def test_export_by_name_sets_the_tokenizer_s_end_of_text_so_generate_stops(
+    trained: tuple[Any, ArtifactStore], cli: Cli, tmp_path: Path
+) -> None:
+    """bos/eos/pad in config.json and generation_config.json are the tokenizer's own tokens;
+    `generate()` stops at eos (here forced by a logits processor: the tiny model is random)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+
+    _job, store = trained
+    out = tmp_path / "hf"
+    result = cli("export", "trainingjob/tiny", "--out", str(out), "--store", store.uri)
+    assert result.code == 0, result.stderr
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    config = json.loads((out / "config.json").read_text())
+    generation = json.loads((out / "generation_config.json").read_text())
+    eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")  # SmolLM2's end of text
+    assert tokenizer.eos_token_id == eos and tokenizer.pad_token_id is not None
+    for written in (config, generation):
+        assert written["eos_token_id"] == eos and written["pad_token_id"] == tokenizer.pad_token_id
+
+    def end_at_third(ids: Any, scores: Any) -> Any:
+        if ids.shape[1] >= prompt.shape[1] + 2:
+            scores[:, :] = -float("inf")
+            scores[:, eos] = 0.0
+        return scores
+
+    hf = AutoModelForCausalLM.from_pretrained(out).eval()
+    prompt = torch.tensor([tokenizer("Black holes")["input_ids"]])
+    made = hf.generate(prompt, logits_processor=LogitsProcessorList([end_at_third]))
+    assert made.shape[1] == prompt.shape[1] + 3 and int(made[0, -1]) == eos
+
+
+def test_export_of_an_untrained_job_says_not_committed_before_loading_weights(
+    trained: tuple[Any, ArtifactStore], cli: Cli, tmp_path: Path
+) -> None:
+    import yaml
+
+    job, store = trained
+    document = job.model_dump(mode="json", by_alias=True, exclude_none=True)
+    document["metadata"]["name"] = "never-trained"
+    document["spec"]["model"] = {"name": str(tmp_path / "no-such-model")}  # would fail to load
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(yaml.safe_dump(document))
+    result = cli("export", str(manifest), "--out", str(tmp_path / "hf"), "--store", store.uri)
+    assert result.code == 2
+    assert "TrainingJob/never-trained: not committed" in result.stderr
+    assert not (tmp_path / "hf").exists()
+
+
 def test_eval_of_a_training_job_checks_overlap_with_its_training_data(
     trained: tuple[Any, ArtifactStore], cli: Cli, tmp_path: Path
 ) -> None:

@@ -90,7 +90,8 @@ def special_tokens(model_name: str, tokenizer_file: Path | None) -> dict[str, st
     ids = _base_token_ids(model_name)
     found: dict[str, str] = {}
     for role, names in (("bos", BOS_NAMES), ("eos", EOS_NAMES), ("pad", ())):
-        token = tokenizer.id_to_token(ids[role]) if ids.get(role) is not None else None
+        number = ids.get(role)
+        token = tokenizer.id_to_token(number) if number is not None else None
         if token is None:
             token = next((n for n in names if tokenizer.token_to_id(n) is not None), None)
         if token is not None:

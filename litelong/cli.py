@@ -968,6 +968,8 @@ def _run_resource(resource: AnyResource, store: ArtifactStore) -> None:
         report = f"{artifact.path}/report/report.html"
         if resource.kind == "SynthesisRun" and store.fs.exists(report):
             out.print(f"  report: {store.uri_of(report)}", soft_wrap=True)
+        if isinstance(resource, TrainingJob) and resource.spec.evaluation is not None:
+            _evaluate_job(resource, store)  # a changed `evaluation:` block runs; never retrains
         return
     if (reason := why_rerun(resource, store)) is not None:
         out.print(f"{label}: {reason}", soft_wrap=True)

@@ -533,6 +533,22 @@ def test_a_training_job_s_evaluation_block_runs_after_training_without_retrainin
     assert any(a.committed_manifest() is not None and a.name == "tiny" for a in committed)
 
 
+def test_litelong_run_evaluates_a_changed_evaluation_block_of_a_committed_job(
+    trained: tuple[Any, ArtifactStore], cli: Cli, tmp_path: Path
+) -> None:
+    import yaml
+
+    job, store = trained
+    document = job.model_dump(mode="json", by_alias=True, exclude_none=True)
+    document["spec"]["evaluation"] = {"lengths": [320], "tasks": ["vt"], "samplesPerTask": 1}
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(yaml.safe_dump(document))
+    result = cli("run", str(manifest), "--store", store.uri)
+    assert result.code == 0, result.stderr
+    assert "TrainingJob/tiny: already committed" in result.stdout
+    assert "evaluated in" in result.stdout and "vt" in result.stdout
+
+
 def test_the_examples_in_docs_eval_md_run(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

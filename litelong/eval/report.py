@@ -135,7 +135,8 @@ def _html(results: dict[str, Any]) -> str:
     header, rows = table_rows(results)
     parts = [
         f"<h1>Evaluation of {html.escape(results['model'])}</h1>",
-        "<p>Exact match of greedy decoding per task and length, with 95% Wilson intervals "
+        "<p>Greedy decoding per task and length (exact match for one answer; for several, "
+        "the fraction given, in any order), with 95% Wilson intervals "
         f"(haystack: {html.escape(results['haystack'])}).</p>",
         _table(header, rows),
     ]

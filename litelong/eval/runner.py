@@ -53,6 +53,7 @@ def _key(
     words: EvalTokenizer, task: str, length: int, evaluation: Evaluation, hay: Haystack
 ) -> tuple[Any, ...]:
     return (
+        "answers-v2",  # each answer tokenized apart (earlier caches hold one target)
         task,
         length,
         evaluation.samples_per_task,

@@ -318,7 +318,10 @@ def table(args: argparse.Namespace) -> None:
                     for s in r["scores"]
                     if s["task"] == task and s["length"] == length
                 ]
-                correct, n = sum(s["correct"] for s in rows), sum(s["n"] for s in rows)
+                correct, n = (
+                    sum(s.get("credit", s["correct"]) for s in rows),
+                    sum(s["n"] for s in rows),
+                )
                 low, high = wilson(correct, n)
                 cells.append(f"{correct / n:.2f} [{low:.2f}, {high:.2f}]")
             print(f"| {arm} | {len(runs)} | {task} | " + " | ".join(cells) + " |")
@@ -328,7 +331,7 @@ def table(args: argparse.Namespace) -> None:
     pooled = {}
     for arm in order:
         rows = [s for r in arms[arm] for s in r["scores"]]
-        pooled[arm] = (sum(s["correct"] for s in rows), sum(s["n"] for s in rows))
+        pooled[arm] = (sum(s.get("credit", s["correct"]) for s in rows), sum(s["n"] for s in rows))
     for arm in order:
         correct, n = pooled[arm]
         low, high = wilson(correct, n)

@@ -40,6 +40,7 @@ from .api.v1alpha1 import BM25Index, SynthesisRunSpec, TopicDebate, TrainingJob
 from .api.v1alpha1.meta import DNS1123_LABEL
 from .api.v1alpha1.topicdebate import TaxonomySelection
 from .corpus import REASONS, CorpusReadError, InvalidCorpus
+from .eval.tasks import TaskTooLong
 from .index import BackendUnavailable, ChunksUnavailable, ManticoreError, open_index
 from .llm import EndpointError, LocalModelMissing, LocalServer, MissingSecret
 from .stages import (
@@ -84,6 +85,7 @@ _INPUT_ERRORS = (
     TokenizerUnavailable,
     ChunksUnavailable,
     EmbeddingModelUnavailable,
+    TaskTooLong,
 )
 _FAILURES = (
     StageUnavailable,
@@ -490,7 +492,9 @@ def eval_(
             raise UnresolvedRef(str(exc)) from exc
 
     naming = (
-        subject.job_naming(job, artifact_store) if job else subject.source_naming(model, rope_theta)
+        subject.job_naming(job, artifact_store)
+        if job
+        else subject.source_naming(model, rope_theta, tokenizer)
     )
     _evaluate_and_print(naming, load, evaluation, chosen, artifact_store, out_dir)
 
@@ -512,9 +516,10 @@ def _evaluate_and_print(
         (record,) = target.committed_parts(1)
         folder = target.local_part(record)
         results = json.loads((folder / report.RESULTS).read_text())
-        out.print(f"{naming.label}: already evaluated, {target.uri}")
+        out.print(f"{naming.label}: already evaluated, {target.uri}", soft_wrap=True)
     else:
         who = load()
+        runner.prepare(who.tokenizer, evaluation, lengths, store)  # a bad length fails here
         with _progress_named(f"eval {who.label}") as progress:
             results = runner.evaluate(who, evaluation, lengths, store, progress)
         if target is not None:
@@ -523,7 +528,9 @@ def _evaluate_and_print(
         else:
             assert out_dir is not None
             where = str(report.write_folder(out_dir, results))
-        out.print(f"{who.label}: evaluated in {results['seconds']} s; results in {where}")
+        out.print(
+            f"{who.label}: evaluated in {results['seconds']} s; results in {where}", soft_wrap=True
+        )
     _print_eval(results)
 
 
@@ -574,7 +581,13 @@ def _print_eval(results: dict[str, Any]) -> None:
 
 @app.command()
 def export(
-    spec: Annotated[Path, typer.Argument(help="Manifest holding the committed TrainingJob.")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="A manifest holding the committed TrainingJob, or trainingjob/NAME (the "
+            "newest committed one in the store)."
+        ),
+    ],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (must not exist).")],
     name: Annotated[
         str | None, typer.Option(help="TrainingJob name, when FILE has several.")
@@ -594,13 +607,26 @@ def export(
     trained with), model.safetensors, generation_config.json and the tokenizer.
     """
     from .eval import text
-    from .train.export import ExportError
+    from .train.export import ExportError, checkpoint_path
     from .train.export import export as write_folder
     from .train.export import push_to_hub as push
 
-    resource = _pick(load_file(spec), "TrainingJob", name, source=str(spec))
-    assert isinstance(resource, TrainingJob)
+    try:
+        resource = _training_job(model, name, store)
+    except NotCommitted as exc:
+        raise UnresolvedRef(f"{model}: not committed ({exc})") from None
+    if resource is None:
+        raise InvalidManifest(
+            model, [FieldError("", "not a TrainingJob manifest file or trainingjob/NAME")]
+        )
     artifact_store = ArtifactStore(store or _spec_store(resource))
+    try:
+        checkpoint_path(resource, artifact_store)  # before the tokenizer and any weights load
+    except NotCommitted:
+        raise UnresolvedRef(
+            f"TrainingJob/{resource.name}: not committed in {artifact_store.uri}; "
+            "train it first (litelong run, or litelong train --spec FILE)"
+        ) from None
     words = text.load(tokenizer or text.synthesis_tokenizer_name(artifact_store, resource))
     with tempfile_tokenizer(words) as tokenizer_file:
         try:
@@ -979,6 +1005,8 @@ def _run_resource(resource: AnyResource, store: ArtifactStore) -> None:
         report = f"{artifact.path}/report/report.html"
         if resource.kind == "SynthesisRun" and store.fs.exists(report):
             out.print(f"  report: {store.uri_of(report)}", soft_wrap=True)
+        if isinstance(resource, TrainingJob) and resource.spec.evaluation is not None:
+            _evaluate_job(resource, store)  # a changed `evaluation:` block runs; never retrains
         return
     if (reason := why_rerun(resource, store)) is not None:
         out.print(f"{label}: {reason}", soft_wrap=True)

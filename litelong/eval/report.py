@@ -135,12 +135,13 @@ def _html(results: dict[str, Any]) -> str:
     header, rows = table_rows(results)
     parts = [
         f"<h1>Evaluation of {html.escape(results['model'])}</h1>",
-        "<p>Exact match of greedy decoding per task and length, with 95% Wilson intervals "
+        "<p>Greedy decoding per task and length (exact match for one answer; for several, "
+        "the fraction given, in any order), with 95% Wilson intervals "
         f"(haystack: {html.escape(results['haystack'])}).</p>",
         _table(header, rows),
     ]
     if results["scores"]:
-        parts.append(_img(_scores_plot(results, "score", "exact match")))
+        parts.append(_img(_scores_plot(results, "score", "score (answers given)")))
         parts.append(_img(_scores_plot(results, "answer_nll", "answer loss (nats/token)")))
     if "perplexity" in results:
         ppl = results["perplexity"]

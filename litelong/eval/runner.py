@@ -19,7 +19,7 @@ import numpy as np
 from ..api.v1alpha1.trainingjob import Evaluation
 from ..progress import NoProgress, Progress
 from ..store import Artifact, ArtifactStore
-from . import documents, perplexity, report
+from . import documents, fingerprint, perplexity, report
 from .decontamination import TrainingNgrams
 from .scorer import Scored, aggregate, score
 from .subject import Subject
@@ -28,9 +28,15 @@ from .text import EvalTokenizer
 
 KIND = "Evaluation"
 
+#: A sample with its prompt's tokens and each answer's tokens (with its leading space).
+Prepared = tuple[EvalSample, np.ndarray, tuple[np.ndarray, ...]]
+
 #: Generated and tokenized samples, by (task, length, count, seed, haystack, tokenizer): every
 #: model evaluated in one process with the same tokenizer sees the same samples, made once.
-_PREPARED: dict[tuple[Any, ...], list[tuple[EvalSample, np.ndarray, np.ndarray]]] = {}
+_PREPARED: dict[tuple[Any, ...], list[Prepared]] = {}
+
+#: Forced between two answers of a multi-answer task (the target reads " a, b, c").
+SEPARATOR = ","
 
 
 def save_prepared(path: Path) -> None:
@@ -47,6 +53,7 @@ def _key(
     words: EvalTokenizer, task: str, length: int, evaluation: Evaluation, hay: Haystack
 ) -> tuple[Any, ...]:
     return (
+        "answers-v2",  # each answer tokenized apart (earlier caches hold one target)
         task,
         length,
         evaluation.samples_per_task,
@@ -58,12 +65,17 @@ def _key(
 
 def _prepared(
     words: EvalTokenizer, task: str, length: int, evaluation: Evaluation, hay: Haystack
-) -> list[tuple[EvalSample, np.ndarray, np.ndarray]]:
+) -> list[Prepared]:
     key = _key(words, task, length, evaluation, hay)
     if key not in _PREPARED:
         samples = generate(task, words, length, evaluation.samples_per_task, evaluation.seed, hay)
-        _PREPARED[key] = [(s, words.encode(s.prompt), words.encode(s.target)) for s in samples]
+        _PREPARED[key] = [tokenized(words, s) for s in samples]
     return _PREPARED[key]
+
+
+def tokenized(words: EvalTokenizer, sample: EvalSample) -> Prepared:
+    answers = tuple(words.encode(" " + answer) for answer in sample.answers)
+    return sample, words.encode(sample.prompt), answers
 
 
 class Named(Protocol):
@@ -71,18 +83,26 @@ class Named(Protocol):
     identity: str
 
 
-def identity(subject: Named, evaluation: Evaluation, lengths: list[int]) -> str:
+def identity(
+    subject: Named, evaluation: Evaluation, lengths: list[int], store: ArtifactStore | None = None
+) -> str:
+    """The model's identity, the evaluation spec and the fingerprints of the documents it
+    reads: a change to any of them is evaluated again."""
     spec = evaluation.model_dump(mode="json", by_alias=True)
-    text = json.dumps(
-        {"model": subject.identity, "evaluation": spec, "lengths": lengths}, sort_keys=True
-    )
+    document = {
+        "model": subject.identity,
+        "evaluation": spec,
+        "lengths": lengths,
+        "inputs": fingerprint.of_inputs(evaluation, store),
+    }
+    text = json.dumps(document, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def artifact(
     store: ArtifactStore, subject: Named, evaluation: Evaluation, lengths: list[int]
 ) -> Artifact:
-    return store.artifact(KIND, subject.name, identity(subject, evaluation, lengths))
+    return store.artifact(KIND, subject.name, identity(subject, evaluation, lengths, store))
 
 
 def evaluate(
@@ -100,18 +120,21 @@ def evaluate(
     if subject.training is not None and evaluation.decontamination_ngram > 0:
         ngrams = TrainingNgrams(subject.training(), evaluation.decontamination_ngram)
     scores, contamination = [], []
+    work = [  # every sample made first: one that cannot fit its length stops before any scoring
+        (task, length, _prepared(subject.tokenizer, task, length, evaluation, hay))
+        for task in evaluation.tasks
+        for hay in [topical if task == "topical" and topical is not None else filler]
+        for length in lengths
+    ]
     progress.start(len(evaluation.tasks) * len(lengths) * evaluation.samples_per_task, "samples")
-    for task in evaluation.tasks:
-        hay = topical if task == "topical" and topical is not None else filler
-        for length in lengths:
-            scored = []
-            prepared = _prepared(subject.tokenizer, task, length, evaluation, hay)
-            for sample, prompt, target in prepared:
-                scored.append(_score(subject, prompt, target))
-                if ngrams is not None:
-                    contamination.append(_overlap(subject, ngrams, sample, prompt))
-                progress.advance(1)
-            scores.append(aggregate(task, length, scored).as_dict())
+    for task, length, prepared in work:
+        scored = []
+        for sample, prompt, answers in prepared:
+            scored.append(_score(subject, prompt, answers))
+            if ngrams is not None:
+                contamination.append(_overlap(subject, ngrams, sample, prompt))
+            progress.advance(1)
+        scores.append(aggregate(task, length, scored).as_dict())
     results: dict[str, Any] = {
         "model": subject.label,
         "identity": subject.identity,
@@ -163,7 +186,7 @@ def prepare(
 _FORKED: dict[str, Any] = {}
 
 
-def _prepare_one(job: tuple[str, int, Haystack]) -> list[tuple[EvalSample, np.ndarray, np.ndarray]]:
+def _prepare_one(job: tuple[str, int, Haystack]) -> list[Prepared]:
     task, length, hay = job
     return _prepared(_FORKED["words"], task, length, _FORKED["evaluation"], hay)
 
@@ -178,10 +201,8 @@ def _haystacks(
     return filler, topical
 
 
-def _score(subject: Subject, prompt: np.ndarray, target: np.ndarray) -> Scored:
-    ids = np.concatenate([prompt, target])
-    predicted, nll = subject.model.next_token_stats(ids, len(prompt))
-    return score(predicted, target, nll)
+def _score(subject: Subject, prompt: np.ndarray, answers: tuple[np.ndarray, ...]) -> Scored:
+    return score(subject.model, prompt, list(answers), subject.tokenizer.encode(SEPARATOR))
 
 
 def _overlap(

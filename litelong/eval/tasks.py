@@ -8,8 +8,8 @@ Names follow RULER (NVIDIA/RULER, `scripts/data/synthetic/`) where the task meas
 thing: niah_single, niah_multikey, niah_multivalue, niah_multiquery, vt, cwe. Differences:
 keys and words are seeded pseudo-words (RULER draws English words from `wonderwords`), the
 needle and the answer prefix share their wording ("The special magic number for K is:"), and
-multi-answer tasks expect the answers in the order they appear in the context, because scoring
-is exact match of greedy decoding (see `scorer`). `topical` is litelong's own: a single needle
+multi-answer tasks list their answers in context order (the order the scorer forces first; it
+credits them in any order, see `scorer`). `topical` is litelong's own: a single needle
 among documents retrieved for one topic from the user's index (on-topic distractors).
 """
 
@@ -19,6 +19,10 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+
+class TaskTooLong(ValueError):
+    """A task's prompt and answer do not fit the requested length in this tokenizer."""
 
 
 class TextTokenizer(Protocol):
@@ -277,7 +281,15 @@ def generate(
     the same sample."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; one of {', '.join(TASKS)}")
-    return [
+    samples = [
         TASKS[task](tokenizer, length, i, random.Random(f"{seed}/{task}/{length}/{i}"), haystack)
         for i in range(count)
     ]
+    for sample in samples:
+        needed = tokenizer.count(sample.prompt + sample.target)
+        if needed > length:
+            raise TaskTooLong(
+                f"task {task} does not fit in --length {length}: sample {sample.index} takes "
+                f"{needed} tokens; give a longer length or leave the task out"
+            )
+    return samples

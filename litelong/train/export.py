@@ -1,6 +1,7 @@
 """A committed TrainingJob as a Hugging Face model folder: `config.json` (with the RoPE base
 the job trained with), `model.safetensors`, `generation_config.json` and the tokenizer of the
-samples it trained on. `AutoModelForCausalLM.from_pretrained(folder)` loads it; its logits are
+samples it trained on, with bos/eos/pad set from the base model so `generate()` stops at the end
+of a text. `AutoModelForCausalLM.from_pretrained(folder)` loads it; its logits are
 the trainer's own forward's (tests/test_eval.py checks it).
 
 The last checkpoint is read in one process with torch.distributed.checkpoint, whatever number
@@ -57,8 +58,8 @@ def load_trained(job: TrainingJob, store: ArtifactStore) -> CausalLM:
     import torch.distributed.checkpoint as dcp
 
     spec = job.spec
+    path = checkpoint_path(job, store)  # "not committed" before any base weights load
     model = load_model(spec.model, spec.context_length, spec.rope_theta, spec.seed, False)
-    path = checkpoint_path(job, store)
     if store.is_local:
         reader: Any = dcp.FileSystemReader(path)
     else:
@@ -69,6 +70,58 @@ def load_trained(job: TrainingJob, store: ArtifactStore) -> CausalLM:
     dcp.load(state, storage_reader=reader)  # in place; no process group needed
     model.load_state_dict(state["model"])
     return model
+
+
+#: End-of-text and beginning-of-text tokens by the names tokenizers give them.
+EOS_NAMES = ("<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>")
+BOS_NAMES = ("<|begin_of_text|>", "<s>", "<bos>")
+
+
+def special_tokens(model_name: str, tokenizer_file: Path | None) -> dict[str, str]:
+    """The bos, eos and pad tokens of the exported folder: the base model's own (its config
+    or GGUF metadata) where the tokenizer holds them, else the tokenizer's end-of-text token
+    by its usual name; pad falls back to eos. Without them `generate()` never stops at the
+    end of a text."""
+    if tokenizer_file is None:
+        return {}
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    ids = _base_token_ids(model_name)
+    found: dict[str, str] = {}
+    for role, names in (("bos", BOS_NAMES), ("eos", EOS_NAMES), ("pad", ())):
+        number = ids.get(role)
+        token = tokenizer.id_to_token(number) if number is not None else None
+        if token is None:
+            token = next((n for n in names if tokenizer.token_to_id(n) is not None), None)
+        if token is not None:
+            found[role] = token
+    if "pad" not in found and "eos" in found:
+        found["pad"] = found["eos"]
+    return found
+
+
+def _base_token_ids(model_name: str) -> dict[str, int | None]:
+    from .loading import PRESETS, _location
+
+    if model_name in PRESETS:  # fresh weights: no config of their own
+        return {}
+    try:
+        from transformers import AutoConfig
+
+        where, extra = _location(model_name)
+        config = AutoConfig.from_pretrained(where, **extra)
+    except Exception:  # the base is gone since training: fall back to the tokenizer's names
+        return {}
+    return {
+        role: _first_id(getattr(config, f"{role}_token_id", None)) for role in ("bos", "eos", "pad")
+    }
+
+
+def _first_id(value: Any) -> int | None:
+    if isinstance(value, list):
+        return int(value[0]) if value else None
+    return None if value is None else int(value)
 
 
 def hf_config(config: ModelConfig, context_length: int) -> Any:
@@ -94,12 +147,23 @@ def hf_config(config: ModelConfig, context_length: int) -> Any:
     return LlamaConfig(head_dim=config.head_dim, attention_bias=False, **common)
 
 
-def save_hf(model: CausalLM, context_length: int, tokenizer_file: Path | None, out: Path) -> Path:
+def save_hf(
+    model: CausalLM,
+    context_length: int,
+    tokenizer_file: Path | None,
+    out: Path,
+    special: dict[str, str] | None = None,
+) -> Path:
     """Write the folder next to `out`, then move it into place: a crash leaves no half folder
-    where `out` should be."""
+    where `out` should be. `special` (role -> token, see `special_tokens`) sets bos/eos/pad in
+    the tokenizer, config.json and generation_config.json alike."""
     from transformers import AutoModelForCausalLM, GenerationConfig
 
+    special = special or {}
+    ids = _token_ids(tokenizer_file, special)
     config = hf_config(model.config, context_length)
+    for role, number in ids.items():
+        setattr(config, f"{role}_token_id", number)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise ExportError(f"{out} exists and is not empty")
@@ -118,9 +182,10 @@ def save_hf(model: CausalLM, context_length: int, tokenizer_file: Path | None, o
         if config.tie_word_embeddings:
             hf.tie_weights()
         hf.save_pretrained(staging, safe_serialization=True)
-        GenerationConfig(do_sample=False, max_new_tokens=64).save_pretrained(staging)
+        generation = {f"{role}_token_id": number for role, number in ids.items()}
+        GenerationConfig(do_sample=False, max_new_tokens=64, **generation).save_pretrained(staging)
         if tokenizer_file is not None:
-            _save_tokenizer(tokenizer_file, staging, context_length)
+            _save_tokenizer(tokenizer_file, staging, context_length, special)
         if out.exists():
             out.rmdir()
         os.replace(staging, out)
@@ -129,10 +194,24 @@ def save_hf(model: CausalLM, context_length: int, tokenizer_file: Path | None, o
     return out
 
 
-def _save_tokenizer(tokenizer_file: Path, folder: Path, context_length: int) -> None:
+def _token_ids(tokenizer_file: Path | None, special: dict[str, str]) -> dict[str, int]:
+    if tokenizer_file is None or not special:
+        return {}
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    ids = {role: tokenizer.token_to_id(token) for role, token in special.items()}
+    return {role: int(number) for role, number in ids.items() if number is not None}
+
+
+def _save_tokenizer(
+    tokenizer_file: Path, folder: Path, context_length: int, special: dict[str, str]
+) -> None:
     from transformers import PreTrainedTokenizerFast
 
-    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_file))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_file=str(tokenizer_file), **{f"{role}_token": t for role, t in special.items()}
+    )
     tokenizer.model_max_length = context_length
     tokenizer.save_pretrained(folder)
 
@@ -140,7 +219,8 @@ def _save_tokenizer(tokenizer_file: Path, folder: Path, context_length: int) -> 
 def export(job: TrainingJob, store: ArtifactStore, out: Path, tokenizer_file: Path | None) -> Path:
     """`litelong export`: the committed job's last checkpoint as an HF folder at `out`."""
     model = load_trained(job, store)
-    return save_hf(model, job.spec.context_length, tokenizer_file, out)
+    special = special_tokens(job.spec.model.name, tokenizer_file)
+    return save_hf(model, job.spec.context_length, tokenizer_file, out, special)
 
 
 def push_to_hub(folder: Path, repo_id: str, private: bool = True) -> str:

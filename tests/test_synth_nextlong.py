@@ -16,10 +16,10 @@ import pytest
 
 from litelong.api import parse
 from litelong.api.v1alpha1 import SynthesisRun
+from litelong.dataset.mds import read_mds, span_roles
 from litelong.index import ChunksUnavailable, parent_of, split_chunks
 from litelong.stages import resolve_inputs, run_shard
 from litelong.store import ArtifactStore, EmptyOutput
-from litelong.synth.mds import read_mds, span_roles
 
 from .conftest import bm25index, commit_topics, write_jsonl
 from .test_synth_stage import synthesis as stage_synthesis

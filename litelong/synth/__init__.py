@@ -1,9 +1,9 @@
 """SynthesisRun: topics x index → long samples of exactly `targetTokens` tokens."""
 
+from ..dataset.sample import Sample, Span
+from ..tokenizer import TokenizerUnavailable, load_tokenizer
 from .embeddings import EmbeddingModelUnavailable
-from .sample import Sample, Span
 from .stage import ModeUnavailable, after_commit, build_part
-from .tokenizer import TokenizerUnavailable, load_tokenizer
 
 __all__ = [
     "EmbeddingModelUnavailable",

@@ -13,18 +13,18 @@ from pathlib import Path
 import orjson
 
 from ..api.v1alpha1.synthesisrun import SynthesisRun, SynthesisRunSpec
+from ..dataset.sample import Sample, token_hash
+from ..dataset.writers import open_writer
 from ..index import Retriever, open_chunk_index, open_index
 from ..progress import Progress
 from ..skips import SkipCounter
 from ..store import Artifact, ArtifactStore, NotCommitted
+from ..tokenizer import load_tokenizer
 from .assemble import Built, Separator, TokenizedDocuments, fill_samples
 from .candidates import Candidates, Topic, claims, debate_topics, standard_topics
 from .negatives import Bm25Negatives, DenseNegatives, NegativeSource
 from .nextlong import Plan, claim, fill, plan_topic
 from .pieces import PIECE_CHARS_PER_TOKEN
-from .sample import Sample, token_hash
-from .tokenizer import load_tokenizer
-from .writers import open_writer
 
 TOPICS_FILE = "topics.jsonl"  # per part: each topic's hits, samples and tokens (the report's)
 

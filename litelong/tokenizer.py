@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
-from .llm.local import smollm2_gguf
+from .smollm2 import smollm2_gguf
 from .store import local_cache_dir
 
 DEFAULT_NAME = "smollm2"

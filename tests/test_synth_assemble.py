@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from litelong.corpus import content_digest
-from litelong.synth.assemble import Separator, Tokenized, TokenizedDocuments, fill_samples
+from litelong.synth.assembly import Separator, Tokenized, TokenizedDocuments, fill_samples
 from litelong.tokenizer import load_tokenizer
 
 TOKENIZER = load_tokenizer()

@@ -230,7 +230,7 @@ def test_dense_negatives_are_similar_chunks_and_embeddings_are_reused(tmp_path: 
 
 def test_an_embedding_model_that_cannot_load_offline_says_how_to_give_one(tmp_path: Path) -> None:
     pytest.importorskip("sentence_transformers", reason="the dense extra is in dev")
-    from litelong.synth.embeddings import EmbeddingModelUnavailable, load_model
+    from litelong.synth.nextlong.embeddings import EmbeddingModelUnavailable, load_model
 
     with pytest.raises(EmbeddingModelUnavailable, match=r"nextlong\.embeddingModel to a folder"):
         load_model(str(tmp_path / "no-such-model"), on="cpu")
@@ -238,7 +238,7 @@ def test_an_embedding_model_that_cannot_load_offline_says_how_to_give_one(tmp_pa
 
 def test_ivf_search_finds_the_nearest_vectors_above_the_flat_limit() -> None:
     pytest.importorskip("faiss", reason="the dense extra is in dev")
-    from litelong.synth.embeddings import VectorIndex, normalise
+    from litelong.synth.nextlong.embeddings import VectorIndex, normalise
 
     vectors = normalise(np.random.default_rng(0).normal(size=(4000, 32)))
     index = VectorIndex(vectors, flat_limit=1000)

@@ -13,8 +13,15 @@ import pytest
 from litelong.dataset.sample import token_hash
 from litelong.stages import run_shard
 from litelong.store import ArtifactStore
-from litelong.synth.assemble import Separator, TokenizedDocuments, fill_samples
-from litelong.synth.pieces import Claim, document_of, piece_bounds, pieces_for
+from litelong.synth.assembly import (
+    Claim,
+    Separator,
+    TokenizedDocuments,
+    document_of,
+    fill_samples,
+    piece_bounds,
+    pieces_for,
+)
 from litelong.tokenizer import load_tokenizer
 
 from .conftest import bm25index, commit_topics, write_jsonl

@@ -2,7 +2,7 @@
 
 from ..dataset.sample import Sample, Span
 from ..tokenizer import TokenizerUnavailable, load_tokenizer
-from .embeddings import EmbeddingModelUnavailable
+from .nextlong import EmbeddingModelUnavailable
 from .stage import ModeUnavailable, after_commit, build_part
 
 __all__ = [

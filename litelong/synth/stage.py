@@ -20,13 +20,20 @@ from ..progress import Progress
 from ..skips import SkipCounter
 from ..store import Artifact, ArtifactStore, NotCommitted
 from ..tokenizer import load_tokenizer
-from .assemble import Built, Separator, TokenizedDocuments, fill_samples
-from .candidates import Candidates, Topic, claims, debate_topics, standard_topics
-from .negatives import Bm25Negatives, DenseNegatives, NegativeSource
-from .nextlong import Plan, claim, fill, plan_topic
-from .pieces import PIECE_CHARS_PER_TOKEN
-
-TOPICS_FILE = "topics.jsonl"  # per part: each topic's hits, samples and tokens (the report's)
+from .assembly import (
+    PIECE_CHARS_PER_TOKEN,
+    Built,
+    Candidates,
+    Separator,
+    TokenizedDocuments,
+    Topic,
+    claims,
+    debate_topics,
+    fill_samples,
+    standard_topics,
+)
+from .nextlong import Bm25Negatives, DenseNegatives, NegativeSource, Plan, claim, fill, plan_topic
+from .report import TOPICS_FILE
 
 
 class ModeUnavailable(RuntimeError):
@@ -44,7 +51,7 @@ def _negative_source(
 def _nextlong_inputs(spec: SynthesisRunSpec) -> dict[str, str]:
     inputs: dict[str, str] = {"negatives": spec.nextlong.negatives}
     if spec.nextlong.negatives == "dense":
-        from .embeddings import DEFAULT_MODEL
+        from .nextlong import DEFAULT_MODEL
 
         inputs["embedding_model"] = spec.nextlong.embedding_model or DEFAULT_MODEL
     return inputs

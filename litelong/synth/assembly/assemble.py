@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from tokenizers import Tokenizer
 
-from ..corpus import content_digest
-from ..dataset.sample import Span
-from ..index import Retriever
-from ..tokenizer import end_of_text
+from ...corpus import content_digest
+from ...dataset.sample import Span
+from ...index import Retriever
+from ...tokenizer import end_of_text
 from .pieces import Claim, piece_bounds, piece_id, pieces_for
 
 FETCH_BATCH = 64

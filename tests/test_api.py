@@ -12,6 +12,7 @@ from litelong.api.v1alpha1 import KINDS, BM25Index, SynthesisRun
 from .conftest import SAMPLES, Cli, bm25index
 
 HEADER = "apiVersion: litelong.io/v1alpha1\nkind: BM25Index\nmetadata: {name: wiki}\n"
+SPEC = "spec: {corpus: [{uri: a.jsonl}]}\n"
 
 
 def errors_of(text: str) -> list[str]:
@@ -75,10 +76,8 @@ def test_a_namespace_that_is_not_a_dns1123_label_is_invalid_input(
     cli: Cli, tmp_path: Path, namespace: str
 ) -> None:
     path = tmp_path / "idx.yaml"
-    path.write_text(
-        "apiVersion: litelong.io/v1alpha1\nkind: BM25Index\n"
-        f"metadata: {{name: wiki, namespace: '{namespace}'}}\nspec: {{corpus: [{{uri: a.jsonl}}]}}\n"
-    )
+    metadata = f"metadata: {{name: wiki, namespace: '{namespace}'}}\n"
+    path.write_text(HEADER.replace("metadata: {name: wiki}\n", metadata) + SPEC)
     result = cli("validate", str(path))
     assert result.code == 2
     (line,) = [line for line in result.stderr.splitlines() if "metadata.namespace" in line]
@@ -87,10 +86,8 @@ def test_a_namespace_that_is_not_a_dns1123_label_is_invalid_input(
 
 @pytest.mark.parametrize("namespace", ["team-a", ""])
 def test_a_dns1123_namespace_or_none_is_where_the_output_lives(namespace: str) -> None:
-    (resource,) = load_text(
-        HEADER.replace("{name: wiki}", f"{{name: wiki, namespace: '{namespace}'}}")
-        + "spec: {corpus: [{uri: a.jsonl}]}\n"
-    )
+    metadata = f"{{name: wiki, namespace: '{namespace}'}}"
+    (resource,) = load_text(HEADER.replace("{name: wiki}", metadata) + SPEC)
     assert resource.namespace == (namespace or "default")
 
 

@@ -75,6 +75,8 @@ def test_a_complete_but_empty_output_is_not_committed_and_says_why(store: Artifa
     failure = artifact.failure()
     assert failure is not None and failure.reason == "EmptyOutput"
     assert artifact.describe_state() == "failed: EmptyOutput: 0 documents"
+    assert failure.counts == {"documents": 0}
+    assert artifact.part(0, 1) is None, "the empty part is discarded: a rerun rebuilds it"
 
 
 def test_readers_refuse_an_uncommitted_artifact(any_store: ArtifactStore) -> None:

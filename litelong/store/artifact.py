@@ -45,10 +45,13 @@ class EmptyOutput(RuntimeError):
 
 
 class Failure(BaseModel):
-    """Why an artifact whose parts are all in was not committed (`_failure.json`)."""
+    """Why an artifact whose parts are all in was not committed (`_failure.json`), with the
+    counts its discarded parts recorded."""
 
     reason: str
     message: str
+    counts: dict[str, int] = {}
+    skipped: dict[str, int] = {}
 
 
 def part_name(shard: int, of: int) -> str:
@@ -255,8 +258,10 @@ class Artifact:
 
         Any shard may call it; it does nothing until all parts are in, and returns the
         manifest already there if another run committed first. `check` says why a complete
-        output must not be committed (it is empty): then `_failure.json` records why and
-        EmptyOutput is raised. Parts left from a run with another shard count are removed.
+        output must not be committed (it is empty): then `_failure.json` records why, the
+        parts are discarded (the input may be fixed under the same identity, e.g. records
+        written into an empty file, and a rerun must read it again) and EmptyOutput is raised.
+        Parts left from a run with another shard count are removed.
         """
         with self.lock("commit"):
             committed = self.committed_manifest()
@@ -270,14 +275,31 @@ class Artifact:
             )
             problem = check(manifest) if check is not None else None
             if problem:
-                failure = Failure(reason="EmptyOutput", message=problem)
+                failure = Failure(
+                    reason="EmptyOutput",
+                    message=problem,
+                    counts=manifest.counts,
+                    skipped=manifest.skipped,
+                )
                 self.store.write_atomic(self._join(FAILURE), failure.model_dump_json(indent=2))
-                raise EmptyOutput(problem)
+                self._discard_parts()
+                raise EmptyOutput(
+                    f"{problem}; nothing committed: once the input is fixed, a rerun rebuilds "
+                    "it (`litelong run`, or `litelong run --rebuild`)"
+                )
             self._remove_other_runs(of)
             if isinstance(self._fs, LocalFileSystem):
                 self._sweep_staging()
             self.store.write_atomic(self._join(MANIFEST), manifest.model_dump_json(indent=2))
             return manifest
+
+    def _discard_parts(self) -> None:
+        """Every part of a complete but empty output: records first, so a part folder left
+        by a crash here is debris that the next run replaces, never a part it reuses."""
+        entries = [Path(e).name for e in self._fs.ls(self.path, detail=False)]
+        parts = [name for name in entries if name.startswith("part-")]
+        for name in sorted(parts, key=lambda name: not name.endswith(".json")):
+            self._fs.rm(self._join(name), recursive=True)
 
     def _remove_other_runs(self, of: int) -> None:
         """Parts of another shard count and a stale failure record; never staging folders,

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 MANIFEST = "_manifest.json"
 FAILURE = "_failure.json"
+#: `<store>/<namespace>/<kind>/<name>/_current`: the identity a run last committed or found
+#: committed, i.e. the output of the spec in force; refs resolve to it (a file, never a folder)
+CURRENT = "_current"
 STAGING = ".staging"
 LOCKS = ".locks"
 DEFAULT_NAMESPACE = "default"
@@ -61,6 +64,11 @@ def part_name(shard: int, of: int) -> str:
 def artifact_folder(namespace: str, kind: str, name: str, identity: str) -> str:
     """The one place an artifact's folder is named, relative to the store's root."""
     return f"{namespace}/{kind.lower()}/{name}/{identity}"
+
+
+def current_pointer(namespace: str, kind: str, name: str) -> str:
+    """Where a resource's `_current` pointer lives, relative to the store's root."""
+    return f"{namespace}/{kind.lower()}/{name}/{CURRENT}"
 
 
 class Artifact:
@@ -173,6 +181,12 @@ class Artifact:
 
     # -- writing -----------------------------------------------------------------------------
 
+    def make_current(self) -> None:
+        """Name this committed output the resource's current one: what its dependents resolve
+        to, whatever newer outputs of other specs exist (a spec reverted to an earlier one)."""
+        pointer = self.store.join(current_pointer(self.namespace, self.kind, self.name))
+        self.store.write_atomic(pointer, self.identity)
+
     @contextlib.contextmanager
     def lock(self, what: str) -> Iterator[None]:
         """Hold `what` of this artifact against other processes (local disk, NFS included).
@@ -266,6 +280,7 @@ class Artifact:
         with self.lock("commit"):
             committed = self.committed_manifest()
             if committed is not None:
+                self.make_current()
                 return committed
             parts = self.committed_parts(of)
             if len(parts) != of:
@@ -291,6 +306,7 @@ class Artifact:
             if isinstance(self._fs, LocalFileSystem):
                 self._sweep_staging()
             self.store.write_atomic(self._join(MANIFEST), manifest.model_dump_json(indent=2))
+            self.make_current()
             return manifest
 
     def _discard_parts(self) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import shutil
 import tempfile
@@ -28,6 +29,8 @@ from .manifest import Manifest, PartRecord, file_records
 
 if TYPE_CHECKING:
     from .store import ArtifactStore
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "_manifest.json"
 FAILURE = "_failure.json"
@@ -185,7 +188,10 @@ class Artifact:
         """Name this committed output the resource's current one: what its dependents resolve
         to, whatever newer outputs of other specs exist (a spec reverted to an earlier one)."""
         pointer = self.store.join(current_pointer(self.namespace, self.kind, self.name))
-        self.store.write_atomic(pointer, self.identity)
+        try:
+            self.store.write_atomic(pointer, self.identity)
+        except OSError as exc:  # a read-only store: dependents fall back to the newest output
+            log.warning("%s: could not record it as current: %s", self, exc)
 
     @contextlib.contextmanager
     def lock(self, what: str) -> Iterator[None]:

@@ -329,6 +329,7 @@ def _train(resource: TrainingJob, artifact_store: ArtifactStore, stop_after: int
     main_rank = os.environ.get("RANK", "0") == "0"
     if artifact.committed_manifest() is not None:
         if main_rank:
+            artifact.make_current()
             out.print(
                 f"TrainingJob/{resource.name}: already committed at {artifact.uri}", soft_wrap=True
             )
@@ -685,7 +686,8 @@ def llm_serve(
 @app.command()
 def status(store: StoreOption = None) -> None:
     """List the artifacts in a store: committed or not, what inputs each was made from, and
-    `stale` where an input has a newer committed output than the one it was made from."""
+    `stale` where an input's current output (the spec last run) is not the one it was made
+    from."""
     artifact_store = ArtifactStore(store)
     table = Table(
         "namespace",
@@ -699,17 +701,17 @@ def status(store: StoreOption = None) -> None:
         "created",
         box=None,
     )
-    newest: dict[tuple[str, str, str], str | None] = {}
+    current: dict[tuple[str, str, str], str | None] = {}
 
-    def newest_of(namespace: str, key: str) -> str | None:
+    def current_of(namespace: str, key: str) -> str | None:
         kind, _, name = key.partition("/")
-        if (namespace, kind, name) not in newest:
+        if (namespace, kind, name) not in current:
             try:
                 found = artifact_store.latest_committed(kind, name, namespace).identity
             except NotCommitted:
                 found = None
-            newest[(namespace, kind, name)] = found
-        return newest[(namespace, kind, name)]
+            current[(namespace, kind, name)] = found
+        return current[(namespace, kind, name)]
 
     for artifact in artifact_store.artifacts():
         manifest = artifact.committed_manifest()
@@ -730,7 +732,7 @@ def status(store: StoreOption = None) -> None:
         moved = [
             f"{key} → {latest[:8]}"
             for key, identity in manifest.inputs.items()
-            if (latest := newest_of(artifact.namespace, key)) not in (None, identity)
+            if (latest := current_of(artifact.namespace, key)) not in (None, identity)
         ]
         state = f"[red]stale[/] ({', '.join(moved)})" if moved else "[green]committed[/]"
         inputs = ", ".join(f"{key}@{identity[:8]}" for key, identity in manifest.inputs.items())
@@ -1001,6 +1003,7 @@ def _run_resource(resource: AnyResource, store: ArtifactStore) -> None:
     if committed is not None:
         if isinstance(resource, BM25Index) and resource.spec.backend.type == "manticore":
             open_index(artifact).close()  # its tables must still be there, as committed
+        artifact.make_current()  # dependents run later resolve to this spec's output
         out.print(f"{label}: already committed at {artifact.uri}", soft_wrap=True)
         report = f"{artifact.path}/report/report.html"
         if resource.kind == "SynthesisRun" and store.fs.exists(report):

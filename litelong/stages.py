@@ -98,12 +98,14 @@ def run_shard(
     artifact = artifact_of(resource, store)
     committed = artifact.committed_manifest()
     if committed is not None:
+        artifact.make_current()  # this spec is in force again (e.g. a revert)
         return ShardResult(ShardOutcome.ARTIFACT_ALREADY_COMMITTED, artifact, committed)
     outcome = ShardOutcome.PART_ALREADY_COMMITTED
     # a second run of this shard waits here, then finds the part (or the artifact) committed
     with artifact.lock(f"part-{shard}-of-{of}"):
         committed = artifact.committed_manifest()
         if committed is not None:
+            artifact.make_current()
             return ShardResult(ShardOutcome.ARTIFACT_ALREADY_COMMITTED, artifact, committed)
         if artifact.part(shard, of) is None:
             started = time.monotonic()
@@ -204,7 +206,8 @@ def resolve_inputs(
     """Every resource, in dependency order, carrying the identities of its inputs.
 
     A ref names a resource of the same files (its identity, computed first) or, failing that,
-    the newest committed output in the store, in the same namespace. Inputs already carried
+    the current committed output in the store (its `_current` pointer: the spec last run, not
+    merely the newest output), in the same namespace. Inputs already carried
     (a pod's resource, written by the operator) are kept as they are.
     """
     known: dict[tuple[str, str, str], str] = {}

@@ -9,9 +9,10 @@ import pytest
 from litelong.api import InvalidManifest, load_file, load_text
 from litelong.api.v1alpha1 import KINDS, BM25Index, SynthesisRun
 
-from .conftest import SAMPLES, bm25index
+from .conftest import SAMPLES, Cli, bm25index
 
 HEADER = "apiVersion: litelong.io/v1alpha1\nkind: BM25Index\nmetadata: {name: wiki}\n"
+SPEC = "spec: {corpus: [{uri: a.jsonl}]}\n"
 
 
 def errors_of(text: str) -> list[str]:
@@ -68,6 +69,26 @@ def test_names_must_be_dns1123_labels(name: str) -> None:
     text = f"apiVersion: litelong.io/v1alpha1\nkind: BM25Index\nmetadata: {{name: '{name}'}}\n"
     text += "spec: {corpus: [{uri: a.jsonl}]}\n"
     assert any(error.startswith("metadata.name") for error in errors_of(text))
+
+
+@pytest.mark.parametrize("namespace", ["../../etc", "a/b", "Team-A", "team_a", "a" * 64, "."])
+def test_a_namespace_that_is_not_a_dns1123_label_is_invalid_input(
+    cli: Cli, tmp_path: Path, namespace: str
+) -> None:
+    path = tmp_path / "idx.yaml"
+    metadata = f"metadata: {{name: wiki, namespace: '{namespace}'}}\n"
+    path.write_text(HEADER.replace("metadata: {name: wiki}\n", metadata) + SPEC)
+    result = cli("validate", str(path))
+    assert result.code == 2
+    (line,) = [line for line in result.stderr.splitlines() if "metadata.namespace" in line]
+    assert "should match pattern" in line or "at most 63 characters" in line
+
+
+@pytest.mark.parametrize("namespace", ["team-a", ""])
+def test_a_dns1123_namespace_or_none_is_where_the_output_lives(namespace: str) -> None:
+    metadata = f"{{name: wiki, namespace: '{namespace}'}}"
+    (resource,) = load_text(HEADER.replace("{name: wiki}", metadata) + SPEC)
+    assert resource.namespace == (namespace or "default")
 
 
 def test_multi_document_errors_name_the_document() -> None:

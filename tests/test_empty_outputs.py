@@ -52,6 +52,21 @@ def test_an_empty_file_and_binary_junk_fail_too(cli: Cli, tmp_path: Path) -> Non
     assert nothing_committed(tmp_path)
 
 
+def test_an_empty_output_clears_once_the_input_is_filled(cli: Cli, tmp_path: Path) -> None:
+    data = tmp_path / "later.jsonl"
+    data.write_bytes(b"")
+    code, message = run_index(cli, tmp_path, data)
+    assert code == 1 and "0 documents: the corpus holds no records" in message
+    assert "a rerun rebuilds it" in message and "--rebuild" in message
+    write_jsonl(data, [{"id": str(i), "text": f"filled in later, record {i}"} for i in range(4)])
+    path = tmp_path / "idx.yaml"
+    again = cli("run", str(path), "--store", str(tmp_path / "store"))  # same spec, same identity
+    assert again.code == 0, again.stderr
+    assert "committed 4 documents" in again.stdout
+    (artifact,) = ArtifactStore(str(tmp_path / "store")).artifacts()
+    assert artifact.manifest().counts["documents"] == 4 and artifact.failure() is None
+
+
 def test_a_synthesis_whose_topics_find_nothing_fails_naming_them(cli: Cli, tmp_path: Path) -> None:
     store = ArtifactStore(f"file://{tmp_path / 'store'}")
     commit_topics(store, TOPICS)

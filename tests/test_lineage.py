@@ -178,3 +178,34 @@ def test_a_ref_resolves_only_within_its_namespace(
     assert "TopicDebate/topics, which is neither in the file nor committed in namespace team-b" in (
         result.stderr.replace("\n", " ")
     )
+
+
+def test_a_reverted_input_is_the_one_its_dependents_use_not_the_newest(
+    cli: Cli, world: tuple[Path, ArtifactStore]
+) -> None:
+    tmp, store = world
+    index = tmp / "idx.yaml"
+    index_yaml(index, corpus(tmp / "a.jsonl", "first"))
+    assert cli("run", str(index), "--store", store.uri).code == 0
+    spec_a = store.latest_committed("BM25Index", "corpus").identity
+    index_yaml(index, corpus(tmp / "b.jsonl", "second"))
+    assert cli("run", str(index), "--store", store.uri).code == 0
+    spec_b = store.latest_committed("BM25Index", "corpus").identity
+    index_yaml(index, tmp / "a.jsonl")  # reverted: A is in force again, B stays the newest
+    reverted = cli("run", str(index), "--store", store.uri)
+    assert "BM25Index/corpus: already committed at " in reverted.stdout
+    assert spec_a != spec_b and store.latest_committed("BM25Index", "corpus").identity == spec_a
+
+    alone = cli("run", str(synthesis_yaml(tmp / "syn.yaml")), "--store", store.uri)
+    assert alone.code == 0, alone.stderr
+    run = store.latest_committed("SynthesisRun", "syn")
+    assert run.manifest().inputs["BM25Index/corpus"] == spec_a
+    files = (Path(run.path) / "part-00000-of-00001").glob("samples-*.jsonl")
+    lines = [line for file in files for line in file.open()]
+    assert lines and all("first" in line and "second" not in line for line in lines)
+    (row,) = [
+        line
+        for line in cli("status", "--store", store.uri).stdout.splitlines()
+        if run.identity in line
+    ]
+    assert "stale" not in row

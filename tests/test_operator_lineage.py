@@ -18,7 +18,7 @@ from litelong.store import ArtifactStore
 
 from .conftest import manifest_yaml, write_jsonl
 from .operator_harness import Cluster, sample
-from .test_operator_e2e import cluster, rendered
+from .test_operator_e2e import WORKER_ACCOUNT, cluster, rendered
 
 __all__ = ["cluster"]  # the fixture, shared with the end-to-end suite
 pytestmark = pytest.mark.asyncio
@@ -102,6 +102,8 @@ async def test_the_same_name_in_two_namespaces_gets_two_jobs_and_two_outputs(
     uris = {}
     for namespace in ("ml", "team-b"):
         cluster.namespace = namespace
+        if namespace != "ml":  # the fixture made ml's; the chart makes one per workload namespace
+            await cluster.apply(WORKER_ACCOUNT)
         await cluster.apply(sample("bm25index"))
         job, configmap = await job_of(cluster, "BM25Index", "wiki-sample")
         assert cluster.status("BM25Index", "wiki-sample")["phase"] == "Running"

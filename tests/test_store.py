@@ -75,6 +75,8 @@ def test_a_complete_but_empty_output_is_not_committed_and_says_why(store: Artifa
     failure = artifact.failure()
     assert failure is not None and failure.reason == "EmptyOutput"
     assert artifact.describe_state() == "failed: EmptyOutput: 0 documents"
+    assert failure.counts == {"documents": 0}
+    assert artifact.part(0, 1) is None, "the empty part is discarded: a rerun rebuilds it"
 
 
 def test_readers_refuse_an_uncommitted_artifact(any_store: ArtifactStore) -> None:
@@ -175,3 +177,43 @@ def test_latest_committed_ignores_uncommitted_hashes(store: ArtifactStore) -> No
     assert store.latest_committed("BM25Index", "wiki").spec_hash == "aaa"
     states = {a.spec_hash: a.describe_state() for a in store.artifacts()}
     assert states == {"aaa": "committed", "ccc": "1 of 2 parts committed, no _manifest.json"}
+
+
+def commit(store: ArtifactStore, identity: str, namespace: str = "default") -> None:
+    artifact = store.artifact("BM25Index", "wiki", identity, namespace)
+    with artifact.staging(0, 1) as folder:
+        build(folder, identity)
+        artifact.commit_part(0, 1, folder, counts={"documents": 1})
+    artifact.commit({}, 1)
+
+
+def test_the_current_output_is_the_one_last_made_current_not_the_newest(
+    any_store: ArtifactStore,
+) -> None:
+    commit(any_store, "spec-a")
+    commit(any_store, "spec-b")
+    assert any_store.latest_committed("BM25Index", "wiki").identity == "spec-b"
+    any_store.artifact("BM25Index", "wiki", "spec-a").make_current()  # a revert, found committed
+    assert any_store.latest_committed("BM25Index", "wiki").identity == "spec-a"
+    assert sorted(a.identity for a in any_store.artifacts()) == ["spec-a", "spec-b"]
+
+
+def test_without_a_usable_pointer_the_newest_output_is_current(store: ArtifactStore) -> None:
+    commit(store, "spec-a")
+    commit(store, "spec-b")
+    store.artifact("BM25Index", "wiki", "spec-a").make_current()
+    pointer = Path(store.root) / "default" / "bm25index" / "wiki" / "_current"
+    assert pointer.read_text() == "spec-a"
+    store.fs.rm(store.artifact("BM25Index", "wiki", "spec-a").path, recursive=True)  # discarded
+    assert store.latest_committed("BM25Index", "wiki").identity == "spec-b"
+    pointer.unlink()  # a store written before the pointer
+    assert store.latest_committed("BM25Index", "wiki").identity == "spec-b"
+
+
+def test_a_namespace_named_like_a_kind_with_pointers_is_not_the_old_layout(
+    store: ArtifactStore,
+) -> None:
+    commit(store, "spec-a", namespace="bm25index")
+    assert (Path(store.root) / "bm25index" / "bm25index" / "wiki" / "_current").is_file()
+    assert store.legacy_folders() == []
+    assert [(a.namespace, a.identity) for a in store.artifacts()] == [("bm25index", "spec-a")]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import shutil
 import tempfile
@@ -29,8 +30,13 @@ from .manifest import Manifest, PartRecord, file_records
 if TYPE_CHECKING:
     from .store import ArtifactStore
 
+log = logging.getLogger(__name__)
+
 MANIFEST = "_manifest.json"
 FAILURE = "_failure.json"
+#: `<store>/<namespace>/<kind>/<name>/_current`: the identity a run last committed or found
+#: committed, i.e. the output of the spec in force; refs resolve to it (a file, never a folder)
+CURRENT = "_current"
 STAGING = ".staging"
 LOCKS = ".locks"
 DEFAULT_NAMESPACE = "default"
@@ -45,10 +51,13 @@ class EmptyOutput(RuntimeError):
 
 
 class Failure(BaseModel):
-    """Why an artifact whose parts are all in was not committed (`_failure.json`)."""
+    """Why an artifact whose parts are all in was not committed (`_failure.json`), with the
+    counts its discarded parts recorded."""
 
     reason: str
     message: str
+    counts: dict[str, int] = {}
+    skipped: dict[str, int] = {}
 
 
 def part_name(shard: int, of: int) -> str:
@@ -58,6 +67,11 @@ def part_name(shard: int, of: int) -> str:
 def artifact_folder(namespace: str, kind: str, name: str, identity: str) -> str:
     """The one place an artifact's folder is named, relative to the store's root."""
     return f"{namespace}/{kind.lower()}/{name}/{identity}"
+
+
+def current_pointer(namespace: str, kind: str, name: str) -> str:
+    """Where a resource's `_current` pointer lives, relative to the store's root."""
+    return f"{namespace}/{kind.lower()}/{name}/{CURRENT}"
 
 
 class Artifact:
@@ -170,6 +184,15 @@ class Artifact:
 
     # -- writing -----------------------------------------------------------------------------
 
+    def make_current(self) -> None:
+        """Name this committed output the resource's current one: what its dependents resolve
+        to, whatever newer outputs of other specs exist (a spec reverted to an earlier one)."""
+        pointer = self.store.join(current_pointer(self.namespace, self.kind, self.name))
+        try:
+            self.store.write_atomic(pointer, self.identity)
+        except OSError as exc:  # a read-only store: dependents fall back to the newest output
+            log.warning("%s: could not record it as current: %s", self, exc)
+
     @contextlib.contextmanager
     def lock(self, what: str) -> Iterator[None]:
         """Hold `what` of this artifact against other processes (local disk, NFS included).
@@ -255,12 +278,15 @@ class Artifact:
 
         Any shard may call it; it does nothing until all parts are in, and returns the
         manifest already there if another run committed first. `check` says why a complete
-        output must not be committed (it is empty): then `_failure.json` records why and
-        EmptyOutput is raised. Parts left from a run with another shard count are removed.
+        output must not be committed (it is empty): then `_failure.json` records why, the
+        parts are discarded (the input may be fixed under the same identity, e.g. records
+        written into an empty file, and a rerun must read it again) and EmptyOutput is raised.
+        Parts left from a run with another shard count are removed.
         """
         with self.lock("commit"):
             committed = self.committed_manifest()
             if committed is not None:
+                self.make_current()
                 return committed
             parts = self.committed_parts(of)
             if len(parts) != of:
@@ -270,14 +296,32 @@ class Artifact:
             )
             problem = check(manifest) if check is not None else None
             if problem:
-                failure = Failure(reason="EmptyOutput", message=problem)
+                failure = Failure(
+                    reason="EmptyOutput",
+                    message=problem,
+                    counts=manifest.counts,
+                    skipped=manifest.skipped,
+                )
                 self.store.write_atomic(self._join(FAILURE), failure.model_dump_json(indent=2))
-                raise EmptyOutput(problem)
+                self._discard_parts()
+                raise EmptyOutput(
+                    f"{problem}; nothing committed: once the input is fixed, a rerun rebuilds "
+                    "it (`litelong run`, or `litelong run --rebuild`)"
+                )
             self._remove_other_runs(of)
             if isinstance(self._fs, LocalFileSystem):
                 self._sweep_staging()
             self.store.write_atomic(self._join(MANIFEST), manifest.model_dump_json(indent=2))
+            self.make_current()
             return manifest
+
+    def _discard_parts(self) -> None:
+        """Every part of a complete but empty output: records first, so a part folder left
+        by a crash here is debris that the next run replaces, never a part it reuses."""
+        entries = [Path(e).name for e in self._fs.ls(self.path, detail=False)]
+        parts = [name for name in entries if name.startswith("part-")]
+        for name in sorted(parts, key=lambda name: not name.endswith(".json")):
+            self._fs.rm(self._join(name), recursive=True)
 
     def _remove_other_runs(self, of: int) -> None:
         """Parts of another shard count and a stale failure record; never staging folders,

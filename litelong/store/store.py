@@ -13,7 +13,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from ..api import KINDS
 from ..api.loading import AnyResource
-from .artifact import DEFAULT_NAMESPACE, Artifact, NotCommitted, artifact_folder
+from .artifact import DEFAULT_NAMESPACE, Artifact, NotCommitted, artifact_folder, current_pointer
 from .manifest import Manifest
 
 DEFAULT_STORE = "file://./litelong-data"
@@ -69,7 +69,7 @@ class ArtifactStore:
 
     def input_of(self, resource: AnyResource, kind: str) -> Artifact:
         """The exact committed input of `kind` a resource is made from (its recorded
-        identity); the newest committed one when the inputs were never resolved."""
+        identity); its current committed one when the inputs were never resolved."""
         names = [name for ref_kind, name in resource.refs() if ref_kind == kind]
         if not names:
             raise NotCommitted(f"{resource.kind}/{resource.name} has no {kind} input")
@@ -136,8 +136,17 @@ class ArtifactStore:
         namespace: str = DEFAULT_NAMESPACE,
         accept: Callable[[Manifest], bool] | None = None,
     ) -> Artifact:
-        """The newest committed output of a resource, whatever its identity (among those whose
-        manifest `accept` takes, when given)."""
+        """The current committed output of a resource: the one its `_current` pointer names
+        (the last one a run committed or found committed), else, in stores written before
+        the pointer or when it names a discarded output, the newest by creation time.
+
+        With `accept`, only outputs whose manifest it takes count.
+        """
+        current = self._current(kind, name, namespace)
+        if current is not None:
+            manifest = current.committed_manifest()
+            if manifest is not None and (accept is None or accept(manifest)):
+                return current
         folder = self.join(artifact_folder(namespace, kind, name, "")).rstrip("/")
         found = []
         for hash_dir in self._children(folder):
@@ -151,6 +160,17 @@ class ArtifactStore:
                 raise NotCommitted(f"{kind}/{name} of this spec is not committed {where}")
             raise NotCommitted(f"no committed {kind}/{name} {where}")
         return max(found, key=lambda pair: pair[0])[1]
+
+    def _current(self, kind: str, name: str, namespace: str) -> Artifact | None:
+        """The output the resource's `_current` pointer names, if it has one."""
+        try:
+            raw = self.fs.cat_file(self.join(current_pointer(namespace, kind, name)))
+        except FileNotFoundError:
+            return None
+        identity = raw.decode().strip()
+        if not identity or "/" in identity or identity.startswith("."):
+            return None
+        return self.artifact(kind, name, identity, namespace)
 
     def _children(self, path: str) -> list[str]:
         try:

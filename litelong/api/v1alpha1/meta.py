@@ -12,7 +12,14 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 GROUP = "litelong.io"
@@ -71,10 +78,25 @@ class ObjectMeta(BaseModel):
         pattern=DNS1123_LABEL,
         description="DNS-1123 label: lowercase letters, digits and '-', at most 63 characters.",
     )
-    namespace: str | None = Field(default=None, description="Namespace in a cluster.")
+    namespace: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=63,
+        pattern=DNS1123_LABEL,
+        description=(
+            "Namespace in a cluster; locally, the store folder the output lives in (default "
+            "`default`). A DNS-1123 label, as Kubernetes requires, so it is never a path."
+        ),
+    )
     labels: dict[str, str] = Field(default_factory=dict, description="Kubernetes labels.")
     annotations: dict[str, str] = Field(default_factory=dict, description="Annotations.")
     generation: int | None = Field(default=None, description="Set by the API server.")
+
+    @field_validator("namespace", mode="before")
+    @classmethod
+    def _empty_namespace_is_unset(cls, value: Any) -> Any:
+        """`namespace: ""` means "the default" to kubectl, so it does here too."""
+        return None if value == "" else value
 
 
 class OutputSpec(CamelModel):

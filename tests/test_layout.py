@@ -36,6 +36,23 @@ def test_training_and_evaluation_import_without_the_synthesis_engine() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+def test_the_trainer_command_runs_without_the_synthesis_engine() -> None:
+    """The trainer image installs none of them, and its pods run `torchrun -m litelong train`."""
+    code = "\n".join(
+        [
+            "import runpy, sys",
+            *(f"sys.modules[{name!r}] = None" for name in SYNTHESIS_ONLY),
+            "sys.argv = ['litelong', 'train', '--help']",
+            "runpy.run_module('litelong', run_name='__main__')",
+        ]
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--spec" in done.stdout
+
+
 def _modules() -> dict[str, tuple[Path, bool]]:
     """Every module of litelong and the operator: dotted name -> (file, is a package)."""
     found: dict[str, tuple[Path, bool]] = {}

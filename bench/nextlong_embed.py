@@ -30,7 +30,7 @@ from litelong.api import parse
 from litelong.index import open_chunk_index
 from litelong.stages import run_shard
 from litelong.store import ArtifactStore
-from litelong.synth.embeddings import ChunkEmbeddings, device, encoder, load_model
+from litelong.synth.nextlong.embeddings import ChunkEmbeddings, device, encoder, load_model
 
 PAPER_CHUNKS = 117_500_000
 PAPER_GPU_HOURS = 170.0

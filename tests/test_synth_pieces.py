@@ -10,12 +10,19 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from litelong.dataset.sample import token_hash
 from litelong.stages import run_shard
 from litelong.store import ArtifactStore
-from litelong.synth.assemble import Separator, TokenizedDocuments, fill_samples
-from litelong.synth.pieces import Claim, document_of, piece_bounds, pieces_for
-from litelong.synth.sample import token_hash
-from litelong.synth.tokenizer import load_tokenizer
+from litelong.synth.assembly import (
+    Claim,
+    Separator,
+    TokenizedDocuments,
+    document_of,
+    fill_samples,
+    piece_bounds,
+    pieces_for,
+)
+from litelong.tokenizer import load_tokenizer
 
 from .conftest import bm25index, commit_topics, write_jsonl
 from .test_synth_stage import mds_samples, run, synthesis

@@ -24,8 +24,7 @@ from litelong.api.v1alpha1 import SynthesisRun
 from litelong.index import Retriever, open_index
 from litelong.stages import run_shard
 from litelong.store import Artifact, ArtifactStore, NotCommitted
-from litelong.synth.report import ReportSummary, UnreadableMetadata, write_report
-from litelong.synth.statistics import Tally
+from litelong.synth.report import ReportSummary, Tally, UnreadableMetadata, write_report
 
 from .conftest import Cli, bm25index, write_jsonl
 

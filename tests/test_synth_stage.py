@@ -13,10 +13,10 @@ import yaml
 
 from litelong.api import parse
 from litelong.api.v1alpha1 import SynthesisRun
+from litelong.dataset.mds import read_mds
 from litelong.stages import run_shard
 from litelong.store import ArtifactStore
-from litelong.synth.mds import read_mds
-from litelong.synth.tokenizer import load_tokenizer
+from litelong.tokenizer import load_tokenizer
 
 from .conftest import Cli, bm25index, commit_topics
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from litelong.llm import LocalServer
-from litelong.synth.tokenizer import TokenizerUnavailable, default_tokenizer_file, load_tokenizer
+from litelong.tokenizer import TokenizerUnavailable, default_tokenizer_file, load_tokenizer
 
 TEXTS = [
     "Hello world.\n\nSecond doc 12345 ünïcode — dash",
@@ -65,7 +65,7 @@ def test_a_name_that_would_need_a_download_says_how_to_give_it_offline(
 def test_documents_are_separated_by_the_end_of_text_token_or_a_clear_error() -> None:
     from tokenizers import Tokenizer, models
 
-    from litelong.synth.tokenizer import end_of_text
+    from litelong.tokenizer import end_of_text
 
     assert end_of_text(load_tokenizer()) == "<|endoftext|>"
     bare = Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]"))

@@ -18,10 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from litelong.synth import writer_base, writers
-from litelong.synth.mds import MDS_COLUMNS, read_mds, span_roles
-from litelong.synth.sample import Sample, Span, token_hash
-from litelong.synth.writers import FORMATS, METADATA_FILE, Format, WriterStats, open_writer
+from litelong.dataset import writer_base, writers
+from litelong.dataset.mds import MDS_COLUMNS, read_mds, span_roles
+from litelong.dataset.sample import Sample, Span, token_hash
+from litelong.dataset.writers import FORMATS, METADATA_FILE, Format, WriterStats, open_writer
 
 WORDS = ["river", "basin", "delta", "sediment", "flood", "plain", "erosion", "channel"]
 

@@ -23,10 +23,10 @@ import torch.multiprocessing as mp  # noqa: E402
 
 from litelong.api import parse  # noqa: E402
 from litelong.api.v1alpha1.trainingjob import ModelSource  # noqa: E402
+from litelong.dataset.sample import Sample, Span  # noqa: E402
+from litelong.dataset.writers import open_writer  # noqa: E402
 from litelong.stages import run_shard  # noqa: E402
 from litelong.store import ArtifactStore  # noqa: E402
-from litelong.synth.sample import Sample, Span  # noqa: E402
-from litelong.synth.writers import open_writer  # noqa: E402
 from litelong.train.attention import DocumentMask, attend, document_ids, flex_reference  # noqa: E402
 from litelong.train.context_parallel import ContextParallel  # noqa: E402
 from litelong.train.data import TrainingData, UnreadableSamples  # noqa: E402

@@ -1,5 +1,6 @@
 """Cutting a long text at its strongest breaks: the one rule a BM25Index uses for documents
-over `maxChars` and a SynthesisRun uses for documents longer than a sample (`synth/pieces.py`).
+over `maxChars` and a SynthesisRun uses for documents longer than a sample
+(`synth/assembly/pieces.py`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ from typing import Any
 
 import orjson
 import pyarrow.parquet as pq
-import zstandard
 
 from .skips import SkipCounter
 from .sources import CorpusFile, CorpusReadError, InvalidCorpus
@@ -56,6 +55,8 @@ def _zstd_lines(raw: Any) -> Iterator[bytes]:
     zstandard's stream reader returns nothing at all for a truncated frame, silently, so the
     frames are decoded here and checked for their end.
     """
+    import zstandard
+
     decompressor = zstandard.ZstdDecompressor()
     frame, fed, tail = decompressor.decompressobj(), False, b""
     while chunk := raw.read(_CHUNK):

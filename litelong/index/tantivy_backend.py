@@ -10,13 +10,16 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import tantivy
 
 from ..api.v1alpha1.bm25index import Analysis
 from ..corpus import Document, normalize_text
 from .retriever import UnknownDocument
+
+if TYPE_CHECKING:
+    import tantivy
 
 ANALYZER = "litelong"
 _MAX_TOKEN_CHARS = 40  # longer "words" are base64, hashes, URLs: noise for BM25
@@ -29,6 +32,8 @@ _IDS_BATCH = 65_536
 
 def build_analyzer(analysis: Analysis) -> tantivy.TextAnalyzer:
     """Lowercase, long-token removal, then English stop words and Snowball stemming as asked."""
+    import tantivy
+
     builder = (
         tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
         .filter(tantivy.Filter.remove_long(_MAX_TOKEN_CHARS))
@@ -42,6 +47,8 @@ def build_analyzer(analysis: Analysis) -> tantivy.TextAnalyzer:
 
 
 def build_schema() -> tantivy.Schema:
+    import tantivy
+
     builder = tantivy.SchemaBuilder()
     builder.add_text_field("id", stored=True, tokenizer_name="raw", index_option="basic")
     builder.add_text_field("text", stored=True, tokenizer_name=ANALYZER, index_option="freq")
@@ -53,6 +60,8 @@ class TantivyPartWriter:
     """Writes one index part; `commit` makes it durable and merges its segments."""
 
     def __init__(self, folder: Path, analysis: Analysis, heap_mb: int = 512, threads: int = 0):
+        import tantivy
+
         self._index = tantivy.Index(build_schema(), path=str(folder), reuse=False)
         self._index.register_tokenizer(ANALYZER, build_analyzer(analysis))
         self._writer = self._index.writer(heap_mb * 1024 * 1024, threads)
@@ -61,6 +70,8 @@ class TantivyPartWriter:
         self.documents = 0
 
     def add(self, documents: Iterable[Document]) -> None:
+        import tantivy
+
         for document in documents:
             self._writer.add_document(
                 tantivy.Document(id=document.id, text=document.text, ord=self.documents)
@@ -87,6 +98,8 @@ class TantivyRetriever:
     """Searches one or more index parts and merges their hits by score."""
 
     def __init__(self, folders: Sequence[Path], analysis: Analysis) -> None:
+        import tantivy
+
         if not folders:
             raise ValueError("an index needs at least one part")
         self._analyzer = build_analyzer(analysis)
@@ -101,6 +114,8 @@ class TantivyRetriever:
             self._ids.append(ids_file.read_all().column("id"))
 
     def _query(self, terms: Iterable[str], field: str) -> tantivy.Query:
+        import tantivy
+
         clauses = [
             (tantivy.Occur.Should, tantivy.Query.term_query(self._schema, field, term))
             for term in terms

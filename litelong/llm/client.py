@@ -17,13 +17,14 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from ..api.v1alpha1.topicdebate import Endpoint, Sampling
 from .cache import CachedAnswer, NoCache, ResponseCache, request_key
 from .keys import NO_KEY, resolve_api_key
+
+if TYPE_CHECKING:
+    import openai
 
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 30.0
@@ -104,6 +105,8 @@ class ChatClient:
         return answer
 
     async def _send(self, request: dict[str, Any], client: openai.AsyncOpenAI) -> Answer:
+        import openai
+
         retries = self.endpoint.max_retries
         attempt = failures = 0  # requests made; transient failures among them
         while True:
@@ -173,6 +176,8 @@ class ChatClient:
         return ceiling * (0.5 + random.random() / 2)
 
     def _describe(self, exc: Exception, attempts: int) -> str:
+        import openai
+
         if isinstance(exc, openai.APIStatusError):
             what = f"HTTP {exc.status_code}: {_short(exc.message)}"
         elif isinstance(exc, openai.APITimeoutError):
@@ -223,6 +228,8 @@ class EndpointPool:
             self._lanes[base_url] = lanes
 
         def open_client(url: str) -> openai.AsyncOpenAI:
+            import openai
+
             if (url, api_key) not in self._clients:
                 self._clients[url, api_key] = openai.AsyncOpenAI(
                     base_url=url,

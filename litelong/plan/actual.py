@@ -15,7 +15,7 @@ from typing import Any
 
 from ..api import API_VERSION, InvalidManifest, parse
 from ..api.loading import AnyResource
-from ..store import Artifact, ArtifactStore, NotCommitted
+from ..store import Artifact, ArtifactStore, NotCommitted, StoreFiles
 from .estimate import Estimate, Plan
 
 FOLDER = "_plans"
@@ -27,7 +27,7 @@ COUNTS = {
 }
 
 
-def _path(store: ArtifactStore, kind: str, name: str, spec_hash: str) -> str:
+def _path(store: StoreFiles, kind: str, name: str, spec_hash: str) -> str:
     return store.join(FOLDER, f"{kind.lower()}.{name}.{spec_hash}.json")
 
 

@@ -176,7 +176,7 @@ def _index_probe(
 def _tokenizer_probe(calibration: Calibration, resource: SynthesisRun) -> float:
     """Tokens per byte and bytes/s of the run's tokenizer on the probe corpus; returns that
     corpus's mean tokens per document."""
-    from ..synth.tokenizer import load_tokenizer
+    from ..tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer(resource.spec.tokenizer.name)
     index = _index_resource(False, 2048)

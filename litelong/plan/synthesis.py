@@ -4,7 +4,7 @@
                                     when the index and the topics are committed, else topK;
                                     with `reuse.maxUsesPerDocument` k, a document retrieved by
                                     more topics counts for the k that rank it highest (the
-                                    stage's sharing rule, synth/candidates.py `claims`)
+                                    stage's sharing rule, synth/assembly/candidates.py `claims`)
     tokens per document           = text bytes per document x tokens per byte
     samples per topic             = min(samplesPerTopic, available tokens // targetTokens)
     tokens                        = samples x targetTokens
@@ -27,8 +27,7 @@ from dataclasses import dataclass
 from ..api.v1alpha1 import BM25IndexSpec, SynthesisRun
 from ..index import open_index
 from ..store import Artifact, ArtifactStore, NotCommitted
-from ..synth.assemble import FIRST_FETCH_BATCH, MIN_FETCH_BATCH
-from ..synth.candidates import debate_topics
+from ..synth.assembly import FIRST_FETCH_BATCH, MIN_FETCH_BATCH, debate_topics
 from .calibration import Calibration, SynthesisRates
 from .corpus_sample import sample_corpus
 from .defaults import EMBED_CHUNKS_PER_GPU_S, SYNTHESIS, TOKENS_PER_BYTE

@@ -10,8 +10,9 @@ from .artifact import (
     artifact_folder,
     part_name,
 )
+from .files import DEFAULT_STORE, StoreFiles, default_store_uri, local_cache_dir
 from .manifest import Manifest, PartRecord
-from .store import DEFAULT_STORE, ArtifactStore, default_store_uri, local_cache_dir
+from .store import ArtifactStore
 
 __all__ = [
     "DEFAULT_STORE",
@@ -23,6 +24,7 @@ __all__ = [
     "Manifest",
     "NotCommitted",
     "PartRecord",
+    "StoreFiles",
     "artifact_folder",
     "default_store_uri",
     "local_cache_dir",

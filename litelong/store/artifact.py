@@ -20,15 +20,13 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import BaseModel
 
+from .files import StoreFiles
 from .manifest import Manifest, PartRecord, file_records
-
-if TYPE_CHECKING:
-    from .store import ArtifactStore
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +77,7 @@ class Artifact:
 
     def __init__(
         self,
-        store: ArtifactStore,
+        store: StoreFiles,
         kind: str,
         name: str,
         identity: str,

@@ -1,62 +1,24 @@
-"""The artifact store: any fsspec URI; a local folder by default."""
+"""The artifact store: any fsspec URI; a local folder by default. Finds artifacts by resource
+(`output_of`, `input_of`, `latest_committed`); the files themselves are `files.StoreFiles`."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
-
 from ..api import KINDS
 from ..api.loading import AnyResource
 from .artifact import DEFAULT_NAMESPACE, Artifact, NotCommitted, artifact_folder, current_pointer
+from .files import StoreFiles
 from .manifest import Manifest
 
-DEFAULT_STORE = "file://./litelong-data"
 #: the four kinds, and the artifacts `litelong eval` commits
 _KIND_BY_FOLDER = {kind.lower(): kind for kind in (*KINDS, "Evaluation")}
 
 
-def default_store_uri() -> str:
-    return os.environ.get("LITELONG_STORE") or DEFAULT_STORE
-
-
-def local_cache_dir() -> Path:
-    """This machine's cache ($LITELONG_CACHE): downloaded parts, built tokenizers."""
-    return Path(os.environ.get("LITELONG_CACHE", Path(tempfile.gettempdir()) / "litelong-cache"))
-
-
-class ArtifactStore:
+class ArtifactStore(StoreFiles):
     """Where every stage commits its outputs: `<store>/<namespace>/<kind>/<name>/<identity>/`."""
-
-    def __init__(self, uri: str | None = None) -> None:
-        uri = uri or default_store_uri()
-        if uri.startswith("file://"):
-            uri = "file://" + os.path.abspath(uri.removeprefix("file://"))
-        elif "://" not in uri:
-            uri = "file://" + os.path.abspath(uri)
-        self.uri = uri
-        self.fs, root = fsspec.core.url_to_fs(uri)
-        self.root = root.rstrip("/")
-        self.cache_dir = local_cache_dir()
-
-    def __repr__(self) -> str:
-        return f"ArtifactStore({self.uri!r})"
-
-    @property
-    def is_local(self) -> bool:
-        return isinstance(self.fs, LocalFileSystem)
-
-    def join(self, *parts: str) -> str:
-        return "/".join([self.root, *parts])
-
-    def uri_of(self, path: str) -> str:
-        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
-        return f"{protocol}://{path}"
 
     def artifact(
         self, kind: str, name: str, identity: str, namespace: str = DEFAULT_NAMESPACE
@@ -78,19 +40,6 @@ class ArtifactStore:
         if identity is None:
             return self.latest_committed(kind, names[0], resource.namespace)
         return self.artifact(kind, names[0], identity, resource.namespace)
-
-    def write_atomic(self, path: str, text: str) -> None:
-        """Readers see the old file or the whole new one, never a torn write."""
-        if self.is_local:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            temporary = f"{path}.tmp-{os.getpid()}"
-            with open(temporary, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        else:  # a single PUT is atomic on object stores
-            self.fs.pipe_file(path, text.encode())
 
     def artifacts(self) -> Iterator[Artifact]:
         """Every artifact folder in the store, committed or not."""

@@ -1,17 +1,15 @@
-"""SynthesisRun: topics x index → long samples of exactly `targetTokens` tokens."""
+"""SynthesisRun: topics x index → long samples of exactly `targetTokens` tokens.
 
-from .embeddings import EmbeddingModelUnavailable
-from .sample import Sample, Span
+The stage (`stage`) drives `assembly/` (modes litelong and standard), `nextlong/` (mode
+nextlong) and, after the commit, `report/`; samples are written through `litelong.dataset`.
+"""
+
+from .nextlong import EmbeddingModelUnavailable
 from .stage import ModeUnavailable, after_commit, build_part
-from .tokenizer import TokenizerUnavailable, load_tokenizer
 
 __all__ = [
     "EmbeddingModelUnavailable",
     "ModeUnavailable",
-    "Sample",
-    "Span",
-    "TokenizerUnavailable",
     "after_commit",
     "build_part",
-    "load_tokenizer",
 ]

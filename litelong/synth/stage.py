@@ -13,20 +13,27 @@ from pathlib import Path
 import orjson
 
 from ..api.v1alpha1.synthesisrun import SynthesisRun, SynthesisRunSpec
+from ..dataset.sample import Sample, token_hash
+from ..dataset.writers import open_writer
 from ..index import Retriever, open_chunk_index, open_index
 from ..progress import Progress
 from ..skips import SkipCounter
 from ..store import Artifact, ArtifactStore, NotCommitted
-from .assemble import Built, Separator, TokenizedDocuments, fill_samples
-from .candidates import Candidates, Topic, claims, debate_topics, standard_topics
-from .negatives import Bm25Negatives, DenseNegatives, NegativeSource
-from .nextlong import Plan, claim, fill, plan_topic
-from .pieces import PIECE_CHARS_PER_TOKEN
-from .sample import Sample, token_hash
-from .tokenizer import load_tokenizer
-from .writers import open_writer
-
-TOPICS_FILE = "topics.jsonl"  # per part: each topic's hits, samples and tokens (the report's)
+from ..tokenizer import load_tokenizer
+from .assembly import (
+    PIECE_CHARS_PER_TOKEN,
+    Built,
+    Candidates,
+    Separator,
+    TokenizedDocuments,
+    Topic,
+    claims,
+    debate_topics,
+    fill_samples,
+    standard_topics,
+)
+from .nextlong import Bm25Negatives, DenseNegatives, NegativeSource, Plan, claim, fill, plan_topic
+from .report import TOPICS_FILE
 
 
 class ModeUnavailable(RuntimeError):
@@ -44,7 +51,7 @@ def _negative_source(
 def _nextlong_inputs(spec: SynthesisRunSpec) -> dict[str, str]:
     inputs: dict[str, str] = {"negatives": spec.nextlong.negatives}
     if spec.nextlong.negatives == "dense":
-        from .embeddings import DEFAULT_MODEL
+        from .nextlong import DEFAULT_MODEL
 
         inputs["embedding_model"] = spec.nextlong.embedding_model or DEFAULT_MODEL
     return inputs

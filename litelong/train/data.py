@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from ..dataset.mds import MDS_INDEX, mds_decode_sample
 from ..skips import SkipCounter
 from ..store import Artifact
-from ..synth.mds import MDS_INDEX, _mds_decode_sample
 
 
 class UnreadableSamples(ValueError):
@@ -80,7 +80,7 @@ def _mds_shard(path: Path) -> list[dict[str, object]]:
     columns = list(zip(shard["column_names"], shard["column_encodings"], strict=True))
     sizes = shard["column_sizes"]
     return [
-        _mds_decode_sample(data[begin:end], columns, sizes)
+        mds_decode_sample(data[begin:end], columns, sizes)
         for begin, end in itertools.pairwise(offsets)
     ]
 

@@ -122,7 +122,7 @@ def _from_transformers(source: ModelSource) -> tuple[Any, dict[str, torch.Tensor
 
 def _location(name: str) -> tuple[str, dict[str, Any]]:
     if name == SMOLLM2_PACKAGE:
-        from ..llm.local import smollm2_gguf
+        from ..smollm2 import smollm2_gguf
 
         path = smollm2_gguf()
         return str(path.parent), {"gguf_file": path.name}

@@ -17,9 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..index.chunks import parent_of
+from ...index.chunks import parent_of
+from ..assembly.pieces import document_of
 from .coherence import rank
-from .pieces import document_of
 
 _LENGTH_BINS = 40
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..index import Retriever, UnknownDocument
+from ...index import Retriever, UnknownDocument
 
 QUERY_DOCS = 16
 QUERY_WORDS = 64

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
-from ..llm.local import smollm2_gguf
-from ..store import local_cache_dir
+from .smollm2 import smollm2_gguf
+from .store import local_cache_dir
 
 DEFAULT_NAME = "smollm2"
 # GPT-2's pre-tokenizer pattern, which `ByteLevel(use_regex=True)` applies

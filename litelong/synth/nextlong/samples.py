@@ -35,14 +35,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from tokenizers import Tokenizer
 
-from ..api.v1alpha1.synthesisrun import SynthesisRunSpec
-from ..corpus import content_digest
-from ..index import chunk_id, parent_of, split_chunks
-from .assemble import Built, Separator, Tokenized, TokenizedDocuments, cut_to_fit
-from .candidates import Topic, seed_of
+from ...api.v1alpha1.synthesisrun import SynthesisRunSpec
+from ...corpus import content_digest
+from ...dataset.sample import Span
+from ...index import chunk_id, parent_of, split_chunks
+from ..assembly.assemble import Built, Separator, Tokenized, TokenizedDocuments, cut_to_fit
+from ..assembly.candidates import Topic, seed_of
+from ..assembly.pieces import document_of
 from .negatives import NegativeSource, Query
-from .pieces import document_of
-from .sample import Span
 
 # Candidates retrieved per meta-chunk, as a multiple of k: neighbouring meta-chunks of one
 # meta-document retrieve many of the same chunks, and each chunk is placed once.

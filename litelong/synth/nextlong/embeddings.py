@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ..index import Retriever
-from ..store import Artifact, ArtifactStore
+from ...index import Retriever
+from ...store import Artifact, ArtifactStore
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_NAMES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}

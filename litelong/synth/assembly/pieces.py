@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..corpus.cutting import cut_bounds
+from ...corpus.cutting import cut_bounds
 
 # Characters per token a piece is sized by: below what English text gets from byte-level BPE
 # (about 4), so a piece rarely holds more tokens than a sample's budget.

@@ -206,10 +206,10 @@ def read_mds(folder: Path) -> Iterator[dict[str, Any]]:
         columns = list(zip(shard["column_names"], shard["column_encodings"], strict=True))
         sizes: list[int | None] = shard["column_sizes"]
         for begin, end in itertools.pairwise(offsets.tolist()):
-            yield _mds_decode_sample(data[begin:end], columns, sizes)
+            yield mds_decode_sample(data[begin:end], columns, sizes)
 
 
-def _mds_decode_sample(
+def mds_decode_sample(
     data: bytes, columns: list[tuple[str, str]], sizes: list[int | None]
 ) -> dict[str, Any]:
     variable = sum(size is None for size in sizes)

@@ -16,17 +16,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..api.v1alpha1 import SynthesisRunSpec
-from ..index import Retriever
-from ..plan.actual import compare_run, html_section
-from ..store import Artifact
+from ...api.v1alpha1 import SynthesisRunSpec
+from ...index import Retriever
+from ...plan.actual import compare_run, html_section
+from ...store import Artifact, ArtifactStore
 from .browse import FirstLines
 from .coherence import MAX_SAMPLES, coherence_definition, measure_coherence
 from .plots import fmt, pct, plot_specs, save_plot
-from .stage import TOPICS_FILE
 from .statistics import Tally
 
 METADATA = "metadata.parquet"
+TOPICS_FILE = "topics.jsonl"  # per part: each topic's hits, samples and tokens (the report's)
 BROWSE_SAMPLES = 3
 COLUMNS = ("id", "heading", "num_tokens", "doc_ids", "starts", "ends", "truncated", "roles")
 OPTIONAL_COLUMNS = ("scores", "token_hash")  # scores: since mode nextlong; token_hash: since #16
@@ -102,7 +102,7 @@ def write_report(
         "browse": browse,
         "coherence": coherence,
         "manifest": {"counts": manifest.counts, "skipped": manifest.skipped},
-        "plan_vs_actual": compare_run(artifact.store, artifact, _refs(spec)),
+        "plan_vs_actual": compare_run(ArtifactStore(artifact.store.uri), artifact, _refs(spec)),
     }
     (out / "plots").mkdir(parents=True, exist_ok=True)
     plots, figures["plots"], figures["not_plotted"] = {}, {}, {}

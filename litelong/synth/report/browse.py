@@ -8,9 +8,9 @@ stage cut it, so the browser needs no copy of the samples' text.
 
 from __future__ import annotations
 
-from ..api.v1alpha1 import SynthesisRunSpec
-from ..index import Retriever, UnknownDocument, split_chunks
-from .pieces import PIECE_CHARS_PER_TOKEN, document_of, piece_bounds
+from ...api.v1alpha1 import SynthesisRunSpec
+from ...index import Retriever, UnknownDocument, split_chunks
+from ..assembly.pieces import PIECE_CHARS_PER_TOKEN, document_of, piece_bounds
 
 LINE_CHARS = 120
 _PIECE_MARK = "#p"

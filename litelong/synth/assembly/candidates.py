@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from ..api.v1alpha1.synthesisrun import SynthesisRunSpec
-from ..index import Retriever
-from ..store import Artifact
+from ...api.v1alpha1.synthesisrun import SynthesisRunSpec
+from ...index import Retriever
+from ...store import Artifact
 from .pieces import Claim
 
 

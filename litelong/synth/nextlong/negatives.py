@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..index import Retriever, parent_of
-from ..store import Artifact, ArtifactStore
+from ...index import Retriever, parent_of
+from ...store import Artifact, ArtifactStore
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from tokenizers import Tokenizer
 
-from ..corpus import content_digest
-from ..index import Retriever
+from ...corpus import content_digest
+from ...dataset.sample import Span
+from ...index import Retriever
+from ...tokenizer import end_of_text
 from .pieces import Claim, piece_bounds, piece_id, pieces_for
-from .sample import Span
-from .tokenizer import end_of_text
 
 FETCH_BATCH = 64
 MIN_FETCH_BATCH = 8

@@ -1,0 +1,38 @@
+"""Modes litelong and standard: a topic's retrieved documents (`candidates`), long ones cut into
+pieces (`pieces`), tokenized once and concatenated into samples of exactly `targetTokens`
+tokens (`assemble`)."""
+
+from .assemble import (
+    FIRST_FETCH_BATCH,
+    MIN_FETCH_BATCH,
+    Built,
+    Separator,
+    Tokenized,
+    TokenizedDocuments,
+    cut_to_fit,
+    fill_samples,
+)
+from .candidates import Candidates, Topic, claims, debate_topics, seed_of, standard_topics
+from .pieces import PIECE_CHARS_PER_TOKEN, Claim, document_of, piece_bounds, pieces_for
+
+__all__ = [
+    "FIRST_FETCH_BATCH",
+    "MIN_FETCH_BATCH",
+    "PIECE_CHARS_PER_TOKEN",
+    "Built",
+    "Candidates",
+    "Claim",
+    "Separator",
+    "Tokenized",
+    "TokenizedDocuments",
+    "Topic",
+    "claims",
+    "cut_to_fit",
+    "debate_topics",
+    "document_of",
+    "fill_samples",
+    "piece_bounds",
+    "pieces_for",
+    "seed_of",
+    "standard_topics",
+]

@@ -114,6 +114,9 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
+JobNameOption = Annotated[
+    str | None, typer.Option(help="TrainingJob name, when FILE holds several.")
+]
 StoreOption = Annotated[
     str | None,
     typer.Option(
@@ -286,9 +289,7 @@ def stage(
 @app.command()
 def train(
     spec: Annotated[Path, typer.Option("--spec", help="Manifest holding the TrainingJob.")],
-    name: Annotated[
-        str | None, typer.Option(help="TrainingJob name, when FILE holds several.")
-    ] = None,
+    name: JobNameOption = None,
     store: StoreOption = None,
     stop_after: Annotated[
         int | None,
@@ -441,9 +442,7 @@ def eval_(
         Path | None,
         typer.Option("--out", help="Write results.json and report.html here, not the store."),
     ] = None,
-    name: Annotated[
-        str | None, typer.Option(help="TrainingJob name, when FILE has several.")
-    ] = None,
+    name: JobNameOption = None,
     store: StoreOption = None,
 ) -> None:
     """Evaluate a model at long context: RULER-family tasks, perplexity by position, and (for
@@ -591,9 +590,7 @@ def export(
         ),
     ],
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (must not exist).")],
-    name: Annotated[
-        str | None, typer.Option(help="TrainingJob name, when FILE has several.")
-    ] = None,
+    name: JobNameOption = None,
     tokenizer: Annotated[
         str | None, typer.Option(help="tokenizer.json or folder; default: the samples' tokenizer.")
     ] = None,

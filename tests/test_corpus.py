@@ -214,3 +214,46 @@ def test_the_builtin_sample_is_shipped() -> None:
     docs = list(read_shard(resource.spec, 0, 1, skips))
     assert len(docs) + skips.total == 10_033
     assert docs[0].id == "wiki-0"
+
+
+def test_the_dedup_key_set_spills_to_disk_and_still_finds_every_repeat(tmp_path: Path) -> None:
+    """At most `memory_keys` keys in memory; the rest in sorted runs on disk, merged so that
+    there are about log2(n / memory_keys) of them; answers equal a plain set's."""
+    import random
+
+    from litelong.corpus.keyset import SpillingKeySet
+
+    rng = random.Random(0)
+    keys = [rng.randrange(-(1 << 63), 1 << 64) for _ in range(3000)]
+    stream = keys + rng.sample(keys, 1000) + [rng.randrange(1 << 64) for _ in range(1000)]
+    rng.shuffle(stream)
+    plain: set[int] = set()
+    expected = []
+    for key in stream:
+        masked = key & ((1 << 64) - 1)
+        expected.append(masked not in plain)
+        plain.add(masked)
+    with SpillingKeySet(memory_keys=64, folder=tmp_path) as seen:
+        answers: list[bool] = []
+        for start in range(0, len(stream), 100):
+            answers += seen.first_seen(stream[start : start + 100])
+            assert len(seen._recent) < 64  # spilled once the batch that filled it was answered
+        assert answers == expected
+        assert len(seen) == len(plain)
+        assert 1 <= seen.runs <= 8  # 4,000 keys / 64 in memory: ~62 spills, merged to ≤ log2
+        assert list(tmp_path.glob("litelong-keys-*/run-*"))
+    assert not list(tmp_path.glob("litelong-keys-*"))  # closed: its files are gone
+
+
+def test_dedup_finds_repeats_that_spilled_to_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from litelong.corpus import keyset
+
+    monkeypatch.setattr(keyset, "MEMORY_KEYS", 8)
+    records: list[object] = [{"id": str(i), "text": f"{LONG_ENOUGH} {i}"} for i in range(100)]
+    records += [{"id": f"again-{i}", "text": f"{LONG_ENOUGH} {i}"} for i in range(0, 100, 7)]
+    records += [{"id": "3", "text": f"{LONG_ENOUGH} new text, old id"}]
+    docs, skips = read(tmp_path, records)
+    assert [d.id for d in docs] == [str(i) for i in range(100)]
+    assert skips.counts == {"duplicate": 15, "duplicate_id": 1}

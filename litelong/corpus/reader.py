@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from ..api.v1alpha1 import BM25IndexSpec
 from .cutting import cut_bounds
+from .keyset import SpillingKeySet
 from .normalize import content_digest, normalize_text
 from .records import read_records
 from .skips import SkipCounter
@@ -95,29 +96,33 @@ def read_shard(
     readers: int = 1,
     on_file_done: Callable[[CorpusFile], None] | None = None,
 ) -> Iterator[Document]:
-    """Every document of shard `shard` of `of`, in corpus order; skips counted in `skips`."""
+    """Every document of shard `shard` of `of`, in corpus order; skips counted in `skips`.
+    Dedup keys spill to disk past a bound (`keyset.py`), so memory does not grow with the
+    corpus."""
     files = corpus_files(spec)
     options = ReadOptions.from_spec(spec, shard, of)
-    seen_content: set[int] = set()
-    seen_ids: set[int] = set()
-    for file, batch, file_skips in _batches(files, options, readers):
-        for key, has_id, document in batch:
+    with SpillingKeySet() as seen_content, SpillingKeySet() as seen_ids:
+        for file, batch, file_skips in _batches(files, options, readers):
             if options.dedup:
-                if key in seen_content:
+                fresh = seen_content.first_seen([key for key, _, _ in batch])
+            else:
+                fresh = [True] * len(batch)
+            kept: list[tuple[bool, Document]] = []
+            for (_, has_id, document), new in zip(batch, fresh, strict=True):
+                if new:
+                    kept.append((has_id, document))
+                else:
                     skips.skip("duplicate", document.id, owned=True)
-                    continue
-                seen_content.add(key)
-            if has_id:
-                id_key = hash(document.id)
-                if id_key in seen_ids:
+            new_ids = iter(seen_ids.first_seen([hash(d.id) for has_id, d in kept if has_id]))
+            for has_id, document in kept:
+                if has_id and not next(new_ids):
                     skips.skip("duplicate_id", document.id, owned=True)
                     continue
-                seen_ids.add(id_key)
-            yield document
-        if file_skips is not None:
-            skips.merge(file_skips)
-            if on_file_done:
-                on_file_done(file)
+                yield document
+            if file_skips is not None:
+                skips.merge(file_skips)
+                if on_file_done:
+                    on_file_done(file)
 
 
 def corpus_files(spec: BM25IndexSpec) -> list[CorpusFile]:

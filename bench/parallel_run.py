@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from litelong.parallel import usable_cores
+from litelong.cores import usable_cores
 from litelong.store import ArtifactStore
 from litelong.taxonomy import load_bisac
 

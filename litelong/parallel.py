@@ -20,6 +20,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .cores import set_thread_share, usable_cores
 from .progress import Progress
 
 JOBS_ENV = "LITELONG_JOBS"
@@ -28,9 +29,6 @@ _THREAD_ENVS = ("RAYON_NUM_THREADS", "OMP_NUM_THREADS")
 _POLL_SECONDS = 0.5
 _TERMINATE_SECONDS = 5.0
 
-#: threads this process may start for one stage (tantivy's writer); 0: the engine decides
-_thread_share = 0
-
 
 class InvalidJobs(ValueError):
     """--jobs or $LITELONG_JOBS is not a whole number ≥ 1."""
@@ -38,13 +36,6 @@ class InvalidJobs(ValueError):
 
 class ShardFailed(RuntimeError):
     """A worker died, or raised an error that cannot be carried back as itself."""
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity), not the machine's count."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
 
 
 def parse_jobs(flag: str | None, env: Mapping[str, str]) -> int:
@@ -59,12 +50,6 @@ def parse_jobs(flag: str | None, env: Mapping[str, str]) -> int:
     if jobs < 1 or str(jobs) != value.strip():
         raise InvalidJobs(f"{source} must be a whole number of processes ≥ 1, not {value!r}")
     return jobs
-
-
-def thread_share() -> int:
-    """Threads a stage in this process may start for itself: a worker's share of the cores,
-    0 (the engine's own default) outside a worker."""
-    return _thread_share
 
 
 @dataclass
@@ -238,9 +223,8 @@ def _worker(
     run: RunShard | None,
 ) -> None:
     """Build shards from `tasks` until a None; report everything through `events`."""
-    global _thread_share
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops workers on Ctrl-C
-    _thread_share = share
+    set_thread_share(share)  # tantivy's writer threads (index/stage.py)
     for name in _THREAD_ENVS:  # before tokenizers' pool starts: rayon reads it once
         os.environ.setdefault(name, str(share))
     from .stages import run_shard

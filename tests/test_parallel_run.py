@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import yaml
 
+from litelong.cores import usable_cores
 from litelong.dataset.mds import read_mds
-from litelong.parallel import ShardFailed, parse_jobs, run_shards, usable_cores
+from litelong.parallel import ShardFailed, parse_jobs, run_shards
 from litelong.progress import NoProgress
 from litelong.stages import ShardOutcome, run_shard
 from litelong.store import ArtifactStore

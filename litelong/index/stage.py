@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..api.v1alpha1 import BM25Index, BM25IndexSpec
+from ..cores import thread_share
 from ..corpus import SkipCounter, read_shard
-from ..parallel import thread_share
 from ..progress import Progress
 from ..store import Artifact, ArtifactStore
 from .chunks import CHUNKS_FOLDER, document_chunks

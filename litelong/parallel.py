@@ -10,11 +10,13 @@ cores run about C threads, not N times C.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
 import queue
 import signal
+import threading
 import traceback
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
@@ -99,8 +101,9 @@ def run_shards(
         )
         for index in range(workers)
     ]
-    for process in processes:
-        process.start()
+    with _sigint_ignored():  # inherited through exec: a worker never sees Ctrl-C, even starting
+        for process in processes:
+            process.start()
     try:
         yield from _collect(processes, building, events, of, progress)
     finally:
@@ -108,6 +111,20 @@ def run_shards(
         for channel in (tasks, events):
             channel.cancel_join_thread()
             channel.close()
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while workers start (the parent stops them on Ctrl-C, and the spawned
+    interpreter keeps an ignored SIGINT ignored); a no-op off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _collect(
@@ -223,7 +240,6 @@ def _worker(
     run: RunShard | None,
 ) -> None:
     """Build shards from `tasks` until a None; report everything through `events`."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops workers on Ctrl-C
     set_thread_share(share)  # tantivy's writer threads (index/stage.py)
     for name in _THREAD_ENVS:  # before tokenizers' pool starts: rayon reads it once
         os.environ.setdefault(name, str(share))

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -271,3 +274,51 @@ def test_a_failing_shard_reports_its_error_in_one_line_and_exits_1(
     assert "error: BM25Index/idx: empty output, 0 documents" in result.stderr
     assert "Traceback" not in result.stderr
     assert not multiprocessing.active_children()
+
+
+def _group_members(group: int) -> list[int]:
+    """Live processes of a process group, read from /proc (zombies excluded)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def test_ctrl_c_stops_every_worker_and_commits_nothing(tmp_path: Path) -> None:
+    words = ["rivers", "hills", "valleys", "mountains", "lakes", "forests", "deserts", "plains"]
+    records = [
+        {"id": str(i), "text": " ".join(words[(i + j) % 8] for j in range(40)) + f" {i}"}
+        for i in range(100_000)
+    ]
+    spec = tmp_path / "idx.yaml"
+    spec.write_text(
+        manifest_yaml("idx", str(write_jsonl(tmp_path / "c.jsonl", records)), parallelism=2)
+    )
+    store = tmp_path / "store"
+    launcher = (  # a terminal's foreground job: SIGINT not ignored, its own process group
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.setsid(); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'litelong', *sys.argv[1:]])"
+    )
+    command = [sys.executable, "-c", launcher, "run", str(spec), "--store", f"file://{store}"]
+    process = subprocess.Popen([*command, "--jobs", "2"], stderr=subprocess.PIPE, text=True)
+    waited = 0.0
+    while len(list(store.glob("**/.staging/*.lock"))) < 2:  # both workers are building
+        assert process.poll() is None and waited < 120, "the workers never started"
+        time.sleep(0.05)
+        waited += 0.05
+    assert len(_group_members(process.pid)) >= 3  # litelong and its two workers
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode in (130, -signal.SIGINT), stderr
+    assert "Traceback" not in stderr
+    waited = 0.0  # multiprocessing's resource tracker leaves once it reads its pipe's end
+    while _group_members(process.pid) and waited < 30:
+        time.sleep(0.1)
+        waited += 0.1
+    assert not _group_members(process.pid)
+    assert not list(store.glob("**/_manifest.json"))

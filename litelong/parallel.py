@@ -101,10 +101,10 @@ def run_shards(
         )
         for index in range(workers)
     ]
-    with _sigint_ignored():  # inherited through exec: a worker never sees Ctrl-C, even starting
-        for process in processes:
-            process.start()
     try:
+        with _sigint_ignored():  # inherited through exec: workers never see Ctrl-C
+            for process in processes:
+                process.start()
         yield from _collect(processes, building, events, of, progress)
     finally:
         _stop(processes)
@@ -202,10 +202,11 @@ class _RemoteTraceback(Exception):
 
 def _stop(processes: list[Any]) -> None:
     """Terminate workers still running (they leave only staging debris, swept on commit)."""
-    for process in processes:
+    started = [process for process in processes if process.pid is not None]
+    for process in started:
         if process.exitcode is None:
             process.terminate()
-    for process in processes:
+    for process in started:
         process.join(_TERMINATE_SECONDS)
         if process.exitcode is None:
             process.kill()

@@ -43,8 +43,10 @@ from .corpus import REASONS, CorpusReadError, InvalidCorpus
 from .eval.tasks import TaskTooLong
 from .index import BackendUnavailable, ChunksUnavailable, ManticoreError, open_index
 from .llm import EndpointError, LocalModelMissing, LocalServer, MissingSecret
+from .parallel import JOBS_ENV, InvalidJobs, ShardFailed, parse_jobs, run_shards
 from .stages import (
     ShardOutcome,
+    ShardResult,
     StageUnavailable,
     UnresolvedRef,
     artifact_of,
@@ -87,6 +89,7 @@ _INPUT_ERRORS = (
     ChunksUnavailable,
     EmbeddingModelUnavailable,
     TaskTooLong,
+    InvalidJobs,
 )
 _FAILURES = (
     StageUnavailable,
@@ -99,6 +102,7 @@ _FAILURES = (
     LocalModelMissing,
     ModeUnavailable,
     UnreadableMetadata,
+    ShardFailed,
     OSError,
 )
 
@@ -220,6 +224,17 @@ def run(
             "again (e.g. a Manticore index whose tables are gone).",
         ),
     ] = False,
+    jobs: Annotated[
+        str | None,
+        typer.Option(
+            "--jobs",
+            metavar="N",
+            help=f"Shards of one resource built at once, each in its own process. Default: "
+            f"${JOBS_ENV}, else this machine's usable cores (never more than the shards); "
+            "1 builds them one after another in this process.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run every resource in FILES, in dependency order, on this machine.
 
@@ -227,8 +242,10 @@ def run(
     output is named by its identity (spec and inputs): a resource whose output is committed is
     not run again; one whose spec or inputs changed runs again and says why. A TrainingJob
     trains here, in this process (CPU, or this machine's GPU). --rebuild
-    discards their committed outputs first.
+    discards their committed outputs first. The shards of a resource (its `parallelism`) run
+    in up to --jobs processes at once.
     """
+    workers = parse_jobs(jobs, os.environ)
     skipped: list[str] = []
     resources = order_by_dependency([r for file in files for r in load_file(file, skipped)])
     _print_skipped(skipped)
@@ -247,7 +264,7 @@ def run(
     for resource in resolve_inputs(resources, store_of):
         if rebuild:
             _discard(resource, store_of(resource))
-        _run_resource(resource, store_of(resource))
+        _run_resource(resource, store_of(resource), workers)
 
 
 @app.command()
@@ -994,7 +1011,7 @@ def _discard(resource: AnyResource, store: ArtifactStore) -> None:
     out.print(f"{resource.kind}/{resource.name}: discarded {artifact.uri} to rebuild it")
 
 
-def _run_resource(resource: AnyResource, store: ArtifactStore) -> None:
+def _run_resource(resource: AnyResource, store: ArtifactStore, jobs: int = 1) -> None:
     artifact = artifact_of(resource, store)
     label = f"{resource.kind}/{resource.name}"
     committed = artifact.committed_manifest()
@@ -1015,11 +1032,14 @@ def _run_resource(resource: AnyResource, store: ArtifactStore) -> None:
         _train(resource, store, None)
         return
     of = _parallelism(resource)
+    workers = min(jobs, of)
+    what = f"{of} shard(s)" + (f" in {workers} processes" if workers > 1 else "")
     manifest = None
     notes: dict[str, str] = {}
-    with _progress(resource, f"{of} shard(s)") as progress:
-        for shard in range(of):
-            result = run_shard(resource, store, shard, of, progress)
+    with _progress(resource, what) as progress:
+        if workers > 1:
+            err.print(f"{label}: {of} shards in {workers} processes", highlight=False)
+        for shard, result in _shard_results(resource, store, of, workers, progress):
             if result.outcome is ShardOutcome.PART_ALREADY_COMMITTED:
                 err.print(f"{label}: shard {shard} already committed, skipped")
             if result.outcome is ShardOutcome.ARTIFACT_ALREADY_COMMITTED:
@@ -1031,6 +1051,20 @@ def _run_resource(resource: AnyResource, store: ArtifactStore) -> None:
     if manifest is None:
         raise NotCommitted(f"{label}: not every part committed: {artifact.describe_state()}")
     _print_committed(resource, artifact.uri, manifest, notes)
+
+
+def _shard_results(
+    resource: AnyResource, store: ArtifactStore, of: int, workers: int, progress: _RichProgress
+) -> Iterator[tuple[int, ShardResult]]:
+    """Each shard's result: one after another here, or as they finish in worker processes."""
+    if workers <= 1:
+        for shard in range(of):
+            yield shard, run_shard(resource, store, shard, of, progress)
+        return
+    artifact = artifact_of(resource, store)
+    with contextlib.closing(run_shards(resource, store.uri, of, workers, progress)) as done:
+        for built in done:
+            yield built.shard, ShardResult(built.outcome, artifact, built.manifest, built.notes)
 
 
 def _print_skipped(notes: list[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..api.v1alpha1 import BM25Index, BM25IndexSpec
+from ..cores import thread_share
 from ..corpus import SkipCounter, read_shard
 from ..progress import Progress
 from ..store import Artifact, ArtifactStore
@@ -42,12 +43,13 @@ def build_part(
         except LookupError as error:
             raise BackendUnavailable(f"BM25Index/{resource.name}: {error}") from None
     skips = SkipCounter(shard, of)
-    writer = TantivyPartWriter(folder, spec.analysis, spec.writer.heap_mb, spec.writer.threads)
+    threads = writer_threads(spec)
+    writer = TantivyPartWriter(folder, spec.analysis, spec.writer.heap_mb, threads)
     chunks = None
     if spec.chunks.enabled:
         (folder / CHUNKS_FOLDER).mkdir()
         chunks = TantivyPartWriter(
-            folder / CHUNKS_FOLDER, spec.analysis, spec.writer.heap_mb, spec.writer.threads
+            folder / CHUNKS_FOLDER, spec.analysis, spec.writer.heap_mb, threads
         )
     chunk_chars = 0
     readers = spec.writer.readers or default_readers()
@@ -70,6 +72,16 @@ def build_part(
         chunks.commit()
         counts.update(chunks=chunks.documents, chunk_chars=chunk_chars)
     return counts, skips
+
+
+def writer_threads(spec: BM25IndexSpec) -> int:
+    """The spec's writer threads; when automatic (0) in a `litelong run --jobs` worker, its
+    share of the cores, as many as the heap allows (tantivy wants 15 MB a thread): N workers
+    each starting a thread per core would run N threads on every core."""
+    share = thread_share()
+    if spec.writer.threads or not share:
+        return spec.writer.threads
+    return max(1, min(share, spec.writer.heap_mb // 16))
 
 
 def default_readers() -> int:

@@ -235,7 +235,7 @@ def zstd_lines(path: Path) -> Iterator[bytes]:
     import zstandard
 
     with open(path, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as reader:
-        for line in io.BufferedReader(reader, 1 << 20):  # type: ignore[arg-type]
+        for line in io.BufferedReader(reader, 1 << 20):
             if line.strip():
                 yield line
 

@@ -247,7 +247,11 @@ def index_stage(args: argparse.Namespace, documents: int) -> dict[str, Any]:
     files = shard_files(args.corpus, documents, args.per_shard)
     stats = corpus_stats(args.work, files)
     manifest = index_manifest(args.corpus, documents, True, args.per_shard)
-    return run_measured([manifest], args.work, f"index-{label(documents)}", corpus=stats)
+    stage = f"index-{label(documents)}"
+    figures = run_measured([manifest], args.work, stage, corpus=stats)
+    if "corpus" not in figures:  # measured by an earlier version of this script
+        figures = save(args.work, stage, {**figures, "corpus": stats})
+    return figures
 
 
 def peer_stages(args: argparse.Namespace, documents: int) -> None:

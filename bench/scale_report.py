@@ -74,8 +74,11 @@ def index_rows(results: Results) -> list[dict[str, Any]]:
         kind = next((k for k in INDEX_KINDS if stage == f"{k}-{scale_of(stage)}"), None)
         if kind is None and not stage.startswith("read-"):
             continue
+        if "corpus" not in result:  # measured before the corpus was counted: `report` says
+            continue
         rows.append({**result, "kind": kind or "read", "scale": scale_of(stage)})
-    return sorted(rows, key=lambda r: (documents_of(r), r["kind"]))
+    order = [*INDEX_KINDS, "read"]
+    return sorted(rows, key=lambda r: (documents_of(r), order.index(r["kind"])))
 
 
 def index_table(results: Results) -> str:
@@ -340,6 +343,9 @@ def plot(results: Results, out: Path) -> None:
 
 def report(work: Path, plot_file: Path) -> None:
     results = load(work)
+    for stage, result in results.items():
+        if stage.startswith(("index-", "tantivy-", "read-")) and "corpus" not in result:
+            print(f"{stage}: left out, no corpus figures (`bench/scale.py index` adds them)\n")
     sections = [
         ("Index", index_table(results)),
         ("Synthesis", synth_table(results)),

@@ -161,6 +161,7 @@ def measure(command: list[str]) -> tuple[dict[str, Any], str]:
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
         "parent_rss_mib": parent,
+        "cores": os.cpu_count(),
         "command": " ".join(command),
     }, out
 

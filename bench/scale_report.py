@@ -3,15 +3,16 @@
 
 Cost extrapolation assumptions: CPU time is linear in text bytes (indexing) and in output tokens
 (synthesis), with the slope measured between the two largest scales run (the fixed cost is the
-intercept); a pod keeps as many cores busy as the measured child did (CPU s / wall s); the
-paper's corpora are counted in UTF-8 text bytes (958 GB / 190M documents is ~5 KB a document,
-text, not compressed files).
+intercept); a pod keeps as many cores busy as the measured child did (CPU s / wall s, of the
+machine's cores it ran on); the paper's corpora are counted in UTF-8 text bytes (958 GB / 190M
+documents is ~5 KB a document: text, not compressed files).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -249,19 +250,19 @@ def cost(results: Results) -> str:
                     corpus,
                     f"{text / 1e9:,.0f}",
                     f"{hours:,.0f}",
-                    f"{busy:.2f}",
+                    f"{busy:.2f} of {largest.get('cores') or os.cpu_count()}",
                     f"{math.ceil(hours / busy):,}",
                 ]
             )
     if rows:
-        lines.append(
-            table("index,corpus,text GB,CPU core-hours,cores busy per pod,pods for one hour", rows)
-        )
+        columns = "index,corpus,text GB,CPU core-hours,cores busy per pod"
+        lines.append(table(columns + ",pods (parallelism) for one hour", rows))
     reads = [r for r in index if r["kind"] == "read"]
     if reads:
         read_cpu = linear([(r["corpus"]["text_bytes"], r["cpu_s"]) for r in reads])
         notes = ", ".join(
             f"{corpus} {read_cpu(text) / 3600:,.1f} core-hours"
+            + (" (over an hour)" if read_cpu(text) > 3600 else "")
             for corpus, (_, text) in CORPORA.items()
         )
         lines.append(
@@ -288,7 +289,7 @@ def cost(results: Results) -> str:
                 f"{per_token * 1e6:,.1f}",
                 f"{hours:,.1f}",
                 "yes" if hours <= SYNTH_GOAL_CORE_HOURS else "**no**",
-                f"{busy:.2f}",
+                f"{busy:.2f} of {largest.get('cores') or os.cpu_count()}",
                 f"{math.ceil(hours / busy):,}",
             ]
         )

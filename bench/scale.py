@@ -320,6 +320,15 @@ def synth_stages(args: argparse.Namespace, documents: int) -> None:
             timing, stdout = measure(command)
             result = json.loads(stdout.splitlines()[-1])
             save(args.work, bound, {"stage": bound, **result, "child": timing})
+        result = saved(args.work, bound) or {}
+        tokens = figures["counts"].get("tokens", 0)
+        if tokens and result.get("bound_s"):
+            print(
+                f"{stage}: run {tokens / figures['wall_s']:,.0f} tokens/s, bound "
+                f"{tokens / result['bound_s']:,.0f} tokens/s, run / bound "
+                f"{result['bound_s'] / figures['wall_s']:.2f} (target 0.8)",
+                flush=True,
+            )
         if not args.keep_samples and artifact.exists():
             shutil.rmtree(artifact)  # GBs of samples; the figures are saved
             (artifact.parent / "_current").unlink(missing_ok=True)

@@ -335,7 +335,8 @@ def plot(results: Results, out: Path) -> None:
         axis.set_xlabel("documents")
         axis.set_title(title)
         axis.grid(True, alpha=0.3)
-        axis.legend(fontsize=7)
+        if axis.lines:
+            axis.legend(fontsize=7)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=110)

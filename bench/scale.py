@@ -32,6 +32,7 @@ import random
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,14 +145,58 @@ def own_rss_mib() -> float:
     return round(int(rss) / 1024, 1)
 
 
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants (worker processes of `litelong run --jobs`)."""
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        todo += [int(child) for child in children]
+    return pids
+
+
+def _rss_kib(pid: int) -> tuple[int, int]:
+    """(RssAnon, RssFile) of one process in KiB: heap against mapped files (tantivy's segments,
+    memory-mapped id columns), which the kernel can drop and read back."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0, 0
+    fields = {line.split(":")[0]: line.split()[1] for line in lines if line.startswith("Rss")}
+    return int(fields.get("RssAnon", 0)), int(fields.get("RssFile", 0))
+
+
+class RssSampler(threading.Thread):
+    """Samples a process tree's anonymous and file-backed RSS twice a second; keeps the
+    peaks, because ru_maxrss alone cannot tell heap from mapped index files."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.anon, self.file = pid, 0, 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.5):
+            sizes = [_rss_kib(pid) for pid in _tree(self.pid)]
+            self.anon = max(self.anon, sum(anon for anon, _ in sizes))
+            self.file = max(self.file, sum(file for _, file in sizes))
+
+
 def measure(command: list[str]) -> tuple[dict[str, Any], str]:
     """Run `command`; its wall, CPU and peak RSS figures, and its stdout."""
     parent = own_rss_mib()
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE)
+    sampler = RssSampler(child.pid)
+    sampler.start()
     assert child.stdout is not None
     out = child.stdout.read().decode()
     _, status, usage = os.wait4(child.pid, 0)
+    sampler.done.set()
     wall = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
@@ -160,6 +205,8 @@ def measure(command: list[str]) -> tuple[dict[str, Any], str]:
         "wall_s": round(wall, 2),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "peak_anon_mib": round(sampler.anon / 1024, 1),
+        "peak_file_mib": round(sampler.file / 1024, 1),
         "parent_rss_mib": parent,
         "cores": os.cpu_count(),
         "command": " ".join(command),

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
 
 from ..api.v1alpha1.bm25index import Analysis
@@ -106,12 +107,14 @@ class TantivyRetriever:
         self._schema = build_schema()
         self._searchers = []
         self._ids: list[pa.ChunkedArray] = []
+        self._starts = np.zeros(1, np.int64)  # global ordinal of each part's first document
         for folder in folders:
             index = tantivy.Index.open(str(folder))
             index.register_tokenizer(ANALYZER, self._analyzer)
             self._searchers.append(index.searcher())
             ids_file = pa.ipc.open_file(pa.memory_map(str(folder / _IDS_FILE)))
             self._ids.append(ids_file.read_all().column("id"))
+        self._starts = np.cumsum([0] + [len(ids) for ids in self._ids], dtype=np.int64)
 
     def _query(self, terms: Iterable[str], field: str) -> tantivy.Query:
         import tantivy
@@ -162,6 +165,20 @@ class TantivyRetriever:
         for ids in self._ids:
             for chunk in ids.chunks:
                 yield from (str(doc_id) for doc_id in chunk.to_pylist())
+
+    def ids_at(self, ordinals: Sequence[int]) -> list[str]:
+        """Read from the memory-mapped `ids.arrow` columns: only the pages holding the asked
+        ids are touched."""
+        wanted = np.asarray(ordinals, dtype=np.int64)
+        if wanted.size and (wanted.min() < 0 or wanted.max() >= self._starts[-1]):
+            raise IndexError(f"ordinals must lie in [0, {int(self._starts[-1])})")
+        parts = np.searchsorted(self._starts, wanted, side="right") - 1
+        found = np.empty(len(wanted), dtype=object)
+        for part in np.unique(parts):
+            rows = np.flatnonzero(parts == part)
+            local = pa.array(wanted[rows] - self._starts[part], pa.int64())
+            found[rows] = self._ids[part].take(local).to_pylist()
+        return [str(doc_id) for doc_id in found]
 
     def close(self) -> None:
         self._searchers.clear()

@@ -98,7 +98,7 @@ def build_part(
                 plans[topic.number] = plan_topic(spec, topic, stream, source, chunk_length, own)
                 own.update(stream.counts)
             every_plan = [plan for topic_plans in plans.values() for plan in topic_plans]
-            claim(every_plan, spec.seed, chunks.document_ids(), chunks.count())
+            claim(every_plan, spec.seed, chunks)
             counts["chunks_embedded"] += getattr(source, "embedded", 0)
             chunk_documents = TokenizedDocuments(chunks, tokenizer)
         progress.start(len(mine), "topics")

@@ -135,7 +135,7 @@ def test_use_counts_agree_with_a_counter_of_the_ids() -> None:
     rng = np.random.default_rng(0)
     ids = [f"doc-{n}" for n in rng.integers(0, 500, size=3000)]
     counter = UseCounter()
-    counter._MERGE = 700  # type: ignore[misc]  # merge several times on the way
+    counter._MERGE = 700  # merge several times on the way
     for start in range(0, len(ids), 250):
         counter.add(ids[start : start + 250])
     counter.add(["doc-0", "doc-1"], np.array([5, 0]))

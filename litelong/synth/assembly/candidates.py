@@ -12,6 +12,7 @@ import hashlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -117,7 +118,8 @@ def claims(
     return ClaimTable(topics, candidates, seed, folder)
 
 
-_ID_SCHEMA = pa.schema([("id", pa.string()), ("score", pa.float64())])
+_ID_FIELDS: list[pa.Field[Any]] = [pa.field("id", pa.string()), pa.field("score", pa.float64())]
+_ID_SCHEMA = pa.schema(_ID_FIELDS)
 _KEYS = (("hi", np.uint64), ("lo", np.uint64), ("position", np.int32), ("tie", np.uint64))
 
 
@@ -133,9 +135,10 @@ class ClaimTable:
     batch per topic), and 128-bit id hash, retrieval position and tie-break hash in flat
     files. Ranking a document's claimers is a sort of those keys (numpy lexsort over
     memory-mapped arrays); each entry's rank and claimer count go back to disk. What stays in
-    memory is a few integers per topic; the sort needs about 8 bytes per entry while it runs
-    (topics x topK entries: 8 MB for 1,000 topics at topK 1000), and `self[n]` builds one
-    topic's claims on demand. Nothing here grows with the index, only with the run.
+    memory is a few integers per topic; the sort needs about 40 bytes per entry while it runs
+    (topics x topK entries: 40 MB for 1,000 topics at topK 1000, freed when it ends), and
+    `self[n]` builds one topic's claims on demand. Nothing here grows with the index, only with
+    the run; the files take about 60 bytes per entry of temporary disk.
     """
 
     def __init__(
@@ -193,8 +196,6 @@ class ClaimTable:
         if entries:
             rank[order] = np.arange(entries) - starts[group]
             claimers[order] = sizes[group]
-            rank.flush()
-            claimers.flush()
         return rank, claimers
 
     def _output(self, name: str, entries: int) -> np.ndarray:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from litelong.index.tantivy_backend import TantivyRetriever
@@ -183,3 +184,12 @@ def test_nextlong_deals_its_reserve_without_listing_the_chunk_index(wiki: Any) -
     assert len(negatives) == len(set(negatives))
     metas = set().union(*(own_documents(row) for row in rows))
     assert not {doc_id.rpartition("#")[0] for doc_id in negatives} & metas
+
+
+def test_ids_are_taken_chunk_by_chunk_in_the_order_asked() -> None:
+    from litelong.index.tantivy_backend import _take
+
+    column = pa.chunked_array([[f"id{n}" for n in range(s, s + 5)] for s in range(0, 20, 5)])
+    asked = np.array([19, 0, 7, 7, 12, 4, 5])
+    assert _take(column, asked) == [f"id{n}" for n in asked]
+    assert _take(pa.chunked_array([["a", "b"]]), np.array([1, 0])) == ["b", "a"]

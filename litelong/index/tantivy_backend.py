@@ -95,6 +95,22 @@ class TantivyPartWriter:
         self._writer.wait_merging_threads()
 
 
+def _take(ids: pa.ChunkedArray, ordinals: np.ndarray) -> list[str]:
+    """`ids[ordinals]`, chunk by chunk: `ChunkedArray.take` concatenates every chunk first,
+    which costs the whole column (28 ms a call at 400K ids, growing with the index); taking
+    from each chunk costs only the ids asked for."""
+    if ids.num_chunks == 1:
+        return [str(i) for i in ids.chunk(0).take(pa.array(ordinals, pa.int64())).to_pylist()]
+    starts = np.cumsum([0] + [len(chunk) for chunk in ids.chunks], dtype=np.int64)
+    chunks = np.searchsorted(starts, ordinals, side="right") - 1
+    found = np.empty(len(ordinals), dtype=object)
+    for number in np.unique(chunks):
+        rows = np.flatnonzero(chunks == number)
+        local = pa.array(ordinals[rows] - starts[number], pa.int64())
+        found[rows] = ids.chunk(int(number)).take(local).to_pylist()
+    return [str(doc_id) for doc_id in found]
+
+
 class TantivyRetriever:
     """Searches one or more index parts and merges their hits by score."""
 
@@ -139,7 +155,7 @@ class TantivyRetriever:
             if not found:
                 continue
             ordinals = searcher.fast_field_values("ord", [address for _, address in found])
-            names = [str(name) for name in ids.take(pa.array(ordinals, pa.int64())).to_pylist()]
+            names = _take(ids, np.asarray(ordinals, np.int64))
             hits += zip(names, (float(score) for score, _ in found), strict=True)
         return heapq.nsmallest(k, hits, key=lambda hit: (-hit[1], hit[0]))
 
@@ -176,8 +192,7 @@ class TantivyRetriever:
         found = np.empty(len(wanted), dtype=object)
         for part in np.unique(parts):
             rows = np.flatnonzero(parts == part)
-            local = pa.array(wanted[rows] - self._starts[part], pa.int64())
-            found[rows] = self._ids[part].take(local).to_pylist()
+            found[rows] = _take(self._ids[part], wanted[rows] - self._starts[part])
         return [str(doc_id) for doc_id in found]
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ import pyarrow as pa
 from ...api.v1alpha1.synthesisrun import SynthesisRunSpec
 from ...index import Retriever
 from ...store import Artifact
+from ..threads import ordered_map
 from .permutation import Permutation
 from .pieces import Claim
 
@@ -154,8 +155,8 @@ class ClaimTable:
                 pa.OSFile(str(self._folder / "ids.arrow"), "wb") as sink,
                 pa.ipc.new_file(sink, _ID_SCHEMA) as writer,
             ):
-                for batch, topic in enumerate(topics):
-                    ranked = candidates.ranked(topic)
+                retrieved = ordered_map(candidates.ranked, topics)  # searches overlap
+                for batch, (topic, ranked) in enumerate(zip(topics, retrieved, strict=True)):
                     self._batches[topic.number] = batch
                     bounds.append(bounds[-1] + len(ranked))
                     writer.write_batch(_id_batch(ranked))

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ...index import Retriever, UnknownDocument
+from ..threads import ordered_map
 
 QUERY_DOCS = 16
 QUERY_WORDS = 64
@@ -96,8 +97,8 @@ def _sample_coherence(
     queries = _queries(retriever, queried)
     tally["missing_documents"] += len(queried) - len(queries)
     scores = []
-    for doc_id, query in queries.items():
-        found = retriever.search(query, TOP_HITS + 1)
+    answers = ordered_map(lambda query: retriever.search(query, TOP_HITS + 1), queries.values())
+    for doc_id, found in zip(queries, answers, strict=True):
         hits = [hit for hit, _ in found if hit != doc_id][:TOP_HITS]
         scores.append(sum(hit in members for hit in hits) / len(hits) if hits else 0.0)
         tally["queries"] += 1

@@ -193,3 +193,28 @@ def test_ids_are_taken_chunk_by_chunk_in_the_order_asked() -> None:
     asked = np.array([19, 0, 7, 7, 12, 4, 5])
     assert _take(column, asked) == [f"id{n}" for n in asked]
     assert _take(pa.chunked_array([["a", "b"]]), np.array([1, 0])) == ["b", "a"]
+
+
+def test_a_retriever_remapping_its_files_as_it_reads_answers_the_same(
+    wiki: Any,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Mapping the index afresh every read (what bounds the pages a long run keeps resident)
+    changes no answer."""
+    from litelong.index import open_index, tantivy_backend
+
+    artifact = wiki.latest_committed("BM25Index", "wiki")
+    steady = open_index(artifact)
+    monkeypatch.setattr(tantivy_backend, "_REMAP_READS", 1)
+    remapping = open_index(artifact)
+    assert isinstance(remapping, TantivyRetriever)
+    for query in ["black holes", "french revolution", "baroque music"]:
+        hits = steady.search(query, 50)
+        searchers = remapping._searchers
+        assert remapping.search(query, 50) == hits
+        assert remapping._searchers is not searchers  # it did map afresh
+        ids = [doc_id for doc_id, _ in hits]
+        assert remapping.get(ids) == steady.get(ids)
+    assert remapping.ids_at([5, 0, 4000]) == steady.ids_at([5, 0, 4000])
+    steady.close()
+    remapping.close()

@@ -218,3 +218,26 @@ def test_a_retriever_remapping_its_files_as_it_reads_answers_the_same(
     assert remapping.ids_at([5, 0, 4000]) == steady.ids_at([5, 0, 4000])
     steady.close()
     remapping.close()
+
+
+def test_searches_from_threads_come_back_in_order_with_few_in_flight() -> None:
+    import threading
+    import time
+
+    from litelong.synth.threads import ordered_map
+
+    lock = threading.Lock()
+    running = [0, 0]  # now, most at once
+
+    def slow(n: int) -> int:
+        with lock:
+            running[0] += 1
+            running[1] = max(running[1], running[0])
+        time.sleep(0.002 * (n % 3))
+        with lock:
+            running[0] -= 1
+        return n * n
+
+    assert list(ordered_map(slow, range(40), threads=3)) == [n * n for n in range(40)]
+    assert 1 < running[1] <= 3
+    assert list(ordered_map(slow, [], threads=3)) == []

@@ -65,6 +65,7 @@ _CREATE = re.compile(r"CREATE TABLE (IF NOT EXISTS )?(\w+)", re.IGNORECASE)
 _DROP = re.compile(r"DROP TABLE (IF EXISTS )?(\w+)", re.IGNORECASE)
 _COUNT = re.compile(r"SELECT COUNT\(\*\) AS (\w+) FROM (\w+)", re.IGNORECASE)
 _BY_ID = re.compile(r"SELECT id, doc_id, content FROM (\w+) WHERE id IN \(([\d,]+)\)")
+_PAGE = re.compile(r"SELECT id, doc_id FROM (\w+) WHERE id > (\d+) ORDER BY id ASC LIMIT (\d+)")
 
 
 Tables = dict[str, dict[int, dict[str, Any]]]
@@ -96,6 +97,11 @@ def default_answer(request: Request, tables: Tables) -> Answer:
         table = tables[by_id[1]]
         wanted = [int(number) for number in by_id[2].split(",")]
         return rows(*({"id": n, **table[n]} for n in sorted(wanted) if n in table))
+    elif page := _PAGE.match(request.body):
+        if page[1] not in tables:
+            return sql_error(f"unknown local table(s) '{page[1]}' in search request")
+        after = sorted(n for n in tables[page[1]] if n > int(page[2]))[: int(page[3])]
+        return rows(*({"id": n, "doc_id": tables[page[1]][n]["doc_id"]} for n in after))
     return 200, [{"total": 0, "error": "", "warning": ""}]
 
 

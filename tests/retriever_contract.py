@@ -85,6 +85,14 @@ class RetrieverContract:
         assert list(retriever.document_ids()) == ids  # a fixed order
         assert retriever.get(ids[:2])
 
+    def test_ids_at_reads_positions_of_the_document_ids_order(self, retriever: Retriever) -> None:
+        ids = list(retriever.document_ids())
+        asked = [len(ids) - 1, 0, 3, 3, 5]
+        assert retriever.ids_at(asked) == [ids[i] for i in asked]
+        assert retriever.ids_at([]) == []
+        with pytest.raises(IndexError):
+            retriever.ids_at([len(ids)])
+
     def test_get_of_an_unknown_id_raises(self, retriever: Retriever) -> None:
         with pytest.raises(UnknownDocument, match="nope"):
             retriever.get(["rust", "nope"])

@@ -628,3 +628,24 @@ def test_get_reads_texts_back_from_every_shard_in_batches_in_the_order_asked(
         retriever.close()
     by_id = [r.body for r in fake.requests if r.body.startswith("SELECT id, doc_id, content")]
     assert len(by_id) >= 4  # two shards of ~600 ids, 512 a batch
+
+
+def test_ids_at_pages_each_shard_by_id_only_as_far_as_the_largest_ordinal_asked(
+    tmp_path: Path,
+) -> None:
+    documents = [{"id": f"doc-{i}", "text": f"text number {i}"} for i in range(300)]
+    corpus = write_jsonl(tmp_path / "c.jsonl", documents)
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    with fake_manticore() as fake:
+        result = run_shard(manticore_index(tmp_path, fake.url, 2, [corpus]), store, 0, 1)
+        retriever = open_index(result.artifact)
+        every = list(retriever.document_ids())
+        assert sorted(every) == sorted(d["id"] for d in documents)
+        fake.requests.clear()
+        asked = [299, 0, 5, 5, 151]
+        assert retriever.ids_at(asked) == [every[n] for n in asked]
+        with pytest.raises(IndexError):
+            retriever.ids_at([300])
+        retriever.close()
+    pages = [r.body for r in fake.requests if r.body.startswith("SELECT id, doc_id FROM")]
+    assert pages and all("LIMIT" in body for body in pages)

@@ -35,4 +35,9 @@ class Retriever(Protocol):
         `standard` samples from)."""
         ...
 
+    def ids_at(self, ordinals: Sequence[int]) -> list[str]:
+        """The ids at these positions of `document_ids()`' order (each in [0, count())), in
+        the order asked: a random draw from the index without listing every id."""
+        ...
+
     def close(self) -> None: ...

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
 
 from ..api.v1alpha1.bm25index import Analysis
@@ -28,6 +29,13 @@ _IDS_FILE = "ids.arrow"
 _TIE_MARGIN = 32
 _IDS_SCHEMA = pa.schema([("id", pa.string())])
 _IDS_BATCH = 65_536
+# Reads between re-mappings of an index's files (`TantivyRetriever._read`), weighed in KB of
+# pages they may touch: a text fetched about one compressed store block (32), a search its
+# terms' postings (256), an id read by ordinal a page of ids.arrow (4). About 64 MB at most.
+_REMAP_READS = 65_536
+_TEXT_WEIGHT = 32
+_SEARCH_WEIGHT = 256
+_ID_WEIGHT = 4
 
 
 def build_analyzer(analysis: Analysis) -> tantivy.TextAnalyzer:
@@ -94,24 +102,61 @@ class TantivyPartWriter:
         self._writer.wait_merging_threads()
 
 
+def _take(ids: pa.ChunkedArray, ordinals: np.ndarray) -> list[str]:
+    """`ids[ordinals]`, chunk by chunk: `ChunkedArray.take` concatenates every chunk first,
+    which costs the whole column (28 ms a call at 400K ids, growing with the index); taking
+    from each chunk costs only the ids asked for."""
+    if ids.num_chunks == 1:
+        return [str(i) for i in ids.chunk(0).take(pa.array(ordinals, pa.int64())).to_pylist()]
+    starts = np.cumsum([0] + [len(chunk) for chunk in ids.chunks], dtype=np.int64)
+    chunks = np.searchsorted(starts, ordinals, side="right") - 1
+    found = np.empty(len(ordinals), dtype=object)
+    for number in np.unique(chunks):
+        rows = np.flatnonzero(chunks == number)
+        local = pa.array(ordinals[rows] - starts[number], pa.int64())
+        found[rows] = ids.chunk(int(number)).take(local).to_pylist()
+    return [str(doc_id) for doc_id in found]
+
+
 class TantivyRetriever:
     """Searches one or more index parts and merges their hits by score."""
 
     def __init__(self, folders: Sequence[Path], analysis: Analysis) -> None:
-        import tantivy
 
         if not folders:
             raise ValueError("an index needs at least one part")
         self._analyzer = build_analyzer(analysis)
         self._schema = build_schema()
-        self._searchers = []
+        self._folders = list(folders)
+        self._searchers: list[tantivy.Searcher] = []
         self._ids: list[pa.ChunkedArray] = []
-        for folder in folders:
+        self._reads = 0  # weighted reads since the files were mapped (`_read`)
+        self._open()
+        self._starts = np.cumsum([0] + [len(ids) for ids in self._ids], dtype=np.int64)
+
+    def _open(self) -> None:
+        """Map the parts' files afresh: the old maps go when their last reader lets go."""
+        import tantivy
+
+        searchers, ids = [], []
+        for folder in self._folders:
             index = tantivy.Index.open(str(folder))
             index.register_tokenizer(ANALYZER, self._analyzer)
-            self._searchers.append(index.searcher())
+            searchers.append(index.searcher())
             ids_file = pa.ipc.open_file(pa.memory_map(str(folder / _IDS_FILE)))
-            self._ids.append(ids_file.read_all().column("id"))
+            ids.append(ids_file.read_all().column("id"))
+        self._searchers, self._ids = searchers, ids
+        self._reads = 0
+
+    def _read(self, weight: int) -> None:
+        """Count what a call touched of the memory-mapped files, and map them afresh past
+        `_REMAP_READS`. The pages a process touches in a map stay in its RSS (file-backed,
+        reclaimable, but counted in peak RSS) until it is unmapped: texts fetched for a run
+        touch one compressed store block each, so without this the RSS of a long run grew
+        towards the size of the index's files. Re-mapping costs a few milliseconds."""
+        self._reads += weight
+        if self._reads >= _REMAP_READS:
+            self._open()
 
     def _query(self, terms: Iterable[str], field: str) -> tantivy.Query:
         import tantivy
@@ -131,25 +176,28 @@ class TantivyRetriever:
         # a margin past k, so that documents tied at the cut are chosen by id, not by where
         # tantivy's indexing threads happened to put them
         limit = k + _TIE_MARGIN
-        for searcher, ids in zip(self._searchers, self._ids, strict=True):
+        for searcher, ids in zip(self._searchers, self._ids, strict=True):  # this call's maps
             found = searcher.search(tantivy_query, limit=limit, count=False).hits
             if not found:
                 continue
             ordinals = searcher.fast_field_values("ord", [address for _, address in found])
-            names = [str(name) for name in ids.take(pa.array(ordinals, pa.int64())).to_pylist()]
+            names = _take(ids, np.asarray(ordinals, np.int64))
             hits += zip(names, (float(score) for score, _ in found), strict=True)
+        self._read(_SEARCH_WEIGHT)
         return heapq.nsmallest(k, hits, key=lambda hit: (-hit[1], hit[0]))
 
     def get(self, ids: Sequence[str]) -> list[str]:
         found: dict[str, str] = {}
         wanted = list(dict.fromkeys(ids))
+        searchers = self._searchers  # this call's maps, whatever `_read` does meanwhile
         for start in range(0, len(wanted), _GET_BATCH):
             batch = wanted[start : start + _GET_BATCH]
             query = self._query(batch, "id")
-            for searcher in self._searchers:
+            for searcher in searchers:
                 for _, address in searcher.search(query, limit=len(batch), count=False).hits:
                     document = searcher.doc(address)
                     found.setdefault(document["id"][0], document["text"][0])
+        self._read(_TEXT_WEIGHT * len(wanted))
         missing = [identifier for identifier in ids if identifier not in found]
         if missing:
             raise UnknownDocument(f"not in the index: {', '.join(missing[:5])}")
@@ -163,6 +211,21 @@ class TantivyRetriever:
             for chunk in ids.chunks:
                 yield from (str(doc_id) for doc_id in chunk.to_pylist())
 
+    def ids_at(self, ordinals: Sequence[int]) -> list[str]:
+        """Read from the memory-mapped `ids.arrow` columns: only the pages holding the asked
+        ids are touched."""
+        wanted = np.asarray(ordinals, dtype=np.int64)
+        if wanted.size and (wanted.min() < 0 or wanted.max() >= self._starts[-1]):
+            raise IndexError(f"ordinals must lie in [0, {int(self._starts[-1])})")
+        parts = np.searchsorted(self._starts, wanted, side="right") - 1
+        found = np.empty(len(wanted), dtype=object)
+        columns = self._ids
+        for part in np.unique(parts):
+            rows = np.flatnonzero(parts == part)
+            found[rows] = _take(columns[part], wanted[rows] - self._starts[part])
+        self._read(_ID_WEIGHT * len(wanted))
+        return [str(doc_id) for doc_id in found]
+
     def close(self) -> None:
-        self._searchers.clear()
-        self._ids.clear()
+        self._searchers = []
+        self._ids = []

@@ -24,6 +24,7 @@ from .assembly import (
     PIECE_CHARS_PER_TOKEN,
     Built,
     Candidates,
+    ClaimTable,
     Separator,
     TokenizedDocuments,
     Topic,
@@ -71,6 +72,7 @@ def build_part(
     debate = store.input_of(resource, "TopicDebate") if spec.topic_debate_ref else None
     retriever = open_index(index)
     chunks: Retriever | None = None
+    pools: ClaimTable | None = None
     try:
         topics = _topics(spec, debate, retriever)
         candidates = Candidates(spec, retriever, draws=len(topics))
@@ -96,7 +98,7 @@ def build_part(
                 plans[topic.number] = plan_topic(spec, topic, stream, source, chunk_length, own)
                 own.update(stream.counts)
             every_plan = [plan for topic_plans in plans.values() for plan in topic_plans]
-            claim(every_plan, spec.seed, chunks.document_ids(), chunks.count())
+            claim(every_plan, spec.seed, chunks)
             counts["chunks_embedded"] += getattr(source, "embedded", 0)
             chunk_documents = TokenizedDocuments(chunks, tokenizer)
         progress.start(len(mine), "topics")
@@ -139,6 +141,8 @@ def build_part(
         counts["documents_tokenized"] = documents.tokenized
     finally:
         retriever.close()
+        if pools is not None:
+            pools.close()
         if chunks is not None:
             chunks.close()
     (folder / TOPICS_FILE).write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in per_topic))

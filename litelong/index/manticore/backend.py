@@ -223,17 +223,47 @@ class ManticoreRetriever:
     def document_ids(self) -> Iterator[str]:
         """Shard by shard, by Manticore id: an order fixed by the loaded data."""
         for shard in self._shards:
-            last = 0
-            while True:
-                rows = self._sql(
-                    shard,
-                    f"SELECT id, doc_id FROM {shard.table} WHERE id > {last} ORDER BY id ASC "
-                    f"LIMIT {_IDS_PAGE} OPTION max_matches={_IDS_PAGE}",
-                )
-                yield from (str(row["doc_id"]) for row in rows)
-                if len(rows) < _IDS_PAGE:
-                    break
-                last = int(rows[-1]["id"])
+            yield from self._shard_ids(shard)
+
+    def _shard_ids(self, shard: Shard, stop: int | None = None) -> Iterator[str]:
+        """A shard's ids by Manticore id, paged by a cursor on the id (never a deep offset),
+        up to `stop` of them."""
+        last = 0
+        read = 0
+        while stop is None or read < stop:
+            page = _IDS_PAGE if stop is None else min(_IDS_PAGE, stop - read)
+            rows = self._sql(
+                shard,
+                f"SELECT id, doc_id FROM {shard.table} WHERE id > {last} ORDER BY id ASC "
+                f"LIMIT {page} OPTION max_matches={page}",
+            )
+            yield from (str(row["doc_id"]) for row in rows)
+            read += len(rows)
+            if len(rows) < page:
+                break
+            last = int(rows[-1]["id"])
+
+    def ids_at(self, ordinals: Sequence[int]) -> list[str]:
+        """Manticore keeps ids as hashes, with no ordinal to seek to: each shard holding an
+        asked ordinal is paged (by id cursor) up to the largest one asked of it, keeping only
+        the asked ids. Memory: a page and the answer; time: the pages read, once per call, so
+        callers ask for a whole draw at once."""
+        sizes = self._shard_sizes()
+        starts = [sum(sizes[:number]) for number in range(len(sizes) + 1)]
+        wanted: dict[int, dict[int, list[int]]] = {}  # shard → local ordinal → answer slots
+        for slot, ordinal in enumerate(ordinals):
+            ordinal = int(ordinal)
+            if not 0 <= ordinal < starts[-1]:
+                raise IndexError(f"ordinals must lie in [0, {starts[-1]})")
+            shard = next(n for n in range(len(sizes)) if ordinal < starts[n + 1])
+            wanted.setdefault(shard, {}).setdefault(ordinal - starts[shard], []).append(slot)
+        found = [""] * len(ordinals)
+        for shard, slots in wanted.items():
+            stop = max(slots) + 1
+            for local, doc_id in enumerate(self._shard_ids(self._shards[shard], stop)):
+                for slot in slots.get(local, ()):
+                    found[slot] = doc_id
+        return found
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

@@ -12,7 +12,15 @@ from .assemble import (
     cut_to_fit,
     fill_samples,
 )
-from .candidates import Candidates, Topic, claims, debate_topics, seed_of, standard_topics
+from .candidates import (
+    Candidates,
+    ClaimTable,
+    Topic,
+    claims,
+    debate_topics,
+    seed_of,
+    standard_topics,
+)
 from .pieces import PIECE_CHARS_PER_TOKEN, Claim, document_of, piece_bounds, pieces_for
 
 __all__ = [
@@ -22,6 +30,7 @@ __all__ = [
     "Built",
     "Candidates",
     "Claim",
+    "ClaimTable",
     "Separator",
     "Tokenized",
     "TokenizedDocuments",

@@ -9,14 +9,20 @@ count, so the same spec gives the same samples whatever `parallelism` is.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
+import pyarrow as pa
 
 from ...api.v1alpha1.synthesisrun import SynthesisRunSpec
 from ...index import Retriever
 from ...store import Artifact
+from ..threads import ordered_map
+from .permutation import Permutation
 from .pieces import Claim
 
 
@@ -66,7 +72,7 @@ class Candidates:
         self.spec = spec
         self.retriever = retriever
         self.draws = draws  # mode standard: how many draws share the index
-        self._all_ids: list[str] | None = None
+        self._order: Permutation | None = None
 
     def __call__(self, topic: Topic) -> list[str]:
         return [doc_id for doc_id, _, _ in self.ranked(topic)]
@@ -89,39 +95,160 @@ class Candidates:
         """`topK` documents of one seeded permutation of the index: draw i starts where draw
         i-1 ended, so draws are disjoint until the index is used up; when one draw holds the
         whole index, each draw starts one further on (and long documents are shared out by
-        pieces, `pieces.py`)."""
-        if self._all_ids is None:
-            ids = list(self.retriever.document_ids())
-            order = np.random.default_rng(seed_of(self.spec.seed, "standard")).permutation(len(ids))
-            self._all_ids = [ids[i] for i in order]
-        every = self._all_ids
-        size = min(self.spec.retrieval.top_k, len(every))
-        step = size if size < len(every) else max(1, len(every) // max(1, self.draws))
-        start = (topic.number * step) % max(1, len(every))
-        return [every[(start + i) % len(every)] for i in range(size)]
+        pieces, `pieces.py`). The permutation is evaluated at the draw's positions only
+        (`permutation.py`) and the ids read by ordinal, so no list of the index is held."""
+        total = self.retriever.count()
+        if self._order is None:
+            self._order = Permutation(total, seed_of(self.spec.seed, "standard"))
+        size = min(self.spec.retrieval.top_k, total)
+        step = size if size < total else max(1, total // max(1, self.draws))
+        start = (topic.number * step) % max(1, total)
+        positions = (start + np.arange(size, dtype=np.int64)) % max(1, total)
+        return self.retriever.ids_at(self._order(positions).tolist()) if size else []
 
 
-def claims(topics: list[Topic], candidates: Candidates, seed: int) -> dict[int, list[Claim]]:
+def claims(
+    topics: list[Topic], candidates: Candidates, seed: int, folder: Path | None = None
+) -> ClaimTable:
     """Every topic's candidates as claims (`pieces.py`): a document retrieved by m topics is
     ranked among them by its retrieval rank in each, then by a seeded hash of (topic, document).
 
     Every shard computes this over every topic (searching is cheap next to tokenizing), so the
-    sharing does not depend on the shard count.
+    sharing does not depend on the shard count. The table lives on disk (`ClaimTable`).
     """
-    retrieved = {topic.number: candidates.ranked(topic) for topic in topics}
-    claimers: dict[str, list[tuple[int, int, int]]] = {}
-    for number, ranked in retrieved.items():
-        for doc_id, position, _ in ranked:
-            key = (position, seed_of(seed, number, doc_id), number)
-            claimers.setdefault(doc_id, []).append(key)
-    order = {
-        doc_id: {key[2]: place for place, key in enumerate(sorted(keys))}
-        for doc_id, keys in claimers.items()
-    }
-    return {
-        number: [
-            Claim(doc_id, order[doc_id][number], len(claimers[doc_id]), score)
-            for doc_id, _, score in ranked
+    return ClaimTable(topics, candidates, seed, folder)
+
+
+_ID_FIELDS: list[pa.Field[Any]] = [pa.field("id", pa.string()), pa.field("score", pa.float64())]
+_ID_SCHEMA = pa.schema(_ID_FIELDS)
+_KEYS = (("hi", np.uint64), ("lo", np.uint64), ("position", np.int32), ("tie", np.uint64))
+
+
+def _id_hash(doc_id: str) -> tuple[int, int]:
+    digest = hashlib.blake2b(doc_id.encode(), digest_size=16).digest()
+    return int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little")
+
+
+class ClaimTable:
+    """The claims of every topic, held on disk in a temporary folder (removed by `close`).
+
+    One entry per (topic, retrieved document): its id and score in an Arrow file (one record
+    batch per topic), and 128-bit id hash, retrieval position and tie-break hash in flat
+    files. Ranking a document's claimers is a sort of those keys (numpy lexsort over
+    memory-mapped arrays); each entry's rank and claimer count go back to disk. What stays in
+    memory is a few integers per topic; the sort needs about 40 bytes per entry while it runs
+    (topics x topK entries: 40 MB for 1,000 topics at topK 1000, freed when it ends), and
+    `self[n]` builds one topic's claims on demand. Nothing here grows with the index, only with
+    the run; the files take about 60 bytes per entry of temporary disk.
+    """
+
+    def __init__(
+        self, topics: list[Topic], candidates: Candidates, seed: int, folder: Path | None = None
+    ) -> None:
+        self._temp = tempfile.TemporaryDirectory(prefix="litelong-claims-", dir=folder)
+        self._folder = Path(self._temp.name)
+        self._batches: dict[int, int] = {}  # topic number → its record batch
+        bounds = [0]  # batch b's entries are [bounds[b], bounds[b + 1])
+        files = {name: open(self._folder / name, "wb") for name, _ in _KEYS}  # noqa: SIM115
+        try:
+            with (
+                pa.OSFile(str(self._folder / "ids.arrow"), "wb") as sink,
+                pa.ipc.new_file(sink, _ID_SCHEMA) as writer,
+            ):
+                retrieved = ordered_map(candidates.ranked, topics)  # searches overlap
+                for batch, (topic, ranked) in enumerate(zip(topics, retrieved, strict=True)):
+                    self._batches[topic.number] = batch
+                    bounds.append(bounds[-1] + len(ranked))
+                    writer.write_batch(_id_batch(ranked))
+                    columns = _key_columns(ranked, seed, topic.number)
+                    for name, dtype in _KEYS:
+                        files[name].write(np.asarray(columns[name], dtype).tobytes())
+        finally:
+            for handle in files.values():
+                handle.close()
+        self._bounds = np.asarray(bounds, np.int64)
+        self.entries = entries = int(self._bounds[-1])
+        self._rank, self._claimers = self._rank_claimers(entries)
+        self._ids = pa.ipc.open_file(pa.memory_map(str(self._folder / "ids.arrow")))
+
+    def _keys(self, name: str, dtype: type, entries: int) -> np.ndarray:
+        if not entries:
+            return np.zeros(0, dtype)
+        return np.memmap(self._folder / name, dtype=dtype, mode="r", shape=(entries,))
+
+    def _rank_claimers(self, entries: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each entry's place among its document's claimers, and how many there are: sorted by
+        (document, position, tie hash, topic), as `claims` ranks them."""
+        hi, lo, position, tie = (self._keys(name, dtype, entries) for name, dtype in _KEYS)
+        numbers = np.empty(len(self._batches), np.int32)
+        numbers[list(self._batches.values())] = list(self._batches)
+        topic = np.repeat(numbers, np.diff(self._bounds))
+        order = np.lexsort((topic, tie, position, lo, hi))
+        del topic
+        sorted_hi, sorted_lo = hi[order], lo[order]
+        new = np.ones(entries, bool)
+        new[1:] = (sorted_hi[1:] != sorted_hi[:-1]) | (sorted_lo[1:] != sorted_lo[:-1])
+        del sorted_hi, sorted_lo
+        group = np.cumsum(new) - 1
+        starts = np.flatnonzero(new)
+        sizes = np.diff(np.append(starts, entries))
+        rank = self._output("rank", entries)
+        claimers = self._output("claimers", entries)
+        if entries:
+            rank[order] = np.arange(entries) - starts[group]
+            claimers[order] = sizes[group]
+        return rank, claimers
+
+    def _output(self, name: str, entries: int) -> np.ndarray:
+        if not entries:
+            return np.zeros(0, np.int32)
+        return np.memmap(self._folder / name, dtype=np.int32, mode="w+", shape=(entries,))
+
+    def __getitem__(self, number: int) -> list[Claim]:
+        batch = self._batches[number]
+        first = int(self._bounds[batch])
+        record = self._ids.get_batch(batch)
+        ids = record.column("id").to_pylist()
+        scores = record.column("score").to_pylist()
+        ranks = self._rank[first : first + len(ids)].tolist()
+        claimers = self._claimers[first : first + len(ids)].tolist()
+        return [
+            Claim(str(doc_id), int(r), int(c), score)
+            for doc_id, r, c, score in zip(ids, ranks, claimers, scores, strict=True)
         ]
-        for number, ranked in retrieved.items()
+
+    def __contains__(self, number: object) -> bool:
+        return number in self._batches
+
+    def close(self) -> None:
+        self._rank = self._claimers = np.zeros(0, np.int32)
+        self._ids = None  # type: ignore[assignment]
+        self._temp.cleanup()
+
+    def __enter__(self) -> ClaimTable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _id_batch(ranked: list[tuple[str, int, float | None]]) -> pa.RecordBatch:
+    return pa.record_batch(
+        [
+            pa.array([doc_id for doc_id, _, _ in ranked], pa.string()),
+            pa.array([score for _, _, score in ranked], pa.float64()),
+        ],
+        schema=_ID_SCHEMA,
+    )
+
+
+def _key_columns(
+    ranked: list[tuple[str, int, float | None]], seed: int, number: int
+) -> dict[str, list[int]]:
+    hashes = [_id_hash(doc_id) for doc_id, _, _ in ranked]
+    return {
+        "hi": [h for h, _ in hashes],
+        "lo": [lo for _, lo in hashes],
+        "position": [position for _, position, _ in ranked],
+        "tie": [seed_of(seed, number, doc_id) for doc_id, _, _ in ranked],
     }

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from ...index import Retriever, parent_of
 from ...store import Artifact, ArtifactStore
+from ..threads import ordered_map
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,15 @@ class Bm25Negatives:
         self._chunks = chunks
 
     def __call__(self, queries: list[Query], k: int) -> list[list[tuple[str, float]]]:
-        return [
-            _without_own(self._chunks.search(query.text, k + query.own_chunks), query.doc_ids, k)
-            for query in queries
-        ]
+        """A meta-document's meta-chunks searched from a few threads (`threads.py`)."""
+        return list(
+            ordered_map(
+                lambda query: _without_own(
+                    self._chunks.search(query.text, k + query.own_chunks), query.doc_ids, k
+                ),
+                queries,
+            )
+        )
 
 
 class DenseNegatives:

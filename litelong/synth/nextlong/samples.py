@@ -27,7 +27,6 @@ Three steps, all independent of the shard count:
 from __future__ import annotations
 
 import math
-import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,9 +37,10 @@ from tokenizers import Tokenizer
 from ...api.v1alpha1.synthesisrun import SynthesisRunSpec
 from ...corpus import content_digest
 from ...dataset.sample import Span
-from ...index import chunk_id, parent_of, split_chunks
+from ...index import Retriever, chunk_id, parent_of, split_chunks
 from ..assembly.assemble import Built, Separator, Tokenized, TokenizedDocuments, cut_to_fit
 from ..assembly.candidates import Topic, seed_of
+from ..assembly.permutation import Permutation
 from ..assembly.pieces import document_of
 from .negatives import NegativeSource, Query
 
@@ -48,6 +48,7 @@ from .negatives import NegativeSource, Query
 # meta-document retrieve many of the same chunks, and each chunk is placed once.
 OVERFETCH = 2
 _NEGATIVE_BATCH = 16
+_RESERVE_BLOCK = 4096  # chunk ids read by ordinal at once for the reserve
 
 
 @dataclass
@@ -159,11 +160,11 @@ def _meta_id(ids: list[str], text: str, meta: list[Tokenized], chunk_chars: int)
     return "+".join(ids)
 
 
-def claim(plans: list[Plan], seed: int, every_chunk: Iterable[str] = (), total: int = 0) -> None:
+def claim(plans: list[Plan], seed: int, chunks: Retriever | None = None) -> None:
     """Leave each chunk in exactly one place: the sample where it ranks highest (ties by a
     seeded hash), and there under the meta-chunk where it ranks highest; never a chunk of a
-    meta-document. Then deal the chunks of `every_chunk` (`total` of them) that no sample holds
-    to the plans' reserves. Edits the plans."""
+    meta-document. Then deal chunks of the chunk index `chunks` that no sample holds to the
+    plans' reserves. Edits the plans."""
     metas = {document for plan in plans for document in plan.doc_ids}
     for plan in plans:
         for group in plan.groups:
@@ -182,38 +183,37 @@ def claim(plans: list[Plan], seed: int, every_chunk: Iterable[str] = (), total: 
                 for rank, (chunk, score) in enumerate(group.negatives)
                 if owner[chunk][2] == plan.key and best[chunk] == (rank, number)
             ]
-    _deal_reserve(plans, seed, every_chunk, total, set(owner), metas)
+    if chunks is not None:
+        _deal_reserve(plans, seed, chunks, set(owner), metas)
 
 
 def _deal_reserve(
-    plans: list[Plan],
-    seed: int,
-    every_chunk: Iterable[str],
-    total: int,
-    taken: set[str],
-    metas: set[str],
+    plans: list[Plan], seed: int, chunks: Retriever, taken: set[str], metas: set[str]
 ) -> None:
     """Unclaimed chunks outside the meta-documents, in a seeded order, dealt in turn to the
     plans (by topic and sample number), at most what a plan could need.
 
-    The chunk ids are streamed once and only a seeded sample of about twice what the plans
-    could need is kept (a crc32 of seed and id below a threshold), so a chunk index of 100M
-    chunks costs the reserve's size in memory, not its own."""
+    The seeded order is a permutation of the chunk index's ordinals (`permutation.py`) read
+    from its start, ids fetched by ordinal (`Retriever.ids_at`) a block at a time, until about
+    twice what the plans could need is kept: a chunk index of 100M chunks costs the reserve's
+    size in memory, never its own."""
     if not plans:
         return
     ordered = sorted(plans, key=lambda plan: plan.key)
     wanted = [OVERFETCH * plan.k * max(1, len(plan.groups)) for plan in ordered]
-    below = min(1.0, 2 * sum(wanted) / max(1, total)) * (1 << 32)
-    salt = zlib.crc32(seed_of(seed, "reserve").to_bytes(8, "little"))
-    kept = sorted(
-        (mark, chunk)
-        for chunk in every_chunk
-        if (mark := zlib.crc32(chunk.encode(), salt)) < below
-        and chunk not in taken
-        and parent_of(chunk) not in metas
-    )
+    total = chunks.count()
+    order = Permutation(total, seed_of(seed, "reserve"))
+    goal = 2 * sum(wanted)
+    kept: list[str] = []
+    position = 0
+    while len(kept) < goal and position < total:
+        block = min(total - position, max(_RESERVE_BLOCK, goal - len(kept)))
+        ids = chunks.ids_at(order(range(position, position + block)).tolist())
+        position += block
+        kept += [c for c in ids if c not in taken and parent_of(c) not in metas]
+    del kept[goal:]
     for turn, (plan, count) in enumerate(zip(ordered, wanted, strict=True)):
-        plan.reserve = [chunk for _, chunk in kept[turn :: len(ordered)][:count]]
+        plan.reserve = kept[turn :: len(ordered)][:count]
 
 
 def _best_ranks(plan: Plan) -> dict[str, tuple[int, int]]:

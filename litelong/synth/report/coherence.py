@@ -9,15 +9,14 @@ dataset's the mean over up to 200 samples (those ranked first by blake2b of the 
 sample id). Documents the index no longer holds are left out and counted.
 
 Baseline: the same measure on random samples with the same numbers of distinct documents,
-drawn uniformly (seeded) from the index's documents (`Retriever.document_ids`, what mode
-`standard` samples from): what the paper's `standard` random concatenation scores on the
+drawn uniformly (seeded) from the index's documents (by ordinal, `Retriever.ids_at`, as mode
+`standard` draws): what the paper's `standard` random concatenation scores on the
 same corpus.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ...index import Retriever, UnknownDocument
+from ..threads import ordered_map
 
 QUERY_DOCS = 16
 QUERY_WORDS = 64
@@ -81,12 +81,12 @@ def measure_coherence(
 
 
 def _random_documents(retriever: Retriever, how_many: int, rng: random.Random) -> list[str]:
-    """`how_many` distinct ids drawn uniformly from the index (all when it holds fewer), in one
-    pass over its ids: a random subset of this pool is a random subset of the index."""
+    """`how_many` distinct ids drawn uniformly from the index (all when it holds fewer), read
+    by ordinal (`Retriever.ids_at`), in index order: a random subset of this pool is a random
+    subset of the index. Costs the pool, never the index."""
     total = retriever.count()
-    wanted = set(rng.sample(range(total), min(how_many, total)))
-    ids = itertools.islice(retriever.document_ids(), max(wanted, default=-1) + 1)
-    return [doc_id for position, doc_id in enumerate(ids) if position in wanted]
+    wanted = sorted(rng.sample(range(total), min(how_many, total)))
+    return retriever.ids_at(wanted) if wanted else []
 
 
 def _sample_coherence(
@@ -97,8 +97,8 @@ def _sample_coherence(
     queries = _queries(retriever, queried)
     tally["missing_documents"] += len(queried) - len(queries)
     scores = []
-    for doc_id, query in queries.items():
-        found = retriever.search(query, TOP_HITS + 1)
+    answers = ordered_map(lambda query: retriever.search(query, TOP_HITS + 1), queries.values())
+    for doc_id, found in zip(queries, answers, strict=True):
         hits = [hit for hit, _ in found if hit != doc_id][:TOP_HITS]
         scores.append(sum(hit in members for hit in hits) / len(hits) if hits else 0.0)
         tally["queries"] += 1

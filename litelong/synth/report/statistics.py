@@ -1,8 +1,8 @@
 """The report's figures, counted while streaming metadata.parquet by record batch.
 
-Only a few scalars per sample, a use count per document, fixed histogram bins and the samples
-chosen for coherence are kept, so a large dataset needs no more memory than its document-id
-counter.
+Only a few scalars per sample, a use count per document used (`UseCounter`: 16 bytes a
+document, in numpy, never a string), fixed histogram bins and the samples chosen for coherence
+are kept: memory grows with the run's samples and distinct documents, never with the index.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Tally:
     docs: array[int] = field(default_factory=lambda: array("q"))
     headings: Counter[str] = field(default_factory=Counter)
     roles: Counter[str] = field(default_factory=Counter)
-    uses: Counter[str] = field(default_factory=Counter)
+    uses: UseCounter = field(default_factory=lambda: UseCounter())
     nextlong: NegativeTally = field(default_factory=lambda: NegativeTally())
     duplicates: DuplicateTally = field(default_factory=lambda: DuplicateTally())
     #: a max-heap on rank (negated) of the samples ranked first: (-rank, id, distinct doc ids)
@@ -76,8 +76,8 @@ class Tally:
         pairs = pa.table({"row": pc.list_parent_indices(doc_ids), "id": pc.list_flatten(doc_ids)})
         samples_per_id = pc.value_counts(pairs.group_by(["row", "id"]).aggregate([])["id"])
         ids = samples_per_id.field("values").to_pylist()
-        counts = samples_per_id.field("counts").to_pylist()
-        self.uses.update({str(id): int(n or 0) for id, n in zip(ids, counts, strict=True)})
+        counts = samples_per_id.field("counts").to_numpy(zero_copy_only=False)
+        self.uses.add(ids, counts)
 
     def _choose(self, sample_id: str, doc_ids: pa.Array, roles: pa.Array, row: int) -> None:
         """Keep the `max_samples` samples ranked first: the same choice however many parts.
@@ -111,7 +111,7 @@ class Tally:
         tokens = np.asarray(self.tokens, np.int64)
         spans = int(self.full_lengths.sum() + self.truncated_lengths.sum())
         uses = self.uses
-        by_uses = Counter(uses.values())
+        by_uses = uses.by_uses()
         return {
             "samples": len(tokens),
             "tokens": {
@@ -135,12 +135,62 @@ class Tally:
             **({"nextlong": self.nextlong.figures()} if self.nextlong.meta_chunks else {}),
             "reuse": {
                 "documents": len(uses),
-                "max_uses": max(uses.values(), default=0),
+                "max_uses": max(by_uses, default=0),
                 "mean_uses": _ratio(uses.total(), len(uses)),
                 "reused_share": _ratio(len(uses) - by_uses[1], len(uses)),
                 "documents_by_uses": {str(n): by_uses[n] for n in sorted(by_uses)},
             },
         }
+
+
+class UseCounter:
+    """How many times each key was counted, keyed by a 64-bit hash of it (Python's `hash` of
+    the string: one process counts it all), in sorted numpy arrays merged a batch at a time:
+    16 bytes per distinct key, against about 120 for a Counter of strings. A hash collision
+    (about one in 10^19 per pair) would merge two documents' counts."""
+
+    _MERGE = 1 << 20  # pending entries merged into the sorted arrays at once
+
+    def __init__(self) -> None:
+        self._keys = np.zeros(0, np.int64)
+        self._counts = np.zeros(0, np.int64)
+        self._pending_keys: list[np.ndarray] = []
+        self._pending_counts: list[np.ndarray] = []
+        self._pending = 0
+
+    def add(self, keys: list[Any], counts: np.ndarray | None = None) -> None:
+        hashed = np.fromiter((hash(str(key)) for key in keys), np.int64, len(keys))
+        self._pending_keys.append(hashed)
+        weights = np.ones(len(keys), np.int64) if counts is None else counts.astype(np.int64)
+        self._pending_counts.append(weights)
+        self._pending += len(keys)
+        if self._pending >= self._MERGE:
+            self._merge()
+
+    def _merge(self) -> None:
+        if not self._pending:
+            return
+        keys = np.concatenate([self._keys, *self._pending_keys])
+        counts = np.concatenate([self._counts, *self._pending_counts])
+        self._keys, where = np.unique(keys, return_inverse=True)
+        self._counts = np.bincount(where, weights=counts, minlength=len(self._keys)).astype(
+            np.int64
+        )
+        self._pending_keys, self._pending_counts, self._pending = [], [], 0
+
+    def __len__(self) -> int:
+        self._merge()
+        return len(self._keys)
+
+    def total(self) -> int:
+        self._merge()
+        return int(self._counts.sum())
+
+    def by_uses(self) -> Counter[int]:
+        """Keys by how many times each was counted: {uses: keys}."""
+        self._merge()
+        values, keys = np.unique(self._counts, return_counts=True)
+        return Counter({int(v): int(n) for v, n in zip(values, keys, strict=True)})
 
 
 @dataclass
@@ -151,7 +201,7 @@ class NegativeTally:
     meta_chunks: int = 0
     per_meta: array[int] = field(default_factory=lambda: array("q"))
     scores: array[float] = field(default_factory=lambda: array("d"))
-    uses: Counter[str] = field(default_factory=Counter)
+    uses: UseCounter = field(default_factory=lambda: UseCounter())
     from_own_document: int = 0
 
     def add(self, batch: pa.RecordBatch) -> None:
@@ -167,6 +217,7 @@ class NegativeTally:
         for ids, roles, scores in rows:
             if "meta" not in roles:
                 continue
+            negatives = []
             own = {
                 parent
                 for doc_id, role in zip(ids, roles, strict=True)
@@ -179,10 +230,11 @@ class NegativeTally:
                     self.per_meta.append(0)
                 elif role == "negative":
                     self.per_meta[-1] += 1
-                    self.uses[doc_id] += 1
+                    negatives.append(doc_id)
                     self.from_own_document += parent_of(doc_id) in own
                     if score is not None:
                         self.scores.append(score)
+            self.uses.add(negatives)
 
     def figures(self) -> dict[str, Any]:
         return {
@@ -190,7 +242,7 @@ class NegativeTally:
             "negatives": self.uses.total(),
             "negatives_per_meta_chunk": _spread(np.asarray(self.per_meta, np.int64)),
             "similarity": _spread(np.asarray(self.scores, np.float64)),
-            "negatives_reused": sum(1 for n in self.uses.values() if n > 1),
+            "negatives_reused": sum(n for uses, n in self.uses.by_uses().items() if uses > 1),
             "negatives_from_own_document": self.from_own_document,
         }
 

@@ -1,0 +1,243 @@
+"""Synthesis whose memory does not grow with the index: mode standard draws through a seeded
+permutation evaluated at the draw's positions, ids read by ordinal (`Retriever.ids_at`); the
+nextlong reserve and the report's random baseline likewise; claims held on disk as compact keys
+and ranked as they always were; the report's use counts in numpy. A retriever that cannot list
+its ids (`document_ids` raises) runs every mode end to end."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from litelong.index.tantivy_backend import TantivyRetriever
+from litelong.synth.assembly import Candidates, Claim, Topic, claims, seed_of
+from litelong.synth.assembly.permutation import Permutation
+from litelong.synth.report.statistics import UseCounter
+
+from .test_synth_nextlong import metadata, own_documents, run, wiki  # noqa: F401
+from .test_synth_nextlong import synthesis as nextlong_synthesis
+from .test_synth_stage import synthesis
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 17, 1000, 4097])
+def test_the_permutation_is_a_bijection_of_its_range(size: int) -> None:
+    values = Permutation(size, seed=7)(np.arange(size))
+    assert sorted(values.tolist()) == list(range(size))
+
+
+def test_the_permutation_depends_on_its_seed_and_reads_any_position_of_a_huge_range() -> None:
+    assert Permutation(50, 1)(range(50)).tolist() != Permutation(50, 2)(range(50)).tolist()
+    huge = Permutation(10**12, 0)
+    some = huge(np.arange(10**12 - 1000, 10**12))
+    assert len(set(some.tolist())) == 1000 and some.min() >= 0 and some.max() < 10**12
+    with pytest.raises(ValueError):
+        huge([10**12])
+
+
+class _OrdinalsOnly:
+    """A retriever of `size` documents `d0..d{size-1}` that refuses to list them."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.asked = 0
+
+    def count(self) -> int:
+        return self.size
+
+    def ids_at(self, ordinals: Sequence[int]) -> list[str]:
+        self.asked = max(self.asked, len(ordinals))
+        return [f"d{n}" for n in ordinals]
+
+    def document_ids(self) -> Iterator[str]:
+        raise AssertionError("listed every id of the index")
+
+
+def _draws(size: int, top_k: int, draws: int) -> list[list[str]]:
+    spec = synthesis(mode="standard", retrieval={"topK": top_k}).spec
+    candidates = Candidates(spec, _OrdinalsOnly(size), draws=draws)  # type: ignore[arg-type]
+    return [candidates(Topic(number)) for number in range(draws)]
+
+
+def test_standard_draws_are_disjoint_until_the_index_is_used_up_without_listing_it() -> None:
+    draws = _draws(size=100_000, top_k=1000, draws=100)
+    every = [doc_id for draw in draws for doc_id in draw]
+    assert len(every) == len(set(every)) == 100_000  # disjoint, and together the whole index
+    assert sorted(draws[0]) != [f"d{n}" for n in range(1000)]  # random, not the first ids
+
+
+def test_a_standard_draw_of_an_index_smaller_than_topk_holds_all_of_it() -> None:
+    draws = _draws(size=5, top_k=1000, draws=3)
+    assert all(sorted(draw) == [f"d{n}" for n in range(5)] for draw in draws)
+    assert len({draw[0] for draw in draws}) == 3  # each draw starts one further on
+
+
+def _reference_claims(
+    ranked: dict[int, list[tuple[str, int, float | None]]], seed: int
+) -> dict[int, list[Claim]]:
+    """The claims as they were ranked with Python dicts before the table moved to disk."""
+    claimers: dict[str, list[tuple[int, int, int]]] = {}
+    for number, hits in ranked.items():
+        for doc_id, position, _ in hits:
+            claimers.setdefault(doc_id, []).append(
+                (position, seed_of(seed, number, doc_id), number)
+            )
+    order = {
+        doc_id: {key[2]: place for place, key in enumerate(sorted(keys))}
+        for doc_id, keys in claimers.items()
+    }
+    return {
+        number: [
+            Claim(doc_id, order[doc_id][number], len(claimers[doc_id]), score)
+            for doc_id, _, score in hits
+        ]
+        for number, hits in ranked.items()
+    }
+
+
+class _Ranked:
+    def __init__(self, ranked: dict[int, list[tuple[str, int, float | None]]]) -> None:
+        self._ranked = ranked
+
+    def ranked(self, topic: Topic) -> list[tuple[str, int, float | None]]:
+        return self._ranked[topic.number]
+
+
+def test_claims_rank_documents_shared_by_topics_as_before_and_leave_no_file(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(3)
+    ranked: dict[int, list[tuple[str, int, float | None]]] = {}
+    for number in range(30):  # 30 topics drawing 40 of 120 documents: many shared, ties too
+        docs = rng.choice(120, size=40, replace=False)
+        positions = rng.permutation(40) if number % 2 else np.arange(40)
+        ranked[number] = [
+            (f"doc-{d}", int(p), float(rng.random()) if number % 3 else None)
+            for d, p in zip(docs, positions, strict=True)
+        ]
+    ranked[30] = []  # a topic without hits
+    topics = [Topic(number) for number in ranked]
+    table = claims(topics, _Ranked(ranked), seed=11, folder=tmp_path)  # type: ignore[arg-type]
+    assert os.listdir(tmp_path)  # held on disk while in use
+    expected = _reference_claims(ranked, seed=11)
+    assert {number: table[number] for number in ranked} == expected
+    assert any(claim.claimers > 2 for claim in expected[0])  # the case shares documents
+    table.close()
+    assert os.listdir(tmp_path) == []
+
+
+def test_use_counts_agree_with_a_counter_of_the_ids() -> None:
+    rng = np.random.default_rng(0)
+    ids = [f"doc-{n}" for n in rng.integers(0, 500, size=3000)]
+    counter = UseCounter()
+    counter._MERGE = 700  # merge several times on the way
+    for start in range(0, len(ids), 250):
+        counter.add(ids[start : start + 250])
+    counter.add(["doc-0", "doc-1"], np.array([5, 0]))
+    expected = Counter(ids)
+    expected["doc-0"] += 5
+    expected["doc-1"] += 0
+    assert len(counter) == len(expected) and counter.total() == expected.total()
+    assert counter.by_uses() == Counter(expected.values())
+
+
+@pytest.fixture
+def unlisted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No tantivy index (documents or chunks) may be listed whole."""
+
+    def refuse(self: TantivyRetriever) -> Any:
+        raise AssertionError("listed every id of an index")
+
+    monkeypatch.setattr(TantivyRetriever, "document_ids", refuse)
+
+
+@pytest.mark.usefixtures("unlisted")
+@pytest.mark.parametrize("mode", ["standard", "litelong"])
+def test_standard_and_litelong_runs_and_their_report_never_list_the_index(
+    wiki: Any,  # noqa: F811
+    mode: str,
+) -> None:
+    resource = synthesis(name=f"unlisted-{mode}", indexRef="wiki", mode=mode, targetTokens=2048)
+    counts, artifact = run(wiki, resource)
+    assert counts["samples"] > 0
+    assert (artifact / "report" / "report.json").exists()
+
+
+@pytest.mark.usefixtures("unlisted")
+def test_nextlong_deals_its_reserve_without_listing_the_chunk_index(wiki: Any) -> None:  # noqa: F811
+    resource = nextlong_synthesis(name="unlisted-nl", targetTokens=32_768, samplesPerTopic=4)
+    counts, artifact = run(wiki, resource)
+    rows = metadata(artifact)
+    assert counts["negatives_from_reserve"] > 0
+    negatives = [
+        doc_id
+        for row in rows
+        for doc_id, role in zip(row["doc_ids"], row["roles"], strict=True)
+        if role == "negative"
+    ]
+    assert len(negatives) == len(set(negatives))
+    metas = set().union(*(own_documents(row) for row in rows))
+    assert not {doc_id.rpartition("#")[0] for doc_id in negatives} & metas
+
+
+def test_ids_are_taken_chunk_by_chunk_in_the_order_asked() -> None:
+    from litelong.index.tantivy_backend import _take
+
+    column = pa.chunked_array([[f"id{n}" for n in range(s, s + 5)] for s in range(0, 20, 5)])
+    asked = np.array([19, 0, 7, 7, 12, 4, 5])
+    assert _take(column, asked) == [f"id{n}" for n in asked]
+    assert _take(pa.chunked_array([["a", "b"]]), np.array([1, 0])) == ["b", "a"]
+
+
+def test_a_retriever_remapping_its_files_as_it_reads_answers_the_same(
+    wiki: Any,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Mapping the index afresh every read (what bounds the pages a long run keeps resident)
+    changes no answer."""
+    from litelong.index import open_index, tantivy_backend
+
+    artifact = wiki.latest_committed("BM25Index", "wiki")
+    steady = open_index(artifact)
+    monkeypatch.setattr(tantivy_backend, "_REMAP_READS", 1)
+    remapping = open_index(artifact)
+    assert isinstance(remapping, TantivyRetriever)
+    for query in ["black holes", "french revolution", "baroque music"]:
+        hits = steady.search(query, 50)
+        searchers = remapping._searchers
+        assert remapping.search(query, 50) == hits
+        assert remapping._searchers is not searchers  # it did map afresh
+        ids = [doc_id for doc_id, _ in hits]
+        assert remapping.get(ids) == steady.get(ids)
+    assert remapping.ids_at([5, 0, 4000]) == steady.ids_at([5, 0, 4000])
+    steady.close()
+    remapping.close()
+
+
+def test_searches_from_threads_come_back_in_order_with_few_in_flight() -> None:
+    import threading
+    import time
+
+    from litelong.synth.threads import ordered_map
+
+    lock = threading.Lock()
+    running = [0, 0]  # now, most at once
+
+    def slow(n: int) -> int:
+        with lock:
+            running[0] += 1
+            running[1] = max(running[1], running[0])
+        time.sleep(0.002 * (n % 3))
+        with lock:
+            running[0] -= 1
+        return n * n
+
+    assert list(ordered_map(slow, range(40), threads=3)) == [n * n for n in range(40)]
+    assert 1 < running[1] <= 3
+    assert list(ordered_map(slow, [], threads=3)) == []

@@ -8,10 +8,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from litelong.corpus import CorpusReadError, InvalidCorpus, SkipCounter, read_shard, shard_files
+from litelong.corpus import (
+    CorpusReadError,
+    InvalidCorpus,
+    SkipCounter,
+    content_digest,
+    read_shard,
+    shard_files,
+)
 from litelong.corpus.partition import split_by_size
 from litelong.corpus.sources import CorpusFile
 from litelong.index import open_index
+from litelong.stages import run_shard
 from litelong.store import ArtifactStore
 
 from .conftest import Cli, bm25index, write_jsonl
@@ -150,3 +158,18 @@ def test_the_default_partition_keeps_the_identity_and_files_changes_it() -> None
     assert bm25index(corpus=corpus).identity() == committed_before_the_field
     assert bm25index(corpus=corpus, partition="content").identity() == committed_before_the_field
     assert bm25index(corpus=corpus, partition="files").identity() != committed_before_the_field
+
+
+def test_a_document_in_two_shards_files_is_one_search_hit(tmp_path: Path) -> None:
+    shared = f"{TEXT} about glaciers and fjords"
+    write_jsonl(tmp_path / "one.jsonl", [{"text": shared}, {"text": f"{TEXT} about deserts"}])
+    write_jsonl(tmp_path / "two.jsonl", [{"text": shared}, {"text": f"{TEXT} about rivers"}])
+    resource = bm25index(corpus=[{"uri": str(tmp_path / "*.jsonl")}], partition="files")
+    store = ArtifactStore(f"file://{tmp_path / 'store'}")
+    for shard in range(2):
+        result = run_shard(resource, store, shard, 2)
+    assert result.manifest is not None and result.manifest.counts["documents"] == 4
+    retriever = open_index(result.artifact)
+    hits = retriever.search("glaciers fjords", 10)
+    retriever.close()
+    assert [doc_id for doc_id, _ in hits] == [content_digest(shared).hex()]

@@ -19,6 +19,8 @@ from litelong.corpus import (
 from litelong.corpus.partition import split_by_size
 from litelong.corpus.sources import CorpusFile
 from litelong.index import open_index
+from litelong.plan.calibration import Calibration
+from litelong.plan.index import estimate_index
 from litelong.stages import run_shard
 from litelong.store import ArtifactStore
 
@@ -173,3 +175,17 @@ def test_a_document_in_two_shards_files_is_one_search_hit(tmp_path: Path) -> Non
     hits = retriever.search("glaciers fjords", 10)
     retriever.close()
     assert [doc_id for doc_id, _ in hits] == [content_digest(shared).hex()]
+
+
+def test_plan_warns_when_files_are_fewer_than_shards(tmp_path: Path) -> None:
+    _corpus(tmp_path)
+    corpus = [{"uri": str(tmp_path / "*.jsonl"), "idField": "id"}]
+    calibration = Calibration(host="test")
+    for partition, shards, warned in (
+        ("files", 4, True),
+        ("files", 3, False),
+        ("content", 4, False),
+    ):
+        resource = bm25index(corpus=corpus, partition=partition, parallelism=shards)
+        warnings = estimate_index(resource, calibration).warnings
+        assert any("3 corpus file(s) for 4 shards" in w for w in warnings) == warned

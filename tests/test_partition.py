@@ -70,6 +70,9 @@ def test_each_shard_reads_its_files_and_together_they_hold_the_corpus(tmp_path: 
     assert first_skips.counts == {}
     assert second_skips.counts == {"duplicate": 1, "invalid_json": 1, "too_short": 1}
     assert second_skips.examples["invalid_json"] == [f"{files['small']}:7"]
+    parallel_skips = SkipCounter(1, 2)
+    parallel = [d.id for d in read_shard(spec, 1, 2, parallel_skips, readers=2)]
+    assert (parallel, parallel_skips) == (second, second_skips)  # reader processes agree
     whole, whole_skips = _read(_spec(tmp_path, "content"), 0, 1)
     assert set(first) | set(second) == set(whole) | {"m-copy"}  # the cross-shard copy stays
     assert whole_skips.counts == {"duplicate": 2, "invalid_json": 1, "too_short": 1}

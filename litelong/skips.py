@@ -13,9 +13,10 @@ EXAMPLES_PER_REASON = 5
 class SkipCounter:
     """Skips of one shard's reader, mergeable across files and shards.
 
-    Every shard reads every line, so a line that never becomes a document (invalid JSON...)
-    is counted only by the shard its position hashes to; `owned=True` marks a skip already
-    decided by this shard (its document's content hashed here).
+    When every shard reads every line (a BM25Index partitioned by content), a line that never
+    becomes a document (invalid JSON...) is counted only by the shard its position hashes to;
+    `owned=True` marks a skip already decided by this shard (its document's content hashed
+    here). A shard that alone reads its lines counts them all (`of=1`).
     """
 
     shard: int = 0

@@ -513,6 +513,44 @@ def test_a_rerun_resumes_after_the_last_file_manticore_acknowledged(tmp_path: Pa
     assert not list((Path(result.artifact.path) / ".loading").glob("*.json"))
 
 
+def test_loaders_partitioned_by_files_send_only_their_files_and_open_despite_shared_copies(
+    tmp_path: Path,
+) -> None:
+    big = [{"id": f"a{i}", "text": f"first file {i} text " + "x" * 100} for i in range(8)]
+    mid = [{"id": f"b{i}", "text": f"second file {i} text"} for i in range(5)] + [big[0]]
+    small = [{"id": f"c{i}", "text": f"third file {i} text"} for i in range(3)] + [mid[1]]
+    files = [
+        write_jsonl(tmp_path / f"{name}.jsonl", records)
+        for name, records in (("big", big), ("mid", mid), ("small", small))
+    ]
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    sent = []
+    with fake_manticore() as fake:
+        resource = manticore_index(tmp_path, fake.url, 2, files, partition="files")
+        for loader in range(2):
+            fake.requests.clear()
+            result = run_shard(resource, store, loader, 2)
+            sent.append(
+                sorted(
+                    op["replace"]["doc"]["doc_id"]
+                    for r in fake.bulk_requests()
+                    for op in r.ndjson()
+                )
+            )
+        assert result.manifest is not None
+        assert result.manifest.counts["documents"] == 17  # a0 read by both loaders
+        assert result.manifest.skipped == {"duplicate": 1}  # b1 twice in loader 1's files
+        retriever = open_index(result.artifact)
+        assert retriever.count() == 16  # replace by id kept one a0
+        retriever.close()
+        (emptied, _) = sorted(fake.tables)
+        fake.tables[emptied] = {}
+        with pytest.raises(TablesOutOfSync, match=f"table {emptied} at .* holds 0 documents"):
+            open_index(result.artifact)
+    assert sent[0] == sorted(doc["id"] for doc in big)
+    assert sent[1] == sorted(doc["id"] for doc in mid + small[:3])
+
+
 def test_managed_mode_without_the_operator_says_where_manticore_is_missing(
     tmp_path: Path,
 ) -> None:

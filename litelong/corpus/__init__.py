@@ -1,7 +1,7 @@
 """Corpus reading: JSON Lines and Parquet over fsspec, normalised, filtered, deduplicated."""
 
 from .normalize import content_digest, normalize_text
-from .reader import Document, corpus_files, read_shard
+from .reader import Document, corpus_files, read_shard, shard_files
 from .skips import REASONS, SkipCounter
 from .sources import CorpusFile, CorpusReadError, InvalidCorpus
 
@@ -16,4 +16,5 @@ __all__ = [
     "corpus_files",
     "normalize_text",
     "read_shard",
+    "shard_files",
 ]

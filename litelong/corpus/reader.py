@@ -1,9 +1,12 @@
 """A shard's stream of clean documents: normalised, filtered, partitioned and deduplicated.
 
-Every shard reads every file and keeps the documents whose content digest falls in it, so
-exact dedup is global without coordination and a single huge file still spreads over shards.
-Files are parsed by worker processes (`readers`) and consumed in file order, so the first copy
-of a duplicate is always the one kept, whatever the number of workers.
+With `partition: content` (the default) every shard reads every file and keeps the documents
+whose content digest falls in it, so exact dedup is global without coordination and a single
+huge file still spreads over shards. With `partition: files` a shard reads only its share of
+the files (`partition.py`) and keeps all of their documents, so reading scales with the shard
+count and dedup is within the shard. Files are parsed by worker processes (`readers`) and
+consumed in file order, so the first copy of a duplicate is always the one kept, whatever the
+number of workers.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ..api.v1alpha1 import BM25IndexSpec
 from .cutting import cut_bounds
 from .keyset import SpillingKeySet
 from .normalize import content_digest, normalize_text
+from .partition import assign_files
 from .records import read_records
 from .skips import SkipCounter
 from .sources import CorpusFile, CorpusReadError, InvalidCorpus, resolve
@@ -42,6 +46,10 @@ class ReadOptions:
 
     @classmethod
     def from_spec(cls, spec: BM25IndexSpec, shard: int = 0, of: int = 1) -> ReadOptions:
+        """`shard`/`of` split documents by content; with partition files the shard's files
+        are already its own, so every document (and every skip) in them is the shard's."""
+        if spec.partition == "files":
+            shard, of = 0, 1
         return cls(
             spec.min_chars,
             spec.max_chars,
@@ -99,7 +107,7 @@ def read_shard(
     """Every document of shard `shard` of `of`, in corpus order; skips counted in `skips`.
     Dedup keys spill to disk past a bound (`keyset.py`), so memory does not grow with the
     corpus."""
-    files = corpus_files(spec)
+    files = shard_files(spec, shard, of)
     options = ReadOptions.from_spec(spec, shard, of)
     with SpillingKeySet() as seen_content, SpillingKeySet() as seen_ids:
         for file, batch, file_skips in _batches(files, options, readers):
@@ -128,6 +136,16 @@ def read_shard(
 def corpus_files(spec: BM25IndexSpec) -> list[CorpusFile]:
     """All files of all sources; raises InvalidCorpus naming the first source that has none."""
     return [file for source in spec.corpus for file in resolve(source)]
+
+
+def shard_files(spec: BM25IndexSpec, shard: int, of: int) -> list[CorpusFile]:
+    """The files shard `shard` of `of` reads, in corpus order: all of them with partition
+    content, its own share with partition files (InvalidCorpus when files are fewer than
+    shards)."""
+    files = corpus_files(spec)
+    if spec.partition == "content":
+        return files
+    return assign_files(files, of)[shard]
 
 
 Batch = tuple[CorpusFile, list[Keyed], SkipCounter | None]

@@ -98,7 +98,9 @@ def open_index(artifact: Artifact) -> Retriever:
     if spec.backend.type == "manticore":
         from .manticore import open_committed
 
-        return open_committed(artifact, folders[0], manifest.counts)
+        return open_committed(
+            artifact, folders[0], manifest.counts, by_files=spec.partition == "files"
+        )
     return TantivyRetriever(folders, spec.analysis)
 
 

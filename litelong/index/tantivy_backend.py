@@ -8,6 +8,7 @@ column reads instead of loading every hit's stored document, which matters at to
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -184,7 +185,15 @@ class TantivyRetriever:
             names = _take(ids, np.asarray(ordinals, np.int64))
             hits += zip(names, (float(score) for score, _ in found), strict=True)
         self._read(_SEARCH_WEIGHT)
-        return heapq.nsmallest(k, hits, key=lambda hit: (-hit[1], hit[0]))
+        if len(self._searchers) == 1:
+            return heapq.nsmallest(k, hits, key=lambda hit: (-hit[1], hit[0]))
+        # parts of an index partitioned by files may each hold a copy of one document: its
+        # best-scoring copy stands for it
+        best: dict[str, float] = {}
+        for name, score in hits:
+            if score > best.get(name, -math.inf):
+                best[name] = score
+        return heapq.nsmallest(k, best.items(), key=lambda hit: (-hit[1], hit[0]))
 
     def get(self, ids: Sequence[str]) -> list[str]:
         found: dict[str, str] = {}

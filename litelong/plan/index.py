@@ -7,7 +7,8 @@
 
 The calibrated rate is the whole stage on this machine (read, normalise, dedup, index, commit),
 measured with the chunk index when the spec builds one. With `parallelism` N, each shard
-indexes 1/N of the documents (every shard still reads every file) and runs on its own pod.
+indexes 1/N of the documents (with `partition: content` every shard still reads every file;
+with `partition: files` only its share) and runs on its own pod.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def estimate_index(resource: BM25Index, calibration: Calibration) -> Estimate:
             "tantivy's rate and size stand in"
         )
         warnings.append("Manticore figures are tantivy's, not measured")
+    if spec.partition == "files" and sample.files < shards:
+        warnings.append(
+            f"partition files: {sample.files} corpus file(s) for {shards} shards; "
+            "the run will refuse it (lower parallelism or use partition content)"
+        )
     figures = {
         "documents": round(sample.documents),
         "text_bytes": round(sample.text_bytes),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -146,6 +146,15 @@ class BM25IndexSpec(CamelModel):
     dedup: Literal["none", "exact"] = Field(
         default="exact", description="exact: drop documents whose normalised text repeats."
     )
+    partition: Literal["content", "files"] = Field(
+        default="content",
+        description="How shards split the corpus. content: every shard reads every file and "
+        "keeps the documents whose content hash falls in it, so exact dedup is global; "
+        "files: shard i of N reads only its share of the files (balanced by size) and dedups "
+        "within that share, so an exact duplicate in two shards' files stays twice. files "
+        "needs at least as many files as parallelism; choose it for many files at cluster "
+        "scale, content for global exact dedup.",
+    )
     analysis: Analysis = Field(default_factory=Analysis, description="Term analysis.")
     backend: Backend = Field(default_factory=Backend, description="Search engine.")
     chunks: ChunkIndex = Field(
@@ -215,3 +224,9 @@ class BM25Index(Resource[BM25IndexSpec, BM25IndexStatus]):
     output_count: ClassVar[str | None] = "documents"
 
     kind: Literal["BM25Index"] = Field(description="BM25Index.")
+
+    def _canonical_spec(self) -> dict[str, Any]:
+        spec = super()._canonical_spec()
+        if spec.get("partition") == "content":  # the default, as before the field existed:
+            del spec["partition"]  # indexes committed then keep their identity
+        return spec

@@ -1,8 +1,9 @@
 """Loading one shard of the corpus into Manticore: the BM25Index stage for backend manticore.
 
-A loader reads its share of the corpus exactly as the tantivy stage does (normalised, filtered,
-deduplicated) and sends each document to the Manticore shard its id hashes to. The committed
-part holds no index, only `manticore.json` naming the shard tables, and counts per shard.
+A loader reads its share of the corpus (by content or by files: `partition`) exactly as the
+tantivy stage does (normalised, filtered, deduplicated) and sends each document to the Manticore
+shard its id hashes to. The committed part holds no index, only `manticore.json` naming the
+shard tables, and counts per shard.
 
 Reruns resume per corpus file: once every document of a file is acknowledged, the file is
 recorded in a checkpoint beside the artifact, and a rerun reads such files again (dedup needs
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from ...api.v1alpha1 import BM25Index
 from ...api.v1alpha1.bm25index import shard_count_key
-from ...corpus import CorpusFile, SkipCounter, corpus_files, read_shard
+from ...corpus import CorpusFile, SkipCounter, read_shard, shard_files
 from ...progress import Progress
 from ...store import ArtifactStore
 from .backend import connect, prepare_tables, write_location
@@ -68,7 +69,7 @@ def load_part(
     prepare_tables(shards, connections, spec.analysis)
     artifact_path = store.output_of(resource).path
     checkpoint = LoadCheckpoint(store, artifact_path, shard, of)
-    files = [file.uri for file in corpus_files(spec)]
+    files = [file.uri for file in shard_files(spec, shard, of)]
     loader = BulkLoader(shards, connections, spec.writer.batch_size, spec.writer.in_flight)
     skips = SkipCounter(shard, of)
     per_shard = [0] * len(shards)

@@ -18,9 +18,7 @@ processes are faster). Arms alternate (1, 2, 1, 2, ...) so drift in the machine'
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import random
 import resource as rusage
 import subprocess
 import sys
@@ -30,34 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rule_topics import commit_rule_topics
 
 from litelong.cores import usable_cores
 from litelong.store import ArtifactStore
-from litelong.taxonomy import load_bisac
 
 
 def commit_topics(store: ArtifactStore, name: str, count: int) -> None:
-    """A TopicDebate of `count` seeded BISAC subjects; topic and query are the subject title."""
-    subjects = random.Random(0).sample(list(load_bisac().subjects), count)
-    records = []
-    for subject in subjects:
-        parts = [p for p in subject.label.split(" / ")[1:] if p != "General"] or [subject.heading]
-        title = " ".join(parts[-2:])
-        records.append(
-            {
-                "subject_code": subject.code,
-                "heading": subject.heading,
-                "subject": subject.label,
-                "topic": title,
-                "query": title,
-            }
-        )
-    debate = store.artifact("TopicDebate", name, "000000000000")
-    with debate.staging(0, 1) as folder:
-        (folder / "topics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-        debate.commit_part(0, 1, folder, counts={"topics": count})
-    debate.commit({}, 1)
-    debate.make_current()
+    """A TopicDebate of `count` seeded BISAC subjects (bench/rule_topics.py)."""
+    commit_rule_topics(store, name, count)
 
 
 def manifests(corpora: list[Path], target: int, per_topic: int) -> tuple[dict[str, Any], ...]:

@@ -180,10 +180,12 @@ class RssSampler(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
-        while not self.done.wait(0.5):
+        while True:
             sizes = [_rss_kib(pid) for pid in _tree(self.pid)]
             self.anon = max(self.anon, sum(anon for anon, _ in sizes))
             self.file = max(self.file, sum(file for _, file in sizes))
+            if self.done.wait(0.5):
+                return
 
 
 def measure(command: list[str]) -> tuple[dict[str, Any], str]:
@@ -421,35 +423,13 @@ def read_child(spec_file: Path) -> None:
 
 
 def commit_topics(work: Path, count: int, seed: int = 0) -> None:
-    """A TopicDebate of `count` seeded BISAC subjects (bench/synthesis.py's way, no LLM); topic
-    and query are the subject's title; over 5,726 subjects, subjects repeat with a numbered
-    topic."""
-    from litelong.store import ArtifactStore
-    from litelong.taxonomy import load_bisac
+    """A TopicDebate of `count` rule-made topics (bench/rule_topics.py, no LLM)."""
+    from rule_topics import commit_rule_topics
 
-    subjects = list(load_bisac().subjects)
-    rng = random.Random(seed)
-    picked = rng.sample(subjects, min(count, len(subjects)))
-    picked += [rng.choice(subjects) for _ in range(count - len(picked))]
-    records = []
-    for subject in picked:
-        parts = [p for p in subject.label.split(" / ")[1:] if p != "General"] or [subject.heading]
-        title = " ".join(parts[-2:])
-        records.append(
-            {
-                "subject_code": subject.code,
-                "heading": subject.heading,
-                "subject": subject.label,
-                "topic": title,
-                "query": title,
-            }
-        )
+    from litelong.store import ArtifactStore
+
     store = ArtifactStore(f"file://{work / 'store'}")
-    debate = store.artifact("TopicDebate", topics_name(count), f"seed{seed}-{count}")
-    with debate.staging(0, 1) as folder:
-        (folder / "topics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-        debate.commit_part(0, 1, folder, counts={"topics": count})
-    debate.commit({}, 1)  # also makes it current: `litelong run` resolves topicDebateRef to it
+    commit_rule_topics(store, topics_name(count), count, seed, f"seed{seed}-{count}")
 
 
 def bound_child(store_folder: Path, name: str, min_tokens: int, seed: int = 0) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -39,12 +38,12 @@ from typing import Any
 import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
+from rule_topics import commit_rule_topics
 
 import litelong.api
 from litelong.index import open_index
 from litelong.stages import run_shard
 from litelong.store import ArtifactStore
-from litelong.taxonomy import load_bisac
 from litelong.tokenizer import load_tokenizer
 
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -72,26 +71,8 @@ def build_index(store: ArtifactStore, corpora: Path) -> None:
 
 
 def commit_topics(store: ArtifactStore, name: str, count: int) -> None:
-    """A TopicDebate of `count` seeded BISAC subjects; topic and query are the subject title."""
-    subjects = random.Random(0).sample(list(load_bisac().subjects), count)
-    records = []
-    for subject in subjects:
-        parts = [p for p in subject.label.split(" / ")[1:] if p != "General"] or [subject.heading]
-        title = " ".join(parts[-2:])
-        records.append(
-            {
-                "subject_code": subject.code,
-                "heading": subject.heading,
-                "subject": subject.label,
-                "topic": title,
-                "query": title,
-            }
-        )
-    debate = store.artifact("TopicDebate", name, "000000000000")
-    with debate.staging(0, 1) as folder:
-        (folder / "topics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-        debate.commit_part(0, 1, folder, counts={"topics": count})
-    debate.commit({}, 1)
+    """A TopicDebate of `count` seeded BISAC subjects (bench/rule_topics.py)."""
+    commit_rule_topics(store, name, count)
 
 
 def synthesis(name: str, debate: str, target: int, per_topic: int) -> Any:

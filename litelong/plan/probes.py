@@ -15,10 +15,12 @@ so a rate includes everything a real run pays (reading, commit, report). The pro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,9 @@ from ..api import BM25Index, SynthesisRun, TopicDebate, TrainingJob, parse
 from ..api.loading import AnyResource
 from ..api.v1alpha1.topicdebate import TaxonomySelection
 from ..corpus import SkipCounter, read_shard
-from ..stages import run_shard
+from ..stages import resolve_inputs, run_shard
 from ..store import ArtifactStore, Manifest
+from ..synth.report.coherence import MAX_SAMPLES
 from ..taxonomy import load_bisac
 from .calibration import (
     Calibration,
@@ -60,16 +63,22 @@ def calibrate(resources: list[AnyResource], log: Log = lambda _: None) -> Calibr
         for chunks in (False, True):
             key = "chunks" if chunks else "plain"
             calibration.index[key] = _index_probe(store, corpora, chunks, chunk_chars)
-            rate = calibration.index[key].text_bytes_per_s
-            log(f"index ({key}): {rate / 1e6:.2f} MB/s of text")
+            rates = calibration.index[key]
+            log(
+                f"index ({key}): {rates.text_bytes_per_cpu_s / 1e6:.2f} MB of text per CPU "
+                f"second, on {rates.cores:.2f} cores"
+            )
         for resource in resources:
             if isinstance(resource, SynthesisRun):
                 doc_tokens = _tokenizer_probe(calibration, resource)
                 key = rates_key(resource)
                 if key not in calibration.synthesis:
                     calibration.synthesis[key] = _synthesis_probe(store, resource, doc_tokens)
-                    rate = calibration.synthesis[key].tokens_per_s
-                    log(f"synthesis ({key}): {rate:,.0f} tokens/s")
+                    made = calibration.synthesis[key]
+                    log(
+                        f"synthesis ({key}): {made.tokens_per_cpu_s:,.0f} tokens per CPU "
+                        f"second, report {made.report_cpu_seconds:.2f} CPU s per run"
+                    )
             elif isinstance(resource, TopicDebate):
                 key = endpoint_key(resource.spec)
                 if key not in calibration.debate:
@@ -82,11 +91,30 @@ def calibrate(resources: list[AnyResource], log: Log = lambda _: None) -> Calibr
 def _timed(resource: AnyResource, store: ArtifactStore) -> tuple[Manifest, float, float]:
     """Run one whole stage; (manifest, wall seconds, CPU seconds of this process: its threads
     and an in-process llama.cpp server included)."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    manifest = run_shard(resource, store, 0, 1).manifest
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    with Clock() as clock:
+        manifest = run_shard(resource, store, 0, 1).manifest
     assert manifest is not None
-    return manifest, wall, cpu
+    return manifest, clock.wall, clock.cpu
+
+
+class Clock:
+    """Wall and CPU seconds (`process_time`: every thread of this process) of a block."""
+
+    wall = cpu = 0.0
+
+    @classmethod
+    def of(cls, wall: float, cpu: float) -> Clock:
+        clock = cls()
+        clock.wall, clock.cpu = wall, cpu
+        return clock
+
+    def __enter__(self) -> Clock:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = time.process_time() - self._cpu
 
 
 def _chunk_chars(resources: list[AnyResource]) -> int:
@@ -136,10 +164,13 @@ def _probe_corpora(folder: Path) -> dict[str, Path]:
 def _index_probe(
     store: ArtifactStore, corpora: dict[str, Path], chunks: bool, chunk_chars: int
 ) -> IndexRates:
-    """Seconds = fixed + per document x documents + text bytes / rate, and bytes on disk = per
-    document x documents + per text byte x text bytes: the whole sample against the same text
-    in an eighth of the documents gives the per-document terms, against its half the rest."""
-    runs: dict[str, tuple[float, float, float, float]] = {}  # text bytes, docs, seconds, size
+    """CPU seconds = fixed + per document x documents + per byte x text bytes, and bytes on
+    disk = per document x documents + per text byte x text bytes: the whole sample against the
+    same text in an eighth of the documents gives the per-document terms, against its half the
+    rest. CPU time, not wall time: on a shared machine a one-second build's wall time moves by
+    half with the load of others, its CPU time far less; the cores kept busy (CPU over wall,
+    summed over the three builds) turn it back into wall time."""
+    runs: dict[str, tuple[float, float, float, float]] = {}  # text bytes, docs, CPU s, size
     walls = cpus = 0.0
     for name in ("half", "full", "long"):
         label = f"probe-{name}-{'chunks' if chunks else 'plain'}"
@@ -148,28 +179,28 @@ def _index_probe(
         text = float(sum(len(d.text.encode()) for d in docs))
         manifest, seconds, cpu = _timed(resource, store)
         walls, cpus = walls + seconds, cpus + cpu
-        runs[name] = (text, float(len(docs)), seconds, float(manifest.size))
-    (t1, d1, s1, _), (t2, d2, s2, z2), (t3, d3, s3, z3) = (
+        runs[name] = (text, float(len(docs)), cpu, float(manifest.size))
+    (t1, d1, c1, _), (t2, d2, c2, z2), (t3, d3, c3, z3) = (
         runs["half"],
         runs["full"],
         runs["long"],
     )
-    per_doc_s = max(0.0, (s2 - s3) / (d2 - d3)) if d2 > d3 else 0.0
-    byte_s = s2 - s1 - per_doc_s * (d2 - d1)
-    if t2 > t1 and byte_s > 0:
-        rate = (t2 - t1) / byte_s
-        fixed = max(0.0, s1 - per_doc_s * d1 - t1 / rate)
+    per_doc = max(0.0, (c2 - c3) / (d2 - d3)) if d2 > d3 else 0.0
+    byte_cpu = c2 - c1 - per_doc * (d2 - d1)
+    if t2 > t1 and byte_cpu > 0:
+        rate = (t2 - t1) / byte_cpu
+        fixed = max(0.0, c1 - per_doc * d1 - t1 / rate)
     else:  # noise swallowed the difference: one point, all cost per byte
-        rate, fixed, per_doc_s = t2 / s2, 0.0, 0.0
+        rate, fixed, per_doc = t2 / c2, 0.0, 0.0
     per_document = max(0.0, (z2 - z3 - (t2 - t3) * z2 / t2) / (d2 - d3)) if d2 > d3 else 0.0
     per_byte = max(0.0, (z2 - per_document * d2) / t2)
     return IndexRates(
-        text_bytes_per_s=rate,
-        seconds_per_document=per_doc_s,
-        fixed_seconds=fixed,
+        text_bytes_per_cpu_s=rate,
+        cpu_seconds_per_document=per_doc,
+        fixed_cpu_seconds=fixed,
         disk_bytes_per_text_byte=per_byte,
         disk_bytes_per_document=per_document,
-        cpu_per_wall=cpus / walls,
+        cores=cpus / walls,
     )
 
 
@@ -221,16 +252,19 @@ def commit_rule_topics(store: ArtifactStore, count: int, name: str | None = None
 def _synthesis_probe(
     store: ArtifactStore, resource: SynthesisRun, doc_tokens: float
 ) -> SynthesisRates:
-    """After an untimed run of 2 topics, runs of 4 and 24 topics; the rate is per tokenized
-    token (documents tokenized, from the manifest, x `doc_tokens`, the probe corpus's mean),
-    the bytes per output token."""
+    """After an untimed run of 2 topics, runs of 4 and 24 topics, each followed by its report
+    written again on its own (timed: the report's share of the run). In CPU seconds, the build
+    is per tokenized token (documents tokenized, from the manifest, x `doc_tokens`, the probe
+    corpus's mean) plus a per-run part, the commit and report per run plus per sample; the
+    difference of the two runs separates them. Bytes are per output token plus per run."""
+    from ..synth import after_commit
+
     spec = resource.spec
     chunked = spec.mode == "nextlong"
     index = _index_resource(chunked, spec.nextlong.chunk_chars)
     if store.artifact(index.kind, index.name, index.spec_hash()).committed_manifest() is None:
         run_shard(index, store, 0, 1)
-    points: list[tuple[float, float, float, float]] = []  # tokenized, seconds, tokens, bytes
-    walls = cpus = 0.0
+    points: list[Point] = []
     for count in (WARM_UP_TOPICS, *PROBE_TOPICS):
         topics = commit_rule_topics(store, count)
         document = spec.model_dump(mode="json", by_alias=True)
@@ -244,30 +278,77 @@ def _synthesis_probe(
                 "spec": document,
             }
         )
-        manifest, seconds, cpu = _timed(probe, store)
+        with Clock() as run:
+            result = run_shard(probe, store, 0, 1)
         if count == WARM_UP_TOPICS:  # first use of the tokenizer, plots...: untimed
             continue
-        walls, cpus = walls + seconds, cpus + cpu
-        tokenized = manifest.counts.get("documents_tokenized", 0) * doc_tokens
-        tokens = float(manifest.counts.get("tokens", 0))
-        points.append((tokenized, seconds, tokens, float(manifest.size)))
-    (k1, s1, t1, b1), (k2, s2, t2, b2) = points
-    if k2 > k1 and s2 > s1:
-        rate = (k2 - k1) / (s2 - s1)
-        fixed = max(0.0, s1 - k1 / rate)
-    else:  # noise swallowed the difference: one point, no fixed cost
-        rate, fixed = k2 / s2, 0.0
-    per_token = (b2 - b1) / (t2 - t1) if t2 > t1 else b2 / max(1.0, t2)
+        manifest = result.manifest
+        assert manifest is not None
+        resolved = resolve_inputs([probe], lambda _: store)[0]
+        assert isinstance(resolved, SynthesisRun)
+        with Clock() as report:
+            after_commit(resolved, result.artifact, store)
+        counts = manifest.counts
+        points.append(
+            Point(
+                tokenized=counts.get("documents_tokenized", 0) * doc_tokens,
+                samples=min(float(counts.get("samples", 0)), MAX_SAMPLES),
+                tokens=float(counts.get("tokens", 0)),
+                bytes=float(manifest.size),
+                build=Clock.of(run.wall - report.wall, run.cpu - report.cpu),
+                report=report,
+            )
+        )
+    p1, p2 = points
+    build_rate, build_fixed = _line(p1.tokenized, p1.build.cpu, p2.tokenized, p2.build.cpu)
+    per_sample, report_fixed = _line(p1.samples, p1.report.cpu, p2.samples, p2.report.cpu)
+    per_token = (p2.bytes - p1.bytes) / (p2.tokens - p1.tokens) if p2.tokens > p1.tokens else 0.0
+    per_token = per_token if per_token > 0 else p2.bytes / max(1.0, p2.tokens)
     return SynthesisRates(
-        tokens_per_s=rate,
-        fixed_seconds=fixed,
+        tokens_per_cpu_s=1 / build_rate if build_rate > 0 else p2.tokenized / p2.build.cpu,
+        build_cpu_seconds=build_fixed if build_rate > 0 else 0.0,
+        report_cpu_seconds=report_fixed if per_sample > 0 else p2.report.cpu,
+        report_cpu_seconds_per_sample=max(0.0, per_sample),
+        build_cores=_cores(p.build for p in points),
+        report_cores=_cores(p.report for p in points),
         bytes_per_token=per_token,
-        fixed_bytes=max(0.0, b1 - per_token * t1),
-        cpu_per_wall=cpus / walls,
+        fixed_bytes=max(0.0, p1.bytes - per_token * p1.tokens),
     )
 
 
+@dataclass
+class Point:
+    """One timed probe run of the SynthesisRun stage."""
+
+    tokenized: float
+    samples: float
+    tokens: float
+    bytes: float
+    build: Clock
+    report: Clock
+
+
+def _line(x1: float, y1: float, x2: float, y2: float) -> tuple[float, float]:
+    """(slope, intercept) through two points, the intercept at least 0; (0, 0) when the slope
+    is not positive (noise swallowed the difference: the caller falls back to one point)."""
+    if x2 <= x1 or y2 <= y1:
+        return 0.0, 0.0
+    slope = (y2 - y1) / (x2 - x1)
+    return slope, max(0.0, y1 - slope * x1)
+
+
+def _cores(clocks: Iterable[Clock]) -> float:
+    """CPU seconds per wall second over these runs: the cores they kept busy."""
+    timed = list(clocks)
+    wall = sum(c.wall for c in timed)
+    return max(0.05, sum(c.cpu for c in timed) / wall) if wall > 0 else 1.0
+
+
 def _debate_probe(store: ArtifactStore, resource: TopicDebate) -> DebateRates:
+    """One subject debated: its seconds, requests, tokens by role, topics and bytes. The LLM
+    client's imports are paid first, untimed (a real run pays them once, not per subject)."""
+    with contextlib.suppress(ImportError):  # the stage says so itself
+        import openai  # noqa: F401
     document = resource.model_dump(mode="json", by_alias=True, exclude_none=True)
     document["metadata"] = {"name": f"probe-{resource.name}"}
     document["spec"]["taxonomy"]["maxSubjects"] = 1

@@ -22,6 +22,7 @@ from ..taxonomy import load_bisac
 from .calibration import Calibration, DebateRates
 from .defaults import DEBATE
 from .estimate import Estimate
+from .load import load_line, scale
 
 
 def endpoint_key(spec: TopicDebateSpec) -> str:
@@ -38,7 +39,10 @@ def is_local(spec: TopicDebateSpec) -> bool:
 
 
 def estimate_debate(
-    resource: TopicDebate, calibration: Calibration, tokens_per_s: float | None = None
+    resource: TopicDebate,
+    calibration: Calibration,
+    tokens_per_s: float | None = None,
+    share: float | None = None,
 ) -> Estimate:
     spec = resource.spec
     subjects = len(load_bisac().select(spec.taxonomy))
@@ -50,6 +54,9 @@ def estimate_debate(
     per_shard = math.ceil(subjects / shards)
     overlap = 1 if local else min(spec.concurrency, max(1, per_shard))
     wall = per_shard * rates.seconds_per_subject / overlap
+    busy = wall  # CPU time does not stretch with the load
+    factor = scale(share, rates.core_share) if local else 1.0  # a remote server's load is its own
+    wall /= factor
     tokens_in = {role: round(n * subjects) for role, n in rates.tokens_in.items()}
     tokens_out = {role: round(n * subjects) for role, n in rates.tokens_out.items()}
     basis = [
@@ -62,6 +69,8 @@ def estimate_debate(
         if local
         else f"remote endpoints: {overlap} subject(s) at once (concurrency {spec.concurrency})",
     ]
+    if factor != 1.0:
+        basis.append(load_line(share, rates.core_share))
     if tokens_per_s and not local:
         bound = sum(tokens_out.values()) / tokens_per_s / shards
         if bound > wall:
@@ -72,7 +81,7 @@ def estimate_debate(
         name=resource.name,
         wall_seconds=wall,
         bytes=round(subjects * rates.bytes_per_subject),
-        cpu_hours=wall * shards * rates.cpu_per_wall / 3600,
+        cpu_hours=busy * shards * rates.cpu_per_wall / 3600,
         figures={
             "subjects": subjects,
             "requests": round(subjects * rates.requests_per_subject),

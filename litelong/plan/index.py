@@ -18,15 +18,19 @@ from .calibration import Calibration, IndexRates
 from .corpus_sample import CorpusSample, sample_corpus
 from .defaults import INDEX
 from .estimate import Estimate
+from .load import load_line, scale
 
 
-def estimate_index(resource: BM25Index, calibration: Calibration) -> Estimate:
+def estimate_index(
+    resource: BM25Index, calibration: Calibration, share: float | None = None
+) -> Estimate:
     spec = resource.spec
     sample = sample_corpus(spec)
     key = "chunks" if spec.chunks.enabled else "plain"
     rates: IndexRates = calibration.index.get(key) or INDEX[key]
     source = calibration.label if key in calibration.index else "bench/README.md default"
     shards = spec.parallelism
+    cores = rates.cores * scale(share, rates.core_share)
     work = rates.cpu_seconds(sample.text_bytes, sample.documents)  # CPU seconds, shards divide
     size = (
         sample.text_bytes * rates.disk_bytes_per_text_byte
@@ -45,6 +49,8 @@ def estimate_index(resource: BM25Index, calibration: Calibration) -> Estimate:
         f"disk per text byte + {rates.disk_bytes_per_document:.0f} per document "
         f"({'with' if key == 'chunks' else 'without'} chunk index; {source})",
     ]
+    if cores != rates.cores:
+        basis.append(load_line(share, rates.core_share))
     warnings = []
     if spec.backend.type == "manticore":
         basis.append(
@@ -66,7 +72,7 @@ def estimate_index(resource: BM25Index, calibration: Calibration) -> Estimate:
     return Estimate(
         kind=resource.kind,
         name=resource.name,
-        wall_seconds=(work / shards + rates.fixed_cpu_seconds) / rates.cores,
+        wall_seconds=(work / shards + rates.fixed_cpu_seconds) / cores,
         bytes=round(size),
         cpu_hours=(work + rates.fixed_cpu_seconds * shards) / 3600,
         figures=figures,

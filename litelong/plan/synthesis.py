@@ -35,6 +35,7 @@ from .calibration import Calibration, SynthesisRates
 from .corpus_sample import sample_corpus
 from .defaults import EMBED_CHUNKS_PER_GPU_S, SYNTHESIS, TOKENS_PER_BYTE
 from .estimate import Estimate, Plan
+from .load import load_line, scale
 
 #: Topics queried at most when the index exists; the rest are taken to be like them.
 QUERIED_TOPICS = 500
@@ -59,7 +60,11 @@ def rates_key(resource: SynthesisRun) -> str:
 
 
 def estimate_synthesis(
-    resource: SynthesisRun, calibration: Calibration, store: ArtifactStore, plan: Plan
+    resource: SynthesisRun,
+    calibration: Calibration,
+    store: ArtifactStore,
+    plan: Plan,
+    share: float | None = None,
 ) -> Estimate:
     spec = resource.spec
     inputs = _inputs(resource, store, plan)
@@ -68,8 +73,8 @@ def estimate_synthesis(
     source = calibration.label if key in calibration.synthesis else "bench/README.md default"
     tokens_per_byte = calibration.tokens_per_byte or TOKENS_PER_BYTE
     doc_tokens = max(1.0, inputs.text_bytes_per_document * tokens_per_byte)
-    share = spec.nextlong.meta_share if spec.mode == "nextlong" else 1.0
-    needed = spec.target_tokens * share / doc_tokens  # documents per sample
+    meta = spec.nextlong.meta_share if spec.mode == "nextlong" else 1.0
+    needed = spec.target_tokens * meta / doc_tokens  # documents per sample
     if spec.mode == "standard":
         fits = [spec.samples_per_topic]
         available = inputs.documents
@@ -97,9 +102,12 @@ def estimate_synthesis(
     underfilled = round(sum(f < spec.samples_per_topic for f in fits) * inputs.topics / len(fits))
     tokens = samples * spec.target_tokens
     shards = spec.parallelism
+    factor = scale(share, rates.core_share)
     build_cpu = tokenized / rates.tokens_per_cpu_s
-    per_run = rates.build_cpu_seconds / rates.build_cores + report_seconds(rates, samples)
-    wall = build_cpu / rates.build_cores / shards + per_run
+    per_run = (
+        rates.build_cpu_seconds / rates.build_cores + report_seconds(rates, samples)
+    ) / factor
+    wall = build_cpu / rates.build_cores / factor / shards + per_run
     size = tokens * rates.bytes_per_token + rates.fixed_bytes
     basis = [
         *inputs.basis,
@@ -115,6 +123,8 @@ def estimate_synthesis(
         f"{MAX_SAMPLES}), on {rates.report_cores:.2f} cores; {rates.bytes_per_token:.2f} "
         f"bytes/token for {key} ({source})",
     ]
+    if factor != 1.0:
+        basis.append(load_line(share, rates.core_share))
     gpu_hours = 0.0
     figures = {
         "topics": inputs.topics,

@@ -13,7 +13,7 @@ import os
 import socket
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from ..store import ArtifactStore
 
@@ -125,10 +125,13 @@ def save(store: ArtifactStore, calibration: Calibration) -> str:
 
 
 def load(store: ArtifactStore, host: str | None = None) -> Calibration | None:
-    """This machine's calibration in the store, or None."""
+    """This machine's calibration in the store, or None (none, or one of an older layout)."""
     path = calibration_path(store, host)
     try:
         raw = store.fs.cat_file(path)
     except FileNotFoundError:
         return None
-    return Calibration.model_validate(json.loads(raw))
+    try:
+        return Calibration.model_validate(json.loads(raw))
+    except ValidationError:  # written by an older litelong, with other rates: calibrate again
+        return None

@@ -20,9 +20,10 @@ from ..api.v1alpha1 import TopicDebate, TopicDebateSpec
 from ..api.v1alpha1.topicdebate import LOCAL
 from ..taxonomy import load_bisac
 from .calibration import Calibration, DebateRates
+from .deadline import Scaling
 from .defaults import DEBATE
 from .estimate import Estimate
-from .load import load_line, scale
+from .load import idle_cores, load_line, scale
 
 
 def endpoint_key(spec: TopicDebateSpec) -> str:
@@ -76,6 +77,13 @@ def estimate_debate(
         if bound > wall:
             wall = bound
             basis.append(f"throughput-bound at {tokens_per_s:,.0f} completion tokens/s")
+    if local:  # each shard runs its own server on its own cores
+        per_shard = idle_cores(rates.cpu_per_wall, rates.core_share, calibration.cores)
+        work = subjects * rates.seconds_per_subject * rates.cpu_per_wall
+        scaling = Scaling("cores", work, 0.0, per_shard, max_shards=max(1, subjects))
+    else:  # the endpoints' throughput, not this machine's cores, bounds it
+        work = subjects * rates.seconds_per_subject / max(1, min(spec.concurrency, subjects))
+        scaling = Scaling("shards", work, 0.0, max_shards=max(1, subjects))
     return Estimate(
         kind=resource.kind,
         name=resource.name,
@@ -91,4 +99,5 @@ def estimate_debate(
             "concurrency": spec.concurrency,
         },
         basis=basis,
+        scaling=scaling,
     )

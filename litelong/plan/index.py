@@ -16,9 +16,10 @@ from __future__ import annotations
 from ..api.v1alpha1 import BM25Index
 from .calibration import Calibration, IndexRates
 from .corpus_sample import CorpusSample, sample_corpus
+from .deadline import Scaling
 from .defaults import INDEX
 from .estimate import Estimate
-from .load import load_line, scale
+from .load import idle_cores, load_line, scale
 
 
 def estimate_index(
@@ -69,6 +70,14 @@ def estimate_index(
     }
     if spec.chunks.enabled:
         figures["chunks"] = round(sample.text_bytes / spec.chunks.chunk_chars)
+    per_shard = idle_cores(rates.cores, rates.core_share, calibration.cores)
+    scaling = Scaling(
+        unit="cores",
+        work=work,
+        fixed_seconds=rates.fixed_cpu_seconds / per_shard,
+        per_shard=per_shard,
+        max_shards=max(1, round(sample.documents)),
+    )
     return Estimate(
         kind=resource.kind,
         name=resource.name,
@@ -78,6 +87,7 @@ def estimate_index(
         figures=figures,
         basis=basis,
         warnings=warnings,
+        scaling=scaling,
     )
 
 

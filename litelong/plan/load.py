@@ -40,3 +40,9 @@ def load_line(now: float | None, then: float | None) -> str:
         f"cores x {scale(now, then):.2f} for this moment's load: a busy thread gets "
         f"{now or 0:.2f} of a core now, {then or 0:.2f} at calibration"
     )
+
+
+def idle_cores(cores: float, share: float | None, machine: int) -> float:
+    """The cores a stage keeps busy on an idle machine (a shard's pod): what it kept busy
+    under a share `share` of a core per thread, at most the machine's cores."""
+    return min(float(machine), cores / share) if share else cores

@@ -33,9 +33,10 @@ from ..synth.assembly import FIRST_FETCH_BATCH, MIN_FETCH_BATCH, debate_topics
 from ..synth.report.coherence import MAX_SAMPLES
 from .calibration import Calibration, SynthesisRates
 from .corpus_sample import sample_corpus
+from .deadline import Scaling
 from .defaults import EMBED_CHUNKS_PER_GPU_S, SYNTHESIS, TOKENS_PER_BYTE
 from .estimate import Estimate, Plan
-from .load import load_line, scale
+from .load import idle_cores, load_line, scale
 
 #: Topics queried at most when the index exists; the rest are taken to be like them.
 QUERIED_TOPICS = 500
@@ -143,6 +144,16 @@ def estimate_synthesis(
             f"dense negatives: {inputs.chunks:,.0f} chunks at {EMBED_CHUNKS_PER_GPU_S:,.0f} "
             "chunks/s on one H100 (bench/README.md, all-MiniLM-L6-v2)"
         )
+    build_cores = idle_cores(rates.build_cores, rates.core_share, calibration.cores)
+    report_cores = idle_cores(rates.report_cores, rates.core_share, calibration.cores)
+    report_cpu = per_run_cpu(rates, samples, 1) - rates.build_cpu_seconds
+    scaling = Scaling(
+        unit="cores",
+        work=build_cpu,
+        fixed_seconds=rates.build_cpu_seconds / build_cores + report_cpu / report_cores,
+        per_shard=build_cores,
+        max_shards=max(1, inputs.topics),
+    )
     warnings = []
     if samples == 0:
         warnings.append("no sample can be filled: the stage would fail (empty output)")
@@ -156,6 +167,7 @@ def estimate_synthesis(
         figures=figures,
         basis=basis,
         warnings=warnings,
+        scaling=scaling,
     )
 
 

@@ -4,6 +4,7 @@ the operator's status.plan and ETA, and plan beside actual after a run."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -164,7 +165,8 @@ def test_a_large_file_is_extrapolated_from_its_first_bytes(
 
 def test_calibration_is_kept_per_host_outside_the_artifacts(store: ArtifactStore, cli: Cli) -> None:
     measured = Calibration(
-        host="box-1", index={"plain": IndexRates(text_bytes_per_s=1e6, disk_bytes_per_text_byte=2)}
+        host="box-1",
+        index={"plain": IndexRates(text_bytes_per_cpu_s=1e6, disk_bytes_per_text_byte=2)},
     )
     uri = calibration_store.save(store, measured)
     assert uri.endswith("/_calibration/box-1.json")
@@ -180,13 +182,122 @@ def test_a_plan_uses_this_machines_calibration(
     fast = make_plan([index], store).estimates[0]
     slow = Calibration(
         host="here",
-        index={"plain": IndexRates(text_bytes_per_s=1e3, disk_bytes_per_text_byte=3.0)},
+        index={"plain": IndexRates(text_bytes_per_cpu_s=1e3, disk_bytes_per_text_byte=3.0)},
     )
     estimate = make_plan([index], store, slow).estimates[0]
     assert estimate.wall_seconds == pytest.approx(estimate.figures["text_bytes"] / 1e3)
     assert estimate.bytes == pytest.approx(3.0 * estimate.figures["text_bytes"], rel=1e-6)
     assert estimate.wall_seconds > 100 * fast.wall_seconds
     assert any("calibrated on here" in line for line in estimate.basis)
+
+
+def test_cpu_rates_become_wall_time_at_the_cores_kept_busy_and_the_load_of_the_moment(
+    store: ArtifactStore,
+) -> None:
+    """Rates are per CPU second; the cores the probes kept busy turn them into wall time, and a
+    plan made while a busy thread gets half the core it got at calibration takes twice as long."""
+    index = bm25index(corpus=[{"uri": "builtin://wiki_vital_en.jsonl.zst", "idField": "id"}])
+    rates = IndexRates(
+        text_bytes_per_cpu_s=1e5, disk_bytes_per_text_byte=1.0, cores=2.0, core_share=0.8
+    )
+    calibrated = Calibration(host="here", index={"plain": rates})
+    cpu_seconds = make_plan([index], store, calibrated).estimates[0].figures["text_bytes"] / 1e5
+    same = make_plan([index], store, calibrated, share=0.8).estimates[0]
+    busier = make_plan([index], store, calibrated, share=0.4).estimates[0]
+    assert same.wall_seconds == pytest.approx(cpu_seconds / 2)
+    assert same.cpu_hours * 3600 == pytest.approx(cpu_seconds)
+    assert busier.wall_seconds == pytest.approx(cpu_seconds)
+    assert busier.cpu_hours == same.cpu_hours  # CPU time does not stretch with the load
+    assert any("0.40 of a core now, 0.80 at calibration" in line for line in busier.basis)
+
+
+def test_the_synthesis_plan_counts_every_hit_of_a_topic_that_cannot_fill_its_samples() -> None:
+    """The stage reads all the hits of a topic too poor for its samples, trying, and tokenizes
+    a document once however many topics fetch it."""
+    from litelong.plan.synthesis import distinct_tokens, fetch_count
+
+    assert fetch_count(hits=300, fits=0, needed=130.0, wanted=1) == 300
+    assert fetch_count(hits=300, fits=1, needed=130.0, wanted=1) == 134  # 130 + half of 8
+    assert fetch_count(hits=300, fits=1, needed=5.0, wanted=1) == 16  # the first fetch
+    ranked = [[f"a{i}" for i in range(40)], [f"a{i}" for i in range(20, 60)]]
+    sizes = {f"a{i}": 100 for i in range(60)}
+    text, distinct = distinct_tokens(ranked, sizes, fits=[0, 0], needed=130.0, wanted=1)
+    assert text == 60 * 100  # 80 fetches, 60 documents
+    assert distinct == pytest.approx(60 / 80)
+
+
+# -- within a duration: the cluster shape --------------------------------------------------------
+
+
+def test_within_an_hour_an_index_needs_its_cpu_seconds_over_3600_cores(
+    tmp_path: Path, cli: Cli
+) -> None:
+    """A calibrated X text bytes per CPU second (one core) and a corpus of Y text bytes: ceil(Y /
+    X / 3600) cores for 1h, one shard each; the shape's wall time meets the hour."""
+    index = SAMPLES / "bm25index.yaml"
+    store = ArtifactStore(f"file://{tmp_path / 'store'}")
+    text_bytes = sample_corpus(parse(yaml.safe_load(index.read_text())).spec).text_bytes
+    rate = text_bytes / (2.5 * 3600)  # 2.5 core-hours of work
+    calibration_store.save(
+        store,
+        Calibration(
+            host=calibration_store.host_name(),
+            index={"chunks": IndexRates(text_bytes_per_cpu_s=rate, disk_bytes_per_text_byte=1)},
+        ),
+    )
+    result = cli("plan", str(index), "--within", "1h", "--json", "--store", store.uri)
+    assert result.code == 0, result.stderr
+    within = json.loads(result.stdout)["resources"][0]["within"]
+    assert within["cores"] == math.ceil(text_bytes / rate / 3600) == 3
+    assert within["parallelism"] == 3
+    assert within["wall_seconds"] == pytest.approx(2.5 * 3600 / 3) and within["meets"] is True
+    assert (
+        json.loads(cli("plan", str(index), "--json", "--store", store.uri).stdout)["resources"][
+            0
+        ].get("within")
+        is None
+    )  # only when asked
+    shown = cli("plan", str(index), "--within", "90m", "--store", store.uri)
+    assert "within 1.5 h" in shown.stdout and "2 cores" in shown.stdout
+
+
+def test_within_a_duration_training_gets_the_gpus_its_gpu_hours_need_in_whole_nodes(
+    store: ArtifactStore,
+) -> None:
+    job = training_job("litelong/llama-1b", 32_768, steps=20_000)
+    estimate = make_plan([job], store).estimates[0]
+    estimate.size_for(3600)
+    assert estimate.within is not None
+    gpus = math.ceil(estimate.gpu_hours)
+    assert gpus > 8  # more than a node: whole nodes of 8
+    assert estimate.within["gpus"] == 8 * math.ceil(gpus / 8)
+    assert estimate.within["parallelism"]["nodes"] == math.ceil(gpus / 8)
+    assert estimate.within["meets"] is True
+    # a job that fits on no single GPU gets at least the GPUs and CP degree that fit
+    big = make_plan([training_job("meta-llama/Meta-Llama-3-8B", 524_288, steps=1)], store)
+    big.estimates[0].size_for(86_400)
+    smallest = big.estimates[0].figures["smallest_fitting_cp"]
+    assert big.estimates[0].within is not None and smallest is not None
+    assert big.estimates[0].within["gpus"] >= smallest["gpus"]
+    assert big.estimates[0].within["parallelism"]["contextParallel"] == smallest["cp"]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("30m", 1800), ("1h", 3600), ("1h30m", 5400), ("2", 2)]
+)
+def test_durations_read_as_people_write_them(text: str, seconds: float) -> None:
+    from litelong.plan.deadline import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["1x", "h", "", "0m", "-1h", "1 h 2"])
+def test_a_bad_duration_is_a_one_line_input_error(tmp_path: Path, cli: Cli, text: str) -> None:
+    result = cli(
+        "plan", str(SAMPLES / "bm25index.yaml"), "--within", text, "--store", str(tmp_path)
+    )
+    assert result.code == 2
+    assert f"bad duration {text!r}" in result.stderr
 
 
 # -- the CLI ------------------------------------------------------------------------------------

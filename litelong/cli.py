@@ -960,7 +960,6 @@ def plan(
     from .plan.calibration import load as load_calibration
     from .plan.calibration import save as save_calibration
     from .plan.deadline import BadDuration, parse_duration
-    from .plan.load import core_share
     from .plan.models import UnknownModel
     from .plan.planner import make_plan
     from .plan.probes import calibrate as run_probes
@@ -977,9 +976,8 @@ def plan(
         uri = save_calibration(artifact_store, measured)
         err.print(f"calibration written to {uri}", soft_wrap=True)
     calibration = load_calibration(artifact_store)
-    share = core_share() if calibration is not None else None  # this machine's load now
     try:
-        result = make_plan(resources, artifact_store, calibration, llm_tokens_per_s, share)
+        result = make_plan(resources, artifact_store, calibration, llm_tokens_per_s)
     except UnknownModel as exc:
         raise UnresolvedRef(str(exc)) from exc
     except NotCommitted as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -191,24 +192,19 @@ def test_a_plan_uses_this_machines_calibration(
     assert any("calibrated on here" in line for line in estimate.basis)
 
 
-def test_cpu_rates_become_wall_time_at_the_cores_kept_busy_and_the_load_of_the_moment(
+def test_cpu_rates_become_wall_time_at_the_cores_the_probes_kept_busy(
     store: ArtifactStore,
 ) -> None:
-    """Rates are per CPU second; the cores the probes kept busy turn them into wall time, and a
-    plan made while a busy thread gets half the core it got at calibration takes twice as long."""
+    """Rates are per CPU second (stable under the load of others); the cores the probes kept
+    busy turn them into wall time, and the CPU-hours are the CPU seconds themselves."""
     index = bm25index(corpus=[{"uri": "builtin://wiki_vital_en.jsonl.zst", "idField": "id"}])
     rates = IndexRates(
-        text_bytes_per_cpu_s=1e5, disk_bytes_per_text_byte=1.0, cores=2.0, core_share=0.8
+        text_bytes_per_cpu_s=1e5, fixed_cpu_seconds=0.5, disk_bytes_per_text_byte=1.0, cores=2.0
     )
-    calibrated = Calibration(host="here", index={"plain": rates})
-    cpu_seconds = make_plan([index], store, calibrated).estimates[0].figures["text_bytes"] / 1e5
-    same = make_plan([index], store, calibrated, share=0.8).estimates[0]
-    busier = make_plan([index], store, calibrated, share=0.4).estimates[0]
-    assert same.wall_seconds == pytest.approx(cpu_seconds / 2)
-    assert same.cpu_hours * 3600 == pytest.approx(cpu_seconds)
-    assert busier.wall_seconds == pytest.approx(cpu_seconds)
-    assert busier.cpu_hours == same.cpu_hours  # CPU time does not stretch with the load
-    assert any("0.40 of a core now, 0.80 at calibration" in line for line in busier.basis)
+    estimate = make_plan([index], store, Calibration(host="here", index={"plain": rates}))
+    cpu_seconds = estimate.estimates[0].figures["text_bytes"] / 1e5 + 0.5
+    assert estimate.estimates[0].wall_seconds == pytest.approx(cpu_seconds / 2)
+    assert estimate.estimates[0].cpu_hours * 3600 == pytest.approx(cpu_seconds)
 
 
 def test_the_synthesis_plan_counts_every_hit_of_a_topic_that_cannot_fill_its_samples() -> None:
@@ -409,41 +405,43 @@ def _quickstart(tmp_path: Path, llm_url: str) -> list[Path]:
 def test_quickstart_stages_come_within_30_percent_of_the_plan_after_calibrate(
     tmp_path: Path, cli: Cli
 ) -> None:
-    """`litelong plan --calibrate` on the quickstart, then each stage run and measured in the
-    same process, under the same load. Bytes and counts must be within ±30% (requests exactly);
-    wall time, which a loaded two-core machine moves a lot, within a factor of 3 here: the ±30%
-    wall-time figures are bench/plan.py's (bench/README.md). The debate's models are a loopback
-    OpenAI-compatible server answering by rule after 0.2 s (tests/adversary_llm.py), because
-    the embedded 135M model's answers, and so its bytes, vary from subject to subject."""
+    """`litelong plan --calibrate` on the quickstart, then each stage planned (`litelong plan`,
+    which reads the inputs committed by then and measures the load of the moment) and run in
+    the same process. Wall time, CPU time and bytes must be within ±30% of the plan, counts
+    exact (requests, documents) or within ±30% (topics, samples, tokens). The debate's models
+    are a loopback OpenAI-compatible server answering by rule after 0.2 s
+    (tests/adversary_llm.py): the embedded 135M model's answers, and so its bytes, vary from
+    subject to subject."""
     from litelong.api import load_file
 
     from .adversary_llm import AdversaryLLM, Delay
     from .test_debate_protocol import Models
 
     models = Models()
+    ratios: dict[str, dict[str, float]] = {}
     with AdversaryLLM(respond=lambda body: Delay(0.2, models(body))) as server:
         files = _quickstart(tmp_path, server.base_url)
         store_uri = f"file://{tmp_path / 'store'}"
         planned = cli("plan", *map(str, files), "--calibrate", "--json", "--store", store_uri)
         assert planned.code == 0, planned.stderr
         assert "calibration written to" in planned.stderr
-        before = {r["kind"]: r for r in json.loads(planned.stdout)["resources"]}
         store = ArtifactStore(store_uri)
         for file in files:
             (resource,) = load_file(file)
-            estimate = before[resource.kind]
+            replanned = cli("plan", str(file), "--json", "--store", store_uri)
+            estimate = json.loads(replanned.stdout)["resources"][0]
             if resource.kind == "SynthesisRun":  # what `litelong plan` says once inputs exist
-                replanned = cli("plan", str(file), "--json", "--store", store_uri)
-                estimate = json.loads(replanned.stdout)["resources"][0]
                 assert any("queries run against the index" in b for b in estimate["basis"])
-            started = datetime.now(UTC)
+            wall, cpu = time.perf_counter(), time.process_time()
             result = run_shard(resource, store, 0, 1)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             manifest = result.manifest
-            seconds = (datetime.now(UTC) - started).total_seconds()
             assert manifest is not None
-            label = resource.kind
-            assert estimate["bytes"] == pytest.approx(manifest.size, rel=0.30), label
-            assert 1 / 3 < estimate["wall_seconds"] / seconds < 3, (label, seconds)
+            ratios[resource.kind] = {
+                "wall": estimate["wall_seconds"] / wall,
+                "cpu": estimate["cpu_hours"] * 3600 / cpu,
+                "bytes": estimate["bytes"] / manifest.size,
+            }
             if resource.kind == "TopicDebate":
                 assert estimate["figures"]["requests"] == manifest.counts["requests"]
                 assert estimate["figures"]["topics"] == pytest.approx(
@@ -469,6 +467,15 @@ def test_quickstart_stages_come_within_30_percent_of_the_plan_after_calibrate(
                     "BM25Index/wiki-sample",
                     "SynthesisRun/science-16k",
                 }
+    print("plan / measured:", json.dumps(ratios))  # shown by pytest -rP
+    outside = {
+        f"{kind} {what}": round(ratio, 2)
+        for kind, figures in ratios.items()
+        for what, ratio in figures.items()
+        # the debate's CPU is the loopback server's threads waiting: not a rate it plans by
+        if not (kind == "TopicDebate" and what == "cpu") and not 0.70 <= ratio <= 1.30
+    }
+    assert not outside, ratios
 
 
 def test_the_eta_changes_only_with_progress_so_status_writes_settle() -> None:

@@ -32,9 +32,6 @@ class IndexRates(BaseModel):
     cores: float = Field(
         default=1.0, description="CPU seconds per wall second the probes used (cores kept busy)."
     )
-    core_share: float | None = Field(
-        default=None, description="Share of a core a spinning thread got around the probes."
-    )
 
     def cpu_seconds(self, text_bytes: float, documents: float) -> float:
         """CPU seconds of the work that shards divide (the fixed part left out)."""
@@ -54,9 +51,6 @@ class SynthesisRates(BaseModel):
     )
     build_cores: float = Field(default=1.0, description="CPU seconds per wall second, build.")
     report_cores: float = Field(default=1.0, description="CPU seconds per wall second, report.")
-    core_share: float | None = Field(
-        default=None, description="Share of a core a spinning thread got around the probes."
-    )
     bytes_per_token: float = Field(description="Committed bytes per output token.")
     fixed_bytes: float = Field(default=0.0, description="Committed bytes per run (report...).")
 
@@ -72,9 +66,6 @@ class DebateRates(BaseModel):
     bytes_per_subject: float
     cpu_per_wall: float = Field(
         default=1.0, description="CPU seconds per wall second the probe used (cores kept busy)."
-    )
-    core_share: float | None = Field(
-        default=None, description="Share of a core a spinning thread got around the probe."
     )
 
 

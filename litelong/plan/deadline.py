@@ -56,6 +56,13 @@ class Scaling:
     multiple: int = 1  # training: GPUs come in multiples of the context-parallel degree
 
 
+def per_shard_cores(cores: float) -> float:
+    """Cores one shard keeps busy on its own pod: what the probes measured (CPU seconds per
+    wall second: tantivy's writer threads, the tokenizer's batches), at least one, since a
+    probe on a loaded machine measures less than a shard gets on its own core."""
+    return max(1.0, cores)
+
+
 def shape_within(scaling: Scaling, seconds: float) -> dict[str, Any]:
     """The cores (or GPUs) and the parallelism that finish the stage within `seconds`, the wall
     time that shape gives, and whether it meets the duration."""

@@ -20,10 +20,9 @@ from ..api.v1alpha1 import TopicDebate, TopicDebateSpec
 from ..api.v1alpha1.topicdebate import LOCAL
 from ..taxonomy import load_bisac
 from .calibration import Calibration, DebateRates
-from .deadline import Scaling
+from .deadline import Scaling, per_shard_cores
 from .defaults import DEBATE
 from .estimate import Estimate
-from .load import idle_cores, load_line, scale
 
 
 def endpoint_key(spec: TopicDebateSpec) -> str:
@@ -43,7 +42,6 @@ def estimate_debate(
     resource: TopicDebate,
     calibration: Calibration,
     tokens_per_s: float | None = None,
-    share: float | None = None,
 ) -> Estimate:
     spec = resource.spec
     subjects = len(load_bisac().select(spec.taxonomy))
@@ -55,9 +53,6 @@ def estimate_debate(
     per_shard = math.ceil(subjects / shards)
     overlap = 1 if local else min(spec.concurrency, max(1, per_shard))
     wall = per_shard * rates.seconds_per_subject / overlap
-    busy = wall  # CPU time does not stretch with the load
-    factor = scale(share, rates.core_share) if local else 1.0  # a remote server's load is its own
-    wall /= factor
     tokens_in = {role: round(n * subjects) for role, n in rates.tokens_in.items()}
     tokens_out = {role: round(n * subjects) for role, n in rates.tokens_out.items()}
     basis = [
@@ -70,17 +65,15 @@ def estimate_debate(
         if local
         else f"remote endpoints: {overlap} subject(s) at once (concurrency {spec.concurrency})",
     ]
-    if factor != 1.0:
-        basis.append(load_line(share, rates.core_share))
     if tokens_per_s and not local:
         bound = sum(tokens_out.values()) / tokens_per_s / shards
         if bound > wall:
             wall = bound
             basis.append(f"throughput-bound at {tokens_per_s:,.0f} completion tokens/s")
     if local:  # each shard runs its own server on its own cores
-        per_shard = idle_cores(rates.cpu_per_wall, rates.core_share, calibration.cores)
+        busy = per_shard_cores(rates.cpu_per_wall)
         work = subjects * rates.seconds_per_subject * rates.cpu_per_wall
-        scaling = Scaling("cores", work, 0.0, per_shard, max_shards=max(1, subjects))
+        scaling = Scaling("cores", work, 0.0, busy, max_shards=max(1, subjects))
     else:  # the endpoints' throughput, not this machine's cores, bounds it
         work = subjects * rates.seconds_per_subject / max(1, min(spec.concurrency, subjects))
         scaling = Scaling("shards", work, 0.0, max_shards=max(1, subjects))
@@ -89,7 +82,7 @@ def estimate_debate(
         name=resource.name,
         wall_seconds=wall,
         bytes=round(subjects * rates.bytes_per_subject),
-        cpu_hours=busy * shards * rates.cpu_per_wall / 3600,
+        cpu_hours=wall * shards * rates.cpu_per_wall / 3600,
         figures={
             "subjects": subjects,
             "requests": round(subjects * rates.requests_per_subject),

@@ -16,22 +16,19 @@ from __future__ import annotations
 from ..api.v1alpha1 import BM25Index
 from .calibration import Calibration, IndexRates
 from .corpus_sample import CorpusSample, sample_corpus
-from .deadline import Scaling
+from .deadline import Scaling, per_shard_cores
 from .defaults import INDEX
 from .estimate import Estimate
-from .load import idle_cores, load_line, scale
 
 
-def estimate_index(
-    resource: BM25Index, calibration: Calibration, share: float | None = None
-) -> Estimate:
+def estimate_index(resource: BM25Index, calibration: Calibration) -> Estimate:
     spec = resource.spec
     sample = sample_corpus(spec)
     key = "chunks" if spec.chunks.enabled else "plain"
     rates: IndexRates = calibration.index.get(key) or INDEX[key]
     source = calibration.label if key in calibration.index else "bench/README.md default"
     shards = spec.parallelism
-    cores = rates.cores * scale(share, rates.core_share)
+    cores = rates.cores
     work = rates.cpu_seconds(sample.text_bytes, sample.documents)  # CPU seconds, shards divide
     size = (
         sample.text_bytes * rates.disk_bytes_per_text_byte
@@ -50,8 +47,6 @@ def estimate_index(
         f"disk per text byte + {rates.disk_bytes_per_document:.0f} per document "
         f"({'with' if key == 'chunks' else 'without'} chunk index; {source})",
     ]
-    if cores != rates.cores:
-        basis.append(load_line(share, rates.core_share))
     warnings = []
     if spec.backend.type == "manticore":
         basis.append(
@@ -70,7 +65,7 @@ def estimate_index(
     }
     if spec.chunks.enabled:
         figures["chunks"] = round(sample.text_bytes / spec.chunks.chunk_chars)
-    per_shard = idle_cores(rates.cores, rates.core_share, calibration.cores)
+    per_shard = per_shard_cores(rates.cores)
     scaling = Scaling(
         unit="cores",
         work=work,

@@ -20,16 +20,13 @@ def make_plan(
     store: ArtifactStore,
     calibration: Calibration | None = None,
     llm_tokens_per_s: float | None = None,
-    share: float | None = None,
 ) -> Plan:
     """Estimates for `resources`; references resolve to earlier resources of the list or to
-    committed artifacts in `store` (whose real figures are preferred). `share`: the share of a
-    core a busy thread gets now (`load.core_share`), against the calibration's: wall times are
-    for this machine's load of the moment; None takes the calibration's load."""
+    committed artifacts in `store` (whose real figures are preferred)."""
     rates = calibration or defaults()
     plan = Plan([], rates.label if calibration is not None else SOURCE)
     for resource in order_by_dependency(resources):
-        plan.estimates.append(_estimate(resource, rates, store, plan, llm_tokens_per_s, share))
+        plan.estimates.append(_estimate(resource, rates, store, plan, llm_tokens_per_s))
     return plan
 
 
@@ -39,13 +36,12 @@ def _estimate(
     store: ArtifactStore,
     plan: Plan,
     llm_tokens_per_s: float | None,
-    share: float | None,
 ) -> Estimate:
     if isinstance(resource, TopicDebate):
-        return estimate_debate(resource, rates, llm_tokens_per_s, share)
+        return estimate_debate(resource, rates, llm_tokens_per_s)
     if isinstance(resource, BM25Index):
-        return estimate_index(resource, rates, share)
+        return estimate_index(resource, rates)
     if isinstance(resource, SynthesisRun):
-        return estimate_synthesis(resource, rates, store, plan, share)
+        return estimate_synthesis(resource, rates, store, plan)
     assert isinstance(resource, TrainingJob)
     return estimate_training(resource, rates, plan)

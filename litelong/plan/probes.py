@@ -41,7 +41,6 @@ from .calibration import (
     host_name,
 )
 from .debate import endpoint_key
-from .load import core_share
 from .models import shape_of
 from .synthesis import rates_key
 from .training import fits, memory_per_gpu
@@ -63,9 +62,7 @@ def calibrate(resources: list[AnyResource], log: Log = lambda _: None) -> Calibr
         run_shard(warm, store, 0, 1)  # imports and first-use costs, untimed
         for chunks in (False, True):
             key = "chunks" if chunks else "plain"
-            share = core_share()
             rates = _index_probe(store, corpora, chunks, chunk_chars)
-            rates.core_share = (share + core_share()) / 2
             calibration.index[key] = rates
             log(
                 f"index ({key}): {rates.text_bytes_per_cpu_s / 1e6:.2f} MB of text per CPU "
@@ -76,9 +73,7 @@ def calibrate(resources: list[AnyResource], log: Log = lambda _: None) -> Calibr
                 doc_tokens = _tokenizer_probe(calibration, resource)
                 key = rates_key(resource)
                 if key not in calibration.synthesis:
-                    share = core_share()
                     made = _synthesis_probe(store, resource, doc_tokens)
-                    made.core_share = (share + core_share()) / 2
                     calibration.synthesis[key] = made
                     log(
                         f"synthesis ({key}): {made.tokens_per_cpu_s:,.0f} tokens per CPU "
@@ -87,9 +82,7 @@ def calibrate(resources: list[AnyResource], log: Log = lambda _: None) -> Calibr
             elif isinstance(resource, TopicDebate):
                 key = endpoint_key(resource.spec)
                 if key not in calibration.debate:
-                    share = core_share()
                     debated = _debate_probe(store, resource)
-                    debated.core_share = (share + core_share()) / 2
                     calibration.debate[key] = debated
                     log(f"debate: {calibration.debate[key].seconds_per_subject:.1f} s per subject")
         calibration.gpu = _gpu_probe(resources, store, log)

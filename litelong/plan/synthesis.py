@@ -33,10 +33,9 @@ from ..synth.assembly import FIRST_FETCH_BATCH, MIN_FETCH_BATCH, debate_topics
 from ..synth.report.coherence import MAX_SAMPLES
 from .calibration import Calibration, SynthesisRates
 from .corpus_sample import sample_corpus
-from .deadline import Scaling
+from .deadline import Scaling, per_shard_cores
 from .defaults import EMBED_CHUNKS_PER_GPU_S, SYNTHESIS, TOKENS_PER_BYTE
 from .estimate import Estimate, Plan
-from .load import idle_cores, load_line, scale
 
 #: Topics queried at most when the index exists; the rest are taken to be like them.
 QUERIED_TOPICS = 500
@@ -65,7 +64,6 @@ def estimate_synthesis(
     calibration: Calibration,
     store: ArtifactStore,
     plan: Plan,
-    share: float | None = None,
 ) -> Estimate:
     spec = resource.spec
     inputs = _inputs(resource, store, plan)
@@ -103,12 +101,9 @@ def estimate_synthesis(
     underfilled = round(sum(f < spec.samples_per_topic for f in fits) * inputs.topics / len(fits))
     tokens = samples * spec.target_tokens
     shards = spec.parallelism
-    factor = scale(share, rates.core_share)
     build_cpu = tokenized / rates.tokens_per_cpu_s
-    per_run = (
-        rates.build_cpu_seconds / rates.build_cores + report_seconds(rates, samples)
-    ) / factor
-    wall = build_cpu / rates.build_cores / factor / shards + per_run
+    per_run = rates.build_cpu_seconds / rates.build_cores + report_seconds(rates, samples)
+    wall = build_cpu / rates.build_cores / shards + per_run
     size = tokens * rates.bytes_per_token + rates.fixed_bytes
     basis = [
         *inputs.basis,
@@ -124,8 +119,6 @@ def estimate_synthesis(
         f"{MAX_SAMPLES}), on {rates.report_cores:.2f} cores; {rates.bytes_per_token:.2f} "
         f"bytes/token for {key} ({source})",
     ]
-    if factor != 1.0:
-        basis.append(load_line(share, rates.core_share))
     gpu_hours = 0.0
     figures = {
         "topics": inputs.topics,
@@ -144,8 +137,8 @@ def estimate_synthesis(
             f"dense negatives: {inputs.chunks:,.0f} chunks at {EMBED_CHUNKS_PER_GPU_S:,.0f} "
             "chunks/s on one H100 (bench/README.md, all-MiniLM-L6-v2)"
         )
-    build_cores = idle_cores(rates.build_cores, rates.core_share, calibration.cores)
-    report_cores = idle_cores(rates.report_cores, rates.core_share, calibration.cores)
+    build_cores = per_shard_cores(rates.build_cores)
+    report_cores = per_shard_cores(rates.report_cores)
     report_cpu = per_run_cpu(rates, samples, 1) - rates.build_cpu_seconds
     scaling = Scaling(
         unit="cores",

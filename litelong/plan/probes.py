@@ -40,7 +40,7 @@ from .calibration import (
     SynthesisRates,
     host_name,
 )
-from .debate import endpoint_key
+from .debate import endpoint_key, is_local
 from .models import shape_of
 from .synthesis import rates_key
 from .training import fits, memory_per_gpu
@@ -48,6 +48,8 @@ from .training import fits, memory_per_gpu
 PROBE_CORPUS = "builtin://wiki_vital_en.jsonl.zst"
 PROBE_TOPICS = (4, 24)
 WARM_UP_TOPICS = 2
+#: Subjects the debate probe debates at once against remote endpoints (LLM requests).
+REMOTE_PROBE_SUBJECTS = 4
 
 Log = Callable[[str], None]
 
@@ -346,13 +348,21 @@ def _cores(clocks: Iterable[Clock]) -> float:
 
 
 def _debate_probe(store: ArtifactStore, resource: TopicDebate) -> DebateRates:
-    """One subject debated: its seconds, requests, tokens by role, topics and bytes. The LLM
-    client's imports are paid first, untimed (a real run pays them once, not per subject)."""
+    """Subjects debated: seconds, requests, tokens by role, topics and bytes per subject. On the
+    embedded server one subject (it already uses every core); against remote endpoints as many
+    as the run debates at once (its concurrency, at most `REMOTE_PROBE_SUBJECTS`), so the
+    seconds are those of a subject among concurrent ones. The LLM client's imports are paid
+    first, untimed (a real run pays them once, not per subject)."""
     with contextlib.suppress(ImportError):  # the stage says so itself
         import openai  # noqa: F401
+    spec = resource.spec
+    selected = len(load_bisac().select(spec.taxonomy))
+    at_once = (
+        1 if is_local(spec) else max(1, min(REMOTE_PROBE_SUBJECTS, spec.concurrency, selected))
+    )
     document = resource.model_dump(mode="json", by_alias=True, exclude_none=True)
     document["metadata"] = {"name": f"probe-{resource.name}"}
-    document["spec"]["taxonomy"]["maxSubjects"] = 1
+    document["spec"]["taxonomy"]["maxSubjects"] = at_once
     document["spec"]["parallelism"] = 1
     document["spec"].pop("output", None)
     document.pop("status", None)
@@ -369,7 +379,8 @@ def _debate_probe(store: ArtifactStore, resource: TopicDebate) -> DebateRates:
         }
 
     return DebateRates(
-        seconds_per_subject=sum(p.seconds for p in manifest.parts) / subjects,
+        # the run's wall time is subjects x this / subjects at once (debate.py)
+        seconds_per_subject=sum(p.seconds for p in manifest.parts) * at_once / subjects,
         requests_per_subject=counts.get("requests", 0) / subjects,
         tokens_in=per_role("tokens_in"),
         tokens_out=per_role("tokens_out"),

@@ -278,6 +278,16 @@ def test_within_a_duration_training_gets_the_gpus_its_gpu_hours_need_in_whole_no
     assert big.estimates[0].within["parallelism"]["contextParallel"] == smallest["cp"]
 
 
+def test_within_a_duration_debate_subjects_are_whole() -> None:
+    """4 subjects of 20 s within 30 s: 3 shards would leave one with 2 subjects (40 s)."""
+    from litelong.plan.deadline import Scaling, shape_within
+
+    shape = shape_within(Scaling("cores", 80.0, 0.0, max_shards=4, whole=True), 30)
+    assert (shape["parallelism"], shape["wall_seconds"], shape["meets"]) == (4, 20.0, True)
+    late = shape_within(Scaling("cores", 80.0, 0.0, max_shards=4, whole=True), 10)
+    assert (late["parallelism"], late["meets"]) == (4, False)  # one subject takes 20 s
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"), [("90s", 90), ("30m", 1800), ("1h", 3600), ("1h30m", 5400), ("2", 2)]
 )

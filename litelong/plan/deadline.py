@@ -8,6 +8,8 @@ duration D:
     cores       = ceil(work / (D - fixed))            CPU seconds per wall second needed
     parallelism = ceil(cores / cores per shard)       shards, at most the units of work
     wall        = work / (parallelism x cores per shard) + fixed
+                  (debate subjects are whole: ceil(subjects / parallelism) of them per shard,
+                  and the parallelism grows until that meets D)
 
 Training: GPUs = ceil(GPU seconds / D), at least the smallest count that fits in memory,
 rounded up to a multiple of the context-parallel degree, then to whole 8-GPU nodes.
@@ -52,6 +54,7 @@ class Scaling:
     fixed_seconds: float  # wall seconds every run pays whatever its shards
     per_shard: float = 1.0  # cores (GPUs) one shard keeps busy
     max_shards: int = 1_000_000  # units of work: documents, topics, subjects
+    whole: bool = False  # the units are few and whole (subjects): a shard takes ceil(units/N)
     min_units: int = 1  # training: the fewest GPUs that fit
     multiple: int = 1  # training: GPUs come in multiples of the context-parallel degree
 
@@ -72,7 +75,10 @@ def shape_within(scaling: Scaling, seconds: float) -> dict[str, Any]:
     needed = math.ceil(scaling.work / room - 1e-9) if room > 0 else math.inf
     shards = scaling.max_shards if math.isinf(needed) else math.ceil(needed / scaling.per_shard)
     shards = max(1, min(shards, scaling.max_shards))
-    wall = scaling.work / (shards * scaling.per_shard) + scaling.fixed_seconds
+    wall = _wall(scaling, shards)
+    while scaling.whole and wall > seconds and shards < scaling.max_shards:
+        shards += 1  # whole subjects: 4 over 3 shards is 2 for one of them
+        wall = _wall(scaling, shards)
     return {
         "seconds": seconds,
         "cores": None if scaling.unit == "shards" else math.ceil(shards * scaling.per_shard),
@@ -81,6 +87,13 @@ def shape_within(scaling: Scaling, seconds: float) -> dict[str, Any]:
         "wall_seconds": round(wall, 3),
         "meets": wall <= seconds * (1 + 1e-9),
     }
+
+
+def _wall(scaling: Scaling, shards: int) -> float:
+    share = (
+        math.ceil(scaling.max_shards / shards) / scaling.max_shards if scaling.whole else 1 / shards
+    )
+    return scaling.work * share / scaling.per_shard + scaling.fixed_seconds
 
 
 def _gpus_within(scaling: Scaling, seconds: float) -> dict[str, Any]:

@@ -73,10 +73,10 @@ def estimate_debate(
     if local:  # each shard runs its own server on its own cores
         busy = per_shard_cores(rates.cpu_per_wall)
         work = subjects * rates.seconds_per_subject * rates.cpu_per_wall
-        scaling = Scaling("cores", work, 0.0, busy, max_shards=max(1, subjects))
+        scaling = Scaling("cores", work, 0.0, busy, max_shards=max(1, subjects), whole=True)
     else:  # the endpoints' throughput, not this machine's cores, bounds it
         work = subjects * rates.seconds_per_subject / max(1, min(spec.concurrency, subjects))
-        scaling = Scaling("shards", work, 0.0, max_shards=max(1, subjects))
+        scaling = Scaling("shards", work, 0.0, max_shards=max(1, subjects), whole=True)
     return Estimate(
         kind=resource.kind,
         name=resource.name,

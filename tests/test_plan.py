@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -416,10 +417,13 @@ def test_quickstart_stages_come_within_30_percent_of_the_plan_after_calibrate(
     tmp_path: Path, cli: Cli
 ) -> None:
     """`litelong plan --calibrate` on the quickstart, then each stage planned (`litelong plan`,
-    which reads the inputs committed by then and measures the load of the moment) and run in
-    the same process. Wall time, CPU time and bytes must be within ±30% of the plan, counts
-    exact (requests, documents) or within ±30% (topics, samples, tokens). The debate's models
-    are a loopback OpenAI-compatible server answering by rule after 0.2 s
+    which reads the inputs committed by then) and run in the same process. CPU time and bytes
+    must be within ±30% of the plan, counts exact (requests, documents) or within ±30% (topics,
+    samples, tokens); wall time within ±30% when calibration and runs saw the same steady load
+    (CI: the suite with one CPU hog beside it), else within a factor of 3: under a load that
+    moves from second to second no plan can say what the next second gives, and on the shared
+    2-core VM of bench/README.md identical back-to-back index builds took 1.6-3.8 s. The
+    debate's models are a loopback OpenAI-compatible server answering by rule after 0.2 s
     (tests/adversary_llm.py): the embedded 135M model's answers, and so its bytes, vary from
     subject to subject."""
     from litelong.api import load_file
@@ -429,6 +433,8 @@ def test_quickstart_stages_come_within_30_percent_of_the_plan_after_calibrate(
 
     models = Models()
     ratios: dict[str, dict[str, float]] = {}
+    shares = [core_share()]  # the load, before calibration and around every stage
+    loads = [os.getloadavg()[0]]
     with AdversaryLLM(respond=lambda body: Delay(0.2, models(body))) as server:
         files = _quickstart(tmp_path, server.base_url)
         store_uri = f"file://{tmp_path / 'store'}"
@@ -437,6 +443,7 @@ def test_quickstart_stages_come_within_30_percent_of_the_plan_after_calibrate(
         assert "calibration written to" in planned.stderr
         store = ArtifactStore(store_uri)
         for file in files:
+            shares.append(core_share())
             (resource,) = load_file(file)
             replanned = cli("plan", str(file), "--json", "--store", store_uri)
             estimate = json.loads(replanned.stdout)["resources"][0]
@@ -477,15 +484,33 @@ def test_quickstart_stages_come_within_30_percent_of_the_plan_after_calibrate(
                     "BM25Index/wiki-sample",
                     "SynthesisRun/science-16k",
                 }
-    print("plan / measured:", json.dumps(ratios))  # shown by pytest -rP
+    shares.append(core_share())
+    loads.append(os.getloadavg()[0])
+    # steady: no more runnable than the CI's suite and hog, and a spinning thread got the same
+    # share of a core all along
+    steady = max(loads) <= (os.cpu_count() or 1) + 2 and max(shares) <= STEADY * min(shares)
+    print("plan / measured:", json.dumps(ratios), "shares:", shares, "loads:", loads)  # -rP
     outside = {
         f"{kind} {what}": round(ratio, 2)
         for kind, figures in ratios.items()
         for what, ratio in figures.items()
         # the debate's CPU is the loopback server's threads waiting: not a rate it plans by
-        if not (kind == "TopicDebate" and what == "cpu") and not 0.70 <= ratio <= 1.30
+        if not (kind == "TopicDebate" and what == "cpu")
+        and not (0.70 <= ratio <= 1.30 if what != "wall" or steady else 1 / 3 <= ratio <= 3)
     }
-    assert not outside, ratios
+    assert not outside, (ratios, shares, loads)
+
+
+#: The load was steady when the share of a core a spinning thread got varied less than this.
+STEADY = 1.3
+
+
+def core_share(seconds: float = 0.5) -> float:
+    """CPU seconds per wall second of a thread spinning for `seconds` (1.0: a whole core)."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    while time.perf_counter() - wall < seconds:
+        pass
+    return (time.thread_time() - cpu) / (time.perf_counter() - wall)
 
 
 def test_the_eta_changes_only_with_progress_so_status_writes_settle() -> None:

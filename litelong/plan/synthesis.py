@@ -276,6 +276,12 @@ def _query(
             ranked.append(found)
             for rank, doc_id in enumerate(found):
                 ranks.setdefault(doc_id, []).append((rank, topic))
+        if max_uses is not None:  # the topics that rank a document highest claim it
+            kept: list[list[tuple[int, str]]] = [[] for _ in queries]
+            for doc_id, claimers in ranks.items():
+                for rank, topic in sorted(claimers)[:max_uses]:
+                    kept[topic].append((rank, doc_id))
+            ranked = [[doc_id for _, doc_id in sorted(ids)] for ids in kept]
         first = list(dict.fromkeys(d for ids in ranked for d in ids[:FIRST_FETCH_BATCH]))
         rest = sorted(set(ranks) - set(first))
         drawn = random.Random(0).sample(rest, min(SIZED_DOCUMENTS, len(rest)))
@@ -284,12 +290,6 @@ def _query(
         sizes = {d: len(t.encode()) for d, t in zip(sized, texts, strict=True)}
     finally:
         retriever.close()
-    if max_uses is not None:
-        kept: list[list[tuple[int, str]]] = [[] for _ in queries]
-        for doc_id, claimers in ranks.items():
-            for rank, topic in sorted(claimers)[:max_uses]:
-                kept[topic].append((rank, doc_id))
-        ranked = [[doc_id for _, doc_id in sorted(ids)] for ids in kept]
     firsts = [sizes[d] for ids in ranked for d in ids[:FIRST_FETCH_BATCH]]
     return ranked, sizes, (sum(firsts) / len(firsts) if firsts else 0.0)
 

@@ -223,6 +223,34 @@ def test_the_synthesis_plan_counts_every_hit_of_a_topic_that_cannot_fill_its_sam
     assert distinct == pytest.approx(60 / 80)
 
 
+def test_a_synthesis_plan_sizes_the_first_fetches_left_to_each_topic_by_the_reuse_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under maxUsesPerDocument 1 a document goes to the topic that ranks it higher: the second
+    topic, ranking the same 40 documents in swapped pairs, keeps the odd ones, and its first
+    fetches reach past its first 16 hits; their sizes are the ones read."""
+    from litelong.plan import synthesis as planner
+
+    class Retriever:
+        def search(self, query: str, top_k: int) -> list[tuple[str, float]]:
+            order = range(40) if query == "a" else [i ^ 1 for i in range(40)]
+            return [(f"d{i}", 1.0) for i in order]
+
+        def get(self, ids: list[str]) -> list[str]:
+            return ["x" * int(doc_id[1:]) for doc_id in ids]
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(planner, "open_index", lambda _: Retriever())
+    monkeypatch.setattr(planner, "SIZED_DOCUMENTS", 0)
+    ranked, sizes, first_bytes = planner._query(None, ["a", "b"], 40, max_uses=1)  # type: ignore[arg-type]
+    assert ranked[1] == [f"d{i}" for i in range(1, 40, 2)]
+    assert ranked[0] == [f"d{i}" for i in range(0, 40, 2)]
+    assert all(doc_id in sizes for ids in ranked for doc_id in ids[:16])
+    assert first_bytes == pytest.approx((sum(range(0, 32, 2)) + sum(range(1, 32, 2))) / 32)
+
+
 # -- within a duration: the cluster shape --------------------------------------------------------
 
 

@@ -247,26 +247,33 @@ def _inputs(resource: SynthesisRun, store: ArtifactStore, plan: Plan) -> Inputs:
     topics_count, queries = _topics(resource, store, plan, basis, documents)
     hits, ranked, sizes = None, None, None
     if index is not None and queries is not None:
+        shuffled = spec.retrieval.order == "shuffle"
         ranked, sizes, retrieved = _query(
-            index, queries, spec.retrieval.top_k, spec.reuse.max_uses_per_document
+            index, queries, spec.retrieval.top_k, spec.reuse.max_uses_per_document, shuffled
         )
         hits = [len(ids) for ids in ranked]
         if retrieved:
             per_doc = retrieved
         basis.append(
             f"{len(hits)} topic queries run against the index (top {spec.retrieval.top_k}); "
-            f"their first {FIRST_FETCH_BATCH} hits hold {per_doc:,.0f} text bytes each"
+            f"the first {FIRST_FETCH_BATCH} documents each fetches "
+            f"({'shuffled' if shuffled else 'by score'}) hold {per_doc:,.0f} text bytes each"
         )
     return Inputs(topics_count, hits, documents, per_doc, chunks, basis, ranked, sizes)
 
 
 def _query(
-    index: Artifact, queries: list[str], top_k: int, max_uses: int | None = None
+    index: Artifact,
+    queries: list[str],
+    top_k: int,
+    max_uses: int | None = None,
+    shuffled: bool = False,
 ) -> tuple[list[list[str]], dict[str, int], float]:
-    """Per query, the documents its topic may use under `max_uses`, in rank order; the UTF-8
-    size of its first `FIRST_FETCH_BATCH` and of up to `SIZED_DOCUMENTS` others drawn from all
-    hits; and the mean size of those first fetches (retrieval favours some lengths: the corpus
-    mean is not what a sample is made of)."""
+    """Per query, the documents its topic may use under `max_uses`, in the order the stage
+    fetches them (by score, or shuffled as `retrieval.order: shuffle` does); the UTF-8 size of
+    its first `FIRST_FETCH_BATCH` and of up to `SIZED_DOCUMENTS` others drawn from all hits; and
+    the mean size of those first fetches (retrieval favours some lengths, short documents at
+    the top: the corpus mean is not what a sample is made of)."""
     retriever = open_index(index)
     try:
         ranked: list[list[str]] = []
@@ -282,6 +289,9 @@ def _query(
                 for rank, topic in sorted(claimers)[:max_uses]:
                     kept[topic].append((rank, doc_id))
             ranked = [[doc_id for _, doc_id in sorted(ids)] for ids in kept]
+        if shuffled:
+            rng = random.Random(0)
+            ranked = [rng.sample(ids, len(ids)) for ids in ranked]
         first = list(dict.fromkeys(d for ids in ranked for d in ids[:FIRST_FETCH_BATCH]))
         rest = sorted(set(ranks) - set(first))
         drawn = random.Random(0).sample(rest, min(SIZED_DOCUMENTS, len(rest)))

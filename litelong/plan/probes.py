@@ -27,6 +27,7 @@ from typing import Any
 
 from ..api import BM25Index, SynthesisRun, TopicDebate, TrainingJob, parse
 from ..api.loading import AnyResource
+from ..api.v1alpha1 import BM25IndexSpec
 from ..api.v1alpha1.topicdebate import TaxonomySelection
 from ..corpus import SkipCounter, read_shard
 from ..stages import resolve_inputs, run_shard
@@ -49,6 +50,8 @@ from .training import fits, memory_per_gpu
 PROBE_CORPUS = "builtin://wiki_vital_en.jsonl.zst"
 PROBE_TOPICS = (4, 24)
 WARM_UP_TOPICS = 2
+#: Text the index probes read from the corpus (the shipped sample holds 4.9 MB: all of it).
+PROBE_TEXT_BYTES = 5_000_000
 #: Builds of each index probe corpus (their mean CPU time).
 INDEX_REPEATS = 2
 #: Subjects the debate probe debates at once against remote endpoints (LLM requests).
@@ -62,7 +65,7 @@ def calibrate(resources: list[AnyResource], log: Log = lambda _: None) -> Calibr
     with tempfile.TemporaryDirectory(prefix="litelong-calibrate-") as folder:
         store = ArtifactStore(f"file://{folder}")
         chunk_chars = _chunk_chars(resources)
-        corpora = _probe_corpora(Path(folder))
+        corpora = _probe_corpora(Path(folder), _probe_source(resources))
         warm = _index_resource(False, chunk_chars, str(corpora["half"]), "probe-warm-up")
         run_shard(warm, store, 0, 1)  # imports and first-use costs, untimed
         for chunks in (False, True):
@@ -147,10 +150,23 @@ def _index_resource(
     return resource
 
 
-def _probe_corpora(folder: Path) -> dict[str, Path]:
-    """The shipped sample three ways: its first half, whole, and whole with every 8 documents
-    joined into one (the same text in an eighth of the documents)."""
-    documents = list(read_shard(_index_resource(False, 2048).spec, 0, 1, SkipCounter()))
+def _probe_source(resources: list[AnyResource]) -> BM25IndexSpec:
+    """The corpus the index probes read: the first BM25Index's own (its text indexes at its own
+    rate and size: man pages are not encyclopedia summaries), else the shipped sample."""
+    specs = [r.spec for r in resources if isinstance(r, BM25Index)]
+    return specs[0] if specs else _index_resource(False, 2048).spec
+
+
+def _probe_corpora(folder: Path, source: BM25IndexSpec) -> dict[str, Path]:
+    """The first `PROBE_TEXT_BYTES` of text of `source` (the shipped 4.9 MB sample whole) three
+    ways: its first half, whole, and whole with every 8 documents joined into one (the same
+    text in an eighth of the documents)."""
+    documents, nbytes = [], 0
+    for document in read_shard(source, 0, 1, SkipCounter()):
+        documents.append(document)
+        nbytes += len(document.text.encode())
+        if nbytes >= PROBE_TEXT_BYTES:
+            break
     long = [
         {"id": f"long-{i}", "text": "\n\n".join(d.text for d in documents[i : i + 8])}
         for i in range(0, len(documents), 8)

@@ -218,7 +218,7 @@ def test_the_synthesis_plan_counts_every_hit_of_a_topic_that_cannot_fill_its_sam
     assert fetch_count(hits=300, fits=1, needed=5.0, wanted=1) == 16  # the first fetch
     ranked = [[f"a{i}" for i in range(40)], [f"a{i}" for i in range(20, 60)]]
     sizes = {f"a{i}": 100 for i in range(60)}
-    text, distinct = distinct_tokens(ranked, sizes, fits=[0, 0], needed=130.0, wanted=1)
+    text, distinct = distinct_tokens(ranked, sizes, fits=[0, 0], needed=[130.0, 130.0], wanted=1)
     assert text == 60 * 100  # 80 fetches, 60 documents
     assert distinct == pytest.approx(60 / 80)
 

@@ -78,15 +78,21 @@ def estimate_synthesis(
         fits = [spec.samples_per_topic]
         available = inputs.documents
     elif inputs.hits:
-        fits = [min(spec.samples_per_topic, int(h / needed)) for h in inputs.hits]
+        per_topic = topic_needs(inputs, needed, spec.target_tokens * meta / tokens_per_byte)
+        fits = [
+            min(spec.samples_per_topic, int(h / n))
+            for h, n in zip(inputs.hits, per_topic, strict=True)
+        ]
         available = sum(inputs.hits) / len(inputs.hits)
     else:
         available = min(spec.retrieval.top_k, inputs.documents)
         fits = [min(spec.samples_per_topic, int(available / needed))]
     samples = round(sum(fits) * inputs.topics / len(fits))
+    if not inputs.hits or spec.mode == "standard":
+        per_topic = [needed] * len(fits)
     if inputs.ranked is not None and len(inputs.ranked) == len(fits):
         tokenized, fetched = distinct_tokens(
-            inputs.ranked, inputs.sizes or {}, fits, needed, spec.samples_per_topic
+            inputs.ranked, inputs.sizes or {}, fits, per_topic, spec.samples_per_topic
         )
         tokenized = tokenized * tokens_per_byte * inputs.topics / len(fits)
         fetched_line = f"{fetched:.0%} of the documents fetched by the queried topics distinct"
@@ -186,16 +192,32 @@ def fetch_count(hits: int, fits: int, needed: float, wanted: int) -> int:
     return min(hits, math.ceil(max(FIRST_FETCH_BATCH, fits * needed + MIN_FETCH_BATCH / 2)))
 
 
+def topic_needs(inputs: Inputs, needed: float, sample_bytes: float) -> list[float]:
+    """Documents per sample for each queried topic: a sample's text bytes over the mean size
+    of the documents the topic fetches first (topics retrieve documents of very different
+    lengths: short manual pages, long chapters); `needed`, the mean's, where none is sized."""
+    sizes = inputs.sizes or {}
+    found = []
+    for ids in inputs.ranked or [[] for _ in inputs.hits or []]:
+        sized = [sizes[d] for d in ids[:FIRST_FETCH_BATCH] if d in sizes]
+        found.append(sample_bytes / (sum(sized) / len(sized)) if sized and sum(sized) else needed)
+    return found
+
+
 def distinct_tokens(
-    ranked: list[list[str]], sizes: dict[str, int], fits: list[int], needed: float, wanted: int
+    ranked: list[list[str]],
+    sizes: dict[str, int],
+    fits: list[int],
+    needed: list[float],
+    wanted: int,
 ) -> tuple[float, float]:
     """Text bytes the stage tokenizes for the queried topics (a document once, however many
     topics fetch it: the stage keeps its tokens), and the share of fetches that are distinct.
     The bytes per document are the mean of the sized ones among those fetched."""
     fetched: set[str] = set()
     total = 0
-    for ids, n in zip(ranked, fits, strict=True):
-        count = fetch_count(len(ids), n, needed, wanted)
+    for ids, n, per_sample in zip(ranked, fits, needed, strict=True):
+        count = fetch_count(len(ids), n, per_sample, wanted)
         fetched.update(ids[:count])
         total += count
     sized = [sizes[doc_id] for doc_id in fetched if doc_id in sizes]

@@ -5,14 +5,18 @@
                                     with `reuse.maxUsesPerDocument` k, a document retrieved by
                                     more topics counts for the k that rank it highest (the
                                     stage's sharing rule, synth/assembly/candidates.py `claims`)
-    tokens per document           = text bytes per document x tokens per byte
-    samples per topic             = min(samplesPerTopic, available tokens // targetTokens)
+    tokens per document           = text bytes per document x tokens per byte (with real
+                                    queries, per topic: the mean size of the 16 documents it
+                                    fetches first, shuffled or by score as the stage does)
+    samples per topic             = min(samplesPerTopic, available / documents per sample)
     tokens                        = samples x targetTokens
-    tokenized                     = per topic: min(hits, max(16, samples x documents per
-                                    sample + 4)) documents, whole, x tokens per document,
-                                    x the share of first fetches that are distinct (real
-                                    queries: a document is tokenized once per shard)
-    build time                    = tokenized / tokenized tokens per second + seconds per run
+    tokenized                     = per topic: all its hits when it cannot fill its samples,
+                                    else min(hits, max(16, samples x documents per sample + 4))
+                                    documents, whole; with real queries the distinct ones of
+                                    all topics (a document is tokenized once per shard) x their
+                                    mean size x tokens per byte
+    CPU seconds                   = tokenized / tokens per CPU second + per run + report (per
+                                    run + per sample); wall time: each over its cores
     bytes                         = tokens x bytes per token + fixed bytes (report, metadata)
 
 Rates are per mode and output format, measured by `--calibrate` with a real SynthesisRun of

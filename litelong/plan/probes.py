@@ -54,6 +54,8 @@ WARM_UP_TOPICS = 2
 PROBE_TEXT_BYTES = 5_000_000
 #: Builds of each index probe corpus (their mean CPU time).
 INDEX_REPEATS = 2
+#: Runs of each synthesis probe size (their mean times).
+SYNTHESIS_REPEATS = 2
 #: Subjects the debate probe debates at once against remote endpoints (LLM requests).
 REMOTE_PROBE_SUBJECTS = 4
 
@@ -294,9 +296,13 @@ def _synthesis_probe(
     index = _index_resource(chunked, spec.nextlong.chunk_chars)
     if store.artifact(index.kind, index.name, index.spec_hash()).committed_manifest() is None:
         run_shard(index, store, 0, 1)
-    points: list[Point] = []
-    for count in (WARM_UP_TOPICS, *PROBE_TOPICS):
-        topics = commit_rule_topics(store, count)
+    points: dict[int, list[Point]] = {count: [] for count in PROBE_TOPICS}
+    runs = [(WARM_UP_TOPICS, 0)] + [(c, r) for r in range(SYNTHESIS_REPEATS) for c in PROBE_TOPICS]
+    topic_sets: dict[int, str] = {}
+    for count, repeat in runs:  # interleaved, so a change of load falls on both sizes
+        if count not in topic_sets:
+            topic_sets[count] = commit_rule_topics(store, count)
+        topics = topic_sets[count]
         document = spec.model_dump(mode="json", by_alias=True)
         document.update(topicDebateRef=topics, indexRef=index.name, parallelism=1)
         document["output"] = {**document["output"], "store": None}
@@ -304,7 +310,7 @@ def _synthesis_probe(
             {
                 "apiVersion": "litelong.io/v1alpha1",
                 "kind": "SynthesisRun",
-                "metadata": {"name": f"probe-synthesis-{count}"},
+                "metadata": {"name": f"probe-synthesis-{count}-{repeat}"},
                 "spec": document,
             }
         )
@@ -319,7 +325,7 @@ def _synthesis_probe(
         with Clock() as report:
             after_commit(resolved, result.artifact, store)
         counts = manifest.counts
-        points.append(
+        points[count].append(
             Point(
                 tokenized=counts.get("documents_tokenized", 0) * doc_tokens,
                 samples=min(float(counts.get("samples", 0)), MAX_SAMPLES),
@@ -329,7 +335,7 @@ def _synthesis_probe(
                 report=report,
             )
         )
-    p1, p2 = points
+    p1, p2 = (_mean(points[count]) for count in PROBE_TOPICS)
     build_rate, build_fixed = _line(p1.tokenized, p1.build.cpu, p2.tokenized, p2.build.cpu)
     per_sample, report_fixed = _line(p1.samples, p1.report.cpu, p2.samples, p2.report.cpu)
     per_token = (p2.bytes - p1.bytes) / (p2.tokens - p1.tokens) if p2.tokens > p1.tokens else 0.0
@@ -339,8 +345,8 @@ def _synthesis_probe(
         build_cpu_seconds=build_fixed if build_rate > 0 else 0.0,
         report_cpu_seconds=report_fixed if per_sample > 0 else p2.report.cpu,
         report_cpu_seconds_per_sample=max(0.0, per_sample),
-        build_cores=_cores(p.build for p in points),
-        report_cores=_cores(p.report for p in points),
+        build_cores=_cores(p.build for p in (p1, p2)),
+        report_cores=_cores(p.report for p in (p1, p2)),
         bytes_per_token=per_token,
         fixed_bytes=max(0.0, p1.bytes - per_token * p1.tokens),
     )
@@ -356,6 +362,25 @@ class Point:
     bytes: float
     build: Clock
     report: Clock
+
+
+def _mean(points: list[Point]) -> Point:
+    """Repeated runs of one size: their mean times (the counts are the same)."""
+
+    def mean(clocks: list[Clock]) -> Clock:
+        return Clock.of(
+            statistics.mean(c.wall for c in clocks), statistics.mean(c.cpu for c in clocks)
+        )
+
+    first = points[0]
+    return Point(
+        first.tokenized,
+        first.samples,
+        first.tokens,
+        first.bytes,
+        build=mean([p.build for p in points]),
+        report=mean([p.report for p in points]),
+    )
 
 
 def _line(x1: float, y1: float, x2: float, y2: float) -> tuple[float, float]:

@@ -445,12 +445,13 @@ def test_quickstart_stages_come_within_30_percent_of_the_plan_after_calibrate(
     tmp_path: Path, cli: Cli
 ) -> None:
     """`litelong plan --calibrate` on the quickstart, then each stage planned (`litelong plan`,
-    which reads the inputs committed by then) and run in the same process. CPU time and bytes
-    must be within ±30% of the plan, counts exact (requests, documents) or within ±30% (topics,
-    samples, tokens); wall time within ±30% when calibration and runs saw the same steady load
-    (CI: the suite with one CPU hog beside it), else within a factor of 3: under a load that
-    moves from second to second no plan can say what the next second gives, and on the shared
-    2-core VM of bench/README.md identical back-to-back index builds took 1.6-3.8 s. The
+    which reads the inputs committed by then) and run in the same process. Bytes must be within
+    ±30% of the plan, counts exact (requests, documents) or within ±30% (topics, samples,
+    tokens); wall and CPU time within ±30% when calibration and runs saw the same steady load
+    (CI: the suite with one CPU hog beside it). Under a load that moves from second to second
+    no plan can say what the next second gives: on the shared 2-core VM of bench/README.md
+    identical back-to-back index builds took 1.6-3.8 s (0.73-0.93 CPU s), so there wall time
+    is held within a factor of 3 and CPU time within ±40% (0.79-1.31 in 16 runs). The
     debate's models are a loopback OpenAI-compatible server answering by rule after 0.2 s
     (tests/adversary_llm.py): the embedded 135M model's answers, and so its bytes, vary from
     subject to subject."""
@@ -518,19 +519,31 @@ def test_quickstart_stages_come_within_30_percent_of_the_plan_after_calibrate(
     # share of a core all along
     steady = max(loads) <= (os.cpu_count() or 1) + 2 and max(shares) <= STEADY * min(shares)
     print("plan / measured:", json.dumps(ratios), "shares:", shares, "loads:", loads)  # -rP
+
+    def bounds(what: str) -> tuple[float, float]:
+        return BOUNDS[what if steady or what == "bytes" else f"{what}, unsteady"]
+
     outside = {
         f"{kind} {what}": round(ratio, 2)
         for kind, figures in ratios.items()
         for what, ratio in figures.items()
         # the debate's CPU is the loopback server's threads waiting: not a rate it plans by
         if not (kind == "TopicDebate" and what == "cpu")
-        and not (0.70 <= ratio <= 1.30 if what != "wall" or steady else 1 / 3 <= ratio <= 3)
+        and not bounds(what)[0] <= ratio <= bounds(what)[1]
     }
     assert not outside, (ratios, shares, loads)
 
 
 #: The load was steady when the share of a core a spinning thread got varied less than this.
 STEADY = 1.3
+#: plan / measured, by figure and load.
+BOUNDS = {
+    "wall": (0.70, 1.30),
+    "cpu": (0.70, 1.30),
+    "bytes": (0.70, 1.30),
+    "wall, unsteady": (1 / 3, 3.0),
+    "cpu, unsteady": (0.60, 1.40),
+}
 
 
 def core_share(seconds: float = 0.5) -> float:

@@ -14,11 +14,15 @@ real index queries), which is what `litelong plan` says when run between the sta
 `--rule-topics` skips the debate: 16 x scale topics (what 4 subjects x topicsPerSubject 4 would
 give) are committed by rule, one BISAC subject title each, for machines where the embedded LLM
 cannot debate 10x the subjects in reasonable time; index and synthesis are planned and measured.
+`--loopback-llm` debates instead against the loopback OpenAI-compatible server of
+tests/test_plan.py (answers by rule after 0.2 s; run from the repository root): the debate's
+plan is measured for a remote endpoint, in seconds rather than the embedded model's minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -34,9 +38,13 @@ SAMPLES = Path(__file__).resolve().parent.parent / "manifests" / "samples"
 QUICKSTART = ("topicdebate.yaml", "bm25index.yaml", "synthesisrun.yaml")
 #: --scale 10: ten times the subjects, and corpus files holding ~10x the text of the sample
 LARGE_FILES = ("manpages-00000.jsonl.zst", "religion-00000.jsonl.zst")
+#: --loopback-llm: the models tests/test_debate_protocol.py's rules answer for
+MODELS = ("model-a", "model-b", "model-j")
 
 
-def resources_for(scale: int, corpora: Path, llm_timeout: float) -> list[AnyResource]:
+def resources_for(
+    scale: int, corpora: Path, llm_timeout: float, llm_url: str | None = None
+) -> list[AnyResource]:
     resources = [r for name in QUICKSTART for r in load_file(SAMPLES / name)]
     scaled = []
     for resource in resources:
@@ -45,8 +53,10 @@ def resources_for(scale: int, corpora: Path, llm_timeout: float) -> list[AnyReso
         spec = document["spec"]
         if resource.kind == "TopicDebate":
             spec["taxonomy"]["maxSubjects"] *= scale
-            for role in [*spec["debaters"], spec["judge"]]:
+            for role, model in zip([*spec["debaters"], spec["judge"]], MODELS, strict=True):
                 role["endpoint"]["timeoutSeconds"] = llm_timeout
+                if llm_url:
+                    role["endpoint"].update(baseURL=llm_url, model=model, maxRetries=0)
         elif resource.kind == "BM25Index" and scale > 1:
             spec["corpus"] = [
                 {"uri": str(corpora / name), "format": "jsonl", "idField": "id"}
@@ -62,8 +72,23 @@ def main() -> None:
     parser.add_argument("--corpora", type=Path, default=Path("../shared/data/corpora/large"))
     parser.add_argument("--llm-timeout", type=float, default=120.0, help="seconds per request")
     parser.add_argument("--rule-topics", action="store_true", help="no debate: topics by rule")
+    parser.add_argument(
+        "--loopback-llm", action="store_true", help="debate against the tests' loopback server"
+    )
     args = parser.parse_args()
-    resources = resources_for(args.scale, args.corpora, args.llm_timeout)
+    with contextlib.ExitStack() as stack:
+        url = None
+        if args.loopback_llm:
+            from tests.adversary_llm import AdversaryLLM, Delay
+            from tests.test_debate_protocol import Models
+
+            models = Models()
+            server = AdversaryLLM(respond=lambda body: Delay(0.2, models(body)))
+            url = stack.enter_context(server).base_url
+        measure(args, resources_for(args.scale, args.corpora, args.llm_timeout, url))
+
+
+def measure(args: argparse.Namespace, resources: list[AnyResource]) -> None:
     if args.rule_topics:
         resources = [r for r in resources if r.kind != "TopicDebate"]
     resources = order_by_dependency(resources)
@@ -72,9 +97,12 @@ def main() -> None:
         if args.rule_topics:
             commit_rule_topics(store, 16 * args.scale, "science")
             print(f"{16 * args.scale} topics committed by rule")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         calibration = calibrate(resources, log=lambda line: print(f"calibrate: {line}"))
-        print(f"calibration took {time.perf_counter() - started:.1f} s")
+        print(
+            f"calibration took {time.perf_counter() - started:.1f} s "
+            f"({time.process_time() - cpu:.1f} CPU s)"
+        )
         before = make_plan(resources, store, calibration)
         rows = []
         for resource in resources:

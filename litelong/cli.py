@@ -958,6 +958,14 @@ def plan(
             min=0.001,
         ),
     ] = None,
+    within: Annotated[
+        str | None,
+        typer.Option(
+            "--within",
+            help="A wall time for each stage (e.g. 30m, 1h, 1h30m): the cores or GPUs and the "
+            "parallelism that finish it in that time.",
+        ),
+    ] = None,
 ) -> None:
     """Estimate what running FILES will cost: wall time, CPU- and GPU-hours, bytes, GPU memory.
 
@@ -968,25 +976,32 @@ def plan(
     from .plan.actual import keep as keep_plan
     from .plan.calibration import load as load_calibration
     from .plan.calibration import save as save_calibration
+    from .plan.deadline import BadDuration, parse_duration
     from .plan.models import UnknownModel
     from .plan.planner import make_plan
     from .plan.probes import calibrate as run_probes
     from .plan.render import plan_json, print_plan
 
+    try:
+        deadline = parse_duration(within) if within is not None else None
+    except BadDuration as exc:
+        raise typer.BadParameter(str(exc), param_hint="--within") from exc
     resources = [r for file in files for r in load_file(file)]
     artifact_store = ArtifactStore(store or (_spec_store(resources[0]) if resources else None))
     if calibrate:
         measured = run_probes(resources, log=lambda line: err.print(f"calibrate: {line}"))
         uri = save_calibration(artifact_store, measured)
         err.print(f"calibration written to {uri}", soft_wrap=True)
+    calibration = load_calibration(artifact_store)
     try:
-        result = make_plan(
-            resources, artifact_store, load_calibration(artifact_store), llm_tokens_per_s
-        )
+        result = make_plan(resources, artifact_store, calibration, llm_tokens_per_s)
     except UnknownModel as exc:
         raise UnresolvedRef(str(exc)) from exc
     except NotCommitted as exc:
         raise UnresolvedRef(str(exc)) from exc
+    if deadline is not None:
+        for estimate in result.estimates:
+            estimate.size_for(deadline)
     try:  # for the report's plan-vs-actual; a plan still prints where the store is read-only
         keep_plan(artifact_store, result, resources)
     except OSError as exc:

@@ -4,7 +4,10 @@ the operator's status.plan and ETA, and plan beside actual after a run."""
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -164,7 +167,8 @@ def test_a_large_file_is_extrapolated_from_its_first_bytes(
 
 def test_calibration_is_kept_per_host_outside_the_artifacts(store: ArtifactStore, cli: Cli) -> None:
     measured = Calibration(
-        host="box-1", index={"plain": IndexRates(text_bytes_per_s=1e6, disk_bytes_per_text_byte=2)}
+        host="box-1",
+        index={"plain": IndexRates(text_bytes_per_cpu_s=1e6, disk_bytes_per_text_byte=2)},
     )
     uri = calibration_store.save(store, measured)
     assert uri.endswith("/_calibration/box-1.json")
@@ -180,13 +184,155 @@ def test_a_plan_uses_this_machines_calibration(
     fast = make_plan([index], store).estimates[0]
     slow = Calibration(
         host="here",
-        index={"plain": IndexRates(text_bytes_per_s=1e3, disk_bytes_per_text_byte=3.0)},
+        index={"plain": IndexRates(text_bytes_per_cpu_s=1e3, disk_bytes_per_text_byte=3.0)},
     )
     estimate = make_plan([index], store, slow).estimates[0]
     assert estimate.wall_seconds == pytest.approx(estimate.figures["text_bytes"] / 1e3)
     assert estimate.bytes == pytest.approx(3.0 * estimate.figures["text_bytes"], rel=1e-6)
     assert estimate.wall_seconds > 100 * fast.wall_seconds
     assert any("calibrated on here" in line for line in estimate.basis)
+
+
+def test_cpu_rates_become_wall_time_at_the_cores_the_probes_kept_busy(
+    store: ArtifactStore,
+) -> None:
+    """Rates are per CPU second (stable under the load of others); the cores the probes kept
+    busy turn them into wall time, and the CPU-hours are the CPU seconds themselves."""
+    index = bm25index(corpus=[{"uri": "builtin://wiki_vital_en.jsonl.zst", "idField": "id"}])
+    rates = IndexRates(
+        text_bytes_per_cpu_s=1e5, fixed_cpu_seconds=0.5, disk_bytes_per_text_byte=1.0, cores=2.0
+    )
+    estimate = make_plan([index], store, Calibration(host="here", index={"plain": rates}))
+    cpu_seconds = estimate.estimates[0].figures["text_bytes"] / 1e5 + 0.5
+    assert estimate.estimates[0].wall_seconds == pytest.approx(cpu_seconds / 2)
+    assert estimate.estimates[0].cpu_hours * 3600 == pytest.approx(cpu_seconds)
+
+
+def test_the_synthesis_plan_counts_every_hit_of_a_topic_that_cannot_fill_its_samples() -> None:
+    """The stage reads all the hits of a topic too poor for its samples, trying, and tokenizes
+    a document once however many topics fetch it."""
+    from litelong.plan.synthesis import distinct_tokens, fetch_count
+
+    assert fetch_count(hits=300, fits=0, needed=130.0, wanted=1) == 300
+    assert fetch_count(hits=300, fits=1, needed=130.0, wanted=1) == 134  # 130 + half of 8
+    assert fetch_count(hits=300, fits=1, needed=5.0, wanted=1) == 16  # the first fetch
+    ranked = [[f"a{i}" for i in range(40)], [f"a{i}" for i in range(20, 60)]]
+    sizes = {f"a{i}": 100 for i in range(60)}
+    text, distinct = distinct_tokens(ranked, sizes, fits=[0, 0], needed=[130.0, 130.0], wanted=1)
+    assert text == 60 * 100  # 80 fetches, 60 documents
+    assert distinct == pytest.approx(60 / 80)
+
+
+def test_a_synthesis_plan_sizes_the_first_fetches_left_to_each_topic_by_the_reuse_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under maxUsesPerDocument 1 a document goes to the topic that ranks it higher: the second
+    topic, ranking the same 40 documents in swapped pairs, keeps the odd ones, and its first
+    fetches reach past its first 16 hits; their sizes are the ones read."""
+    from litelong.plan import synthesis as planner
+
+    class Retriever:
+        def search(self, query: str, top_k: int) -> list[tuple[str, float]]:
+            order = range(40) if query == "a" else [i ^ 1 for i in range(40)]
+            return [(f"d{i}", 1.0) for i in order]
+
+        def get(self, ids: list[str]) -> list[str]:
+            return ["x" * int(doc_id[1:]) for doc_id in ids]
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(planner, "open_index", lambda _: Retriever())
+    monkeypatch.setattr(planner, "SIZED_DOCUMENTS", 0)
+    ranked, sizes, first_bytes = planner._query(None, ["a", "b"], 40, max_uses=1)  # type: ignore[arg-type]
+    assert ranked[1] == [f"d{i}" for i in range(1, 40, 2)]
+    assert ranked[0] == [f"d{i}" for i in range(0, 40, 2)]
+    assert all(doc_id in sizes for ids in ranked for doc_id in ids[:16])
+    assert first_bytes == pytest.approx((sum(range(0, 32, 2)) + sum(range(1, 32, 2))) / 32)
+
+
+# -- within a duration: the cluster shape --------------------------------------------------------
+
+
+def test_within_an_hour_an_index_needs_its_cpu_seconds_over_3600_cores(
+    tmp_path: Path, cli: Cli
+) -> None:
+    """A calibrated X text bytes per CPU second (one core) and a corpus of Y text bytes: ceil(Y /
+    X / 3600) cores for 1h, one shard each; the shape's wall time meets the hour."""
+    index = SAMPLES / "bm25index.yaml"
+    store = ArtifactStore(f"file://{tmp_path / 'store'}")
+    text_bytes = sample_corpus(parse(yaml.safe_load(index.read_text())).spec).text_bytes
+    rate = text_bytes / (2.5 * 3600)  # 2.5 core-hours of work
+    calibration_store.save(
+        store,
+        Calibration(
+            host=calibration_store.host_name(),
+            index={"chunks": IndexRates(text_bytes_per_cpu_s=rate, disk_bytes_per_text_byte=1)},
+        ),
+    )
+    result = cli("plan", str(index), "--within", "1h", "--json", "--store", store.uri)
+    assert result.code == 0, result.stderr
+    within = json.loads(result.stdout)["resources"][0]["within"]
+    assert within["cores"] == math.ceil(text_bytes / rate / 3600) == 3
+    assert within["parallelism"] == 3
+    assert within["wall_seconds"] == pytest.approx(2.5 * 3600 / 3) and within["meets"] is True
+    assert (
+        json.loads(cli("plan", str(index), "--json", "--store", store.uri).stdout)["resources"][
+            0
+        ].get("within")
+        is None
+    )  # only when asked
+    shown = cli("plan", str(index), "--within", "90m", "--store", store.uri)
+    assert "within 1.5 h" in shown.stdout and "2 cores" in shown.stdout
+
+
+def test_within_a_duration_training_gets_the_gpus_its_gpu_hours_need_in_whole_nodes(
+    store: ArtifactStore,
+) -> None:
+    job = training_job("litelong/llama-1b", 32_768, steps=20_000)
+    estimate = make_plan([job], store).estimates[0]
+    estimate.size_for(3600)
+    assert estimate.within is not None
+    gpus = math.ceil(estimate.gpu_hours)
+    assert gpus > 8  # more than a node: whole nodes of 8
+    assert estimate.within["gpus"] == 8 * math.ceil(gpus / 8)
+    assert estimate.within["parallelism"]["nodes"] == math.ceil(gpus / 8)
+    assert estimate.within["meets"] is True
+    # a job that fits on no single GPU gets at least the GPUs and CP degree that fit
+    big = make_plan([training_job("meta-llama/Meta-Llama-3-8B", 524_288, steps=1)], store)
+    big.estimates[0].size_for(86_400)
+    smallest = big.estimates[0].figures["smallest_fitting_cp"]
+    assert big.estimates[0].within is not None and smallest is not None
+    assert big.estimates[0].within["gpus"] >= smallest["gpus"]
+    assert big.estimates[0].within["parallelism"]["contextParallel"] == smallest["cp"]
+
+
+def test_within_a_duration_debate_subjects_are_whole() -> None:
+    """4 subjects of 20 s within 30 s: 3 shards would leave one with 2 subjects (40 s)."""
+    from litelong.plan.deadline import Scaling, shape_within
+
+    shape = shape_within(Scaling("cores", 80.0, 0.0, max_shards=4, whole=True), 30)
+    assert (shape["parallelism"], shape["wall_seconds"], shape["meets"]) == (4, 20.0, True)
+    late = shape_within(Scaling("cores", 80.0, 0.0, max_shards=4, whole=True), 10)
+    assert (late["parallelism"], late["meets"]) == (4, False)  # one subject takes 20 s
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("30m", 1800), ("1h", 3600), ("1h30m", 5400), ("2", 2)]
+)
+def test_durations_read_as_people_write_them(text: str, seconds: float) -> None:
+    from litelong.plan.deadline import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["1x", "h", "", "0m", "-1h", "1 h 2"])
+def test_a_bad_duration_is_a_one_line_input_error(tmp_path: Path, cli: Cli, text: str) -> None:
+    result = cli(
+        "plan", str(SAMPLES / "bm25index.yaml"), "--within", text, "--store", str(tmp_path)
+    )
+    assert result.code == 2
+    assert f"bad duration {text!r}" in result.stderr
 
 
 # -- the CLI ------------------------------------------------------------------------------------
@@ -298,41 +444,50 @@ def _quickstart(tmp_path: Path, llm_url: str) -> list[Path]:
 def test_quickstart_stages_come_within_30_percent_of_the_plan_after_calibrate(
     tmp_path: Path, cli: Cli
 ) -> None:
-    """`litelong plan --calibrate` on the quickstart, then each stage run and measured in the
-    same process, under the same load. Bytes and counts must be within ±30% (requests exactly);
-    wall time, which a loaded two-core machine moves a lot, within a factor of 3 here: the ±30%
-    wall-time figures are bench/plan.py's (bench/README.md). The debate's models are a loopback
-    OpenAI-compatible server answering by rule after 0.2 s (tests/adversary_llm.py), because
-    the embedded 135M model's answers, and so its bytes, vary from subject to subject."""
+    """`litelong plan --calibrate` on the quickstart, then each stage planned (`litelong plan`,
+    which reads the inputs committed by then) and run in the same process. Bytes must be within
+    ±30% of the plan, counts exact (requests, documents) or within ±30% (topics, samples,
+    tokens); wall and CPU time within ±30% when calibration and runs saw the same steady load
+    (CI: the suite with one CPU hog beside it). Under a load that moves from second to second
+    no plan can say what the next second gives: on the shared 2-core VM of bench/README.md
+    identical back-to-back index builds took 1.6-3.8 s (0.73-0.93 CPU s), so there wall time
+    is held within a factor of 3 and CPU time within ±40% (0.79-1.31 in 16 runs). The
+    debate's models are a loopback OpenAI-compatible server answering by rule after 0.2 s
+    (tests/adversary_llm.py): the embedded 135M model's answers, and so its bytes, vary from
+    subject to subject."""
     from litelong.api import load_file
 
     from .adversary_llm import AdversaryLLM, Delay
     from .test_debate_protocol import Models
 
     models = Models()
+    ratios: dict[str, dict[str, float]] = {}
+    shares = [core_share()]  # the load, before calibration and around every stage
+    loads = [os.getloadavg()[0]]
     with AdversaryLLM(respond=lambda body: Delay(0.2, models(body))) as server:
         files = _quickstart(tmp_path, server.base_url)
         store_uri = f"file://{tmp_path / 'store'}"
         planned = cli("plan", *map(str, files), "--calibrate", "--json", "--store", store_uri)
         assert planned.code == 0, planned.stderr
         assert "calibration written to" in planned.stderr
-        before = {r["kind"]: r for r in json.loads(planned.stdout)["resources"]}
         store = ArtifactStore(store_uri)
         for file in files:
+            shares.append(core_share())
             (resource,) = load_file(file)
-            estimate = before[resource.kind]
+            replanned = cli("plan", str(file), "--json", "--store", store_uri)
+            estimate = json.loads(replanned.stdout)["resources"][0]
             if resource.kind == "SynthesisRun":  # what `litelong plan` says once inputs exist
-                replanned = cli("plan", str(file), "--json", "--store", store_uri)
-                estimate = json.loads(replanned.stdout)["resources"][0]
                 assert any("queries run against the index" in b for b in estimate["basis"])
-            started = datetime.now(UTC)
+            wall, cpu = time.perf_counter(), time.process_time()
             result = run_shard(resource, store, 0, 1)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             manifest = result.manifest
-            seconds = (datetime.now(UTC) - started).total_seconds()
             assert manifest is not None
-            label = resource.kind
-            assert estimate["bytes"] == pytest.approx(manifest.size, rel=0.30), label
-            assert 1 / 3 < estimate["wall_seconds"] / seconds < 3, (label, seconds)
+            ratios[resource.kind] = {
+                "wall": estimate["wall_seconds"] / wall,
+                "cpu": estimate["cpu_hours"] * 3600 / cpu,
+                "bytes": estimate["bytes"] / manifest.size,
+            }
             if resource.kind == "TopicDebate":
                 assert estimate["figures"]["requests"] == manifest.counts["requests"]
                 assert estimate["figures"]["topics"] == pytest.approx(
@@ -358,6 +513,45 @@ def test_quickstart_stages_come_within_30_percent_of_the_plan_after_calibrate(
                     "BM25Index/wiki-sample",
                     "SynthesisRun/science-16k",
                 }
+    shares.append(core_share())
+    loads.append(os.getloadavg()[0])
+    # steady: no more runnable than the CI's suite and hog, and a spinning thread got the same
+    # share of a core all along
+    steady = max(loads) <= (os.cpu_count() or 1) + 2 and max(shares) <= STEADY * min(shares)
+    print("plan / measured:", json.dumps(ratios), "shares:", shares, "loads:", loads)  # -rP
+
+    def bounds(what: str) -> tuple[float, float]:
+        return BOUNDS[what if steady or what == "bytes" else f"{what}, unsteady"]
+
+    outside = {
+        f"{kind} {what}": round(ratio, 2)
+        for kind, figures in ratios.items()
+        for what, ratio in figures.items()
+        # the debate's CPU is the loopback server's threads waiting: not a rate it plans by
+        if not (kind == "TopicDebate" and what == "cpu")
+        and not bounds(what)[0] <= ratio <= bounds(what)[1]
+    }
+    assert not outside, (ratios, shares, loads)
+
+
+#: The load was steady when the share of a core a spinning thread got varied less than this.
+STEADY = 1.3
+#: plan / measured, by figure and load.
+BOUNDS = {
+    "wall": (0.70, 1.30),
+    "cpu": (0.70, 1.30),
+    "bytes": (0.70, 1.30),
+    "wall, unsteady": (1 / 3, 3.0),
+    "cpu, unsteady": (0.60, 1.40),
+}
+
+
+def core_share(seconds: float = 0.5) -> float:
+    """CPU seconds per wall second of a thread spinning for `seconds` (1.0: a whole core)."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    while time.perf_counter() - wall < seconds:
+        pass
+    return (time.thread_time() - cpu) / (time.perf_counter() - wall)
 
 
 def test_the_eta_changes_only_with_progress_so_status_writes_settle() -> None:

@@ -13,7 +13,7 @@ import os
 import socket
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from ..store import ArtifactStore
 
@@ -21,28 +21,38 @@ FOLDER = "_calibration"
 
 
 class IndexRates(BaseModel):
-    """A BM25Index build, end to end (read, normalise, dedup, index, commit)."""
+    """A BM25Index build, end to end (read, normalise, dedup, index, commit), in CPU seconds:
+    CPU time is what a busy machine does not stretch; `cores` turns it into wall time."""
 
-    text_bytes_per_s: float = Field(description="UTF-8 text bytes indexed per second.")
-    seconds_per_document: float = Field(default=0.0, description="Per indexed document.")
-    fixed_seconds: float = Field(default=0.0, description="Per build: writer setup, commit.")
+    text_bytes_per_cpu_s: float = Field(description="UTF-8 text bytes indexed per CPU second.")
+    cpu_seconds_per_document: float = Field(default=0.0, description="Per indexed document.")
+    fixed_cpu_seconds: float = Field(default=0.0, description="Per build: writer setup, commit.")
     disk_bytes_per_text_byte: float = Field(description="Index bytes per text byte.")
     disk_bytes_per_document: float = Field(default=0.0, description="Index bytes per document.")
-    cpu_per_wall: float = Field(
-        default=1.0, description="CPU seconds per wall second the probe used (cores kept busy)."
+    cores: float = Field(
+        default=1.0, description="CPU seconds per wall second the probes used (cores kept busy)."
     )
+
+    def cpu_seconds(self, text_bytes: float, documents: float) -> float:
+        """CPU seconds of the work that shards divide (the fixed part left out)."""
+        return text_bytes / self.text_bytes_per_cpu_s + documents * self.cpu_seconds_per_document
 
 
 class SynthesisRates(BaseModel):
-    """A SynthesisRun of one mode and format: build rate, fixed costs and output size."""
+    """A SynthesisRun of one mode and format, in CPU seconds: the build (retrieval and
+    tokenization, per tokenized token) and the commit and report (per run and per sample: the
+    coherence queries), each with the cores it kept busy; and the output size."""
 
-    tokens_per_s: float = Field(description="Tokens tokenized (and assembled) per second.")
-    fixed_seconds: float = Field(description="Per run: opening the index, commit, report.")
+    tokens_per_cpu_s: float = Field(description="Tokens tokenized (and assembled) per CPU second.")
+    build_cpu_seconds: float = Field(default=0.0, description="Per run: opening index, tokenizer.")
+    report_cpu_seconds: float = Field(description="Per run: commit, report (plots, tables).")
+    report_cpu_seconds_per_sample: float = Field(
+        default=0.0, description="Per sample the report's coherence measures (at most 200)."
+    )
+    build_cores: float = Field(default=1.0, description="CPU seconds per wall second, build.")
+    report_cores: float = Field(default=1.0, description="CPU seconds per wall second, report.")
     bytes_per_token: float = Field(description="Committed bytes per output token.")
     fixed_bytes: float = Field(default=0.0, description="Committed bytes per run (report...).")
-    cpu_per_wall: float = Field(
-        default=1.0, description="CPU seconds per wall second the probe used (cores kept busy)."
-    )
 
 
 class DebateRates(BaseModel):
@@ -106,10 +116,13 @@ def save(store: ArtifactStore, calibration: Calibration) -> str:
 
 
 def load(store: ArtifactStore, host: str | None = None) -> Calibration | None:
-    """This machine's calibration in the store, or None."""
+    """This machine's calibration in the store, or None (none, or one of an older layout)."""
     path = calibration_path(store, host)
     try:
         raw = store.fs.cat_file(path)
     except FileNotFoundError:
         return None
-    return Calibration.model_validate(json.loads(raw))
+    try:
+        return Calibration.model_validate(json.loads(raw))
+    except ValidationError:  # written by an older litelong, with other rates: calibrate again
+        return None

@@ -20,6 +20,7 @@ from ..api.v1alpha1 import TopicDebate, TopicDebateSpec
 from ..api.v1alpha1.topicdebate import LOCAL
 from ..taxonomy import load_bisac
 from .calibration import Calibration, DebateRates
+from .deadline import Scaling, per_shard_cores
 from .defaults import DEBATE
 from .estimate import Estimate
 
@@ -38,7 +39,9 @@ def is_local(spec: TopicDebateSpec) -> bool:
 
 
 def estimate_debate(
-    resource: TopicDebate, calibration: Calibration, tokens_per_s: float | None = None
+    resource: TopicDebate,
+    calibration: Calibration,
+    tokens_per_s: float | None = None,
 ) -> Estimate:
     spec = resource.spec
     subjects = len(load_bisac().select(spec.taxonomy))
@@ -67,6 +70,13 @@ def estimate_debate(
         if bound > wall:
             wall = bound
             basis.append(f"throughput-bound at {tokens_per_s:,.0f} completion tokens/s")
+    if local:  # each shard runs its own server on its own cores
+        busy = per_shard_cores(rates.cpu_per_wall)
+        work = subjects * rates.seconds_per_subject * rates.cpu_per_wall
+        scaling = Scaling("cores", work, 0.0, busy, max_shards=max(1, subjects), whole=True)
+    else:  # the endpoints' throughput, not this machine's cores, bounds it
+        work = subjects * rates.seconds_per_subject / max(1, min(spec.concurrency, subjects))
+        scaling = Scaling("shards", work, 0.0, max_shards=max(1, subjects), whole=True)
     return Estimate(
         kind=resource.kind,
         name=resource.name,
@@ -82,4 +92,5 @@ def estimate_debate(
             "concurrency": spec.concurrency,
         },
         basis=basis,
+        scaling=scaling,
     )

@@ -7,15 +7,16 @@ from .calibration import Calibration, DebateRates, GpuRates, IndexRates, Synthes
 
 SOURCE = "bench/README.md defaults (2-core VM, one H100)"
 
-#: bench/README.md, index_build.py, `all`: 16.94 MB/s of text; size ratio measured by
-#: `litelong plan --calibrate` on the same VM (wiki sample).
+#: bench/README.md, index_build.py, `all`: 16.94 MB/s of text (wall time, counted here as one
+#: core's); size ratio measured by `litelong plan --calibrate` on the same VM (wiki sample).
 INDEX = {
-    "plain": IndexRates(text_bytes_per_s=16.9e6, disk_bytes_per_text_byte=0.55),
-    "chunks": IndexRates(text_bytes_per_s=8.0e6, disk_bytes_per_text_byte=1.1),
+    "plain": IndexRates(text_bytes_per_cpu_s=16.9e6, disk_bytes_per_text_byte=0.55),
+    "chunks": IndexRates(text_bytes_per_cpu_s=8.0e6, disk_bytes_per_text_byte=1.1),
 }
-#: bench/README.md, synthesis.py: build 827K-1.27M tokens/s, commit + report 3.6-5.6 s.
+#: bench/README.md, synthesis.py: build 827K-1.27M tokens/s, commit + report 3.6-5.6 s (wall
+#: times, counted here as one core's).
 SYNTHESIS = SynthesisRates(
-    tokens_per_s=1.0e6, fixed_seconds=4.5, bytes_per_token=4.1, fixed_bytes=150_000
+    tokens_per_cpu_s=1.0e6, report_cpu_seconds=4.5, bytes_per_token=4.1, fixed_bytes=150_000
 )
 #: bench/README.md, debate.py at concurrency 4: 120.4 s for 6 subjects, 30 requests,
 #: 16,415 tokens; the split by role is the quickstart's calibration on the same VM.

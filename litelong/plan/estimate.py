@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .deadline import Scaling, shape_within
+
 
 @dataclass
 class Estimate:
@@ -21,9 +23,20 @@ class Estimate:
     figures: dict[str, Any] = field(default_factory=dict)
     basis: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    scaling: Scaling | None = None  # what the wall time is made of, for --within
+    within: dict[str, Any] | None = None  # the shape that meets --within (`deadline.py`)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        found = asdict(self)
+        found.pop("scaling")
+        if self.within is None:
+            found.pop("within")
+        return found
+
+    def size_for(self, seconds: float) -> None:
+        """Fill `within`: the cores or GPUs and the parallelism that finish in `seconds`."""
+        if self.scaling is not None:
+            self.within = shape_within(self.scaling, seconds)
 
 
 @dataclass

@@ -35,17 +35,42 @@ def _key_figures(estimate: Estimate) -> str:
     )
 
 
+def _within(estimate: Estimate) -> str:
+    """`--within`: the shape that meets the duration, e.g. `4 cores, parallelism 4`."""
+    w = estimate.within
+    if w is None:
+        return ""
+    if w["gpus"] is not None:
+        p = w["parallelism"]
+        gpus = f"{w['gpus']} GPU{'s' if w['gpus'] != 1 else ''}"
+        shape = f"{gpus} ({p['nodes']} x {p['gpusPerNode']}, CP {p['contextParallel']})"
+    elif w["cores"] is not None:
+        cores = f"{w['cores']} core{'s' if w['cores'] != 1 else ''}"
+        shape = f"{cores}, parallelism {w['parallelism']}"
+    else:
+        shape = f"parallelism {w['parallelism']}"
+    late = "" if w["meets"] else f", still {duration(w['wall_seconds'])}"
+    return shape + late
+
+
 def print_plan(plan: Plan, console: Console, verbose: bool = True) -> None:
-    table = Table("resource", "wall", "CPU-h", "GPU-h", "bytes", "figures", box=None)
+    sized = any(e.within is not None for e in plan.estimates)
+    columns = ["resource", "wall", "CPU-h", "GPU-h", "bytes"]
+    if sized:
+        seconds = next(e.within["seconds"] for e in plan.estimates if e.within is not None)
+        columns.append(f"within {duration(seconds)}")
+    table = Table(*columns, "figures", box=None)
     for e in plan.estimates:
-        table.add_row(
+        cells = [
             f"{e.kind}/{e.name}",
             duration(e.wall_seconds),
             f"{e.cpu_hours:,.3f}",
             f"{e.gpu_hours:,.3f}",
             size(e.bytes),
-            Text(_key_figures(e)),
-        )
+        ]
+        if sized:
+            cells.append(_within(e))
+        table.add_row(*cells, Text(_key_figures(e)))
     console.print(Text(f"plan: {headline(plan)}", style="bold"))
     console.print(table)
     for e in plan.estimates:

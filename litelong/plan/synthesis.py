@@ -5,14 +5,18 @@
                                     with `reuse.maxUsesPerDocument` k, a document retrieved by
                                     more topics counts for the k that rank it highest (the
                                     stage's sharing rule, synth/assembly/candidates.py `claims`)
-    tokens per document           = text bytes per document x tokens per byte
-    samples per topic             = min(samplesPerTopic, available tokens // targetTokens)
+    tokens per document           = text bytes per document x tokens per byte (with real
+                                    queries, per topic: the mean size of the 16 documents it
+                                    fetches first, shuffled or by score as the stage does)
+    samples per topic             = min(samplesPerTopic, available / documents per sample)
     tokens                        = samples x targetTokens
-    tokenized                     = per topic: min(hits, max(16, samples x documents per
-                                    sample + 4)) documents, whole, x tokens per document,
-                                    x the share of first fetches that are distinct (real
-                                    queries: a document is tokenized once per shard)
-    build time                    = tokenized / tokenized tokens per second + seconds per run
+    tokenized                     = per topic: all its hits when it cannot fill its samples,
+                                    else min(hits, max(16, samples x documents per sample + 4))
+                                    documents, whole; with real queries the distinct ones of
+                                    all topics (a document is tokenized once per shard) x their
+                                    mean size x tokens per byte
+    CPU seconds                   = tokenized / tokens per CPU second + per run + report (per
+                                    run + per sample); wall time: each over its cores
     bytes                         = tokens x bytes per token + fixed bytes (report, metadata)
 
 Rates are per mode and output format, measured by `--calibrate` with a real SynthesisRun of
@@ -22,19 +26,25 @@ chunk of the index once: chunks / (chunks per GPU-second).
 
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import dataclass
 
 from ..api.v1alpha1 import BM25IndexSpec, SynthesisRun
 from ..index import open_index
 from ..store import Artifact, ArtifactStore, NotCommitted
 from ..synth.assembly import FIRST_FETCH_BATCH, MIN_FETCH_BATCH, debate_topics
+from ..synth.report.coherence import MAX_SAMPLES
 from .calibration import Calibration, SynthesisRates
 from .corpus_sample import sample_corpus
+from .deadline import Scaling, per_shard_cores
 from .defaults import EMBED_CHUNKS_PER_GPU_S, SYNTHESIS, TOKENS_PER_BYTE
 from .estimate import Estimate, Plan
 
 #: Topics queried at most when the index exists; the rest are taken to be like them.
 QUERIED_TOPICS = 500
+#: Documents beyond the first fetches whose size is read, for the mean of those tokenized.
+SIZED_DOCUMENTS = 2000
 
 
 @dataclass
@@ -45,7 +55,8 @@ class Inputs:
     text_bytes_per_document: float
     chunks: float
     basis: list[str]
-    distinct: float = 1.0  # share of fetched documents not fetched by another topic before
+    ranked: list[list[str]] | None = None  # per queried topic, the documents it may use
+    sizes: dict[str, int] | None = None  # UTF-8 bytes of a sample of the ranked documents
 
 
 def rates_key(resource: SynthesisRun) -> str:
@@ -53,7 +64,10 @@ def rates_key(resource: SynthesisRun) -> str:
 
 
 def estimate_synthesis(
-    resource: SynthesisRun, calibration: Calibration, store: ArtifactStore, plan: Plan
+    resource: SynthesisRun,
+    calibration: Calibration,
+    store: ArtifactStore,
+    plan: Plan,
 ) -> Estimate:
     spec = resource.spec
     inputs = _inputs(resource, store, plan)
@@ -62,37 +76,58 @@ def estimate_synthesis(
     source = calibration.label if key in calibration.synthesis else "bench/README.md default"
     tokens_per_byte = calibration.tokens_per_byte or TOKENS_PER_BYTE
     doc_tokens = max(1.0, inputs.text_bytes_per_document * tokens_per_byte)
-    share = spec.nextlong.meta_share if spec.mode == "nextlong" else 1.0
-    needed = spec.target_tokens * share / doc_tokens  # documents per sample
+    meta = spec.nextlong.meta_share if spec.mode == "nextlong" else 1.0
+    needed = spec.target_tokens * meta / doc_tokens  # documents per sample
     if spec.mode == "standard":
         fits = [spec.samples_per_topic]
         available = inputs.documents
     elif inputs.hits:
-        fits = [min(spec.samples_per_topic, int(h / needed)) for h in inputs.hits]
+        per_topic = topic_needs(inputs, needed, spec.target_tokens * meta / tokens_per_byte)
+        fits = [
+            min(spec.samples_per_topic, int(h / n))
+            for h, n in zip(inputs.hits, per_topic, strict=True)
+        ]
         available = sum(inputs.hits) / len(inputs.hits)
     else:
         available = min(spec.retrieval.top_k, inputs.documents)
         fits = [min(spec.samples_per_topic, int(available / needed))]
     samples = round(sum(fits) * inputs.topics / len(fits))
-    tokenized = (
-        tokenized_tokens(fits, needed, available, doc_tokens)
-        * inputs.topics
-        / len(fits)
-        * inputs.distinct
-    )
+    if not inputs.hits or spec.mode == "standard":
+        per_topic = [needed] * len(fits)
+    if inputs.ranked is not None and len(inputs.ranked) == len(fits):
+        tokenized, fetched = distinct_tokens(
+            inputs.ranked, inputs.sizes or {}, fits, per_topic, spec.samples_per_topic
+        )
+        tokenized = tokenized * tokens_per_byte * inputs.topics / len(fits)
+        fetched_line = f"{fetched:.0%} of the documents fetched by the queried topics distinct"
+    else:
+        hits = [round(available)] * len(fits)
+        tokenized = (
+            tokenized_tokens(fits, hits, needed, doc_tokens, spec.samples_per_topic)
+            * inputs.topics
+            / len(fits)
+        )
+        fetched_line = "topics taken to fetch distinct documents"
     underfilled = round(sum(f < spec.samples_per_topic for f in fits) * inputs.topics / len(fits))
     tokens = samples * spec.target_tokens
-    build = tokenized / rates.tokens_per_s
-    wall = build / spec.parallelism + rates.fixed_seconds
+    shards = spec.parallelism
+    build_cpu = tokenized / rates.tokens_per_cpu_s
+    per_run = rates.build_cpu_seconds / rates.build_cores + report_seconds(rates, samples)
+    wall = build_cpu / rates.build_cores / shards + per_run
     size = tokens * rates.bytes_per_token + rates.fixed_bytes
     basis = [
         *inputs.basis,
         f"{doc_tokens:,.0f} tokens per document ({inputs.text_bytes_per_document:,.0f} bytes x "
         f"{tokens_per_byte:.3f} tokens/byte); {needed:,.1f} documents per sample",
         f"{tokenized:,.0f} tokens tokenized (whole documents, fetched at least "
-        f"{FIRST_FETCH_BATCH} at a time)",
-        f"{rates.tokens_per_s:,.0f} tokenized tokens/s, {rates.fixed_seconds:.1f} s per run "
-        f"(commit, report), {rates.bytes_per_token:.2f} bytes/token for {key} ({source})",
+        f"{FIRST_FETCH_BATCH} at a time, all hits of a topic that cannot fill its samples; "
+        f"{fetched_line})",
+        f"build {rates.tokens_per_cpu_s:,.0f} tokenized tokens per CPU second + "
+        f"{rates.build_cpu_seconds:.2f} CPU s per run, on {rates.build_cores:.2f} cores; "
+        f"commit and report {rates.report_cpu_seconds:.2f} CPU s per run + "
+        f"{rates.report_cpu_seconds_per_sample * 1e3:.0f} ms per sample (at most "
+        f"{MAX_SAMPLES}), on {rates.report_cores:.2f} cores; {rates.bytes_per_token:.2f} "
+        f"bytes/token for {key} ({source})",
     ]
     gpu_hours = 0.0
     figures = {
@@ -112,6 +147,16 @@ def estimate_synthesis(
             f"dense negatives: {inputs.chunks:,.0f} chunks at {EMBED_CHUNKS_PER_GPU_S:,.0f} "
             "chunks/s on one H100 (bench/README.md, all-MiniLM-L6-v2)"
         )
+    build_cores = per_shard_cores(rates.build_cores)
+    report_cores = per_shard_cores(rates.report_cores)
+    report_cpu = per_run_cpu(rates, samples, 1) - rates.build_cpu_seconds
+    scaling = Scaling(
+        unit="cores",
+        work=build_cpu,
+        fixed_seconds=rates.build_cpu_seconds / build_cores + report_cpu / report_cores,
+        per_shard=build_cores,
+        max_shards=max(1, inputs.topics),
+    )
     warnings = []
     if samples == 0:
         warnings.append("no sample can be filled: the stage would fail (empty output)")
@@ -120,23 +165,83 @@ def estimate_synthesis(
         name=resource.name,
         wall_seconds=wall,
         bytes=round(size),
-        cpu_hours=(build + rates.fixed_seconds * spec.parallelism) * rates.cpu_per_wall / 3600,
+        cpu_hours=(build_cpu + per_run_cpu(rates, samples, shards)) / 3600,
         gpu_hours=gpu_hours,
         figures=figures,
         basis=basis,
         warnings=warnings,
+        scaling=scaling,
     )
 
 
-def tokenized_tokens(fits: list[int], needed: float, available: float, doc_tokens: float) -> float:
-    """Tokens the stage tokenizes for these topics (samples each in `fits`): every document it
-    fetches is tokenized whole, the one cut at the budget included; a topic fetches at least
-    `FIRST_FETCH_BATCH` documents, then batches sized to what is still needed (over-fetching
-    about half the smallest batch), never more than its hits."""
+def tokenized_tokens(
+    fits: list[int], hits: list[int], needed: float, doc_tokens: float, wanted: int
+) -> float:
+    """Tokens the stage tokenizes for these topics (samples each in `fits`, of `wanted`; hits
+    each in `hits`): every document it fetches is tokenized whole, the one cut at the budget
+    included; a topic fetches at least `FIRST_FETCH_BATCH` documents, then batches sized to
+    what is still needed (over-fetching about half the smallest batch), never more than its
+    hits; a topic that cannot fill all its samples reads all its hits trying."""
     return sum(
-        min(available, max(FIRST_FETCH_BATCH, n * needed + MIN_FETCH_BATCH / 2)) * doc_tokens
-        for n in fits
+        fetch_count(h, n, needed, wanted) * doc_tokens for n, h in zip(fits, hits, strict=True)
     )
+
+
+def fetch_count(hits: int, fits: int, needed: float, wanted: int) -> int:
+    """Documents a topic with `hits` hits fetches (and so tokenizes) for `fits` samples of the
+    `wanted`: at least `FIRST_FETCH_BATCH`, then batches sized to what is still needed
+    (over-fetching about half the smallest batch); all of them when it cannot fill them all."""
+    if fits < wanted:
+        return hits
+    return min(hits, math.ceil(max(FIRST_FETCH_BATCH, fits * needed + MIN_FETCH_BATCH / 2)))
+
+
+def topic_needs(inputs: Inputs, needed: float, sample_bytes: float) -> list[float]:
+    """Documents per sample for each queried topic: a sample's text bytes over the mean size
+    of the documents the topic fetches first (topics retrieve documents of very different
+    lengths: short manual pages, long chapters); `needed`, the mean's, where none is sized."""
+    sizes = inputs.sizes or {}
+    found = []
+    for ids in inputs.ranked or [[] for _ in inputs.hits or []]:
+        sized = [sizes[d] for d in ids[:FIRST_FETCH_BATCH] if d in sizes]
+        found.append(sample_bytes / (sum(sized) / len(sized)) if sized and sum(sized) else needed)
+    return found
+
+
+def distinct_tokens(
+    ranked: list[list[str]],
+    sizes: dict[str, int],
+    fits: list[int],
+    needed: list[float],
+    wanted: int,
+) -> tuple[float, float]:
+    """Text bytes the stage tokenizes for the queried topics (a document once, however many
+    topics fetch it: the stage keeps its tokens), and the share of fetches that are distinct.
+    The bytes per document are the mean of the sized ones among those fetched."""
+    fetched: set[str] = set()
+    total = 0
+    for ids, n, per_sample in zip(ranked, fits, needed, strict=True):
+        count = fetch_count(len(ids), n, per_sample, wanted)
+        fetched.update(ids[:count])
+        total += count
+    sized = [sizes[doc_id] for doc_id in fetched if doc_id in sizes]
+    per_document = sum(sized) / len(sized) if sized else 0.0
+    return len(fetched) * per_document, len(fetched) / total if total else 1.0
+
+
+def report_seconds(rates: SynthesisRates, samples: float) -> float:
+    """Wall seconds of the commit and report of a run of `samples` samples."""
+    cpu = rates.report_cpu_seconds + rates.report_cpu_seconds_per_sample * min(samples, MAX_SAMPLES)
+    return cpu / rates.report_cores
+
+
+def per_run_cpu(rates: SynthesisRates, samples: float, shards: int) -> float:
+    """CPU seconds every shard pays whatever its share: opening the index and the tokenizer,
+    and the report (written once, by the shard that commits the run)."""
+    report = rates.report_cpu_seconds + rates.report_cpu_seconds_per_sample * min(
+        samples, MAX_SAMPLES
+    )
+    return rates.build_cpu_seconds * shards + report
 
 
 def _inputs(resource: SynthesisRun, store: ArtifactStore, plan: Plan) -> Inputs:
@@ -166,51 +271,63 @@ def _inputs(resource: SynthesisRun, store: ArtifactStore, plan: Plan) -> Inputs:
             f"nor committed in {store.uri}"
         )
     topics_count, queries = _topics(resource, store, plan, basis, documents)
-    hits, distinct = None, 1.0
+    hits, ranked, sizes = None, None, None
     if index is not None and queries is not None:
-        hits, retrieved, distinct = _query(
-            index, queries, spec.retrieval.top_k, spec.reuse.max_uses_per_document
+        shuffled = spec.retrieval.order == "shuffle"
+        ranked, sizes, retrieved = _query(
+            index, queries, spec.retrieval.top_k, spec.reuse.max_uses_per_document, shuffled
         )
+        hits = [len(ids) for ids in ranked]
         if retrieved:
             per_doc = retrieved
         basis.append(
             f"{len(hits)} topic queries run against the index (top {spec.retrieval.top_k}); "
-            f"their first {FIRST_FETCH_BATCH} hits hold {per_doc:,.0f} text bytes each, "
-            f"{distinct:.0%} of them distinct"
+            f"the first {FIRST_FETCH_BATCH} documents each fetches "
+            f"({'shuffled' if shuffled else 'by score'}) hold {per_doc:,.0f} text bytes each"
         )
-    return Inputs(topics_count, hits, documents, per_doc, chunks, basis, distinct)
+    return Inputs(topics_count, hits, documents, per_doc, chunks, basis, ranked, sizes)
 
 
 def _query(
-    index: Artifact, queries: list[str], top_k: int, max_uses: int | None = None
-) -> tuple[list[int], float, float]:
-    """Hits per query (those the topic may use under `max_uses`); the mean UTF-8 size of the
-    documents a topic's first fetch gets (retrieval favours some lengths: the corpus mean is
-    not what a sample is made of); and the
-    share of those first fetches that are distinct (the stage tokenizes a document once and
-    keeps its tokens for the next topic that retrieves it)."""
+    index: Artifact,
+    queries: list[str],
+    top_k: int,
+    max_uses: int | None = None,
+    shuffled: bool = False,
+) -> tuple[list[list[str]], dict[str, int], float]:
+    """Per query, the documents its topic may use under `max_uses`, in the order the stage
+    fetches them (by score, or shuffled as `retrieval.order: shuffle` does); the UTF-8 size of
+    its first `FIRST_FETCH_BATCH` and of up to `SIZED_DOCUMENTS` others drawn from all hits; and
+    the mean size of those first fetches (retrieval favours some lengths, short documents at
+    the top: the corpus mean is not what a sample is made of)."""
     retriever = open_index(index)
     try:
-        hits, nbytes, fetched = [], 0, []
+        ranked: list[list[str]] = []
         ranks: dict[str, list[tuple[int, int]]] = {}  # document -> (rank, topic) of each query
         for topic, query in enumerate(queries):
-            found = retriever.search(query, top_k)
-            hits.append(len(found))
-            for rank, (doc_id, _) in enumerate(found):
+            found = [doc_id for doc_id, _ in retriever.search(query, top_k)]
+            ranked.append(found)
+            for rank, doc_id in enumerate(found):
                 ranks.setdefault(doc_id, []).append((rank, topic))
-            first = [doc_id for doc_id, _ in found[:FIRST_FETCH_BATCH]]
-            nbytes += sum(len(text.encode()) for text in retriever.get(first))
-            fetched += first
+        if max_uses is not None:  # the topics that rank a document highest claim it
+            kept: list[list[tuple[int, str]]] = [[] for _ in queries]
+            for doc_id, claimers in ranks.items():
+                for rank, topic in sorted(claimers)[:max_uses]:
+                    kept[topic].append((rank, doc_id))
+            ranked = [[doc_id for _, doc_id in sorted(ids)] for ids in kept]
+        if shuffled:
+            rng = random.Random(0)
+            ranked = [rng.sample(ids, len(ids)) for ids in ranked]
+        first = list(dict.fromkeys(d for ids in ranked for d in ids[:FIRST_FETCH_BATCH]))
+        rest = sorted(set(ranks) - set(first))
+        drawn = random.Random(0).sample(rest, min(SIZED_DOCUMENTS, len(rest)))
+        sized = first + drawn
+        texts = retriever.get(sized)
+        sizes = {d: len(t.encode()) for d, t in zip(sized, texts, strict=True)}
     finally:
         retriever.close()
-    if max_uses is not None:
-        hits = [0] * len(queries)
-        for claimers in ranks.values():
-            for _, topic in sorted(claimers)[:max_uses]:
-                hits[topic] += 1
-    if not fetched:
-        return hits, 0.0, 1.0
-    return hits, nbytes / len(fetched), len(set(fetched)) / len(fetched)
+    firsts = [sizes[d] for ids in ranked for d in ids[:FIRST_FETCH_BATCH]]
+    return ranked, sizes, (sum(firsts) / len(firsts) if firsts else 0.0)
 
 
 def _topics(

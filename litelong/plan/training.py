@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from ..api.v1alpha1 import TrainingJob
 from .calibration import Calibration, GpuRates
+from .deadline import Scaling
 from .defaults import GPU
 from .estimate import Estimate, Plan
 from .models import Shape, shape_of
@@ -166,6 +167,14 @@ def estimate_training(resource: TrainingJob, calibration: Calibration, plan: Pla
                 f"does not fit: {memory.peak / GIB:.1f} GiB per GPU > {gpu.memory_gib:.0f} GiB; "
                 f"contextParallel {smallest[0]} on {smallest[1]} GPU(s) would"
             )
+    alone = smallest_cp(shape, length, 1, gpu.memory_gib, masked)  # the fewest GPUs that fit
+    scaling = Scaling(
+        unit="gpus",
+        work=gpu_hours * 3600,
+        fixed_seconds=0.0,
+        min_units=alone[1] if alone else gpus,
+        multiple=alone[0] if alone else cp,
+    )
     return Estimate(
         kind=resource.kind,
         name=resource.name,
@@ -175,6 +184,7 @@ def estimate_training(resource: TrainingJob, calibration: Calibration, plan: Pla
         figures=figures,
         basis=basis,
         warnings=warnings,
+        scaling=scaling,
     )
 
 

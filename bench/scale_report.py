@@ -276,12 +276,13 @@ def cost(results: Results) -> str:
             for corpus, (_, text) in CORPORA.items()
         )
         lines.append(
-            "\nEvery shard of a BM25Index reads (decompresses, parses, normalises, hashes) the "
-            "whole corpus and keeps its share, so each pod pays the `read` cost of the whole "
-            f"corpus on top of its share of the indexing: {notes} per pod (one reader process, "
-            "measured as one shard of 1,024). Where that is over an hour, no number of pods "
-            "builds the index in one hour today; the shapes above hold for shards that read "
-            "only their own files."
+            "\nWith `partition: content` (the default: global exact dedup) every shard of a "
+            "BM25Index reads (decompresses, parses, normalises, hashes) the whole corpus and "
+            "keeps its share, so each pod pays the `read` cost of the whole corpus on top of "
+            f"its share of the indexing: {notes} per pod (one reader process, measured as one "
+            "shard of 1,024). Where that is over an hour, no number of pods builds the index "
+            "in one hour that way; the shapes above are for `partition: files`, where each "
+            "shard reads only its share of the corpus files (dedup within a shard)."
         )
     rows = []
     for mode in ("litelong", "standard", "nextlong"):

@@ -27,7 +27,7 @@ from ...index import Retriever, UnknownDocument
 from ..threads import ordered_map
 
 # Bounded in queries, and so in cost, whatever the run's size: 64 x 8 x 2 = 1,024 queries (the
-# dataset's and the baseline's), each slower on a larger index (a 32-word query took ~55 ms on
+# dataset's and the baseline's), each slower on a larger index (a 16-word query took ~46 ms on
 # 5M documents, 64 words ~90 ms: bench/README.md's scale section). Up to 200 samples x 16
 # documents x 64 words was 6,400 such queries: some 290 s on 2 cores of a 645 s run there.
 QUERY_DOCS = 8

@@ -5,7 +5,7 @@ seed, the sample id and the document id). Query the index with the first 32 word
 one's text and take its top 20 hits other than itself; the document scores the share of
 those hits that are documents of the same sample (over the hits there are when fewer than 20
 come back; 0 when none do). A sample's coherence is the mean over its chosen documents, the
-dataset's the mean over up to 64 samples (those ranked first by blake2b of the seed and the
+dataset's the mean over up to 32 samples (those ranked first by blake2b of the seed and the
 sample id). Documents the index no longer holds are left out and counted.
 
 Baseline: the same measure on random samples with the same numbers of distinct documents,
@@ -26,14 +26,14 @@ import numpy as np
 from ...index import Retriever, UnknownDocument
 from ..threads import ordered_map
 
-# Bounded in queries, and so in cost, whatever the run's size: 64 x 8 x 2 = 1,024 queries (the
+# Bounded in queries, and so in cost, whatever the run's size: 32 x 8 x 2 = 512 queries (the
 # dataset's and the baseline's), each slower on a larger index (a 16-word query took ~46 ms on
 # 5M documents, 64 words ~90 ms: bench/README.md's scale section). Up to 200 samples x 16
 # documents x 64 words was 6,400 such queries: some 290 s on 2 cores of a 645 s run there.
 QUERY_DOCS = 8
 QUERY_WORDS = 32
 TOP_HITS = 20
-MAX_SAMPLES = 64
+MAX_SAMPLES = 32
 _TEXT_BATCH = 4
 
 

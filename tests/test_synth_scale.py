@@ -205,6 +205,7 @@ def test_a_retriever_remapping_its_files_as_it_reads_answers_the_same(
 
     artifact = wiki.latest_committed("BM25Index", "wiki")
     steady = open_index(artifact)
+    monkeypatch.setattr(tantivy_backend, "mapped_bytes", lambda: None)  # the fallback: weighed
     monkeypatch.setattr(tantivy_backend, "_REMAP_READS", 1)
     remapping = open_index(artifact)
     assert isinstance(remapping, TantivyRetriever)
@@ -218,6 +219,56 @@ def test_a_retriever_remapping_its_files_as_it_reads_answers_the_same(
     assert remapping.ids_at([5, 0, 4000]) == steady.ids_at([5, 0, 4000])
     steady.close()
     remapping.close()
+
+
+def test_a_retriever_maps_afresh_once_its_resident_mapped_pages_pass_the_budget(
+    wiki: Any,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What bounds a run's RSS: the mapped pages are measured, and the files mapped afresh
+    when they have grown by the budget since mapping, not before."""
+    from litelong.index import open_index, tantivy_backend
+
+    resident = [100 << 20]  # what the OS reports; each search below touches 40 MB more
+    monkeypatch.setattr(tantivy_backend, "mapped_bytes", lambda: resident[0])
+    monkeypatch.setattr(tantivy_backend, "MAPPED_BUDGET_MB", 100)
+    retriever = open_index(wiki.latest_committed("BM25Index", "wiki"))
+    assert isinstance(retriever, TantivyRetriever)
+    map_files = retriever._open
+
+    def afresh() -> None:
+        resident[0] = 100 << 20  # the old maps go as the new ones are made
+        map_files()
+
+    monkeypatch.setattr(retriever, "_open", afresh)
+    remaps = []
+    for _ in range(6):
+        searchers = retriever._searchers
+        resident[0] += 40 << 20
+        retriever.search("black holes", 10)
+        remaps.append(retriever._searchers is not searchers)
+    assert remaps == [False, False, True, False, False, True]  # 40, 80, 120 > 100: afresh
+    retriever.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc")
+def test_mapped_bytes_counts_the_pages_touched_in_a_mapped_file(tmp_path: Path) -> None:
+    import mmap
+
+    from litelong.index.tantivy_backend import mapped_bytes
+
+    size = 64 << 20
+    path = tmp_path / "big"
+    path.write_bytes(b"\1" * size)
+    before = mapped_bytes()
+    assert before is not None
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        assert sum(m[offset] for offset in range(0, size, 4096)) == size // 4096
+        touched = mapped_bytes()
+    after = mapped_bytes()
+    assert touched is not None and after is not None
+    assert touched - before >= size * 0.9
+    assert touched - after >= size * 0.9  # unmapped: gone from the process's RSS
 
 
 def test_searches_from_threads_come_back_in_order_with_few_in_flight() -> None:

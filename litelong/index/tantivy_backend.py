@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,13 +31,26 @@ _IDS_FILE = "ids.arrow"
 _TIE_MARGIN = 32
 _IDS_SCHEMA = pa.schema([("id", pa.string())])
 _IDS_BATCH = 65_536
-# Reads between re-mappings of an index's files (`TantivyRetriever._read`), weighed in KB of
-# pages they may touch: a text fetched about one compressed store block (32), a search its
-# terms' postings (256), an id read by ordinal a page of ids.arrow (4). About 64 MB at most.
+# The index's mapped pages a retriever lets stay resident before it maps its files afresh
+# (`TantivyRetriever._read`), measured where the OS says (Linux: /proc/self/statm); elsewhere
+# estimated by weighing reads in KB of pages they may touch: a text fetched about one compressed
+# store block (32), a search its terms' postings (256), an id read by ordinal a page of ids (4).
+MAPPED_BUDGET_MB = 256
 _REMAP_READS = 65_536
 _TEXT_WEIGHT = 32
 _SEARCH_WEIGHT = 256
 _ID_WEIGHT = 4
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def mapped_bytes() -> int | None:
+    """Bytes of file-backed (and shared) pages resident in this process: what the index's
+    memory maps add to its RSS. None where the OS does not say (no /proc)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[2]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def build_analyzer(analysis: Analysis) -> tantivy.TextAnalyzer:
@@ -132,6 +146,7 @@ class TantivyRetriever:
         self._searchers: list[tantivy.Searcher] = []
         self._ids: list[pa.ChunkedArray] = []
         self._reads = 0  # weighted reads since the files were mapped (`_read`)
+        self._floor: int | None = None  # fewest mapped bytes seen since then
         self._open()
         self._starts = np.cumsum([0] + [len(ids) for ids in self._ids], dtype=np.int64)
 
@@ -148,15 +163,24 @@ class TantivyRetriever:
             ids.append(ids_file.read_all().column("id"))
         self._searchers, self._ids = searchers, ids
         self._reads = 0
+        self._floor = mapped_bytes()
 
     def _read(self, weight: int) -> None:
-        """Count what a call touched of the memory-mapped files, and map them afresh past
-        `_REMAP_READS`. The pages a process touches in a map stay in its RSS (file-backed,
-        reclaimable, but counted in peak RSS) until it is unmapped: texts fetched for a run
-        touch one compressed store block each, so without this the RSS of a long run grew
-        towards the size of the index's files. Re-mapping costs a few milliseconds."""
+        """Map the files afresh once the pages this process keeps resident from its maps have
+        grown by MAPPED_BUDGET_MB since they were mapped (or, where that cannot be measured,
+        past `_REMAP_READS` weighted reads). The pages a process touches in a map stay in its
+        RSS (file-backed, reclaimable, but counted in RSS and in a cgroup's usage) until it is
+        unmapped: the postings a run's searches read and the store blocks its texts come from
+        would grow it towards the size of the index's files (1.2 GB at 5M documents,
+        bench/README.md). Re-mapping costs a few milliseconds; the pages stay in page cache."""
         self._reads += weight
-        if self._reads >= _REMAP_READS:
+        mapped = mapped_bytes()
+        if mapped is None or self._floor is None:
+            if self._reads >= _REMAP_READS:
+                self._open()
+            return
+        self._floor = min(self._floor, mapped)  # maps other threads held have gone since
+        if mapped - self._floor > MAPPED_BUDGET_MB * 1024 * 1024:
             self._open()
 
     def _query(self, terms: Iterable[str], field: str) -> tantivy.Query:

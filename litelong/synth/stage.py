@@ -35,6 +35,7 @@ from .assembly import (
 )
 from .nextlong import Bm25Negatives, DenseNegatives, NegativeSource, Plan, claim, fill, plan_topic
 from .report import TOPICS_FILE
+from .threads import ordered_map
 
 
 class ModeUnavailable(RuntimeError):
@@ -108,33 +109,40 @@ def build_part(
         written: set[bytes] = set()  # token hashes: no sample is written twice
         per_topic: list[dict[str, object]] = []
         counts["samples_requested"] = len(mine) * spec.samples_per_topic
+
+        def build_topic(topic: Topic) -> tuple[list[tuple[int, Built]], Counter[str]]:
+            """One topic's samples and counts; runs in a worker thread (`ordered_map`)."""
+            claimed = pools[topic.number]
+            own: Counter[str] = Counter(hits=len(claimed))
+            if nextlong:
+                built = []
+                for plan in plans[topic.number]:
+                    filled = fill(
+                        plan, tokenizer, chunk_documents, separator, spec.target_tokens, own
+                    )
+                    if filled is not None:
+                        built.append((plan.number, filled))
+                return built, own
+            stream = documents.stream(claimed, piece_chars, limit)
+            result = fill_samples(stream, spec.samples_per_topic, spec.target_tokens, separator)
+            own.update(result.counts)
+            own["max_topic_tokens"] = result.leftover_tokens
+            return list(enumerate(result.samples)), own
+
         with writer:
-            for topic in mine:
-                ids = pools[topic.number]
-                counts["topics_without_hits"] += not ids
-                if nextlong:
-                    built = []
-                    for plan in plans[topic.number]:
-                        filled = fill(
-                            plan, tokenizer, chunk_documents, separator, spec.target_tokens, counts
-                        )
-                        if filled is not None:
-                            built.append((plan.number, filled))
-                else:
-                    stream = documents.stream(ids, piece_chars, limit)
-                    result = fill_samples(
-                        stream, spec.samples_per_topic, spec.target_tokens, separator
-                    )
-                    counts.update(result.counts)
-                    counts["max_topic_tokens"] = max(
-                        counts["max_topic_tokens"], result.leftover_tokens
-                    )
-                    built = list(enumerate(result.samples))
+            # topics overlap (one's texts are read while another's are tokenized), and come
+            # back in order, so the dataset is the same for any number of threads
+            for topic, (built, own) in zip(mine, ordered_map(build_topic, mine), strict=True):
+                hits = own.pop("hits")
+                top = max(counts["max_topic_tokens"], own.pop("max_topic_tokens", 0))
+                counts.update(own)
+                counts["max_topic_tokens"] = top
+                counts["topics_without_hits"] += not hits
                 built = [(n, b) for n, b in built if _first_time(b, written, counts)]
                 counts["topics_underfilled"] += len(built) < spec.samples_per_topic
                 for number, sample in built:
                     writer.write(_sample(spec, topic, number, sample))
-                per_topic.append(_topic_row(topic, len(ids), built))
+                per_topic.append(_topic_row(topic, hits, built))
                 progress.advance(1)
         stats = writer.close()
         counts.update(samples=stats.samples, tokens=stats.tokens)

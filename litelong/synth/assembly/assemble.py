@@ -11,6 +11,7 @@ counted, never padded with unrelated text.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,9 @@ class Tokenized:
 
 class TokenizedDocuments:
     """Texts from the index, tokenized once per process; least recently used ones forgotten
-    past `capacity_tokens`, so memory stays flat however large the dataset."""
+    past `capacity_tokens`, so memory stays flat however large the dataset. Safe to share
+    between threads: topics are assembled concurrently (`synth/stage.py`), so one topic's
+    texts are read while another's are tokenized (the tokenizer releases the GIL)."""
 
     def __init__(
         self, retriever: Retriever, tokenizer: Tokenizer, capacity_tokens: int = 8_000_000
@@ -51,12 +54,14 @@ class TokenizedDocuments:
         self._capacity = capacity_tokens
         self._held = 0
         self._cache: OrderedDict[str, Tokenized] = OrderedDict()
+        self._lock = threading.Lock()  # the cache and the counter; never held while tokenizing
         self.tokenized = 0  # documents or pieces tokenized (cache misses)
 
     def fetch(self, ids: Sequence[str]) -> list[Tokenized]:
         """Whole documents (chunks of the chunk index: short by construction)."""
         unique = list(dict.fromkeys(ids))
-        missing = [doc_id for doc_id in unique if doc_id not in self._cache]
+        with self._lock:
+            missing = [doc_id for doc_id in unique if doc_id not in self._cache]
         texts = dict(zip(missing, self.retriever.get(missing), strict=True)) if missing else {}
         found = {d.doc_id: d for d in self.tokenize([(i, texts.get(i, "")) for i in unique])}
         return [found[doc_id] for doc_id in ids]
@@ -64,21 +69,26 @@ class TokenizedDocuments:
     def tokenize(self, units: Sequence[tuple[str, str]]) -> list[Tokenized]:
         """(id, text) units tokenized in one batch on every core; cached by id."""
         found: dict[str, Tokenized] = {}
-        for unit_id, _ in units:
-            if (hit := self._cache.get(unit_id)) is not None:
-                self._cache.move_to_end(unit_id)
-                found[unit_id] = hit
+        with self._lock:
+            for unit_id, _ in units:
+                if (hit := self._cache.get(unit_id)) is not None:
+                    self._cache.move_to_end(unit_id)
+                    found[unit_id] = hit
         missing = {unit_id: text for unit_id, text in units if unit_id not in found}
         if missing:
             # no offsets: only the one document a sample cuts needs them (`cut_to_fit`)
             encodings = self._tokenizer.encode_batch_fast(
                 list(missing.values()), add_special_tokens=False
             )
-            for (unit_id, text), encoding in zip(missing.items(), encodings, strict=True):
-                ids_array = np.asarray(encoding.ids, dtype=np.uint32)
-                found[unit_id] = Tokenized(unit_id, text, content_digest(text), ids_array)
-                self._remember(found[unit_id])  # may evict others, never what `found` holds
-            self.tokenized += len(missing)
+            made = [
+                Tokenized(unit_id, text, content_digest(text), np.asarray(encoding.ids, np.uint32))
+                for (unit_id, text), encoding in zip(missing.items(), encodings, strict=True)
+            ]
+            with self._lock:
+                for tokenized in made:
+                    found[tokenized.doc_id] = tokenized
+                    self._remember(tokenized)  # may evict others, never what `found` holds
+                self.tokenized += len(missing)
         return [found[unit_id] for unit_id, _ in units]
 
     def _remember(self, tokenized: Tokenized) -> None:

@@ -72,6 +72,22 @@ def test_standard_draws_are_disjoint_until_the_index_is_used_up_without_listing_
     assert sorted(draws[0]) != [f"d{n}" for n in range(1000)]  # random, not the first ids
 
 
+def test_standard_draws_past_the_end_of_the_index_are_a_fresh_shuffle_not_repeats() -> None:
+    """At 100K documents, 2,000 draws of 1,000 used to give draw 100 the same documents as
+    draw 0 (so the same sample twice, dropped as a duplicate)."""
+    draws = _draws(size=2_500, top_k=1000, draws=8)
+    assert draws[:2] == _draws(size=2_500, top_k=1000, draws=2)  # within the first pass: as before
+    first = [doc_id for draw in draws[:2] for doc_id in draw] + draws[2][:500]
+    assert len(set(first)) == 2_500  # the first pass is the whole index, once
+    crossing = draws[2]
+    assert len(set(crossing)) >= 999 - 500  # its last 500 come from the next pass's shuffle
+    sets = [frozenset(draw) for draw in draws]
+    assert len(set(sets)) == len(sets)  # no draw repeats another
+    second_pass = [doc_id for draw in draws[3:5] for doc_id in draw] + draws[2][500:]
+    assert len(set(second_pass)) == 2_500  # each later pass is again the whole index, once
+    assert draws[3] != draws[0] and draws[5][:500] != draws[0][:500]  # shuffled afresh
+
+
 def test_a_standard_draw_of_an_index_smaller_than_topk_holds_all_of_it() -> None:
     draws = _draws(size=5, top_k=1000, draws=3)
     assert all(sorted(draw) == [f"d{n}" for n in range(5)] for draw in draws)

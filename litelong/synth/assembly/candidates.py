@@ -72,7 +72,6 @@ class Candidates:
         self.spec = spec
         self.retriever = retriever
         self.draws = draws  # mode standard: how many draws share the index
-        self._order: Permutation | None = None
 
     def __call__(self, topic: Topic) -> list[str]:
         return [doc_id for doc_id, _, _ in self.ranked(topic)]
@@ -92,19 +91,35 @@ class Candidates:
         return ranked
 
     def _random_draw(self, topic: Topic) -> list[str]:
-        """`topK` documents of one seeded permutation of the index: draw i starts where draw
-        i-1 ended, so draws are disjoint until the index is used up; when one draw holds the
-        whole index, each draw starts one further on (and long documents are shared out by
-        pieces, `pieces.py`). The permutation is evaluated at the draw's positions only
-        (`permutation.py`) and the ids read by ordinal, so no list of the index is held."""
+        """`topK` documents of a seeded shuffle of the index: draw i starts where draw i-1
+        ended, so draws are disjoint until the index is used up. Past that, each pass over the
+        index (an epoch) is shuffled afresh, so draw i + len(index)/topK is another random set,
+        not draw i again (which would only give its samples twice); a draw that crosses into
+        the next pass takes the new shuffle's first documents. When one draw holds the whole
+        index, each draw starts one further on (and long documents are shared out by pieces,
+        `pieces.py`). The shuffle is evaluated at the draw's positions only (`permutation.py`)
+        and the ids read by ordinal, so no list of the index is held."""
         total = self.retriever.count()
-        if self._order is None:
-            self._order = Permutation(total, seed_of(self.spec.seed, "standard"))
         size = min(self.spec.retrieval.top_k, total)
-        step = size if size < total else max(1, total // max(1, self.draws))
-        start = (topic.number * step) % max(1, total)
-        positions = (start + np.arange(size, dtype=np.int64)) % max(1, total)
-        return self.retriever.ids_at(self._order(positions).tolist()) if size else []
+        if not size:
+            return []
+        if size == total:
+            order = self._order_of(0)
+            start = topic.number * max(1, total // max(1, self.draws)) % total
+            return self.retriever.ids_at(order((start + np.arange(size)) % total).tolist())
+        positions = topic.number * size + np.arange(size, dtype=np.int64)
+        epochs, offsets = np.divmod(positions, total)
+        ordinals = np.empty(size, np.int64)
+        for epoch in np.unique(epochs):
+            inside = epochs == epoch
+            ordinals[inside] = self._order_of(int(epoch))(offsets[inside])
+        return self.retriever.ids_at(ordinals.tolist())
+
+    def _order_of(self, epoch: int) -> Permutation:
+        """Pass `epoch`'s shuffle of the index (the first is seeded as it always was). Made
+        per draw (a hash and four keys): draws run in several threads (`ClaimTable`)."""
+        seed = seed_of(self.spec.seed, "standard", *([epoch] if epoch else []))
+        return Permutation(self.retriever.count(), seed)
 
 
 def claims(

@@ -308,3 +308,17 @@ def test_searches_from_threads_come_back_in_order_with_few_in_flight() -> None:
     assert list(ordered_map(slow, range(40), threads=3)) == [n * n for n in range(40)]
     assert 1 < running[1] <= 3
     assert list(ordered_map(slow, [], threads=3)) == []
+
+
+def test_a_jobs_worker_assembles_on_its_share_of_the_cores_not_on_every_core(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`litelong run --jobs N` gives each worker a share; its topic threads keep to it."""
+    from litelong import cores
+    from litelong.synth.threads import search_threads
+
+    monkeypatch.setattr(cores, "usable_cores", lambda: 16)
+    monkeypatch.setattr("litelong.synth.threads.usable_cores", lambda: 16)
+    assert search_threads() == 8  # no share: the cores, at most MAX_THREADS
+    monkeypatch.setattr(cores, "_thread_share", 2)
+    assert search_threads() == 2

@@ -1,14 +1,16 @@
-"""Searches issued from a few threads: tantivy's search releases the GIL (and Manticore's is a
-network call), so topics' retrievals and the report's coherence queries overlap on the cores
-the process may use, in the order asked and with a bounded number in flight."""
+"""Work issued from a few threads: tantivy's search and the tokenizer release the GIL (and
+Manticore's search is a network call), so topics' retrievals, their assembly and the report's
+coherence queries overlap on the cores the process may use, in the order asked and with a
+bounded number in flight."""
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
+
+from ..cores import thread_share, usable_cores
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -17,12 +19,9 @@ MAX_THREADS = 8
 
 
 def search_threads() -> int:
-    """The cores this process may use (its CPU affinity), at most MAX_THREADS."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(MAX_THREADS, cores))
+    """The cores this process may use (its CPU affinity, or its share of them in a
+    `litelong run --jobs` worker), at most MAX_THREADS."""
+    return max(1, min(MAX_THREADS, thread_share() or usable_cores()))
 
 
 def ordered_map(

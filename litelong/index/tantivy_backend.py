@@ -109,9 +109,9 @@ def _string_array(values: list[str]) -> pa.Array:
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum([len(value) for value in encoded], out=offsets[1:])
     data = pa.py_buffer(b"".join(encoded))
-    return pa.LargeStringArray.from_buffers(len(values), pa.py_buffer(offsets), data).cast(
-        pa.string()
-    )
+    return pa.LargeStringArray.from_buffers(
+        len(values), pa.py_buffer(offsets.tobytes()), data
+    ).cast(pa.string())
 
 
 def _take(ids: pa.ChunkedArray, ordinals: np.ndarray) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,12 @@ from litelong.corpus import (
     content_digest,
     normalize_text,
     read_shard,
+)
+from litelong.corpus.normalize import (
+    _CARRIAGE_RETURNS,
+    _INVISIBLE,
+    needs_rules,
+    normalize_and_digest,
 )
 
 from .conftest import bm25index, parquet_bytes, write_jsonl
@@ -129,6 +136,59 @@ def test_normalisation() -> None:
     decomposed = "Cafe\u0301\r\nzero\u200bwidth\x07 bell\ttab\ufeff"
     assert normalize_text(decomposed) == "Café\nzerowidth bell\ttab"
     assert normalize_text("  padded  ") == "padded"
+
+
+def _regex_path(text: str) -> str:
+    """`normalize_text` as every text took it before `needs_rules`: both regexes, always."""
+    text = _CARRIAGE_RETURNS.sub("\n", text)
+    text = _INVISIBLE.sub("", text)
+    return unicodedata.normalize("NFC", text).strip()
+
+
+# one text per rule, each needing only that rule, and texts that need none of them
+NEEDS_A_RULE = {
+    "carriage returns": "one\r\ntwo\rthree",
+    "C0 control": "a bell\x07, a nul\x00, a form feed\x0c",
+    "DEL and C1 controls": "del\x7f, next line\x85, \x80 and \x9f",
+    "C1 in non-ASCII text": "caf\u00e9\x9c",
+    "zero-width": "zero\u200bwidth\u200c\u200d\u2060 and a BOM\ufeff",
+    "zero-width in UCS-4 text": "\U0001f600\u200b",
+}
+NEEDS_NONE = {
+    "ASCII": "plain text\twith a tab\nand newlines, ~!@#$%^&*()_+{}|:<>?",
+    "Latin-1": "d\u00e9j\u00e0 vu \u00a9 \u00a0no-break space\u00ad soft hyphen",
+    "BMP": "\u201cquoted\u201d \u2014 dash \u2009 \u6f22\u5b57 \u00c2\u00a0 (0xC2 bytes, no C1)",
+    "UCS-4": "emoji \U0001f600 and a tag \U000e0001",
+    "NFC only": "Cafe\u0301",
+    "strip only": "  padded \n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEEDS_A_RULE))
+def test_a_text_that_needs_a_rule_is_normalised_as_by_the_regexes(name: str) -> None:
+    text = NEEDS_A_RULE[name]
+    assert needs_rules(text)
+    assert normalize_text(text) == _regex_path(text) != text
+    assert normalize_and_digest(text) == (_regex_path(text), content_digest(_regex_path(text)))
+
+
+@pytest.mark.parametrize("name", sorted(NEEDS_NONE))
+def test_a_text_that_needs_no_rule_skips_the_regexes_with_the_same_result(name: str) -> None:
+    text = NEEDS_NONE[name]
+    assert not needs_rules(text)
+    assert normalize_text(text) == _regex_path(text)
+    assert normalize_and_digest(text) == (_regex_path(text), content_digest(_regex_path(text)))
+
+
+def test_needs_rules_finds_every_character_the_rules_change_and_no_other() -> None:
+    """Every BMP character and some astral ones, alone and inside ASCII and non-ASCII text:
+    `needs_rules` is true exactly for those the regexes change."""
+    astral = [0x1F600, 0x1D173, 0xE0001, 0xF0000, 0x10FFFF]
+    for code in [*range(0x10000), *astral]:
+        character = chr(code)
+        changed = character == "\r" or _INVISIBLE.search(character) is not None
+        for text in (character, f"ab{character}cd", f"\u00e9{character}", f"\u2019{character}"):
+            assert needs_rules(text) is changed, (hex(code), text)
 
 
 def test_dedup_sees_through_normalisation(tmp_path: Path) -> None:

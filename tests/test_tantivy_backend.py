@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,3 +35,29 @@ class TestTantivy(RetrieverContract):
         retriever = build_index(tmp_path, parts=request.param)
         yield retriever
         retriever.close()
+
+
+def test_the_ids_column_holds_the_ids_as_pyarrow_would() -> None:
+    import pyarrow as pa
+
+    from litelong.index.tantivy_backend import _string_array
+
+    for ids in (["a", "caf\u00e9", "", "\U0001f600", "x" * 70_000], []):
+        column = _string_array(ids)
+        assert column.type == pa.string() and column.to_pylist() == ids
+
+
+def test_building_an_index_does_not_import_pandas(tmp_path: Path) -> None:
+    """The first `pa.array` of a list imports pandas, 0.3 s of a 100K-document build."""
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from tests.test_tantivy_backend import build_index\n"
+        f"build_index(Path({str(tmp_path)!r}), parts=1).close()\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["False"]

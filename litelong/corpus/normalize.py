@@ -9,13 +9,43 @@ import unicodedata
 # C0/C1 controls except tab and newline, and zero-width characters that break tokenisers.
 _INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff]")
 _CARRIAGE_RETURNS = re.compile("\r\n?")
+# What either rule changes, looked for without `_INVISIBLE` (`needs_rules`): the ASCII ones,
+# carriage return included, as bytes; C1 controls as their UTF-8 form; the zero-width ones.
+_ASCII_RULED = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])
+_C1_UTF8 = re.compile(b"\xc2[\x80-\x9f]")
+_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+
+
+def needs_rules(text: str) -> bool:
+    """Whether `text` holds a carriage return or a character `_INVISIBLE` removes."""
+    return _holds_ruled(text, text.encode("utf-8", "surrogatepass"))
+
+
+def _holds_ruled(text: str, raw: bytes) -> bool:
+    """`needs_rules`, given the text's UTF-8 bytes. Scanning every text with `_INVISIBLE` was
+    the costliest step of reading a corpus (about 14 us a 3 KB document), and almost no text
+    needs it; these tests are a few C loops: ASCII controls deleted from the bytes change
+    their length, a C1 control's bytes start with 0xC2 (memchr first), and each zero-width
+    character is a memchr."""
+    if len(raw.translate(None, _ASCII_RULED)) != len(raw):
+        return True
+    if text.isascii():
+        return False
+    if b"\xc2" in raw and _C1_UTF8.search(raw):
+        return True
+    return any(character in text for character in _ZERO_WIDTH)
 
 
 def normalize_text(text: str) -> str:
     """Unicode NFC, newlines as \\n, control and zero-width characters removed, ends stripped."""
-    if "\r" in text:
-        text = _CARRIAGE_RETURNS.sub("\n", text)
-    text = _INVISIBLE.sub("", text)
+    return _normalized(text, needs_rules(text))
+
+
+def _normalized(text: str, ruled: bool) -> str:
+    if ruled:
+        if "\r" in text:
+            text = _CARRIAGE_RETURNS.sub("\n", text)
+        text = _INVISIBLE.sub("", text)
     if not text.isascii():
         text = unicodedata.normalize("NFC", text)
     return text.strip()
@@ -23,4 +53,19 @@ def normalize_text(text: str) -> str:
 
 def content_digest(text: str) -> bytes:
     """128-bit digest of normalised text: the default id and the exact-dedup key."""
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    return _digest(text.encode("utf-8", "surrogatepass"))
+
+
+def normalize_and_digest(text: str) -> tuple[str, bytes]:
+    """`normalize_text(text)` and its `content_digest`, encoding the text to UTF-8 once when
+    normalising leaves it as it is (most texts: NFC and `strip` return the very object
+    then); otherwise the normalised text is encoded again."""
+    raw = text.encode("utf-8", "surrogatepass")
+    clean = _normalized(text, _holds_ruled(text, raw))
+    if clean is not text:
+        raw = clean.encode("utf-8", "surrogatepass")
+    return clean, _digest(raw)
+
+
+def _digest(raw: bytes) -> bytes:
+    return hashlib.blake2b(raw, digest_size=16).digest()

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from ..api.v1alpha1 import BM25IndexSpec
 from .cutting import cut_bounds
 from .keyset import SpillingKeySet
-from .normalize import content_digest, normalize_text
+from .normalize import content_digest, normalize_and_digest
 from .partition import assign_files
 from .records import read_records
 from .skips import SkipCounter
@@ -72,8 +72,7 @@ def clean_documents(file: CorpusFile, options: ReadOptions, skips: SkipCounter) 
         options.max_chars,
     )
     for number, raw_id, raw_text in read_records(file, skips):
-        text = normalize_text(raw_text)
-        digest = content_digest(text)
+        text, digest = normalize_and_digest(raw_text)
         key = int.from_bytes(digest[:8], "little")
         if key % of != shard:
             continue

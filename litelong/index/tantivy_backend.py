@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +38,9 @@ _REMAP_READS = 65_536
 _TEXT_WEIGHT = 32
 _SEARCH_WEIGHT = 256
 _ID_WEIGHT = 4
+# Terms whose document frequency a retriever remembers (`_doc_freq`); past it the memory is
+# cleared: a few MB, however large the vocabulary a run's reduced queries touch.
+_DOC_FREQ_CACHE = 131_072
 
 
 def build_analyzer(analysis: Analysis) -> tantivy.TextAnalyzer:
@@ -132,6 +136,7 @@ class TantivyRetriever:
         self._searchers: list[tantivy.Searcher] = []
         self._ids: list[pa.ChunkedArray] = []
         self._reads = 0  # weighted reads since the files were mapped (`_read`)
+        self._doc_freqs: dict[str, int] = {}  # term → documents holding it, every part
         self._open()
         self._starts = np.cumsum([0] + [len(ids) for ids in self._ids], dtype=np.int64)
 
@@ -168,8 +173,33 @@ class TantivyRetriever:
         ]
         return tantivy.Query.boolean_query(clauses)
 
-    def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        terms = dict.fromkeys(self._analyzer.analyze(normalize_text(query)))
+    def _doc_freq(self, term: str) -> int:
+        """Documents of every part holding `term` in the text field (the index is immutable,
+        so the answer is remembered)."""
+        found = self._doc_freqs.get(term)
+        if found is None:
+            found = sum(searcher.doc_freq("text", term) for searcher in self._searchers)
+            if len(self._doc_freqs) >= _DOC_FREQ_CACHE:
+                self._doc_freqs.clear()
+            self._doc_freqs[term] = found
+        return found
+
+    def _terms(self, query: str, max_terms: int | None) -> list[str]:
+        """The query's distinct analysed terms; past `max_terms`, the `max_terms` rarest in
+        the index (fewest documents, so highest IDF; ties: more frequent in the query, then
+        alphabetical), leaving out terms no document holds."""
+        analysed = self._analyzer.analyze(normalize_text(query))
+        if max_terms is None or len(set(analysed)) <= max_terms:
+            return list(dict.fromkeys(analysed))
+        ranked = []
+        for term, count in Counter(analysed).items():
+            documents = self._doc_freq(term)
+            if documents:
+                ranked.append((documents, -count, term))
+        return [term for _, _, term in heapq.nsmallest(max_terms, ranked)]
+
+    def search(self, query: str, k: int, max_terms: int | None = None) -> list[tuple[str, float]]:
+        terms = self._terms(query, max_terms)
         if not terms or k <= 0:
             return []
         tantivy_query = self._query(terms, "text")

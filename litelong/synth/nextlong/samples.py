@@ -42,6 +42,7 @@ from ..assembly.assemble import Built, Separator, Tokenized, TokenizedDocuments,
 from ..assembly.candidates import Topic, seed_of
 from ..assembly.permutation import Permutation
 from ..assembly.pieces import document_of
+from ..threads import ordered_map
 from .negatives import NegativeSource, Query
 
 # Candidates retrieved per meta-chunk, as a multiple of k: neighbouring meta-chunks of one
@@ -85,12 +86,68 @@ def plan_topic(
     """Up to `samplesPerTopic` plans from the topic's pool (its documents, or pieces of long
     ones, shared with other topics as `pieces.py` says), taken in order: each in one
     meta-document at most."""
+    drafts = draft_topic(spec, topic, pool, chunk_length, counts)
+    return [_searched(draft, negatives) for draft in drafts]
+
+
+def plan_topics(
+    spec: SynthesisRunSpec,
+    pools: Iterable[tuple[Topic, Iterable[Tokenized], Counter[str]]],
+    negatives: NegativeSource,
+    chunk_length: float,
+    threads: int | None = None,
+) -> dict[int, list[Plan]]:
+    """`plan_topic` for every (topic, pool, counts) in order, the negatives' searches of
+    several samples in flight at once (`threads.py`) while this thread picks the next
+    meta-documents. Pools are read one at a time, in order, and only a few samples' drafts
+    wait for their searches, so memory holds the plans, never every topic's pool. The plans
+    are the same for any number of threads. A source whose calls must not overlap
+    (`concurrent` False) is called from this thread alone."""
+    if not negatives.concurrent:
+        threads = 1
+
+    def drafts() -> Iterator[Draft]:
+        for topic, pool, counts in pools:
+            yield from draft_topic(spec, topic, pool, chunk_length, counts)
+            yield Draft(None, topic)  # the topic's end: a topic may have no plan at all
+
+    def searched(draft: Draft) -> tuple[int, Plan | None]:
+        return draft.topic.number, None if draft.plan is None else _searched(draft, negatives)
+
+    plans: dict[int, list[Plan]] = {}
+    for number, plan in ordered_map(searched, drafts(), threads):
+        topic_plans = plans.setdefault(number, [])
+        if plan is not None:
+            topic_plans.append(plan)
+    return plans
+
+
+@dataclass
+class Draft:
+    """A sample planned up to its negatives: the plan with empty groups' negatives and the
+    query of each meta-chunk. `plan` None marks the end of a topic's drafts."""
+
+    plan: Plan | None
+    topic: Topic
+    queries: list[Query] = field(default_factory=list)
+    k: int = 0
+
+
+def draft_topic(
+    spec: SynthesisRunSpec,
+    topic: Topic,
+    pool: Iterable[Tokenized],
+    chunk_length: float,
+    counts: Counter[str],
+) -> list[Draft]:
+    """The topic's samples up to their negatives: meta-documents taken from the pool in
+    order, each cut into meta-chunks, and how many negatives each asks for."""
     options = spec.nextlong
     target = spec.target_tokens
-    plans: list[Plan] = []
+    drafts: list[Draft] = []
     fetched = iter(pool)
     seen: set[bytes] = set()
-    while len(plans) < spec.samples_per_topic:
+    while len(drafts) < spec.samples_per_topic:
         meta: list[Tokenized] = []
         chars = tokens = 0
         for document in fetched:
@@ -104,20 +161,28 @@ def plan_topic(
                 break
         if chars - 1 <= options.chunk_chars:
             counts["skipped.meta_shorter_than_chunk"] += bool(meta)
-            return plans
-        plans.append(_plan(spec, topic, len(plans), meta, negatives, chunk_length, counts))
-    return plans
+            return drafts
+        drafts.append(_draft(spec, topic, len(drafts), meta, chunk_length, counts))
+    return drafts
 
 
-def _plan(
+def _searched(draft: Draft, negatives: NegativeSource) -> Plan:
+    """The draft's plan with each meta-chunk's negatives (`OVERFETCH` x k candidates)."""
+    assert draft.plan is not None
+    found = negatives(draft.queries, draft.k * OVERFETCH)
+    for group, hits in zip(draft.plan.groups, found, strict=True):
+        group.negatives = hits
+    return draft.plan
+
+
+def _draft(
     spec: SynthesisRunSpec,
     topic: Topic,
     number: int,
     meta: list[Tokenized],
-    negatives: NegativeSource,
     chunk_length: float,
     counts: Counter[str],
-) -> Plan:
+) -> Draft:
     """One sample's meta-chunks (each with the ids of the documents it holds lines of) and the
     negatives each asks for."""
     options = spec.nextlong
@@ -139,12 +204,9 @@ def _plan(
     k = max(1, math.ceil(wanted / (len(kept) * chunk_length)))
     own = frozenset(document_of(d.doc_id) for d in meta)
     own_chunks = sum(len(split_chunks(d.text, options.chunk_chars)) for d in meta)
-    found = negatives([Query(own, text, own_chunks) for text, _ in kept], k * OVERFETCH)
-    groups = [
-        Group(_meta_id(ids, text, meta, options.chunk_chars), text, hits)
-        for (text, ids), hits in zip(kept, found, strict=True)
-    ]
-    return Plan(topic, number, sorted(own), groups, k)
+    groups = [Group(_meta_id(ids, text, meta, options.chunk_chars), text, []) for text, ids in kept]
+    plan = Plan(topic, number, sorted(own), groups, k)
+    return Draft(plan, topic, [Query(own, text, own_chunks) for text, _ in kept], k)
 
 
 def _meta_id(ids: list[str], text: str, meta: list[Tokenized], chunk_chars: int) -> str:

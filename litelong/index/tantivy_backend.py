@@ -31,6 +31,7 @@ _IDS_FILE = "ids.arrow"
 _TIE_MARGIN = 32
 _IDS_SCHEMA = pa.schema([("id", pa.string())])
 _IDS_BATCH = 65_536
+_SCALAR_TAKE = 64  # ids at most read one by one (`_take`)
 # Reads between re-mappings of an index's files (`TantivyRetriever._read`), weighed in KB of
 # pages they may touch: a text fetched about one compressed store block (32), a search its
 # terms' postings (256), an id read by ordinal a page of ids.arrow (4). About 64 MB at most.
@@ -110,7 +111,10 @@ class TantivyPartWriter:
 def _take(ids: pa.ChunkedArray, ordinals: np.ndarray) -> list[str]:
     """`ids[ordinals]`, chunk by chunk: `ChunkedArray.take` concatenates every chunk first,
     which costs the whole column (28 ms a call at 400K ids, growing with the index); taking
-    from each chunk costs only the ids asked for."""
+    from each chunk costs only the ids asked for. A search's few dozen ids are read one by
+    one: 0.1 ms against 2.9 ms for a take from each of 33 chunks (2.1M ids)."""
+    if len(ordinals) <= _SCALAR_TAKE:
+        return [str(ids[int(ordinal)].as_py()) for ordinal in ordinals]
     if ids.num_chunks == 1:
         return [str(i) for i in ids.chunk(0).take(pa.array(ordinals, pa.int64())).to_pylist()]
     starts = np.cumsum([0] + [len(chunk) for chunk in ids.chunks], dtype=np.int64)

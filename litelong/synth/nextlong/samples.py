@@ -48,7 +48,7 @@ from .negatives import NegativeSource, Query
 # Candidates retrieved per meta-chunk, as a multiple of k: neighbouring meta-chunks of one
 # meta-document retrieve many of the same chunks, and each chunk is placed once.
 OVERFETCH = 2
-_NEGATIVE_BATCH = 16
+_RESERVE_BATCH = 64  # reserve chunks fetched and tokenized at once
 _RESERVE_BLOCK = 4096  # chunk ids read by ordinal at once for the reserve
 
 
@@ -308,10 +308,17 @@ def fill(
         counts["skipped.meta_fills_budget"] += 1
         return None
     sample = _Filling(target - meta_tokens, separator, {meta.digest for meta in metas}, counts)
+    # every hard negative's text in one read and one tokenizer batch: a few hundred chunks,
+    # about twice what the sample takes, but thousands of small batches cost far more (the
+    # tokenizer's thread pool wakes for each; 60% of a 1M-document run's wall time under load)
+    hard = chunks.fetch([chunk for group in plan.groups for chunk, _ in group.negatives])
+    start = 0
     for number, (group, meta) in enumerate(zip(plan.groups, metas, strict=True)):
         sample.add(meta, "meta", None)
         share = sample.budget * (number + 1) // len(plan.groups)
-        for negative, score in _negatives(chunks, group.negatives):
+        mine = hard[start : start + len(group.negatives)]
+        start += len(group.negatives)
+        for (_, score), negative in zip(group.negatives, mine, strict=True):
             if sample.used >= share:
                 break
             sample.add(negative, "negative", score)
@@ -379,8 +386,8 @@ class _Filling:
 def _negatives(
     chunks: TokenizedDocuments, negatives: Sequence[tuple[str, float | None]]
 ) -> Iterator[tuple[Tokenized, float | None]]:
-    """Negatives tokenized a few at a time: most are never needed past the quota."""
-    for start in range(0, len(negatives), _NEGATIVE_BATCH):
-        batch = negatives[start : start + _NEGATIVE_BATCH]
+    """Reserve chunks tokenized a batch at a time: most are never needed past the budget."""
+    for start in range(0, len(negatives), _RESERVE_BATCH):
+        batch = negatives[start : start + _RESERVE_BATCH]
         fetched = chunks.fetch([chunk for chunk, _ in batch])
         yield from zip(fetched, (score for _, score in batch), strict=True)

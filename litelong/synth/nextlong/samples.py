@@ -318,10 +318,10 @@ def fill(
         share = sample.budget * (number + 1) // len(plan.groups)
         mine = hard[start : start + len(group.negatives)]
         start += len(group.negatives)
-        for (_, score), negative in zip(group.negatives, mine, strict=True):
+        for (_, similarity), negative in zip(group.negatives, mine, strict=True):
             if sample.used >= share:
                 break
-            sample.add(negative, "negative", score)
+            sample.add(negative, "negative", similarity)
     if sample.used < sample.budget:
         for negative, score in _negatives(chunks, [(chunk, None) for chunk in plan.reserve]):
             if sample.used >= sample.budget:

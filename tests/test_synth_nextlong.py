@@ -21,7 +21,10 @@ from litelong.index import ChunksUnavailable, open_chunk_index, parent_of, split
 from litelong.stages import resolve_inputs, run_shard
 from litelong.store import ArtifactStore, EmptyOutput
 from litelong.synth import threads as synth_threads
-from litelong.synth.nextlong import QUERY_TERMS, Bm25Negatives, Query
+from litelong.synth.assembly import Separator, TokenizedDocuments, Topic
+from litelong.synth.nextlong import QUERY_TERMS, Bm25Negatives, Plan, Query, fill
+from litelong.synth.nextlong.samples import Group
+from litelong.tokenizer import load_tokenizer
 
 from .conftest import bm25index, commit_topics, write_jsonl
 from .test_synth_stage import synthesis as stage_synthesis
@@ -136,6 +139,36 @@ def test_reduced_negative_queries_still_never_return_the_meta_documents_chunks(
             assert all(parent_of(hit) != parent_of(chunk) for hit, _ in hits)
     finally:
         chunks.close()
+
+
+def test_a_samples_hard_negatives_are_fetched_and_tokenized_in_one_batch(
+    wiki: ArtifactStore,
+) -> None:
+    """Fill reads every hard negative of a plan at once (one read, one tokenizer batch), then
+    places them group by group, each group's in its own order: small batches per group woke
+    the tokenizer's threads thousands of times a run."""
+    chunks, _ = open_chunk_index(wiki.latest_committed("BM25Index", "wiki"), 2048)
+    try:
+        tokenizer = load_tokenizer(None)
+        documents = TokenizedDocuments(chunks, tokenizer)
+        asked: list[list[str]] = []
+        fetch = documents.fetch
+        documents.fetch = lambda ids: asked.append(list(ids)) or fetch(ids)  # type: ignore[method-assign]
+        ids = chunks.ids_at(list(range(0, 12 * 31, 31)))
+        groups = [
+            Group(f"m{n}", f"meta chunk {n}", [(c, 1.0) for c in ids[4 * n : 4 * n + 4]])
+            for n in range(3)
+        ]
+        plan = Plan(Topic(0), 0, ["m"], groups, k=2)
+        counts: Counter[str] = Counter()
+        built = fill(plan, tokenizer, documents, Separator(tokenizer), 1024, counts)
+    finally:
+        chunks.close()
+    assert built is not None and len(built.input_ids) == 1024, counts
+    assert asked == [ids]
+    placed = [span.doc_id for span in built.spans if span.role == "negative"]
+    assert placed and placed == [c for c in ids if c in placed]  # group by group, in order
+    assert placed[0] == ids[0] and "m1" in [span.doc_id for span in built.spans]
 
 
 def test_planning_threads_change_nothing_in_the_dataset(

@@ -4,7 +4,7 @@ the persisted vectors and faiss in `embeddings`, which imports torch only when u
 
 from .embeddings import DEFAULT_MODEL, EmbeddingModelUnavailable
 from .negatives import QUERY_TERMS, Bm25Negatives, DenseNegatives, NegativeSource, Query
-from .samples import Plan, claim, fill, plan_topic, plan_topics
+from .samples import Plan, claim, fill, plan_topics
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -17,6 +17,5 @@ __all__ = [
     "Query",
     "claim",
     "fill",
-    "plan_topic",
     "plan_topics",
 ]

@@ -15,8 +15,8 @@ from ...index import Retriever, parent_of
 from ...store import Artifact, ArtifactStore
 
 # The terms a BM25 negative's query keeps: its meta-chunk's rarest in the chunk index. On the
-# 1M-document scale index (2.1M chunks) 24 terms search ~13x faster than the whole meta-chunk
-# and find 87% of its top 6 (bench/README.md, "nextlong negatives").
+# scale benchmark's 2.1M and 10.6M chunks, 24 terms search 9-12x faster than the whole
+# meta-chunk, and their negatives keep 99% of its BM25 similarity (bench/nextlong_query.py).
 QUERY_TERMS = 24
 
 

@@ -75,21 +75,6 @@ class Plan:
         return self.topic.number, self.number
 
 
-def plan_topic(
-    spec: SynthesisRunSpec,
-    topic: Topic,
-    pool: Iterable[Tokenized],
-    negatives: NegativeSource,
-    chunk_length: float,
-    counts: Counter[str],
-) -> list[Plan]:
-    """Up to `samplesPerTopic` plans from the topic's pool (its documents, or pieces of long
-    ones, shared with other topics as `pieces.py` says), taken in order: each in one
-    meta-document at most."""
-    drafts = draft_topic(spec, topic, pool, chunk_length, counts)
-    return [_searched(draft, negatives) for draft in drafts]
-
-
 def plan_topics(
     spec: SynthesisRunSpec,
     pools: Iterable[tuple[Topic, Iterable[Tokenized], Counter[str]]],
@@ -97,9 +82,11 @@ def plan_topics(
     chunk_length: float,
     threads: int | None = None,
 ) -> dict[int, list[Plan]]:
-    """`plan_topic` for every (topic, pool, counts) in order, the negatives' searches of
-    several samples in flight at once (`threads.py`) while this thread picks the next
-    meta-documents. Pools are read one at a time, in order, and only a few samples' drafts
+    """Every topic's plans, from (topic, pool, counts) in topic order: up to `samplesPerTopic`
+    from the topic's pool (its documents, or pieces of long ones, shared with other topics as
+    `pieces.py` says), taken in order, each in one meta-document at most. The negatives'
+    searches of several samples are in flight at once (`threads.py`) while this thread picks
+    the next meta-documents. Pools are read one at a time, in order, and only a few samples' drafts
     wait for their searches, so memory holds the plans, never every topic's pool. The plans
     are the same for any number of threads. A source whose calls must not overlap
     (`concurrent` False) is called from this thread alone."""
@@ -310,7 +297,7 @@ def fill(
     sample = _Filling(target - meta_tokens, separator, {meta.digest for meta in metas}, counts)
     # every hard negative's text in one read and one tokenizer batch: a few hundred chunks,
     # about twice what the sample takes, but thousands of small batches cost far more (the
-    # tokenizer's thread pool wakes for each; 60% of a 1M-document run's wall time under load)
+    # tokenizer's thread pool wakes for each: half a 1M-document run's wall time under load)
     hard = chunks.fetch([chunk for group in plan.groups for chunk, _ in group.negatives])
     start = 0
     for number, (group, meta) in enumerate(zip(plan.groups, metas, strict=True)):

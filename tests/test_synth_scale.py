@@ -171,7 +171,7 @@ def test_standard_and_litelong_runs_and_their_report_never_list_the_index(
 
 @pytest.mark.usefixtures("unlisted")
 def test_nextlong_deals_its_reserve_without_listing_the_chunk_index(wiki: Any) -> None:  # noqa: F811
-    resource = nextlong_synthesis(name="unlisted-nl", targetTokens=32_768, samplesPerTopic=4)
+    resource = nextlong_synthesis(name="unlisted-nl", targetTokens=65_536, samplesPerTopic=3)
     counts, artifact = run(wiki, resource)
     rows = metadata(artifact)
     assert counts["negatives_from_reserve"] > 0

@@ -9,7 +9,8 @@ Three steps, all independent of the shard count:
    than one chunk; its leading meta-chunks, up to half the budget, are kept; each meta-chunk
    asks for k = ceil((T*E*w - S) / (p*s)) negatives (T target tokens, E the meta-document's
    characters per token, w `expansion`, S its kept characters, p its meta-chunks, s the chunk
-   index's mean chunk length), and retrieves `OVERFETCH` x k candidates.
+   index's mean chunk length), and retrieves `OVERFETCH` x k candidates (`plan_topics`: the
+   meta-documents picked in topic order on one thread, several samples' searches at once).
 2. **Claim**: a chunk retrieved for several samples goes to the one where it ranks highest
    (ties: a seeded hash of sample and chunk), and within a sample to its best-ranked
    meta-chunk; a chunk of a document that is (part of) any sample's meta-document is never a

@@ -97,5 +97,18 @@ class RetrieverContract:
         with pytest.raises(UnknownDocument, match="nope"):
             retriever.get(["rust", "nope"])
 
+    def test_a_reduced_query_keeps_its_rarest_terms(self, retriever: Retriever) -> None:
+        """`max_terms` keeps the terms fewest documents hold: `plant` (4 documents) goes even
+        when the query repeats it, `light` (3) stays at two terms, and `quantum` (1) alone at
+        one; `xylophone`, which no document holds, never takes a place."""
+        query = "plants plants plants light quantum xylophone"
+        assert "cells" in dict(retriever.search(query, 10))  # `plant` alone matches it
+        two = dict(retriever.search(query, 10, max_terms=2))
+        assert set(two) == {"quantum", "photo", "short-plant", "long-plant"}
+        assert [hit for hit, _ in retriever.search(query, 10, max_terms=1)] == ["quantum"]
+        assert retriever.search("quantum atoms", 3, max_terms=24) == retriever.search(
+            "quantum atoms", 3
+        )
+
     def test_searching_many_candidates_is_fine(self, retriever: Retriever) -> None:
         assert len(retriever.search("plants", 1000)) == 4

@@ -208,6 +208,47 @@ def test_search_ranks_by_bm25a_with_max_matches_raised_to_the_limit() -> None:
     assert "MATCH('it | s | plants')" in statement
 
 
+def test_a_reduced_query_keeps_the_words_fewest_documents_hold_over_every_shard() -> None:
+    """`max_terms`: CALL KEYWORDS (with statistics) on every shard; the documents holding a
+    term are summed over the shards (`light` is rare on t0 but not overall), and the MATCH
+    holds one word of each kept term, terms no document holds (`xylophone`) left out."""
+    stats = {  # table → normalised term → documents
+        "t0": {"plant": 1, "light": 0, "quantum": 1, "xylophon": 0},
+        "t1": {"plant": 1, "light": 3, "quantum": 0, "xylophon": 0},
+    }
+    words = {"plants": "plant", "light": "light", "quantum": "quantum", "xylophone": "xylophon"}
+
+    def rule(request: Request) -> tuple[int, object] | None:
+        if request.body.startswith("SELECT COUNT"):
+            return rows({"n": 10})
+        if keywords := re.match(r"CALL KEYWORDS\('([^']*)', '(\w+)', 1 AS stats\)", request.body):
+            table = stats[keywords[2]]
+            return rows(
+                *(
+                    {
+                        "qpos": str(n + 1),
+                        "tokenized": word,
+                        "normalized": words[word],
+                        "docs": str(table[words[word]]),
+                        "hits": str(table[words[word]]),
+                    }
+                    for n, word in enumerate(keywords[1].split())
+                )
+            )
+        return rows()
+
+    with fake_manticore(rule) as fake:
+        retriever = ManticoreRetriever([Shard(fake.url, "t0"), Shard(fake.url, "t1")])
+        retriever.search("plants light quantum xylophone", 5, max_terms=2)
+        retriever.search("plants light quantum xylophone", 5, max_terms=1)
+        retriever.search("plants light", 5, max_terms=2)  # short enough: no statistics asked
+        retriever.close()
+    matches = [re.search(r"MATCH\('([^']*)'\)", body) for body in fake.sql()]
+    asked = [m[1] for m in matches if m]
+    assert asked[0::2] == ["quantum | plants", "quantum", "plants | light"]
+    assert sum(body.startswith("CALL KEYWORDS") for body in fake.sql()) == 4
+
+
 def test_documents_per_shard_come_from_the_manifest_counts() -> None:
     counts = {"documents": 5, "shard-0/documents": 2, "shard-1/documents": 3}
     assert documents_per_shard(counts) == [2, 3]

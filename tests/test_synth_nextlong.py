@@ -17,9 +17,14 @@ import pytest
 from litelong.api import parse
 from litelong.api.v1alpha1 import SynthesisRun
 from litelong.dataset.mds import read_mds, span_roles
-from litelong.index import ChunksUnavailable, parent_of, split_chunks
+from litelong.index import ChunksUnavailable, open_chunk_index, parent_of, split_chunks
 from litelong.stages import resolve_inputs, run_shard
 from litelong.store import ArtifactStore, EmptyOutput
+from litelong.synth import threads as synth_threads
+from litelong.synth.assembly import Separator, TokenizedDocuments, Topic
+from litelong.synth.nextlong import QUERY_TERMS, Bm25Negatives, Plan, Query, fill
+from litelong.synth.nextlong.samples import Group
+from litelong.tokenizer import load_tokenizer
 
 from .conftest import bm25index, commit_topics, write_jsonl
 from .test_synth_stage import synthesis as stage_synthesis
@@ -112,6 +117,72 @@ def test_bm25_samples_are_exact_meta_first_and_never_reuse_a_negative(wiki: Arti
     assert report["nextlong"]["negatives_from_own_document"] == 0
     assert report["nextlong"]["negatives"] == sum(negatives.values())
     assert report["nextlong"]["similarity"]["measure"] == "bm25"
+
+
+def test_reduced_negative_queries_still_never_return_the_meta_documents_chunks(
+    wiki: ArtifactStore,
+) -> None:
+    """A chunk's own rarest terms find the chunk itself and its document's other chunks first;
+    the negatives leave them all out and stay within `k`."""
+    chunks, _ = open_chunk_index(wiki.latest_committed("BM25Index", "wiki"), 2048)
+    try:
+        ids = [i for i in chunks.ids_at(list(range(0, chunks.count(), 97))) if i.endswith("#1")]
+        texts = chunks.get(ids)
+        negatives = Bm25Negatives(chunks)
+        queries = [
+            Query(frozenset({parent_of(i)}), text, 8) for i, text in zip(ids, texts, strict=True)
+        ]
+        found = negatives(queries, 3)
+        for chunk, text, hits in zip(ids, texts, found, strict=True):
+            assert chunks.search(text, 1, max_terms=QUERY_TERMS)[0][0] == chunk
+            assert 0 < len(hits) <= 3
+            assert all(parent_of(hit) != parent_of(chunk) for hit, _ in hits)
+    finally:
+        chunks.close()
+
+
+def test_a_samples_hard_negatives_are_fetched_and_tokenized_in_one_batch(
+    wiki: ArtifactStore,
+) -> None:
+    """Fill reads every hard negative of a plan at once (one read, one tokenizer batch), then
+    places them group by group, each group's in its own order: small batches per group woke
+    the tokenizer's threads thousands of times a run."""
+    chunks, _ = open_chunk_index(wiki.latest_committed("BM25Index", "wiki"), 2048)
+    try:
+        tokenizer = load_tokenizer(None)
+        documents = TokenizedDocuments(chunks, tokenizer)
+        asked: list[list[str]] = []
+        fetch = documents.fetch
+        documents.fetch = lambda ids: asked.append(list(ids)) or fetch(ids)  # type: ignore[method-assign]
+        ids = chunks.ids_at(list(range(0, 12 * 31, 31)))
+        groups = [
+            Group(f"m{n}", f"meta chunk {n}", [(c, 1.0) for c in ids[4 * n : 4 * n + 4]])
+            for n in range(3)
+        ]
+        plan = Plan(Topic(0), 0, ["m"], groups, k=2)
+        counts: Counter[str] = Counter()
+        built = fill(plan, tokenizer, documents, Separator(tokenizer), 1024, counts)
+    finally:
+        chunks.close()
+    assert built is not None and len(built.input_ids) == 1024, counts
+    assert asked == [ids]
+    placed = [span.doc_id for span in built.spans if span.role == "negative"]
+    assert placed and placed == [c for c in ids if c in placed]  # group by group, in order
+    assert placed[0] == ids[0] and "m1" in [span.doc_id for span in built.spans]
+
+
+def test_planning_threads_change_nothing_in_the_dataset(
+    wiki: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Samples' negatives are searched from several threads at once (`plan_topics`); the
+    plans come back in order, so one thread and four write the same samples."""
+    datasets = []
+    for threads in (1, 4):
+        monkeypatch.setattr(synth_threads, "search_threads", lambda n=threads: n)
+        _, artifact = run(wiki, synthesis(name=f"threads-{threads}", samplesPerTopic=3))
+        rows = metadata(artifact)
+        datasets.append({row["id"]: (row["doc_ids"], row["starts"]) for row in rows})
+    assert datasets[0] == datasets[1] and len(datasets[0]) == 9
 
 
 def test_spans_and_roles_load_back_from_mds_and_parquet(wiki: ArtifactStore) -> None:
@@ -275,14 +346,14 @@ def test_the_quickstart_sample_runs_nextlong_on_the_shipped_corpus(tmp_path: Pat
 def test_samples_fill_when_the_corpus_holds_enough_chunks_and_no_chunk_has_two_roles(
     wiki: ArtifactStore,
 ) -> None:
-    """Hard negatives run short at 32K tokens (claims split them between samples: before, 8 of
-    12 were written); the rest of each budget comes from chunks nobody claimed."""
-    resource = synthesis(name="fills", targetTokens=32_768, samplesPerTopic=4)
+    """Hard negatives run short at 64K tokens (claims split them between samples: before, 5 of
+    9 were written); the rest of each budget comes from chunks nobody claimed."""
+    resource = synthesis(name="fills", targetTokens=65_536, samplesPerTopic=3)
     counts, artifact = run(wiki, resource)
     rows = metadata(artifact)
-    assert len(rows) >= 0.95 * 12 and counts["samples_requested"] == 12
+    assert len(rows) == counts["samples_requested"] == 9
     assert counts["negatives_from_reserve"] > 0
-    assert all(row["num_tokens"] == 32_768 for row in rows)
+    assert all(row["num_tokens"] == 65_536 for row in rows)
     metas = set().union(*(own_documents(row) for row in rows))
     negatives = [
         doc_id

@@ -187,7 +187,7 @@ def test_standard_and_litelong_runs_and_their_report_never_list_the_index(
 
 @pytest.mark.usefixtures("unlisted")
 def test_nextlong_deals_its_reserve_without_listing_the_chunk_index(wiki: Any) -> None:  # noqa: F811
-    resource = nextlong_synthesis(name="unlisted-nl", targetTokens=32_768, samplesPerTopic=4)
+    resource = nextlong_synthesis(name="unlisted-nl", targetTokens=65_536, samplesPerTopic=3)
     counts, artifact = run(wiki, resource)
     rows = metadata(artifact)
     assert counts["negatives_from_reserve"] > 0
@@ -209,6 +209,9 @@ def test_ids_are_taken_chunk_by_chunk_in_the_order_asked() -> None:
     asked = np.array([19, 0, 7, 7, 12, 4, 5])
     assert _take(column, asked) == [f"id{n}" for n in asked]
     assert _take(pa.chunked_array([["a", "b"]]), np.array([1, 0])) == ["b", "a"]
+    many = pa.chunked_array([[f"id{n}" for n in range(s, s + 5)] for s in range(0, 200, 5)])
+    asked = np.random.default_rng(0).integers(0, 200, 150)  # past the one-by-one reads
+    assert _take(many, asked) == [f"id{n}" for n in asked]
 
 
 def test_a_retriever_remapping_its_files_as_it_reads_answers_the_same(

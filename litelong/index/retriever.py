@@ -18,8 +18,13 @@ class Retriever(Protocol):
     are ordered by score, then by id, so equal scores come back in a stable order.
     """
 
-    def search(self, query: str, k: int) -> list[tuple[str, float]]:
-        """The `k` best (doc_id, score) pairs for a free-text query; [] when nothing matches."""
+    def search(self, query: str, k: int, max_terms: int | None = None) -> list[tuple[str, float]]:
+        """The `k` best (doc_id, score) pairs for a free-text query; [] when nothing matches.
+
+        `max_terms`: search with at most this many of the query's distinct terms, the rarest
+        in the index (highest IDF), leaving out terms no document holds. A query of a few
+        hundred words costs about as many posting lists; its rarest terms decide most of the
+        ranking at a fraction of the cost (mode nextlong's negatives, docs/nextlong.md)."""
         ...
 
     def get(self, ids: Sequence[str]) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -33,7 +34,8 @@ from .assembly import (
     fill_samples,
     standard_topics,
 )
-from .nextlong import Bm25Negatives, DenseNegatives, NegativeSource, Plan, claim, fill, plan_topic
+from .assembly.assemble import DocumentStream
+from .nextlong import Bm25Negatives, DenseNegatives, NegativeSource, Plan, claim, fill, plan_topics
 from .report import TOPICS_FILE
 from .threads import ordered_map
 
@@ -93,11 +95,18 @@ def build_part(
             chunks, chunk_length = open_chunk_index(index, spec.nextlong.chunk_chars)
             source = _negative_source(spec, chunks, store, index)
             meta_piece_chars = int(spec.nextlong.meta_share * piece_chars) or 1
-            for topic in topics:  # every shard plans every topic; counts only its own
-                own = counts if topic.number % of == shard else Counter()
-                stream = documents.stream(pools[topic.number], meta_piece_chars, limit)
-                plans[topic.number] = plan_topic(spec, topic, stream, source, chunk_length, own)
-                own.update(stream.counts)
+
+            def topic_pools() -> Iterator[tuple[Topic, DocumentStream, Counter[str]]]:
+                """Every topic's pool (every shard plans every topic; counts only its own),
+                read one after the other; a stream's counts are kept once the next is asked
+                for, when planning has read it."""
+                for topic in topics:
+                    own = counts if topic.number % of == shard else Counter()
+                    stream = documents.stream(pools[topic.number], meta_piece_chars, limit)
+                    yield topic, stream, own
+                    own.update(stream.counts)
+
+            plans = plan_topics(spec, topic_pools(), source, chunk_length)
             every_plan = [plan for topic_plans in plans.values() for plan in topic_plans]
             claim(every_plan, spec.seed, chunks)
             counts["chunks_embedded"] += getattr(source, "embedded", 0)

@@ -29,7 +29,7 @@ from ...store import Artifact
 from ..retriever import UnknownDocument
 from .client import READY_SECONDS, ManticoreConnection, ManticoreError, RetryPolicy
 from .shards import Shard, merge_hits, numeric_id, shard_of
-from .text import match_expression, sql_string
+from .text import escape_query, match_expression, query_words, sql_string
 
 K1 = 1.2
 B = 0.75
@@ -63,6 +63,12 @@ def search_sql(table: str, expression: str, limit: int) -> str:
         f"LIMIT {limit} OPTION ranker={ranker}, idf='plain,tfidf_unnormalized', "
         f"max_matches={limit}"
     )
+
+
+def keywords_sql(table: str, words: Sequence[str]) -> str:
+    """How one shard's table analyses `words` (stemming, stop words) and how many of its
+    documents hold each resulting term: CALL KEYWORDS with statistics."""
+    return f"CALL KEYWORDS({sql_string(' '.join(words))}, {sql_string(table)}, 1 AS stats)"
 
 
 def bm25(weight: int, documents: int) -> float:
@@ -164,8 +170,35 @@ class ManticoreRetriever:
         hits = ((str(row["doc_id"]), bm25(int(row["w"]), documents)) for row in rows)
         return [hit for hit in hits if hit[1] > 0]
 
-    def search(self, query: str, k: int) -> list[tuple[str, float]]:
+    def _rarest_words(self, words: list[str], max_terms: int) -> list[str]:
+        """A word for each of the `max_terms` terms (normalised forms) of `words` that the
+        fewest documents hold, summed over the shards (ties: more words of the query with that
+        form, then alphabetical); terms no document holds are left out."""
+        statements = [keywords_sql(shard.table, words) for shard in self._shards]
+        found = self._pool.map(self._sql, self._shards, statements)
+        documents: dict[str, int] = {}
+        spellings: dict[str, list[str]] = {}
+        for number, rows in enumerate(found):
+            for row in rows:
+                term = str(row.get("normalized") or "")
+                if not term:
+                    continue
+                documents[term] = documents.get(term, 0) + int(row.get("docs") or 0)
+                if number == 0:
+                    spellings.setdefault(term, []).append(str(row["tokenized"]))
+        ranked = sorted(
+            (count, -len(spellings.get(term, ())), term)
+            for term, count in documents.items()
+            if count and spellings.get(term)
+        )
+        return [spellings[term][0] for _, _, term in ranked[:max_terms]]
+
+    def search(self, query: str, k: int, max_terms: int | None = None) -> list[tuple[str, float]]:
         expression = match_expression(query)
+        words = query_words(query)
+        if max_terms is not None and len(words) > max_terms:
+            rarest = self._rarest_words(words, max_terms)
+            expression = " | ".join(escape_query(word) for word in rarest)
         if not expression or k <= 0:
             return []
         limit = k + _TIE_MARGIN  # ties at the cut are chosen by id, as in every backend

@@ -3,11 +3,12 @@
 the persisted vectors and faiss in `embeddings`, which imports torch only when used)."""
 
 from .embeddings import DEFAULT_MODEL, EmbeddingModelUnavailable
-from .negatives import Bm25Negatives, DenseNegatives, NegativeSource, Query
-from .samples import Plan, claim, fill, plan_topic
+from .negatives import QUERY_TERMS, Bm25Negatives, DenseNegatives, NegativeSource, Query
+from .samples import Plan, claim, fill, plan_topics
 
 __all__ = [
     "DEFAULT_MODEL",
+    "QUERY_TERMS",
     "Bm25Negatives",
     "DenseNegatives",
     "EmbeddingModelUnavailable",
@@ -16,5 +17,5 @@ __all__ = [
     "Query",
     "claim",
     "fill",
-    "plan_topic",
+    "plan_topics",
 ]

@@ -1,6 +1,6 @@
 """Where NExtLong's hard negatives come from: the chunks most similar to a meta-chunk.
 
-`bm25` (the paper's cheap variant) asks the chunk index with the meta-chunk's text as the query;
+`bm25` (the paper's cheap variant) asks the chunk index with the meta-chunk's rarest terms;
 `dense` embeds the chunk index once (`embeddings.py`) and searches it with faiss. Both answer the
 same question in one call per meta-document, and neither ever returns a chunk of the
 meta-document itself.
@@ -13,7 +13,11 @@ from typing import Protocol
 
 from ...index import Retriever, parent_of
 from ...store import Artifact, ArtifactStore
-from ..threads import ordered_map
+
+# The terms a BM25 negative's query keeps: its meta-chunk's rarest in the chunk index. On the
+# scale benchmark's 2.1M and 10.6M chunks, 24 terms search 9-12x faster than the whole
+# meta-chunk, and their negatives keep 99% of its BM25 similarity (bench/nextlong_query.py).
+QUERY_TERMS = 24
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class Query:
 
 class NegativeSource(Protocol):
     measure: str  # what `score` is: "bm25" or "cosine"
+    concurrent: bool  # whether calls may overlap (planning searches several samples at once)
 
     def __call__(self, queries: list[Query], k: int) -> list[list[tuple[str, float]]]:
         """Up to `k` (chunk id, score) per query, most similar first, none from its document."""
@@ -38,25 +43,32 @@ def _without_own(
 
 
 class Bm25Negatives:
-    measure = "bm25"
+    """Each meta-chunk searched with its `QUERY_TERMS` rarest terms (`Retriever.search`'s
+    `max_terms`): a meta-chunk holds ~100 distinct terms after stop words, and the search
+    costs about a posting list each, the common ones longest."""
 
-    def __init__(self, chunks: Retriever) -> None:
+    measure = "bm25"
+    concurrent = True  # searches release the GIL: planning overlaps samples (`plan_topics`)
+
+    def __init__(self, chunks: Retriever, query_terms: int | None = QUERY_TERMS) -> None:
         self._chunks = chunks
+        self._query_terms = query_terms
 
     def __call__(self, queries: list[Query], k: int) -> list[list[tuple[str, float]]]:
-        """A meta-document's meta-chunks searched from a few threads (`threads.py`)."""
-        return list(
-            ordered_map(
-                lambda query: _without_own(
-                    self._chunks.search(query.text, k + query.own_chunks), query.doc_ids, k
-                ),
-                queries,
+        """A meta-document's meta-chunks searched in turn (the samples' calls overlap)."""
+        return [
+            _without_own(
+                self._chunks.search(query.text, k + query.own_chunks, self._query_terms),
+                query.doc_ids,
+                k,
             )
-        )
+            for query in queries
+        ]
 
 
 class DenseNegatives:
     measure = "cosine"
+    concurrent = False  # one batch of embeddings at a time; faiss and torch use the cores
 
     def __init__(
         self, chunks: Retriever, store: ArtifactStore, index: Artifact, model: str | None

@@ -9,7 +9,8 @@ Three steps, all independent of the shard count:
    than one chunk; its leading meta-chunks, up to half the budget, are kept; each meta-chunk
    asks for k = ceil((T*E*w - S) / (p*s)) negatives (T target tokens, E the meta-document's
    characters per token, w `expansion`, S its kept characters, p its meta-chunks, s the chunk
-   index's mean chunk length), and retrieves `OVERFETCH` x k candidates.
+   index's mean chunk length), and retrieves `OVERFETCH` x k candidates (`plan_topics`: the
+   meta-documents picked in topic order on one thread, several samples' searches at once).
 2. **Claim**: a chunk retrieved for several samples goes to the one where it ranks highest
    (ties: a seeded hash of sample and chunk), and within a sample to its best-ranked
    meta-chunk; a chunk of a document that is (part of) any sample's meta-document is never a
@@ -42,12 +43,13 @@ from ..assembly.assemble import Built, Separator, Tokenized, TokenizedDocuments,
 from ..assembly.candidates import Topic, seed_of
 from ..assembly.permutation import Permutation
 from ..assembly.pieces import document_of
+from ..threads import ordered_map
 from .negatives import NegativeSource, Query
 
 # Candidates retrieved per meta-chunk, as a multiple of k: neighbouring meta-chunks of one
 # meta-document retrieve many of the same chunks, and each chunk is placed once.
 OVERFETCH = 2
-_NEGATIVE_BATCH = 16
+_RESERVE_BATCH = 64  # reserve chunks fetched and tokenized at once
 _RESERVE_BLOCK = 4096  # chunk ids read by ordinal at once for the reserve
 
 
@@ -74,23 +76,66 @@ class Plan:
         return self.topic.number, self.number
 
 
-def plan_topic(
+def plan_topics(
+    spec: SynthesisRunSpec,
+    pools: Iterable[tuple[Topic, Iterable[Tokenized], Counter[str]]],
+    negatives: NegativeSource,
+    chunk_length: float,
+    threads: int | None = None,
+) -> dict[int, list[Plan]]:
+    """Every topic's plans, from (topic, pool, counts) in topic order: up to `samplesPerTopic`
+    from the topic's pool (its documents, or pieces of long ones, shared with other topics as
+    `pieces.py` says), taken in order, each in one meta-document at most. The negatives'
+    searches of several samples are in flight at once (`threads.py`) while this thread picks
+    the next meta-documents. Pools are read one at a time, in order, and only a few samples' drafts
+    wait for their searches, so memory holds the plans, never every topic's pool. The plans
+    are the same for any number of threads. A source whose calls must not overlap
+    (`concurrent` False) is called from this thread alone."""
+    if not negatives.concurrent:
+        threads = 1
+
+    def drafts() -> Iterator[Draft]:
+        for topic, pool, counts in pools:
+            yield from draft_topic(spec, topic, pool, chunk_length, counts)
+            yield Draft(None, topic)  # the topic's end: a topic may have no plan at all
+
+    def searched(draft: Draft) -> tuple[int, Plan | None]:
+        return draft.topic.number, None if draft.plan is None else _searched(draft, negatives)
+
+    plans: dict[int, list[Plan]] = {}
+    for number, plan in ordered_map(searched, drafts(), threads):
+        topic_plans = plans.setdefault(number, [])
+        if plan is not None:
+            topic_plans.append(plan)
+    return plans
+
+
+@dataclass
+class Draft:
+    """A sample planned up to its negatives: the plan with empty groups' negatives and the
+    query of each meta-chunk. `plan` None marks the end of a topic's drafts."""
+
+    plan: Plan | None
+    topic: Topic
+    queries: list[Query] = field(default_factory=list)
+    k: int = 0
+
+
+def draft_topic(
     spec: SynthesisRunSpec,
     topic: Topic,
     pool: Iterable[Tokenized],
-    negatives: NegativeSource,
     chunk_length: float,
     counts: Counter[str],
-) -> list[Plan]:
-    """Up to `samplesPerTopic` plans from the topic's pool (its documents, or pieces of long
-    ones, shared with other topics as `pieces.py` says), taken in order: each in one
-    meta-document at most."""
+) -> list[Draft]:
+    """The topic's samples up to their negatives: meta-documents taken from the pool in
+    order, each cut into meta-chunks, and how many negatives each asks for."""
     options = spec.nextlong
     target = spec.target_tokens
-    plans: list[Plan] = []
+    drafts: list[Draft] = []
     fetched = iter(pool)
     seen: set[bytes] = set()
-    while len(plans) < spec.samples_per_topic:
+    while len(drafts) < spec.samples_per_topic:
         meta: list[Tokenized] = []
         chars = tokens = 0
         for document in fetched:
@@ -104,20 +149,28 @@ def plan_topic(
                 break
         if chars - 1 <= options.chunk_chars:
             counts["skipped.meta_shorter_than_chunk"] += bool(meta)
-            return plans
-        plans.append(_plan(spec, topic, len(plans), meta, negatives, chunk_length, counts))
-    return plans
+            return drafts
+        drafts.append(_draft(spec, topic, len(drafts), meta, chunk_length, counts))
+    return drafts
 
 
-def _plan(
+def _searched(draft: Draft, negatives: NegativeSource) -> Plan:
+    """The draft's plan with each meta-chunk's negatives (`OVERFETCH` x k candidates)."""
+    assert draft.plan is not None
+    found = negatives(draft.queries, draft.k * OVERFETCH)
+    for group, hits in zip(draft.plan.groups, found, strict=True):
+        group.negatives = hits
+    return draft.plan
+
+
+def _draft(
     spec: SynthesisRunSpec,
     topic: Topic,
     number: int,
     meta: list[Tokenized],
-    negatives: NegativeSource,
     chunk_length: float,
     counts: Counter[str],
-) -> Plan:
+) -> Draft:
     """One sample's meta-chunks (each with the ids of the documents it holds lines of) and the
     negatives each asks for."""
     options = spec.nextlong
@@ -139,12 +192,9 @@ def _plan(
     k = max(1, math.ceil(wanted / (len(kept) * chunk_length)))
     own = frozenset(document_of(d.doc_id) for d in meta)
     own_chunks = sum(len(split_chunks(d.text, options.chunk_chars)) for d in meta)
-    found = negatives([Query(own, text, own_chunks) for text, _ in kept], k * OVERFETCH)
-    groups = [
-        Group(_meta_id(ids, text, meta, options.chunk_chars), text, hits)
-        for (text, ids), hits in zip(kept, found, strict=True)
-    ]
-    return Plan(topic, number, sorted(own), groups, k)
+    groups = [Group(_meta_id(ids, text, meta, options.chunk_chars), text, []) for text, ids in kept]
+    plan = Plan(topic, number, sorted(own), groups, k)
+    return Draft(plan, topic, [Query(own, text, own_chunks) for text, _ in kept], k)
 
 
 def _meta_id(ids: list[str], text: str, meta: list[Tokenized], chunk_chars: int) -> str:
@@ -246,13 +296,20 @@ def fill(
         counts["skipped.meta_fills_budget"] += 1
         return None
     sample = _Filling(target - meta_tokens, separator, {meta.digest for meta in metas}, counts)
+    # every hard negative's text in one read and one tokenizer batch: a few hundred chunks,
+    # about twice what the sample takes, but thousands of small batches cost far more (the
+    # tokenizer's thread pool wakes for each: half a 1M-document run's wall time under load)
+    hard = chunks.fetch([chunk for group in plan.groups for chunk, _ in group.negatives])
+    start = 0
     for number, (group, meta) in enumerate(zip(plan.groups, metas, strict=True)):
         sample.add(meta, "meta", None)
         share = sample.budget * (number + 1) // len(plan.groups)
-        for negative, score in _negatives(chunks, group.negatives):
+        mine = hard[start : start + len(group.negatives)]
+        start += len(group.negatives)
+        for (_, similarity), negative in zip(group.negatives, mine, strict=True):
             if sample.used >= share:
                 break
-            sample.add(negative, "negative", score)
+            sample.add(negative, "negative", similarity)
     if sample.used < sample.budget:
         for negative, score in _negatives(chunks, [(chunk, None) for chunk in plan.reserve]):
             if sample.used >= sample.budget:
@@ -317,8 +374,8 @@ class _Filling:
 def _negatives(
     chunks: TokenizedDocuments, negatives: Sequence[tuple[str, float | None]]
 ) -> Iterator[tuple[Tokenized, float | None]]:
-    """Negatives tokenized a few at a time: most are never needed past the quota."""
-    for start in range(0, len(negatives), _NEGATIVE_BATCH):
-        batch = negatives[start : start + _NEGATIVE_BATCH]
+    """Reserve chunks tokenized a batch at a time: most are never needed past the budget."""
+    for start in range(0, len(negatives), _RESERVE_BATCH):
+        batch = negatives[start : start + _RESERVE_BATCH]
         fetched = chunks.fetch([chunk for chunk, _ in batch])
         yield from zip(fetched, (score for _, score in batch), strict=True)

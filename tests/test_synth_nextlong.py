@@ -185,6 +185,45 @@ def test_planning_threads_change_nothing_in_the_dataset(
     assert datasets[0] == datasets[1] and len(datasets[0]) == 9
 
 
+def test_meta_chunk_texts_wait_on_disk_between_planning_and_filling(
+    wiki: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every plan is made before any sample is filled, so the plans' meta-chunks (half of
+    each sample's text) would otherwise sit in memory for the whole run."""
+    from litelong.synth.nextlong import samples
+
+    spilled: list[int] = []
+    put = samples.TextSpill.put
+
+    def counted(self: samples.TextSpill, text: str) -> samples.Spilled:
+        spilled.append(len(text))
+        return put(self, text)
+
+    monkeypatch.setattr(samples.TextSpill, "put", counted)
+    _, on_disk = run(wiki, synthesis(name="spilled", samplesPerTopic=2))
+    monkeypatch.setattr(samples.TextSpill, "put", lambda self, text: text)  # kept in memory
+    _, in_memory = run(wiki, synthesis(name="in-memory", samplesPerTopic=2))
+    rows = metadata(on_disk)
+    assert len(spilled) == sum(row["roles"].count("meta") for row in rows) > 0
+    assert rows == metadata(in_memory)  # the same samples, token for token (token_hash)
+
+
+def test_a_text_spill_gives_back_every_text_from_any_thread() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from litelong.synth.nextlong.samples import Group, TextSpill, _text_of
+
+    texts = [f"chunk {n} ünïcödé \ud800 " * (n + 1) for n in range(200)]
+    spill = TextSpill()
+    with ThreadPoolExecutor(4) as pool:
+        places = list(pool.map(spill.put, texts))
+        assert list(pool.map(spill.text, places)) == texts
+    assert _text_of(Group("m", places[3], []), spill) == texts[3]
+    with pytest.raises(ValueError, match="spilled"):
+        _text_of(Group("m", places[3], []), None)
+    spill.close()
+
+
 def test_spans_and_roles_load_back_from_mds_and_parquet(wiki: ArtifactStore) -> None:
     _, mds = run(wiki, synthesis(name="mds"))
     _, parquet = run(wiki, synthesis(name="parquet", output={"format": "parquet"}))

@@ -35,7 +35,16 @@ from .assembly import (
     standard_topics,
 )
 from .assembly.assemble import DocumentStream
-from .nextlong import Bm25Negatives, DenseNegatives, NegativeSource, Plan, claim, fill, plan_topics
+from .nextlong import (
+    Bm25Negatives,
+    DenseNegatives,
+    NegativeSource,
+    Plan,
+    TextSpill,
+    claim,
+    fill,
+    plan_topics,
+)
 from .report import TOPICS_FILE
 from .threads import ordered_map
 
@@ -76,6 +85,7 @@ def build_part(
     retriever = open_index(index)
     chunks: Retriever | None = None
     pools: ClaimTable | None = None
+    spill: TextSpill | None = None
     try:
         topics = _topics(spec, debate, retriever)
         candidates = Candidates(spec, retriever, draws=len(topics))
@@ -106,7 +116,8 @@ def build_part(
                     yield topic, stream, own
                     own.update(stream.counts)
 
-            plans = plan_topics(spec, topic_pools(), source, chunk_length)
+            spill = TextSpill()
+            plans = plan_topics(spec, topic_pools(), source, chunk_length, spill=spill)
             every_plan = [plan for topic_plans in plans.values() for plan in topic_plans]
             claim(every_plan, spec.seed, chunks)
             counts["chunks_embedded"] += getattr(source, "embedded", 0)
@@ -127,7 +138,7 @@ def build_part(
                 built = []
                 for plan in plans[topic.number]:
                     filled = fill(
-                        plan, tokenizer, chunk_documents, separator, spec.target_tokens, own
+                        plan, tokenizer, chunk_documents, separator, spec.target_tokens, own, spill
                     )
                     if filled is not None:
                         built.append((plan.number, filled))
@@ -162,6 +173,8 @@ def build_part(
             pools.close()
         if chunks is not None:
             chunks.close()
+        if spill is not None:
+            spill.close()
     (folder / TOPICS_FILE).write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in per_topic))
     (folder / "inputs.json").write_bytes(
         orjson.dumps(

@@ -4,7 +4,7 @@ the persisted vectors and faiss in `embeddings`, which imports torch only when u
 
 from .embeddings import DEFAULT_MODEL, EmbeddingModelUnavailable
 from .negatives import QUERY_TERMS, Bm25Negatives, DenseNegatives, NegativeSource, Query
-from .samples import Plan, claim, fill, plan_topics
+from .samples import Plan, TextSpill, claim, fill, plan_topics
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -15,6 +15,7 @@ __all__ = [
     "NegativeSource",
     "Plan",
     "Query",
+    "TextSpill",
     "claim",
     "fill",
     "plan_topics",

@@ -28,6 +28,9 @@ Three steps, all independent of the shard count:
 from __future__ import annotations
 
 import math
+import os
+import tempfile
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -55,11 +58,57 @@ _RESERVE_BLOCK = 4096  # chunk ids read by ordinal at once for the reserve
 
 @dataclass
 class Group:
-    """A meta-chunk and its negatives, most similar first."""
+    """A meta-chunk and its negatives, most similar first. Its text is set aside on disk
+    (`TextSpill`) between planning and filling."""
 
     meta_id: str
-    text: str
+    text: str | Spilled
     negatives: list[tuple[str, float]]
+
+
+@dataclass(frozen=True)
+class Spilled:
+    """Where a text lies in a `TextSpill`."""
+
+    offset: int
+    size: int
+
+
+class TextSpill:
+    """Meta-chunk texts on disk from planning to filling: a run plans every topic before it
+    fills any (claims need every plan), and a sample's meta-chunks are half its budget in text
+    (~270 KB at 128K tokens), so held in memory they would grow with the run (540 MB for
+    2,000 samples). An unnamed temporary file, gone when closed; reads and writes from any
+    thread."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix="litelong-meta-")  # noqa: SIM115
+        self._lock = threading.Lock()
+        self._end = 0
+
+    def put(self, text: str) -> Spilled:
+        data = text.encode("utf-8", "surrogatepass")
+        with self._lock:
+            offset, self._end = self._end, self._end + len(data)
+            os.pwrite(self._file.fileno(), data, offset)
+        return Spilled(offset, len(data))
+
+    def text(self, text: str | Spilled) -> str:
+        if isinstance(text, str):
+            return text
+        data = os.pread(self._file.fileno(), text.size, text.offset)
+        return data.decode("utf-8", "surrogatepass")
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _text_of(group: Group, spill: TextSpill | None) -> str:
+    if isinstance(group.text, str):
+        return group.text
+    if spill is None:
+        raise ValueError(f"meta-chunk {group.meta_id}: its text was spilled; fill needs the spill")
+    return spill.text(group.text)
 
 
 @dataclass
@@ -82,6 +131,7 @@ def plan_topics(
     negatives: NegativeSource,
     chunk_length: float,
     threads: int | None = None,
+    spill: TextSpill | None = None,
 ) -> dict[int, list[Plan]]:
     """Every topic's plans, from (topic, pool, counts) in topic order: up to `samplesPerTopic`
     from the topic's pool (its documents, or pieces of long ones, shared with other topics as
@@ -90,7 +140,8 @@ def plan_topics(
     the next meta-documents. Pools are read one at a time, in order, and only a few samples' drafts
     wait for their searches, so memory holds the plans, never every topic's pool. The plans
     are the same for any number of threads. A source whose calls must not overlap
-    (`concurrent` False) is called from this thread alone."""
+    (`concurrent` False) is called from this thread alone. With `spill`, each plan's
+    meta-chunk texts go to disk once searched (`TextSpill`)."""
     if not negatives.concurrent:
         threads = 1
 
@@ -100,7 +151,14 @@ def plan_topics(
             yield Draft(None, topic)  # the topic's end: a topic may have no plan at all
 
     def searched(draft: Draft) -> tuple[int, Plan | None]:
-        return draft.topic.number, None if draft.plan is None else _searched(draft, negatives)
+        if draft.plan is None:
+            return draft.topic.number, None
+        plan = _searched(draft, negatives)
+        if spill is not None:
+            for group in plan.groups:
+                if isinstance(group.text, str):
+                    group.text = spill.put(group.text)
+        return draft.topic.number, plan
 
     plans: dict[int, list[Plan]] = {}
     for number, plan in ordered_map(searched, drafts(), threads):
@@ -283,13 +341,14 @@ def fill(
     separator: Separator,
     target: int,
     counts: Counter[str],
+    spill: TextSpill | None = None,
 ) -> Built | None:
     """The plan's sample of exactly `target` tokens, or None (counted) when it cannot be."""
-    texts = [group.text for group in plan.groups]
+    texts = [_text_of(group, spill) for group in plan.groups]
     encodings = tokenizer.encode_batch_fast(texts, add_special_tokens=False)
     metas = [
-        Tokenized(group.meta_id, group.text, content_digest(group.text), np.asarray(e.ids, "u4"))
-        for group, e in zip(plan.groups, encodings, strict=True)
+        Tokenized(group.meta_id, text, content_digest(text), np.asarray(e.ids, "u4"))
+        for group, text, e in zip(plan.groups, texts, encodings, strict=True)
     ]
     meta_tokens = sum(len(meta.ids) + len(separator.ids) for meta in metas)
     if meta_tokens >= target:

@@ -185,6 +185,21 @@ def test_planning_threads_change_nothing_in_the_dataset(
     assert datasets[0] == datasets[1] and len(datasets[0]) == 9
 
 
+@pytest.mark.parametrize("mode", ["litelong", "standard"])
+def test_topics_assembled_on_several_threads_give_the_same_dataset(
+    wiki: ArtifactStore, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """Topics are assembled concurrently (one's texts read while another's tokenize) and
+    written in topic order, so one thread and four write the same samples, token for token."""
+    datasets = []
+    for threads in (1, 4):
+        monkeypatch.setattr(synth_threads, "search_threads", lambda n=threads: n)
+        spec = {"mode": mode, "samplesPerTopic": 2, "reuse": {"maxUsesPerDocument": 1}}
+        _, artifact = run(wiki, synthesis(name=f"{mode}-threads-{threads}", **spec))
+        datasets.append(metadata(artifact))
+    assert datasets[0] == datasets[1] and len(datasets[0]) > 4
+
+
 def test_meta_chunk_texts_wait_on_disk_between_planning_and_filling(
     wiki: ArtifactStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -98,17 +98,24 @@ def topics_name(count: int) -> str:
 
 
 def synthesis_manifest(
-    documents: int, mode: str, topics: int, per_topic: int, max_uses: int | None, target: int
+    documents: int,
+    mode: str,
+    topics: int,
+    per_topic: int,
+    max_uses: int | None,
+    target: int,
+    docs_only: bool = False,
 ) -> dict[str, Any]:
     """A SynthesisRun from `index-<N>` (mode standard: as many draws as the debate has topics,
-    `samplesPerTopic` each, so every mode asks for the same number of samples)."""
+    `samplesPerTopic` each, so every mode asks for the same number of samples); `docs_only`:
+    from `index-docs-<N>` (modes litelong and standard never read the chunk index)."""
     return {
         "apiVersion": "litelong.io/v1alpha1",
         "kind": "SynthesisRun",
         "metadata": {"name": f"scale-{label(documents)}-{mode}"},
         "spec": {
             "topicDebateRef": topics_name(topics),
-            "indexRef": f"scale-{label(documents)}",
+            "indexRef": f"scale-{label(documents)}" + ("-docs" if docs_only else ""),
             "mode": mode,
             "targetTokens": target,
             "samplesPerTopic": per_topic,
@@ -296,8 +303,8 @@ def zstd_lines(path: Path) -> Iterator[bytes]:
 def index_stage(args: argparse.Namespace, documents: int) -> dict[str, Any]:
     files = shard_files(args.corpus, documents, args.per_shard)
     stats = corpus_stats(args.work, files)
-    manifest = index_manifest(args.corpus, documents, True, args.per_shard)
-    stage = f"index-{label(documents)}"
+    manifest = index_manifest(args.corpus, documents, not args.docs_only, args.per_shard)
+    stage = f"index-{'docs-' if args.docs_only else ''}{label(documents)}"
     figures = run_measured([manifest], args.work, stage, corpus=stats)
     if "corpus" not in figures:  # measured by an earlier version of this script
         figures = save(args.work, stage, {**figures, "corpus": stats})
@@ -356,8 +363,16 @@ def synth_stages(args: argparse.Namespace, documents: int) -> None:
     )
     for mode in args.modes:
         stage = f"synth-{label(documents)}-{mode}"
+        if args.docs_only and mode == "nextlong":
+            raise SystemExit("--docs-only: mode nextlong needs the chunk index")
         manifest = synthesis_manifest(
-            documents, mode, args.topics, args.samples_per_topic, max_uses, args.target
+            documents,
+            mode,
+            args.topics,
+            args.samples_per_topic,
+            max_uses,
+            args.target,
+            args.docs_only,
         )
         extra = {"documents": documents, "mode": mode, "max_uses": max_uses}
         figures = run_measured([manifest], args.work, stage, **extra)
@@ -549,6 +564,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         command.add_argument("--max-uses", type=int, help="default: max_uses_for(scale)")
         command.add_argument("--bound-tokens", type=int, default=BOUND_TOKENS)
         command.add_argument("--keep-samples", action="store_true")
+        command.add_argument(
+            "--docs-only",
+            action="store_true",
+            help="index: build index-docs-<N> (no chunks); synth: from it (not nextlong)",
+        )
     topics = sub.add_parser("topics", help="commit the synthetic TopicDebate")
     topics.add_argument("--work", type=Path, required=True)
     topics.add_argument("--topics", type=int, default=1200)

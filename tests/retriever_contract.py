@@ -71,6 +71,19 @@ class RetrieverContract:
         assert retriever.search("xylophone", 5) == []
         assert retriever.search("", 5) == []
 
+    def test_lengths_are_the_texts_lengths_or_unknown(self, retriever: Retriever) -> None:
+        """A length a backend gives is exactly its stored text's (a synthesis skips documents
+        by it, unread); None says it does not know."""
+        ids = [doc["id"] for doc in CONTRACT_CORPUS]
+        texts = dict(zip(ids, retriever.get(ids), strict=True))
+        hits = retriever.search_lengths("plants light", 10)
+        assert [hit[:2] for hit in hits] == retriever.search("plants light", 10)
+        for doc_id, _, chars in hits:
+            assert chars is None or chars == len(texts[doc_id])
+        ordinals = list(range(retriever.count()))
+        pairs = zip(retriever.ids_at(ordinals), retriever.lengths_at(ordinals), strict=True)
+        assert all(chars is None or chars == len(texts[doc_id]) for doc_id, chars in pairs)
+
     def test_get_returns_texts_in_the_order_asked(self, retriever: Retriever) -> None:
         texts = {doc["id"]: doc["text"] for doc in CONTRACT_CORPUS}
         assert retriever.get(["quantum", "rust", "quantum"]) == [

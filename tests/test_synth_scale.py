@@ -18,6 +18,7 @@ import pytest
 
 from litelong.index.tantivy_backend import TantivyRetriever
 from litelong.synth.assembly import Candidates, Claim, Topic, claims, seed_of
+from litelong.synth.assembly.candidates import Ranked
 from litelong.synth.assembly.permutation import Permutation
 from litelong.synth.report.statistics import UseCounter
 
@@ -54,6 +55,9 @@ class _OrdinalsOnly:
     def ids_at(self, ordinals: Sequence[int]) -> list[str]:
         self.asked = max(self.asked, len(ordinals))
         return [f"d{n}" for n in ordinals]
+
+    def lengths_at(self, ordinals: Sequence[int]) -> list[int | None]:
+        return [None] * len(ordinals)
 
     def document_ids(self) -> Iterator[str]:
         raise AssertionError("listed every id of the index")
@@ -94,13 +98,11 @@ def test_a_standard_draw_of_an_index_smaller_than_topk_holds_all_of_it() -> None
     assert len({draw[0] for draw in draws}) == 3  # each draw starts one further on
 
 
-def _reference_claims(
-    ranked: dict[int, list[tuple[str, int, float | None]]], seed: int
-) -> dict[int, list[Claim]]:
+def _reference_claims(ranked: dict[int, list[Ranked]], seed: int) -> dict[int, list[Claim]]:
     """The claims as they were ranked with Python dicts before the table moved to disk."""
     claimers: dict[str, list[tuple[int, int, int]]] = {}
     for number, hits in ranked.items():
-        for doc_id, position, _ in hits:
+        for doc_id, position, _, _ in hits:
             claimers.setdefault(doc_id, []).append(
                 (position, seed_of(seed, number, doc_id), number)
             )
@@ -110,18 +112,18 @@ def _reference_claims(
     }
     return {
         number: [
-            Claim(doc_id, order[doc_id][number], len(claimers[doc_id]), score)
-            for doc_id, _, score in hits
+            Claim(doc_id, order[doc_id][number], len(claimers[doc_id]), score, chars)
+            for doc_id, _, score, chars in hits
         ]
         for number, hits in ranked.items()
     }
 
 
 class _Ranked:
-    def __init__(self, ranked: dict[int, list[tuple[str, int, float | None]]]) -> None:
+    def __init__(self, ranked: dict[int, list[Ranked]]) -> None:
         self._ranked = ranked
 
-    def ranked(self, topic: Topic) -> list[tuple[str, int, float | None]]:
+    def ranked(self, topic: Topic) -> list[Ranked]:
         return self._ranked[topic.number]
 
 
@@ -129,12 +131,17 @@ def test_claims_rank_documents_shared_by_topics_as_before_and_leave_no_file(
     tmp_path: Path,
 ) -> None:
     rng = np.random.default_rng(3)
-    ranked: dict[int, list[tuple[str, int, float | None]]] = {}
+    ranked: dict[int, list[Ranked]] = {}
     for number in range(30):  # 30 topics drawing 40 of 120 documents: many shared, ties too
         docs = rng.choice(120, size=40, replace=False)
         positions = rng.permutation(40) if number % 2 else np.arange(40)
-        ranked[number] = [
-            (f"doc-{d}", int(p), float(rng.random()) if number % 3 else None)
+        ranked[number] = [  # lengths carried through, unknown (None) in some topics
+            (
+                f"doc-{d}",
+                int(p),
+                float(rng.random()) if number % 3 else None,
+                int(d) if number % 4 else None,
+            )
             for d, p in zip(docs, positions, strict=True)
         ]
     ranked[30] = []  # a topic without hits

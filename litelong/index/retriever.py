@@ -27,6 +27,14 @@ class Retriever(Protocol):
         ranking at a fraction of the cost (mode nextlong's negatives, docs/nextlong.md)."""
         ...
 
+    def search_lengths(
+        self, query: str, k: int, max_terms: int | None = None
+    ) -> list[tuple[str, float, int | None]]:
+        """`search`, each hit with its text's length in characters (`len(get([id])[0])`), or
+        None where the index does not store it: a synthesis skips a document it may not use
+        by its length, unread (`synth/assembly/pieces.py`)."""
+        ...
+
     def get(self, ids: Sequence[str]) -> list[str]:
         """The stored texts of `ids`, in the same order; raises UnknownDocument."""
         ...
@@ -43,6 +51,11 @@ class Retriever(Protocol):
     def ids_at(self, ordinals: Sequence[int]) -> list[str]:
         """The ids at these positions of `document_ids()`' order (each in [0, count())), in
         the order asked: a random draw from the index without listing every id."""
+        ...
+
+    def lengths_at(self, ordinals: Sequence[int]) -> list[int | None]:
+        """The text lengths in characters of the documents `ids_at(ordinals)` names; None
+        where the index does not store them."""
         ...
 
     def close(self) -> None: ...

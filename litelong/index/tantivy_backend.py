@@ -3,6 +3,9 @@
 Each document also gets its ordinal in the part as a numeric fast field, and the part keeps its
 ids in `ids.arrow` (memory-mapped when searching): a search turns hits into ids through two
 column reads instead of loading every hit's stored document, which matters at topK = 1000.
+`ids.arrow` also holds each text's length in characters (`chars`), read the same way, so a
+synthesis can tell a document it may not use from its length without reading its text (an
+index written before that column has none: its lengths are unknown, `None`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -30,7 +33,8 @@ _MAX_TOKEN_CHARS = 40  # longer "words" are base64, hashes, URLs: noise for BM25
 _GET_BATCH = 512
 _IDS_FILE = "ids.arrow"
 _TIE_MARGIN = 32
-_IDS_SCHEMA = pa.schema([("id", pa.string())])
+_IDS_FIELDS: list[pa.Field[Any]] = [pa.field("id", pa.string()), pa.field("chars", pa.int64())]
+_IDS_SCHEMA = pa.schema(_IDS_FIELDS)
 _IDS_BATCH = 65_536
 _SCALAR_TAKE = 64  # ids at most read one by one (`_take`)
 # The index's mapped pages a retriever lets stay resident before it maps its files afresh
@@ -95,6 +99,7 @@ class TantivyPartWriter:
         self._writer = self._index.writer(heap_mb * 1024 * 1024, threads)
         self._ids = pa.ipc.new_file(str(folder / _IDS_FILE), _IDS_SCHEMA)
         self._pending_ids: list[str] = []
+        self._pending_chars: list[int] = []
         self.documents = 0
 
     def add(self, documents: Iterable[Document]) -> None:
@@ -105,14 +110,15 @@ class TantivyPartWriter:
                 tantivy.Document(id=document.id, text=document.text, ord=self.documents)
             )
             self._pending_ids.append(document.id)
+            self._pending_chars.append(len(document.text))
             self.documents += 1
             if len(self._pending_ids) == _IDS_BATCH:
                 self._flush_ids()
 
     def _flush_ids(self) -> None:
-        column = _string_array(self._pending_ids)
-        self._ids.write_batch(pa.record_batch([column], schema=_IDS_SCHEMA))
-        self._pending_ids = []
+        columns = [_string_array(self._pending_ids), _int_array(self._pending_chars)]
+        self._ids.write_batch(pa.record_batch(columns, schema=_IDS_SCHEMA))
+        self._pending_ids, self._pending_chars = [], []
 
     def commit(self) -> None:
         self._flush_ids()
@@ -131,6 +137,33 @@ def _string_array(values: list[str]) -> pa.Array:
     return pa.LargeStringArray.from_buffers(
         len(values), pa.py_buffer(offsets.tobytes()), data
     ).cast(pa.string())
+
+
+def _int_array(values: list[int]) -> pa.Array:
+    """An int64 array from its buffer (as `_string_array`, without importing pandas)."""
+    data = pa.py_buffer(np.asarray(values, np.int64).tobytes())
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, data])
+
+
+class _Lengths:
+    """A part's `chars` column as memory-mapped numpy views, one per record batch: reading a
+    length touches its page only, nothing is copied."""
+
+    def __init__(self, column: pa.ChunkedArray) -> None:
+        self._chunks = [  # from the buffer: `to_numpy` imports pandas
+            np.frombuffer(chunk.buffers()[1], np.int64, len(chunk), chunk.offset * 8)  # type: ignore[call-overload]
+            if len(chunk)
+            else np.zeros(0, np.int64)
+            for chunk in column.chunks
+        ]
+        self._starts = np.cumsum([0] + [len(chunk) for chunk in self._chunks], dtype=np.int64)
+
+    def take(self, ordinals: np.ndarray) -> list[int]:
+        chunks = np.searchsorted(self._starts, ordinals, side="right") - 1
+        return [
+            int(self._chunks[chunk][ordinal - self._starts[chunk]])
+            for chunk, ordinal in zip(chunks.tolist(), ordinals.tolist(), strict=True)
+        ]
 
 
 def _take(ids: pa.ChunkedArray, ordinals: np.ndarray) -> list[str]:
@@ -164,6 +197,7 @@ class TantivyRetriever:
         self._folders = list(folders)
         self._searchers: list[tantivy.Searcher] = []
         self._ids: list[pa.ChunkedArray] = []
+        self._lengths: list[_Lengths | None] = []  # None: a part written before `chars`
         self._reads = 0  # weighted reads since the files were mapped (`_read`)
         self._floor: int | None = None  # fewest mapped bytes seen since then
         self._doc_freqs: dict[str, int] = {}  # term → documents holding it, every part
@@ -174,14 +208,16 @@ class TantivyRetriever:
         """Map the parts' files afresh: the old maps go when their last reader lets go."""
         import tantivy
 
-        searchers, ids = [], []
+        searchers, ids, lengths = [], [], []
         for folder in self._folders:
             index = tantivy.Index.open(str(folder))
             index.register_tokenizer(ANALYZER, self._analyzer)
             searchers.append(index.searcher())
-            ids_file = pa.ipc.open_file(pa.memory_map(str(folder / _IDS_FILE)))
-            ids.append(ids_file.read_all().column("id"))
-        self._searchers, self._ids = searchers, ids
+            table = pa.ipc.open_file(pa.memory_map(str(folder / _IDS_FILE))).read_all()
+            ids.append(table.column("id"))
+            has = "chars" in table.column_names
+            lengths.append(_Lengths(table.column("chars")) if has else None)
+        self._searchers, self._ids, self._lengths = searchers, ids, lengths
         self._reads = 0
         self._floor = mapped_bytes()
 
@@ -238,31 +274,41 @@ class TantivyRetriever:
         return [term for _, _, term in heapq.nsmallest(max_terms, ranked)]
 
     def search(self, query: str, k: int, max_terms: int | None = None) -> list[tuple[str, float]]:
+        return [(doc_id, score) for doc_id, score, _ in self.search_lengths(query, k, max_terms)]
+
+    def search_lengths(
+        self, query: str, k: int, max_terms: int | None = None
+    ) -> list[tuple[str, float, int | None]]:
         terms = self._terms(query, max_terms)
         if not terms or k <= 0:
             return []
         tantivy_query = self._query(terms, "text")
-        hits: list[tuple[str, float]] = []
+        hits: list[tuple[str, float, int | None]] = []
         # a margin past k, so that documents tied at the cut are chosen by id, not by where
         # tantivy's indexing threads happened to put them
         limit = k + _TIE_MARGIN
-        for searcher, ids in zip(self._searchers, self._ids, strict=True):  # this call's maps
+        parts = zip(self._searchers, self._ids, self._lengths, strict=True)  # this call's maps
+        for searcher, ids, lengths in parts:
             found = searcher.search(tantivy_query, limit=limit, count=False).hits
             if not found:
                 continue
-            ordinals = searcher.fast_field_values("ord", [address for _, address in found])
-            names = _take(ids, np.asarray(ordinals, np.int64))
-            hits += zip(names, (float(score) for score, _ in found), strict=True)
+            ordinals = np.asarray(
+                searcher.fast_field_values("ord", [address for _, address in found]), np.int64
+            )
+            names = _take(ids, ordinals)
+            chars = lengths.take(ordinals) if lengths else [None] * len(names)
+            scores = (float(score) for score, _ in found)
+            hits += zip(names, scores, chars, strict=True)
         self._read(_SEARCH_WEIGHT)
         if len(self._searchers) == 1:
             return heapq.nsmallest(k, hits, key=lambda hit: (-hit[1], hit[0]))
         # parts of an index partitioned by files may each hold a copy of one document: its
         # best-scoring copy stands for it
-        best: dict[str, float] = {}
-        for name, score in hits:
-            if score > best.get(name, -math.inf):
-                best[name] = score
-        return heapq.nsmallest(k, best.items(), key=lambda hit: (-hit[1], hit[0]))
+        best: dict[str, tuple[str, float, int | None]] = {}
+        for hit in hits:
+            if hit[1] > best.get(hit[0], ("", -math.inf))[1]:
+                best[hit[0]] = hit
+        return heapq.nsmallest(k, best.values(), key=lambda hit: (-hit[1], hit[0]))
 
     def get(self, ids: Sequence[str]) -> list[str]:
         found: dict[str, str] = {}
@@ -304,6 +350,24 @@ class TantivyRetriever:
         self._read(_ID_WEIGHT * len(wanted))
         return [str(doc_id) for doc_id in found]
 
+    def lengths_at(self, ordinals: Sequence[int]) -> list[int | None]:
+        wanted = np.asarray(ordinals, dtype=np.int64)
+        if wanted.size and (wanted.min() < 0 or wanted.max() >= self._starts[-1]):
+            raise IndexError(f"ordinals must lie in [0, {int(self._starts[-1])})")
+        parts = np.searchsorted(self._starts, wanted, side="right") - 1
+        found: list[int | None] = [None] * len(wanted)
+        for part in np.unique(parts).tolist():
+            lengths = self._lengths[part]
+            if lengths is None:
+                continue
+            rows = np.flatnonzero(parts == part)
+            taken = lengths.take(wanted[rows] - self._starts[part])
+            for row, length in zip(rows.tolist(), taken, strict=True):
+                found[row] = length
+        self._read(_ID_WEIGHT * len(wanted))
+        return found
+
     def close(self) -> None:
         self._searchers = []
         self._ids = []
+        self._lengths = []

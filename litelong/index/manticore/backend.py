@@ -212,6 +212,13 @@ class ManticoreRetriever:
         )
         return merge_hits(found, k)
 
+    def search_lengths(
+        self, query: str, k: int, max_terms: int | None = None
+    ) -> list[tuple[str, float, int | None]]:
+        """Lengths unknown (None): the tables keep no length attribute yet, so a synthesis
+        reads every candidate's text (the fetch path)."""
+        return [(doc_id, score, None) for doc_id, score in self.search(query, k, max_terms)]
+
     def get(self, ids: Sequence[str]) -> list[str]:
         """Texts by id: one `id IN (...)` batch per shard and 512 ids, the batches in parallel."""
         by_shard: dict[int, list[str]] = {}
@@ -300,6 +307,10 @@ class ManticoreRetriever:
                 for slot in slots.get(local, ()):
                     found[slot] = doc_id
         return found
+
+    def lengths_at(self, ordinals: Sequence[int]) -> list[int | None]:
+        """Unknown (None), as in `search_lengths`."""
+        return [None] * len(ordinals)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

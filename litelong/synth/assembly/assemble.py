@@ -23,7 +23,7 @@ from ...corpus import content_digest
 from ...dataset.sample import Span
 from ...index import Retriever
 from ...tokenizer import end_of_text
-from .pieces import Claim, piece_bounds, piece_id, pieces_for
+from .pieces import Claim, piece_bounds, piece_id, pieces_for, unread_skip
 
 FETCH_BATCH = 64
 MIN_FETCH_BATCH = 8
@@ -135,12 +135,27 @@ class DocumentStream:
 
     def _units(self) -> Iterator[tuple[str, str]]:
         """(piece id, piece text) of every piece this topic may use, texts read a few at a
-        time so that only a few long documents are held at once."""
+        time so that only a few long documents are held at once. A claim that its length says
+        reuse forbids (`unread_skip`) is never read; it is counted where it comes, as when it
+        was read, so the counts do not change."""
         claims = self._claims
-        for start in range(0, len(claims), TEXT_BATCH):
-            batch = claims[start : start + TEXT_BATCH]
-            texts = self._documents.retriever.get([claim.doc_id for claim in batch])
-            for claim, text in zip(batch, texts, strict=True):
+        start = 0
+        while start < len(claims):
+            window: list[tuple[Claim, bool]] = []  # up to TEXT_BATCH claims to read
+            reads = 0
+            while start < len(claims) and reads < TEXT_BATCH:
+                claim = claims[start]
+                read = not unread_skip(claim, self._piece_chars, self._limit)
+                window.append((claim, read))
+                reads += read
+                start += 1
+            wanted = [claim.doc_id for claim, read in window if read]
+            texts = iter(self._documents.retriever.get(wanted) if wanted else [])
+            for claim, read in window:
+                if not read:
+                    self.counts["skipped.reuse_limited"] += 1
+                    continue
+                text = next(texts)
                 whole = [(0, len(text))]
                 bounds = piece_bounds(text, self._piece_chars) if self._piece_chars else whole
                 chosen = pieces_for(claim, len(bounds), self._limit)

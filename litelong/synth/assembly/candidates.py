@@ -65,8 +65,13 @@ def standard_topics(count: int) -> list[Topic]:
     return [Topic(number=number) for number in range(count)]
 
 
+# (document id, retrieval rank or draw position, BM25 score or None, text length in characters
+# or None where the index does not store it)
+Ranked = tuple[str, int, float | None, int | None]
+
+
 class Candidates:
-    """The ordered candidate ids of each topic, with each one's retrieval rank."""
+    """The ordered candidate ids of each topic, with each one's retrieval rank and length."""
 
     def __init__(self, spec: SynthesisRunSpec, retriever: Retriever, draws: int = 1) -> None:
         self.spec = spec
@@ -74,23 +79,26 @@ class Candidates:
         self.draws = draws  # mode standard: how many draws share the index
 
     def __call__(self, topic: Topic) -> list[str]:
-        return [doc_id for doc_id, _, _ in self.ranked(topic)]
+        return [doc_id for doc_id, _, _, _ in self.ranked(topic)]
 
-    def ranked(self, topic: Topic) -> list[tuple[str, int, float | None]]:
-        """(id, rank by score or draw position, score) in the order the topic's samples use
-        them."""
+    def ranked(self, topic: Topic) -> list[Ranked]:
+        """(id, rank by score or draw position, score, length) in the order the topic's samples
+        use them."""
         if self.spec.mode == "standard":
-            return [(doc_id, n, None) for n, doc_id in enumerate(self._random_draw(topic))]
-        hits = self.retriever.search(topic.query, self.spec.retrieval.top_k)
-        ranked: list[tuple[str, int, float | None]] = [
-            (doc_id, n, score) for n, (doc_id, score) in enumerate(hits)
+            ids, chars = self._random_draw(topic)
+            return [
+                (doc_id, n, None, c) for n, (doc_id, c) in enumerate(zip(ids, chars, strict=True))
+            ]
+        hits = self.retriever.search_lengths(topic.query, self.spec.retrieval.top_k)
+        ranked: list[Ranked] = [
+            (doc_id, n, score, chars) for n, (doc_id, score, chars) in enumerate(hits)
         ]
         if self.spec.retrieval.order == "shuffle":
             rng = np.random.default_rng(seed_of(self.spec.seed, topic.number, topic.query))
             ranked = [ranked[i] for i in rng.permutation(len(ranked))]
         return ranked
 
-    def _random_draw(self, topic: Topic) -> list[str]:
+    def _random_draw(self, topic: Topic) -> tuple[list[str], list[int | None]]:
         """`topK` documents of a seeded shuffle of the index: draw i starts where draw i-1
         ended, so draws are disjoint until the index is used up. Past that, each pass over the
         index (an epoch) is shuffled afresh, so draw i + len(index)/topK is another random set,
@@ -98,22 +106,25 @@ class Candidates:
         the next pass takes the new shuffle's first documents. When one draw holds the whole
         index, each draw starts one further on (and long documents are shared out by pieces,
         `pieces.py`). The shuffle is evaluated at the draw's positions only (`permutation.py`)
-        and the ids read by ordinal, so no list of the index is held."""
+        and the ids (and lengths) read by ordinal, so no list of the index is held."""
         total = self.retriever.count()
         size = min(self.spec.retrieval.top_k, total)
         if not size:
-            return []
+            return [], []
         if size == total:
             order = self._order_of(0)
             start = topic.number * max(1, total // max(1, self.draws)) % total
-            return self.retriever.ids_at(order((start + np.arange(size)) % total).tolist())
+            return self._at(order((start + np.arange(size)) % total).tolist())
         positions = topic.number * size + np.arange(size, dtype=np.int64)
         epochs, offsets = np.divmod(positions, total)
         ordinals = np.empty(size, np.int64)
         for epoch in np.unique(epochs):
             inside = epochs == epoch
             ordinals[inside] = self._order_of(int(epoch))(offsets[inside])
-        return self.retriever.ids_at(ordinals.tolist())
+        return self._at(ordinals.tolist())
+
+    def _at(self, ordinals: list[int]) -> tuple[list[str], list[int | None]]:
+        return self.retriever.ids_at(ordinals), self.retriever.lengths_at(ordinals)
 
     def _order_of(self, epoch: int) -> Permutation:
         """Pass `epoch`'s shuffle of the index (the first is seeded as it always was). Made
@@ -134,7 +145,11 @@ def claims(
     return ClaimTable(topics, candidates, seed, folder)
 
 
-_ID_FIELDS: list[pa.Field[Any]] = [pa.field("id", pa.string()), pa.field("score", pa.float64())]
+_ID_FIELDS: list[pa.Field[Any]] = [
+    pa.field("id", pa.string()),
+    pa.field("score", pa.float64()),
+    pa.field("chars", pa.int64()),  # null: unknown
+]
 _ID_SCHEMA = pa.schema(_ID_FIELDS)
 _KEYS = (("hi", np.uint64), ("lo", np.uint64), ("position", np.int32), ("tie", np.uint64))
 
@@ -225,11 +240,12 @@ class ClaimTable:
         record = self._ids.get_batch(batch)
         ids = record.column("id").to_pylist()
         scores = record.column("score").to_pylist()
+        chars = record.column("chars").to_pylist()
         ranks = self._rank[first : first + len(ids)].tolist()
         claimers = self._claimers[first : first + len(ids)].tolist()
         return [
-            Claim(str(doc_id), int(r), int(c), score)
-            for doc_id, r, c, score in zip(ids, ranks, claimers, scores, strict=True)
+            Claim(str(doc_id), int(r), int(c), score, length)
+            for doc_id, r, c, score, length in zip(ids, ranks, claimers, scores, chars, strict=True)
         ]
 
     def __contains__(self, number: object) -> bool:
@@ -247,23 +263,22 @@ class ClaimTable:
         self.close()
 
 
-def _id_batch(ranked: list[tuple[str, int, float | None]]) -> pa.RecordBatch:
+def _id_batch(ranked: list[Ranked]) -> pa.RecordBatch:
     return pa.record_batch(
         [
-            pa.array([doc_id for doc_id, _, _ in ranked], pa.string()),
-            pa.array([score for _, _, score in ranked], pa.float64()),
+            pa.array([doc_id for doc_id, _, _, _ in ranked], pa.string()),
+            pa.array([score for _, _, score, _ in ranked], pa.float64()),
+            pa.array([chars for _, _, _, chars in ranked], pa.int64()),
         ],
         schema=_ID_SCHEMA,
     )
 
 
-def _key_columns(
-    ranked: list[tuple[str, int, float | None]], seed: int, number: int
-) -> dict[str, list[int]]:
-    hashes = [_id_hash(doc_id) for doc_id, _, _ in ranked]
+def _key_columns(ranked: list[Ranked], seed: int, number: int) -> dict[str, list[int]]:
+    hashes = [_id_hash(doc_id) for doc_id, _, _, _ in ranked]
     return {
         "hi": [h for h, _ in hashes],
         "lo": [lo for _, lo in hashes],
-        "position": [position for _, position, _ in ranked],
-        "tie": [seed_of(seed, number, doc_id) for doc_id, _, _ in ranked],
+        "position": [position for _, position, _, _ in ranked],
+        "tie": [seed_of(seed, number, doc_id) for doc_id, _, _, _ in ranked],
     }

@@ -33,6 +33,7 @@ class Claim:
     rank: int = 0
     claimers: int = 1
     score: float | None = None  # its retrieval score for this topic (BM25); None in standard
+    chars: int | None = None  # its text's length in characters; None: unknown (read it)
 
 
 def piece_bounds(text: str, max_chars: int) -> list[tuple[int, int]]:
@@ -52,6 +53,16 @@ def pieces_for(claim: Claim, pieces: int, limit: int | None) -> list[int]:
     if limit is not None and claim.rank >= pieces * limit:
         return []
     return [claim.rank % pieces]
+
+
+def unread_skip(claim: Claim, piece_chars: int | None, limit: int | None) -> bool:
+    """Whether `pieces_for` will give this claim nothing, known from its length alone: a text
+    of at most `piece_chars` characters (any text, when documents are not cut) is exactly one
+    piece, so its text need not be read to find that out. False when the length is unknown,
+    or when the text is longer (how many pieces it has depends on where its breaks are)."""
+    if claim.chars is None or (piece_chars is not None and claim.chars > piece_chars):
+        return False
+    return not pieces_for(claim, 1, limit)
 
 
 def document_of(unit_id: str) -> str:

@@ -27,6 +27,9 @@ from litelong.store import Artifact, ArtifactStore, NotCommitted
 from litelong.synth.report import ReportSummary, Tally, UnreadableMetadata, write_report
 
 from .conftest import Cli, bm25index, write_jsonl
+from .test_synth_stage import inputs  # noqa: F401
+from .test_synth_stage import run as run_synthesis
+from .test_synth_stage import synthesis as stage_synthesis
 
 TARGET = 1024
 TOPICS = {
@@ -387,3 +390,23 @@ def test_report_against_another_run_prints_both_side_by_side(cli: Cli, world: Wo
     page = Path(world.topical.path) / "report" / "comparison.html"
     assert page.exists() and "against SynthesisRun/random" in page.read_text()
     assert (Path(world.random.path) / "report" / "report.html").exists()
+
+
+@pytest.mark.parametrize("mode", ["litelong", "standard"])
+def test_coherence_tells_topical_samples_of_real_text_from_random_ones(
+    inputs: ArtifactStore,  # noqa: F811
+    mode: str,
+) -> None:
+    """On the shipped Wikipedia sample, whose articles share common words (where a query's
+    rarest terms are the ones that say what it is about): samples of a topic's retrieval
+    score well above the random baseline, mode standard's random concatenations do not. (A
+    sample of ~10 of 10,000 articles holds few of a query's 20 hits either way: 0.02 against
+    0.002 here, 0.022 against 0 with whole 32-word queries.)"""
+    _, parts = run_synthesis(inputs, stage_synthesis(name=f"coherence-{mode}", mode=mode))
+    report = json.loads((parts[0].parent / "report" / "report.json").read_text())
+    coherence = report["coherence"]
+    assert coherence["queries"] > 100 and coherence["baseline"] < 0.005
+    if mode == "litelong":
+        assert coherence["dataset"] > 0.01 + 5 * coherence["baseline"]
+    else:
+        assert coherence["dataset"] < 0.005

@@ -1,12 +1,13 @@
 """Topical coherence: the number that says whether topic retrieval did its job.
 
 For a sample, take up to 8 of its distinct documents (those ranked first by blake2b of the
-seed, the sample id and the document id). Query the index with the first 32 words of each
-one's text and take its top 20 hits other than itself; the document scores the share of
-those hits that are documents of the same sample (over the hits there are when fewer than 20
-come back; 0 when none do). A sample's coherence is the mean over its chosen documents, the
-dataset's the mean over up to 32 samples (those ranked first by blake2b of the seed and the
-sample id). Documents the index no longer holds are left out and counted.
+seed, the sample id and the document id). Query the index with the 8 rarest terms (fewest
+documents in the index) of the first 32 words of each one's text and take its top 20 hits
+other than itself; the document scores the share of those hits that are documents of the
+same sample (over the hits there are when fewer than 20 come back; 0 when none do). A
+sample's coherence is the mean over its chosen documents, the dataset's the mean over up to 32
+samples (those ranked first by blake2b of the seed and the sample id). Documents the index no
+longer holds are left out and counted.
 
 Baseline: the same measure on random samples with the same numbers of distinct documents,
 drawn uniformly (seeded) from the index's documents (by ordinal, `Retriever.ids_at`, as mode
@@ -27,11 +28,13 @@ from ...index import Retriever, UnknownDocument
 from ..threads import ordered_map
 
 # Bounded in queries, and so in cost, whatever the run's size: 32 x 8 x 2 = 512 queries (the
-# dataset's and the baseline's), each slower on a larger index (a 16-word query took ~46 ms on
-# 5M documents, 64 words ~90 ms: bench/README.md's scale section). Up to 200 samples x 16
-# documents x 64 words was 6,400 such queries: some 290 s on 2 cores of a 645 s run there.
+# dataset's and the baseline's). A query's cost is its terms' posting lists: all 32 words took
+# ~50 ms on 5M documents (the common ones hold millions of postings), while the rarest terms,
+# which decide most of a BM25 ranking, have short lists (`Retriever.search`'s `max_terms`, as
+# nextlong's negatives; bench/README.md's "Coherence queries").
 QUERY_DOCS = 8
 QUERY_WORDS = 32
+QUERY_TERMS = 8
 TOP_HITS = 20
 MAX_SAMPLES = 32
 _TEXT_BATCH = 4
@@ -41,7 +44,8 @@ def coherence_definition(max_samples: int = MAX_SAMPLES) -> str:
     """The definition printed in the report, in the words of the module docstring."""
     return (
         f"For a sample, up to {QUERY_DOCS} of its distinct documents (a seeded choice) each query "
-        f"the index with the first {QUERY_WORDS} words of their text; a document scores the share "
+        f"the index with the {QUERY_TERMS} rarest terms in the index of the first {QUERY_WORDS} "
+        "words of their text; a document scores the share "
         f"of its top {TOP_HITS} hits other than itself that are documents of the same sample (over "
         "the hits there are when fewer come back). A sample's coherence is the mean over its "
         f"queried documents, the dataset's the mean over up to {max_samples} seeded samples. The "
@@ -101,7 +105,9 @@ def _sample_coherence(
     queries = _queries(retriever, queried)
     tally["missing_documents"] += len(queried) - len(queries)
     scores = []
-    answers = ordered_map(lambda query: retriever.search(query, TOP_HITS + 1), queries.values())
+    answers = ordered_map(
+        lambda query: retriever.search(query, TOP_HITS + 1, QUERY_TERMS), queries.values()
+    )
     for doc_id, found in zip(queries, answers, strict=True):
         hits = [hit for hit, _ in found if hit != doc_id][:TOP_HITS]
         scores.append(sum(hit in members for hit in hits) / len(hits) if hits else 0.0)

@@ -113,6 +113,25 @@ def test_documents_are_tokenized_once_and_a_full_cache_never_loses_a_batch() -> 
     assert documents.tokenized == 250
 
 
+@pytest.mark.parametrize("spill", [False, True])
+def test_a_forgotten_document_used_again_is_read_back_from_the_spill(spill: bool) -> None:
+    """With reuse over 1, a document the memory cache forgot comes back from disk, not from
+    the tokenizer; its ids, text and digest are those it was tokenized to."""
+    texts = {f"d{i}": f"document number {i} " * 20 for i in range(300)}
+    documents = TokenizedDocuments(
+        _Texts(texts), TOKENIZER, capacity_tokens=500, spill=spill  # type: ignore[arg-type]
+    )
+    units = [(doc_id, texts[doc_id]) for doc_id in texts]
+    first = documents.tokenize(units[:150])
+    again = documents.tokenize(units[:10])  # long evicted from memory
+    assert [(d.doc_id, d.text, d.digest) for d in again] == [
+        (d.doc_id, d.text, d.digest) for d in first[:10]
+    ]
+    assert all(np.array_equal(a.ids, b.ids) for a, b in zip(again, first, strict=False))
+    assert documents.tokenized == (150 if spill else 160)
+    documents.close()
+
+
 def test_a_topic_tokenizes_little_more_than_its_samples_use() -> None:
     texts = {f"d{i}": f"document number {i} " * 20 for i in range(300)}
     documents = TokenizedDocuments(_Texts(texts), TOKENIZER)  # type: ignore[arg-type]

@@ -86,6 +86,7 @@ def build_part(
     chunks: Retriever | None = None
     pools: ClaimTable | None = None
     spill: TextSpill | None = None
+    documents: TokenizedDocuments | None = None
     try:
         topics = _topics(spec, debate, retriever)
         candidates = Candidates(spec, retriever, draws=len(topics))
@@ -95,7 +96,8 @@ def build_part(
         pools = claims(topics, candidates, spec.seed)  # every topic's: how documents are shared
         piece_chars = spec.target_tokens * PIECE_CHARS_PER_TOKEN
         tokenizer = load_tokenizer(spec.tokenizer.name)
-        documents = TokenizedDocuments(retriever, tokenizer)
+        # a document may come back (limit over 1) after the cache forgot it: keep its ids on disk
+        documents = TokenizedDocuments(retriever, tokenizer, spill=limit != 1 and not nextlong)
         separator = Separator(tokenizer, spec.separator)
         counts: Counter[str] = Counter(
             topics=len(mine), samples_requested=len(mine) * spec.samples_per_topic
@@ -169,6 +171,8 @@ def build_part(
         counts["documents_tokenized"] = documents.tokenized
     finally:
         retriever.close()
+        if documents is not None:
+            documents.close()
         if pools is not None:
             pools.close()
         if chunks is not None:

@@ -11,6 +11,8 @@ counted, never padded with unrelated text.
 from __future__ import annotations
 
 import itertools
+import os
+import tempfile
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
@@ -40,20 +42,59 @@ class Tokenized:
     ids: np.ndarray  # uint32 token ids, no special tokens
 
 
+class IdSpill:
+    """Token ids of documents the memory cache forgot, in an unnamed temporary file: where a
+    document may be used again (`reuse.maxUsesPerDocument` over 1), a re-use reads its ids
+    back (a page-cache read) instead of tokenizing it again. The caller still has the text
+    (it names the unit), so only ids and the content digest are kept: 4 bytes a token on
+    disk, an entry per spilled document in memory (what grows is the run, not the index)."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix="litelong-ids-")  # noqa: SIM115
+        self._end = 0
+        self._where: dict[str, tuple[int, int, bytes]] = {}  # id → (offset, tokens, digest)
+
+    def put(self, tokenized: Tokenized) -> None:
+        """Called under the documents' lock."""
+        if tokenized.doc_id in self._where:
+            return
+        data = tokenized.ids.astype(np.uint32, copy=False).tobytes()
+        os.pwrite(self._file.fileno(), data, self._end)
+        self._where[tokenized.doc_id] = (self._end, len(tokenized.ids), tokenized.digest)
+        self._end += len(data)
+
+    def get(self, unit_id: str, text: str) -> Tokenized | None:
+        found = self._where.get(unit_id)
+        if found is None:
+            return None
+        offset, tokens, digest = found
+        data = os.pread(self._file.fileno(), tokens * 4, offset)
+        return Tokenized(unit_id, text, digest, np.frombuffer(data, np.uint32))
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class TokenizedDocuments:
     """Texts from the index, tokenized once per process; least recently used ones forgotten
-    past `capacity_tokens`, so memory stays flat however large the dataset. Safe to share
-    between threads: topics are assembled concurrently (`synth/stage.py`), so one topic's
-    texts are read while another's are tokenized (the tokenizer releases the GIL)."""
+    past `capacity_tokens`, so memory stays flat however large the dataset (with `spill`,
+    their ids wait on disk instead, `IdSpill`). Safe to share between threads: topics are
+    assembled concurrently (`synth/stage.py`), so one topic's texts are read while another's
+    are tokenized (the tokenizer releases the GIL)."""
 
     def __init__(
-        self, retriever: Retriever, tokenizer: Tokenizer, capacity_tokens: int = 8_000_000
+        self,
+        retriever: Retriever,
+        tokenizer: Tokenizer,
+        capacity_tokens: int = 8_000_000,
+        spill: bool = False,
     ) -> None:
         self.retriever = retriever
         self._tokenizer = tokenizer
         self._capacity = capacity_tokens
         self._held = 0
         self._cache: OrderedDict[str, Tokenized] = OrderedDict()
+        self._spill = IdSpill() if spill else None
         self._lock = threading.Lock()  # the cache and the counter; never held while tokenizing
         self.tokenized = 0  # documents or pieces tokenized (cache misses)
 
@@ -70,10 +111,13 @@ class TokenizedDocuments:
         """(id, text) units tokenized in one batch on every core; cached by id."""
         found: dict[str, Tokenized] = {}
         with self._lock:
-            for unit_id, _ in units:
+            for unit_id, text in units:
                 if (hit := self._cache.get(unit_id)) is not None:
                     self._cache.move_to_end(unit_id)
                     found[unit_id] = hit
+                elif self._spill and (spilled := self._spill.get(unit_id, text)) is not None:
+                    found[unit_id] = spilled
+                    self._remember(spilled)
         missing = {unit_id: text for unit_id, text in units if unit_id not in found}
         if missing:
             # no offsets: only the one document a sample cuts needs them (`cut_to_fit`)
@@ -97,6 +141,12 @@ class TokenizedDocuments:
         while self._held > self._capacity and len(self._cache) > FETCH_BATCH:
             _, old = self._cache.popitem(last=False)
             self._held -= len(old.ids)
+            if self._spill is not None:
+                self._spill.put(old)
+
+    def close(self) -> None:
+        if self._spill is not None:
+            self._spill.close()
 
     def stream(
         self,

@@ -119,7 +119,10 @@ def test_a_forgotten_document_used_again_is_read_back_from_the_spill(spill: bool
     the tokenizer; its ids, text and digest are those it was tokenized to."""
     texts = {f"d{i}": f"document number {i} " * 20 for i in range(300)}
     documents = TokenizedDocuments(
-        _Texts(texts), TOKENIZER, capacity_tokens=500, spill=spill  # type: ignore[arg-type]
+        _Texts(texts),  # type: ignore[arg-type]
+        TOKENIZER,
+        capacity_tokens=500,
+        spill=spill,
     )
     units = [(doc_id, texts[doc_id]) for doc_id in texts]
     first = documents.tokenize(units[:150])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import unicodedata
 from pathlib import Path
@@ -191,6 +192,19 @@ def test_needs_rules_finds_every_character_the_rules_change_and_no_other() -> No
             assert needs_rules(text) is changed, (hex(code), text)
 
 
+def test_normalize_and_digest_agrees_with_the_regexes_on_every_character() -> None:
+    """`normalize_and_digest` writes its tests out rather than calling `needs_rules`: every
+    BMP character and some astral ones, alone and inside ASCII and non-ASCII text, with a
+    carriage return and padding around some, give the regexes' text and its digest."""
+    astral = [0x1F600, 0x1D173, 0xE0001, 0xF0000, 0x10FFFF]
+    for code in [*range(0x10000), *astral]:
+        character = chr(code)
+        contexts = (f"ab{character}cd", f"\u00e9{character}", f" \u2019{character}\r\n")
+        for text in (character, *contexts):
+            expected = _regex_path(text)
+            assert normalize_and_digest(text) == (expected, content_digest(expected)), hex(code)
+
+
 def test_dedup_sees_through_normalisation(tmp_path: Path) -> None:
     records = [
         {"id": "a", "text": LONG_ENOUGH + " caf\u00e9"},
@@ -265,6 +279,35 @@ def test_a_corrupt_compressed_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:20] + b"\xff" * 40)
     resource = bm25index(corpus=[{"uri": str(path)}])
     with pytest.raises(CorpusReadError, match=r"c\.jsonl\.zst: cannot read"):
+        list(read_shard(resource.spec, 0, 1, SkipCounter()))
+
+
+def _zstd_frames(path: Path, pieces: list[bytes]) -> Path:
+    import zstandard
+
+    path.write_bytes(b"".join(zstandard.ZstdCompressor().compress(piece) for piece in pieces))
+    return path
+
+
+def test_a_multi_frame_zstd_file_is_read_whole_with_lines_across_frames(tmp_path: Path) -> None:
+    lines = [f'{{"id": {n}, "text": "{LONG_ENOUGH} {n}"}}\n'.encode() for n in range(2000)]
+    data = b"".join(lines)
+    # frames cut mid-line, one of them empty, and no newline at the end of the file
+    cuts = [0, 17, 17, 40_000, 90_001, len(data) - 1]
+    pieces = [data[a:b] for a, b in itertools.pairwise(cuts)]
+    path = _zstd_frames(tmp_path / "c.jsonl.zst", pieces)
+    resource = bm25index(corpus=[{"uri": str(path), "idField": "id"}])
+    docs = list(read_shard(resource.spec, 0, 1, SkipCounter()))
+    assert [d.id for d in docs] == [str(n) for n in range(2000)]
+    assert docs[-1].text == f"{LONG_ENOUGH} 1999"
+
+
+def test_a_truncated_zstd_file_is_an_error_not_a_short_file(tmp_path: Path) -> None:
+    data = b"".join(f'{{"text": "{LONG_ENOUGH} {n}"}}\n'.encode() for n in range(2000))
+    path = _zstd_frames(tmp_path / "c.jsonl.zst", [data[:50_000], data[50_000:]])
+    path.write_bytes(path.read_bytes()[:-20])
+    resource = bm25index(corpus=[{"uri": str(path)}])
+    with pytest.raises(CorpusReadError, match="truncated or corrupt"):
         list(read_shard(resource.spec, 0, 1, SkipCounter()))
 
 

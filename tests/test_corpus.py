@@ -15,6 +15,7 @@ from litelong.corpus import (
     SkipCounter,
     content_digest,
     normalize_text,
+    read_batches,
     read_shard,
 )
 from litelong.corpus.normalize import (
@@ -212,6 +213,39 @@ def test_dedup_sees_through_normalisation(tmp_path: Path) -> None:
     ]
     docs, skips = read(tmp_path, records)
     assert [d.id for d in docs] == ["a"] and skips.counts == {"duplicate": 1}
+
+
+@pytest.mark.parametrize("id_field", ["id", None])
+def test_read_batches_gives_the_first_copies_in_order_a_batch_at_a_time(
+    tmp_path: Path, id_field: str | None
+) -> None:
+    """The index stage takes documents a batch at a time (`read_batches`): across batch and
+    file boundaries, with repeated texts and (with an idField) repeated ids, it keeps the
+    first copy of each in corpus order and counts the others, as `read_shard` does."""
+    texts = [f"{LONG_ENOUGH} number {i}" for i in range(3000)]
+    first = [{"id": f"a{i}", "text": texts[i]} for i in range(2500)]
+    # repeats of texts 0-99 (dropped), new texts under ids already used (dropped with an
+    # idField), and new texts under new ids (kept), past the 1,024 of a batch
+    second = [{"id": f"b{i}", "text": texts[i]} for i in range(100)]
+    second += [{"id": f"a{i}", "text": texts[2500 + i]} for i in range(200)]
+    second += [{"id": f"c{i}", "text": texts[2700 + i]} for i in range(300)]
+    write_jsonl(tmp_path / "c1.jsonl", first)
+    write_jsonl(tmp_path / "c2.jsonl.zst", second)
+    source = {"uri": str(tmp_path / "c*"), **({"idField": id_field} if id_field else {})}
+    resource = bm25index(corpus=[source])
+    skips = SkipCounter()
+    batches = list(read_batches(resource.spec, 0, 1, skips))
+    assert all(0 < len(batch) <= 1024 for batch in batches) and len(batches) > 2
+    documents = [document for batch in batches for document in batch]
+    kept = first + second[100:] if id_field is None else first + second[300:]
+    assert [d.text for d in documents] == [record["text"] for record in kept]
+    if id_field:
+        assert [d.id for d in documents] == [record["id"] for record in kept]
+        assert skips.counts == {"duplicate": 100, "duplicate_id": 200}
+    else:
+        assert [d.id for d in documents] == [content_digest(d.text).hex() for d in documents]
+        assert skips.counts == {"duplicate": 100}
+    assert list(read_shard(resource.spec, 0, 1, SkipCounter())) == documents
 
 
 def test_shards_partition_the_corpus_and_count_each_skip_once(tmp_path: Path) -> None:

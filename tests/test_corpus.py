@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import unicodedata
 from pathlib import Path
@@ -14,6 +15,7 @@ from litelong.corpus import (
     SkipCounter,
     content_digest,
     normalize_text,
+    read_batches,
     read_shard,
 )
 from litelong.corpus.normalize import (
@@ -191,6 +193,19 @@ def test_needs_rules_finds_every_character_the_rules_change_and_no_other() -> No
             assert needs_rules(text) is changed, (hex(code), text)
 
 
+def test_normalize_and_digest_agrees_with_the_regexes_on_every_character() -> None:
+    """`normalize_and_digest` writes its tests out rather than calling `needs_rules`: every
+    BMP character and some astral ones, alone and inside ASCII and non-ASCII text, with a
+    carriage return and padding around some, give the regexes' text and its digest."""
+    astral = [0x1F600, 0x1D173, 0xE0001, 0xF0000, 0x10FFFF]
+    for code in [*range(0x10000), *astral]:
+        character = chr(code)
+        contexts = (f"ab{character}cd", f"\u00e9{character}", f" \u2019{character}\r\n")
+        for text in (character, *contexts):
+            expected = _regex_path(text)
+            assert normalize_and_digest(text) == (expected, content_digest(expected)), hex(code)
+
+
 def test_dedup_sees_through_normalisation(tmp_path: Path) -> None:
     records = [
         {"id": "a", "text": LONG_ENOUGH + " caf\u00e9"},
@@ -198,6 +213,39 @@ def test_dedup_sees_through_normalisation(tmp_path: Path) -> None:
     ]
     docs, skips = read(tmp_path, records)
     assert [d.id for d in docs] == ["a"] and skips.counts == {"duplicate": 1}
+
+
+@pytest.mark.parametrize("id_field", ["id", None])
+def test_read_batches_gives_the_first_copies_in_order_a_batch_at_a_time(
+    tmp_path: Path, id_field: str | None
+) -> None:
+    """The index stage takes documents a batch at a time (`read_batches`): across batch and
+    file boundaries, with repeated texts and (with an idField) repeated ids, it keeps the
+    first copy of each in corpus order and counts the others, as `read_shard` does."""
+    texts = [f"{LONG_ENOUGH} number {i}" for i in range(3000)]
+    first = [{"id": f"a{i}", "text": texts[i]} for i in range(2500)]
+    # repeats of texts 0-99 (dropped), new texts under ids already used (dropped with an
+    # idField), and new texts under new ids (kept), past the 1,024 of a batch
+    second = [{"id": f"b{i}", "text": texts[i]} for i in range(100)]
+    second += [{"id": f"a{i}", "text": texts[2500 + i]} for i in range(200)]
+    second += [{"id": f"c{i}", "text": texts[2700 + i]} for i in range(300)]
+    write_jsonl(tmp_path / "c1.jsonl", first)
+    write_jsonl(tmp_path / "c2.jsonl.zst", second)
+    source = {"uri": str(tmp_path / "c*"), **({"idField": id_field} if id_field else {})}
+    resource = bm25index(corpus=[source])
+    skips = SkipCounter()
+    batches = list(read_batches(resource.spec, 0, 1, skips))
+    assert all(0 < len(batch) <= 1024 for batch in batches) and len(batches) > 2
+    documents = [document for batch in batches for document in batch]
+    kept = first + second[100:] if id_field is None else first + second[300:]
+    assert [d.text for d in documents] == [record["text"] for record in kept]
+    if id_field:
+        assert [d.id for d in documents] == [record["id"] for record in kept]
+        assert skips.counts == {"duplicate": 100, "duplicate_id": 200}
+    else:
+        assert [d.id for d in documents] == [content_digest(d.text).hex() for d in documents]
+        assert skips.counts == {"duplicate": 100}
+    assert list(read_shard(resource.spec, 0, 1, SkipCounter())) == documents
 
 
 def test_shards_partition_the_corpus_and_count_each_skip_once(tmp_path: Path) -> None:
@@ -265,6 +313,35 @@ def test_a_corrupt_compressed_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:20] + b"\xff" * 40)
     resource = bm25index(corpus=[{"uri": str(path)}])
     with pytest.raises(CorpusReadError, match=r"c\.jsonl\.zst: cannot read"):
+        list(read_shard(resource.spec, 0, 1, SkipCounter()))
+
+
+def _zstd_frames(path: Path, pieces: list[bytes]) -> Path:
+    import zstandard
+
+    path.write_bytes(b"".join(zstandard.ZstdCompressor().compress(piece) for piece in pieces))
+    return path
+
+
+def test_a_multi_frame_zstd_file_is_read_whole_with_lines_across_frames(tmp_path: Path) -> None:
+    lines = [f'{{"id": {n}, "text": "{LONG_ENOUGH} {n}"}}\n'.encode() for n in range(2000)]
+    data = b"".join(lines)
+    # frames cut mid-line, one of them empty, and no newline at the end of the file
+    cuts = [0, 17, 17, 40_000, 90_001, len(data) - 1]
+    pieces = [data[a:b] for a, b in itertools.pairwise(cuts)]
+    path = _zstd_frames(tmp_path / "c.jsonl.zst", pieces)
+    resource = bm25index(corpus=[{"uri": str(path), "idField": "id"}])
+    docs = list(read_shard(resource.spec, 0, 1, SkipCounter()))
+    assert [d.id for d in docs] == [str(n) for n in range(2000)]
+    assert docs[-1].text == f"{LONG_ENOUGH} 1999"
+
+
+def test_a_truncated_zstd_file_is_an_error_not_a_short_file(tmp_path: Path) -> None:
+    data = b"".join(f'{{"text": "{LONG_ENOUGH} {n}"}}\n'.encode() for n in range(2000))
+    path = _zstd_frames(tmp_path / "c.jsonl.zst", [data[:50_000], data[50_000:]])
+    path.write_bytes(path.read_bytes()[:-20])
+    resource = bm25index(corpus=[{"uri": str(path)}])
+    with pytest.raises(CorpusReadError, match="truncated or corrupt"):
         list(read_shard(resource.spec, 0, 1, SkipCounter()))
 
 

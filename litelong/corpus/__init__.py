@@ -1,7 +1,7 @@
 """Corpus reading: JSON Lines and Parquet over fsspec, normalised, filtered, deduplicated."""
 
 from .normalize import content_digest, normalize_text
-from .reader import Document, corpus_files, read_shard, shard_files
+from .reader import Document, corpus_files, read_batches, read_shard, shard_files
 from .skips import REASONS, SkipCounter
 from .sources import CorpusFile, CorpusReadError, InvalidCorpus
 
@@ -15,6 +15,7 @@ __all__ = [
     "content_digest",
     "corpus_files",
     "normalize_text",
+    "read_batches",
     "read_shard",
     "shard_files",
 ]

@@ -65,24 +65,39 @@ Keyed = tuple[int, bool, Document]  # (content key, id came from the corpus, doc
 
 def clean_documents(file: CorpusFile, options: ReadOptions, skips: SkipCounter) -> Iterator[Keyed]:
     """The documents of one file that belong to this shard, before dedup."""
+    for batch in clean_batches(file, options, skips):
+        yield from batch
+
+
+def clean_batches(
+    file: CorpusFile, options: ReadOptions, skips: SkipCounter
+) -> Iterator[list[Keyed]]:
+    """`clean_documents` in lists of `_BATCH` (the last one shorter, maybe empty): the
+    per-record loop appends instead of resuming a generator a record."""
     shard, of, min_chars, max_chars = (
         options.shard,
         options.of,
         options.min_chars,
         options.max_chars,
     )
+    batch: list[Keyed] = []
     for number, raw_id, raw_text in read_records(file, skips):
         text, digest = normalize_and_digest(raw_text)
         key = int.from_bytes(digest[:8], "little")
         if key % of != shard:
             continue
         if min_chars <= len(text) <= max_chars:
-            yield key, raw_id is not None, Document(raw_id or digest.hex(), text)
+            batch.append((key, raw_id is not None, Document(raw_id or digest.hex(), text)))
         elif len(text) > max_chars and options.split_long:
-            yield from _parts(raw_id or digest.hex(), raw_id is not None, text, options)
+            batch += _parts(raw_id or digest.hex(), raw_id is not None, text, options)
         else:
             reason = "too_short" if len(text) < min_chars else "too_long"
             skips.skip(reason, file.position(number), owned=True)
+            continue
+        if len(batch) >= _BATCH:
+            yield batch
+            batch = []
+    yield batch
 
 
 def _parts(doc_id: str, has_id: bool, text: str, options: ReadOptions) -> Iterator[Keyed]:
@@ -106,30 +121,68 @@ def read_shard(
     """Every document of shard `shard` of `of`, in corpus order; skips counted in `skips`.
     Dedup keys spill to disk past a bound (`keyset.py`), so memory does not grow with the
     corpus."""
+    for batch in read_batches(spec, shard, of, skips, readers, on_file_done):
+        yield from batch
+
+
+def read_batches(
+    spec: BM25IndexSpec,
+    shard: int,
+    of: int,
+    skips: SkipCounter,
+    readers: int = 1,
+    on_file_done: Callable[[CorpusFile], None] | None = None,
+) -> Iterator[list[Document]]:
+    """`read_shard`'s documents in lists of up to `_BATCH`, for a consumer that takes them a
+    batch at a time (the index writer): a list a batch instead of a generator step a
+    document. `on_file_done` is called once every batch of the file has been taken."""
     files = shard_files(spec, shard, of)
     options = ReadOptions.from_spec(spec, shard, of)
     with SpillingKeySet() as seen_content, SpillingKeySet() as seen_ids:
         for file, batch, file_skips in _batches(files, options, readers):
-            if options.dedup:
-                fresh = seen_content.first_seen([key for key, _, _ in batch])
-            else:
-                fresh = [True] * len(batch)
-            kept: list[tuple[bool, Document]] = []
-            for (_, has_id, document), new in zip(batch, fresh, strict=True):
-                if new:
-                    kept.append((has_id, document))
-                else:
-                    skips.skip("duplicate", document.id, owned=True)
-            new_ids = iter(seen_ids.first_seen([hash(d.id) for has_id, d in kept if has_id]))
-            for has_id, document in kept:
-                if has_id and not next(new_ids):
-                    skips.skip("duplicate_id", document.id, owned=True)
-                    continue
-                yield document
+            if batch:
+                kept = _first_copies(batch, options.dedup, seen_content, seen_ids, skips)
+                if kept:
+                    yield kept
             if file_skips is not None:
                 skips.merge(file_skips)
                 if on_file_done:
                     on_file_done(file)
+
+
+def _first_copies(
+    batch: list[Keyed],
+    dedup: bool,
+    seen_content: SpillingKeySet,
+    seen_ids: SpillingKeySet,
+    skips: SkipCounter,
+) -> list[Document]:
+    """The batch's documents whose content (with exact dedup) and corpus id were not seen
+    before, in order; the others counted as duplicates."""
+    keys = [key for key, _, _ in batch]
+    fresh = seen_content.first_seen(keys) if dedup else [True] * len(batch)
+    if not any(has_id for _, has_id, _ in batch):  # ids made from the content: no id check
+        kept: list[Document] = []
+        for (_, _, document), new in zip(batch, fresh, strict=True):
+            if new:
+                kept.append(document)
+            else:
+                skips.skip("duplicate", document.id, owned=True)
+        return kept
+    with_id: list[tuple[bool, Document]] = []
+    for (_, has_id, document), new in zip(batch, fresh, strict=True):
+        if new:
+            with_id.append((has_id, document))
+        else:
+            skips.skip("duplicate", document.id, owned=True)
+    new_ids = iter(seen_ids.first_seen([hash(d.id) for has_id, d in with_id if has_id]))
+    unique: list[Document] = []
+    for has_id, document in with_id:
+        if has_id and not next(new_ids):
+            skips.skip("duplicate_id", document.id, owned=True)
+            continue
+        unique.append(document)
+    return unique
 
 
 def corpus_files(spec: BM25IndexSpec) -> list[CorpusFile]:
@@ -154,13 +207,9 @@ def _batches(files: list[CorpusFile], options: ReadOptions, readers: int) -> Ite
     if readers <= 1 or len(files) <= 1:
         for file in files:
             skips = SkipCounter(options.shard, options.of)
-            batch: list[Keyed] = []
-            for item in clean_documents(file, options, skips):
-                batch.append(item)
-                if len(batch) >= _BATCH:
-                    yield file, batch, None
-                    batch = []
-            yield file, batch, skips
+            for batch in clean_batches(file, options, skips):
+                yield file, batch, None
+            yield file, [], skips
         return
     yield from _parallel_batches(files, options, readers)
 
@@ -211,13 +260,8 @@ def _parallel_batches(
 def _worker(file: CorpusFile, options: ReadOptions, channel: Any) -> None:
     skips = SkipCounter(options.shard, options.of)
     try:
-        batch: list[Keyed] = []
-        for item in clean_documents(file, options, skips):
-            batch.append(item)
-            if len(batch) >= _BATCH:
-                channel.put(("batch", batch))
-                batch = []
-        channel.put(("batch", batch))
+        for batch in clean_batches(file, options, skips):
+            channel.put(("batch", batch))
         channel.put(("done", skips))
     except InvalidCorpus as exc:
         channel.put(("invalid", str(exc)))

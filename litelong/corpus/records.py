@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,7 @@ Record = tuple[int, str | None, str]  # (line or row number, id or None, raw tex
 
 _PARQUET_BATCH = 4096
 _CHUNK = 1 << 17  # compressed bytes a read: 128 KiB read faster than 1 MiB (bench/README.md)
+_LINE_BUFFER = 1 << 20  # decoded bytes the line reader holds
 
 
 def read_records(file: CorpusFile, skips: SkipCounter) -> Iterator[Record]:
@@ -50,28 +52,53 @@ def _jsonl(file: CorpusFile, skips: SkipCounter) -> Iterator[Record]:
 
 
 def _zstd_lines(raw: Any) -> Iterator[bytes]:
-    """Lines of a (multi-frame) zstd stream; a truncated stream is an error, not a short file.
+    """Lines of a (multi-frame) zstd stream, each with its newline but the last; a truncated
+    stream is an error, not a short file.
 
     zstandard's stream reader returns nothing at all for a truncated frame, silently, so the
-    frames are decoded here and checked for their end.
+    frames are decoded here (`_ZstdFrames`) and checked for their end. The lines come from a
+    `BufferedReader`, whose C `readline` costs less than splitting each decoded chunk (0.24
+    against 0.33 CPU s per 100K documents, bench/README.md).
     """
-    import zstandard
+    return iter(io.BufferedReader(_ZstdFrames(raw), _LINE_BUFFER))
 
-    decompressor = zstandard.ZstdDecompressor()
-    frame, fed, tail = decompressor.decompressobj(), False, b""
-    while chunk := raw.read(_CHUNK):
-        while chunk:
-            fed = True
-            data = tail + frame.decompress(chunk)
-            *complete, tail = data.split(b"\n")
-            yield from complete
-            chunk = b""
-            if frame.eof:
-                chunk, frame, fed = frame.unused_data, decompressor.decompressobj(), False
-    if fed:
-        raise CorpusReadError("the zstd stream is truncated or corrupt")
-    if tail:
-        yield tail
+
+class _ZstdFrames(io.RawIOBase):
+    """A zstd stream's decoded bytes, frame by frame; raises CorpusReadError at the end of
+    the input when its last frame is incomplete."""
+
+    def __init__(self, raw: Any) -> None:
+        import zstandard
+
+        self._raw = raw
+        self._decompressor = zstandard.ZstdDecompressor()
+        self._frame = self._decompressor.decompressobj()
+        self._fed = False  # the current frame has had input
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = self._raw.read(_CHUNK)
+            if not chunk:
+                if self._fed:
+                    raise CorpusReadError("the zstd stream is truncated or corrupt")
+                return 0
+            decoded = b""
+            while chunk:
+                self._fed = True
+                decoded += self._frame.decompress(chunk)
+                chunk = b""
+                if self._frame.eof:
+                    chunk = self._frame.unused_data
+                    self._frame, self._fed = self._decompressor.decompressobj(), False
+            self._pending = memoryview(decoded)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
 
 
 def _is_utf8(line: bytes) -> bool:

@@ -103,12 +103,13 @@ class TantivyPartWriter:
         self.documents = 0
 
     def add(self, documents: Iterable[Document]) -> None:
+        """Add documents in order; called with a batch, so the loop looks up its callables
+        once a batch."""
         import tantivy
 
+        make, add_document = tantivy.Document, self._writer.add_document
         for document in documents:
-            self._writer.add_document(
-                tantivy.Document(id=document.id, text=document.text, ord=self.documents)
-            )
+            add_document(make(id=document.id, text=document.text, ord=self.documents))
             self._pending_ids.append(document.id)
             self._pending_chars.append(len(document.text))
             self.documents += 1

@@ -5,7 +5,9 @@ with roles read back from MDS and Parquet."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -420,3 +422,38 @@ def test_samples_fill_when_the_corpus_holds_enough_chunks_and_no_chunk_has_two_r
     report = json.loads((artifact / "report" / "report.json").read_text())
     assert report["coherence"]["skipped"] is None and report["coherence"]["dataset"] is not None
     assert report["coherence"]["missing_documents"] == 0  # the meta-documents' own documents
+
+
+# -- the dataset itself ------------------------------------------------------------------------
+
+GOLDEN = Path(__file__).parent / "golden" / "nextlong_wiki.json"
+GOLDEN_COUNTS = ("meta_chunks", "negatives", "negatives_from_reserve", "samples", "tokens")
+
+
+def _spans_digest(row: dict[str, Any]) -> str:
+    spans = [row["doc_ids"], row["starts"], row["ends"], row["roles"], row["scores"]]
+    return hashlib.blake2b(json.dumps(spans).encode(), digest_size=8).hexdigest()
+
+
+def test_the_wiki_dataset_is_the_golden_one(wiki: ArtifactStore) -> None:
+    """Planning, claims and filling are tuned for speed and memory (compact plans, adaptive
+    search limits, lazy tokenizing); none of it may change what is written. The golden file
+    holds the token hash and a digest of the spans (ids, places, roles, scores) of every sample at 4,096 and 65,536 tokens (the second
+    takes negatives from the reserve), made before that work; refresh it with
+    LITELONG_UPDATE_GOLDEN=1 only where the method changes on purpose."""
+    found: dict[str, Any] = {}
+    for name, spec in (
+        ("golden-4k", {"samplesPerTopic": 3}),
+        ("golden-64k", {"targetTokens": 65_536, "samplesPerTopic": 3}),
+    ):
+        counts, artifact = run(wiki, synthesis(name=name, **spec))
+        found[name] = {
+            "counts": {key: counts.get(key, 0) for key in GOLDEN_COUNTS},
+            "samples": {
+                row["id"]: [row["token_hash"], _spans_digest(row)] for row in metadata(artifact)
+            },
+        }
+    found = json.loads(json.dumps(found))
+    if os.environ.get("LITELONG_UPDATE_GOLDEN"):
+        GOLDEN.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
+    assert found == json.loads(GOLDEN.read_text())

@@ -24,8 +24,8 @@ from litelong.stages import resolve_inputs, run_shard
 from litelong.store import ArtifactStore, EmptyOutput
 from litelong.synth import threads as synth_threads
 from litelong.synth.assembly import Separator, TokenizedDocuments, Topic
-from litelong.synth.nextlong import QUERY_TERMS, Bm25Negatives, Plan, Query, fill
-from litelong.synth.nextlong.samples import Group
+from litelong.synth.nextlong import QUERY_TERMS, Bm25Negatives, Plan, Query, fill, samples
+from litelong.synth.nextlong.samples import Hits, Spilled, TextSpill
 from litelong.tokenizer import load_tokenizer
 
 from .conftest import bm25index, commit_topics, write_jsonl
@@ -143,34 +143,61 @@ def test_reduced_negative_queries_still_never_return_the_meta_documents_chunks(
         chunks.close()
 
 
-def test_a_samples_hard_negatives_are_fetched_and_tokenized_in_one_batch(
-    wiki: ArtifactStore,
+def _plan_of(ids: list[str], per_group: int, groups: int) -> Plan:
+    """A plan of `groups` short meta-chunks, each with `per_group` of `ids` as candidates."""
+    found = [[(c, 1.0) for c in ids[per_group * n : per_group * (n + 1)]] for n in range(groups)]
+    names = [f"m{n}" for n in range(groups)]
+    texts = [f"meta chunk {n}" for n in range(groups)]
+    return Plan(Topic(0), 0, ["m"], names, texts, Hits.of(found), k=2)
+
+
+def test_hard_negatives_are_read_at_once_and_tokenized_as_far_as_filling_reaches(
+    wiki: ArtifactStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Fill reads every hard negative of a plan at once (one read, one tokenizer batch), then
-    places them group by group, each group's in its own order: small batches per group woke
-    the tokenizer's threads thousands of times a run."""
+    """Fill reads every hard negative of a plan in one call, tokenizes what it estimates the
+    sample takes in one batch, and the rest only when filling reaches it: tokenizing every
+    candidate cost twice what samples keep. However good the estimate (share 0: every
+    candidate at once; 1 and 100: fewer at first), the sample is the same, group by group in
+    order."""
     chunks, _ = open_chunk_index(wiki.latest_committed("BM25Index", "wiki"), 2048)
+    tokenizer = load_tokenizer(None)
+    ids = chunks.ids_at(list(range(0, 24 * 31, 31)))
+    made = {}
     try:
-        tokenizer = load_tokenizer(None)
-        documents = TokenizedDocuments(chunks, tokenizer)
-        asked: list[list[str]] = []
-        fetch = documents.fetch
-        documents.fetch = lambda ids: asked.append(list(ids)) or fetch(ids)  # type: ignore[method-assign]
-        ids = chunks.ids_at(list(range(0, 12 * 31, 31)))
-        groups = [
-            Group(f"m{n}", f"meta chunk {n}", [(c, 1.0) for c in ids[4 * n : 4 * n + 4]])
-            for n in range(3)
-        ]
-        plan = Plan(Topic(0), 0, ["m"], groups, k=2)
-        counts: Counter[str] = Counter()
-        built = fill(plan, tokenizer, documents, Separator(tokenizer), 1024, counts)
+        for share in (samples._ESTIMATE_SHARE, 0.0, 1.0, 100.0):
+            monkeypatch.setattr(samples, "_ESTIMATE_SHARE", share)
+            documents = TokenizedDocuments(chunks, tokenizer)
+            read: list[list[str]] = []
+            batches: list[list[str]] = []
+            get, tokenize = chunks.get, documents.tokenize
+            monkeypatch.setattr(
+                chunks, "get", lambda ids, get=get, read=read: read.append(ids) or get(ids)
+            )
+            monkeypatch.setattr(
+                documents,
+                "tokenize",
+                lambda units, t=tokenize, b=batches: b.append([i for i, _ in units]) or t(units),
+            )
+            counts: Counter[str] = Counter()
+            built = fill(
+                _plan_of(ids, 8, 3), tokenizer, documents, Separator(tokenizer), 1024, counts
+            )
+            monkeypatch.setattr(chunks, "get", get)
+            assert built is not None and len(built.input_ids) == 1024, counts
+            assert read == [ids]
+            made[share] = (built.input_ids.tolist(), [span.doc_id for span in built.spans])
+            placed = [span.doc_id for span in built.spans if span.role == "negative"]
+            tokenized = [i for batch in batches for i in batch]
+            assert set(placed) <= set(tokenized) and len(tokenized) == len(set(tokenized))
+            if share == 0.0:
+                assert batches == [ids]
+            elif share < 1:
+                assert len(batches) <= 2 and len(tokenized) < len(ids) / 2, batches
+            assert placed and placed == [c for c in ids if c in placed]  # group by group
+            assert placed[0] == ids[0] and built.spans[0].doc_id == "m0"
     finally:
         chunks.close()
-    assert built is not None and len(built.input_ids) == 1024, counts
-    assert asked == [ids]
-    placed = [span.doc_id for span in built.spans if span.role == "negative"]
-    assert placed and placed == [c for c in ids if c in placed]  # group by group, in order
-    assert placed[0] == ids[0] and "m1" in [span.doc_id for span in built.spans]
+    assert made[0.0] == made[samples._ESTIMATE_SHARE] == made[1.0] == made[100.0]
 
 
 def test_planning_threads_change_nothing_in_the_dataset(
@@ -202,42 +229,42 @@ def test_topics_assembled_on_several_threads_give_the_same_dataset(
     assert datasets[0] == datasets[1] and len(datasets[0]) > 4
 
 
-def test_meta_chunk_texts_wait_on_disk_between_planning_and_filling(
+def test_meta_chunk_texts_and_ids_wait_on_disk_between_planning_and_filling(
     wiki: ArtifactStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every plan is made before any sample is filled, so the plans' meta-chunks (half of
-    each sample's text) would otherwise sit in memory for the whole run."""
-    from litelong.synth.nextlong import samples
-
+    each sample's text), their names and their candidates' ids would otherwise sit in memory
+    for the whole run."""
     spilled: list[int] = []
-    put = samples.TextSpill.put
+    put_many = TextSpill.put_many
 
-    def counted(self: samples.TextSpill, text: str) -> samples.Spilled:
-        spilled.append(len(text))
-        return put(self, text)
+    def counted(self: TextSpill, texts: list[str]) -> Spilled:
+        spilled.append(len(texts))
+        return put_many(self, texts)
 
-    monkeypatch.setattr(samples.TextSpill, "put", counted)
+    monkeypatch.setattr(TextSpill, "put_many", counted)
     _, on_disk = run(wiki, synthesis(name="spilled", samplesPerTopic=2))
-    monkeypatch.setattr(samples.TextSpill, "put", lambda self, text: text)  # kept in memory
+    monkeypatch.setattr(TextSpill, "put_many", lambda self, texts: texts)  # kept in memory
     _, in_memory = run(wiki, synthesis(name="in-memory", samplesPerTopic=2))
     rows = metadata(on_disk)
-    assert len(spilled) == sum(row["roles"].count("meta") for row in rows) > 0
+    assert len(spilled) == 3 * len(rows) > 0  # texts, names, candidates' ids: one write each
     assert rows == metadata(in_memory)  # the same samples, token for token (token_hash)
 
 
 def test_a_text_spill_gives_back_every_text_from_any_thread() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from litelong.synth.nextlong.samples import Group, TextSpill, _text_of
-
     texts = [f"chunk {n} ünïcödé \ud800 " * (n + 1) for n in range(200)]
     spill = TextSpill()
     with ThreadPoolExecutor(4) as pool:
         places = list(pool.map(spill.put, texts))
         assert list(pool.map(spill.text, places)) == texts
-    assert _text_of(Group("m", places[3], []), spill) == texts[3]
-    with pytest.raises(ValueError, match="spilled"):
-        _text_of(Group("m", places[3], []), None)
+        lists = list(pool.map(spill.put_many, [texts[n : n + 7] for n in range(0, 200, 7)]))
+        assert [t for found in pool.map(spill.texts, lists) for t in found] == texts
+    assert spill.texts(spill.put_many([])) == [] and spill.texts(["kept"]) == ["kept"]
+    assert samples._texts_of(lists[3], spill, "x") == texts[21:28]
+    with pytest.raises(ValueError, match="spilled to disk"):
+        samples._texts_of(lists[3], None, "x")
     spill.close()
 
 
@@ -438,8 +465,9 @@ def _spans_digest(row: dict[str, Any]) -> str:
 def test_the_wiki_dataset_is_the_golden_one(wiki: ArtifactStore) -> None:
     """Planning, claims and filling are tuned for speed and memory (compact plans, adaptive
     search limits, lazy tokenizing); none of it may change what is written. The golden file
-    holds the token hash and a digest of the spans (ids, places, roles, scores) of every sample at 4,096 and 65,536 tokens (the second
-    takes negatives from the reserve), made before that work; refresh it with
+    holds the token hash and a digest of the spans (ids, places, roles, scores) of every
+    sample at 4,096 and 65,536 tokens (the second takes negatives from the reserve), made
+    before that work; refresh it with
     LITELONG_UPDATE_GOLDEN=1 only where the method changes on purpose."""
     found: dict[str, Any] = {}
     for name, spec in (

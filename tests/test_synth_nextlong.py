@@ -19,7 +19,13 @@ import pytest
 from litelong.api import parse
 from litelong.api.v1alpha1 import SynthesisRun
 from litelong.dataset.mds import read_mds, span_roles
-from litelong.index import ChunksUnavailable, open_chunk_index, parent_of, split_chunks
+from litelong.index import (
+    ChunksUnavailable,
+    open_chunk_index,
+    open_index,
+    parent_of,
+    split_chunks,
+)
 from litelong.stages import resolve_inputs, run_shard
 from litelong.store import ArtifactStore, EmptyOutput
 from litelong.synth import threads as synth_threads
@@ -140,6 +146,166 @@ def test_reduced_negative_queries_still_never_return_the_meta_documents_chunks(
             assert 0 < len(hits) <= 3
             assert all(parent_of(hit) != parent_of(chunk) for hit, _ in hits)
     finally:
+        chunks.close()
+
+
+class _Listed:
+    """A chunk index whose every search ranks the same hits: `own` chunks of document `m`
+    first, then others; it records the limits asked."""
+
+    def __init__(self, own: int) -> None:
+        self.hits = [(f"m#{n}", 100.0 - n) for n in range(own)]
+        self.hits += [(f"d{n}#0", 50.0 - n / 100) for n in range(200)]
+        self.limits: list[int] = []
+
+    def search(self, query: str, k: int, max_terms: int | None = None) -> list[tuple[str, float]]:
+        self.limits.append(k)
+        return self.hits[:k]
+
+
+def test_a_negative_search_asks_for_all_own_chunks_only_when_the_first_answer_needs_them(
+    wiki: ArtifactStore,
+) -> None:
+    """A meta-chunk's negatives are first searched at k + OWN_FIRST hits, not k + every chunk
+    of its meta-document (~130 at 128K tokens); where its own chunks fill that first answer,
+    the wide search follows. Either way the negatives are the wide search's."""
+    from litelong.synth.nextlong.negatives import OWN_FIRST, _without_own
+
+    for own, limits in ((3, [3 + 3]), (OWN_FIRST + 5, [3 + OWN_FIRST, 3 + OWN_FIRST + 5])):
+        listed = _Listed(own)
+        found = Bm25Negatives(listed)([Query(frozenset({"m"}), "text", own)], 3)  # type: ignore[arg-type]
+        assert listed.limits == limits
+        assert found == [[("d0#0", 50.0), ("d1#0", 49.99), ("d2#0", 49.98)]]
+    chunks, _ = open_chunk_index(wiki.latest_committed("BM25Index", "wiki"), 2048)
+    try:
+        ids = chunks.ids_at(list(range(0, chunks.count(), 41)))
+        for chunk, text in zip(ids, chunks.get(ids), strict=True):
+            own = frozenset({parent_of(chunk)})
+            (found,) = Bm25Negatives(chunks)([Query(own, text, 60)], 6)
+            wide = chunks.search(text, 6 + 60, QUERY_TERMS)
+            assert found == _without_own(wide, own, 6)
+    finally:
+        chunks.close()
+
+
+def _reference_claim(
+    found: list[list[list[tuple[str, float]]]],
+    keys: list[tuple[int, int]],
+    metas: set[str],
+    seed: int,
+) -> list[list[list[str]]]:
+    """The claim rule written plainly over id strings (as it was before plans were arrays)."""
+    from litelong.synth.assembly.candidates import seed_of
+
+    found = [[[h for h in g if parent_of(h[0]) not in metas] for g in plan] for plan in found]
+    bests = []
+    for plan in found:
+        best: dict[str, tuple[int, int]] = {}
+        for number, group in enumerate(plan):
+            for rank, (chunk, _) in enumerate(group):
+                if chunk not in best or (rank, number) < best[chunk]:
+                    best[chunk] = (rank, number)
+        bests.append(best)
+    owner: dict[str, Any] = {}
+    for key, best in zip(keys, bests, strict=True):
+        for chunk, rank in best.items():
+            mine = (rank[0], seed_of(seed, key, chunk), key)
+            if chunk not in owner or mine < owner[chunk]:
+                owner[chunk] = mine
+    return [
+        [
+            [c for rank, (c, _) in enumerate(group) if owner[c][2] == key and best[c] == (rank, n)]
+            for n, group in enumerate(plan)
+        ]
+        for plan, key, best in zip(found, keys, bests, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("spilled", [False, True])
+def test_claims_over_arrays_follow_the_rule_chunk_by_chunk(spilled: bool) -> None:
+    """Plans competing for few chunks, with many ties (the seeded hash decides them) and
+    chunks of meta-documents among the hits: the claim over keys and arrays leaves exactly
+    what the plain rule over ids leaves, each chunk in one place at most."""
+    import random
+
+    from litelong.synth.nextlong import claim
+
+    rng = random.Random(7)
+    found = [
+        [
+            [(f"d{rng.randrange(30)}#{rng.randrange(4)}", 1.0) for _ in range(rng.randrange(8))]
+            for _ in range(rng.randrange(1, 5))
+        ]
+        for _ in range(40)
+    ]
+    found = [[list(dict.fromkeys(group)) for group in plan] for plan in found]
+    plans = [
+        Plan(Topic(n // 3), n % 3, [f"d{25 + n % 5}"], [], [], Hits.of(plan), k=2)
+        for n, plan in enumerate(found)
+    ]
+    spill = TextSpill() if spilled else None
+    if spill is not None:
+        for plan in plans:
+            plan.spill(spill)
+    claim(plans, 11, spill=spill)
+    expected = _reference_claim(found, [p.key for p in plans], {f"d{n}" for n in range(25, 30)}, 11)
+    got = []
+    for plan in plans:
+        ids = spill.texts(plan.hits.ids) if spill is not None else plan.hits.ids
+        assert isinstance(ids, list)
+        got.append([[c for c, _ in group] for group in plan.hits.groups(ids)])
+    assert got == expected
+    kept = [c for plan in got for group in plan for c in group]
+    assert len(kept) == len(set(kept)) > 20
+    with pytest.raises(ValueError, match="already claimed"):
+        claim(plans, 11)
+    if spill is not None:
+        again = [Plan(Topic(0), n, ["x"], [], [], Hits.of(p), k=2) for n, p in enumerate(found)]
+        for plan in again:
+            plan.spill(spill)
+        with pytest.raises(ValueError, match="spilled to disk"):
+            claim(again, 11)  # ties need the ids, which are on disk
+        spill.close()
+
+
+def test_plans_hold_numbers_and_leave_texts_and_ids_on_disk(wiki: ArtifactStore) -> None:
+    """What waits in memory from planning to filling, per sample: arrays of scores (and,
+    until claimed, 8-byte keys), reserve chunks as ordinals, and where its texts and ids lie
+    on disk; no text, no chunk id. (As strings and tuples it was ~0.5 MB a sample at 128K.)"""
+    from litelong.synth.assembly import Candidates, claims
+    from litelong.synth.nextlong import claim, plan_topics
+    from litelong.synth.stage import _topics
+
+    resource = synthesis(samplesPerTopic=2)
+    spec = resource.spec
+    index = wiki.latest_committed("BM25Index", "wiki")
+    retriever = open_index(index)
+    chunks, chunk_length = open_chunk_index(index, 2048)
+    spill = TextSpill()
+    try:
+        topics = _topics(spec, wiki.latest_committed("TopicDebate", "topics"), retriever)
+        pools = claims(topics, Candidates(spec, retriever, draws=len(topics)), spec.seed)
+        documents = TokenizedDocuments(retriever, load_tokenizer(None))
+        streams = ((t, documents.stream(pools[t.number], 10**6, 1), Counter[str]()) for t in topics)
+        plans = plan_topics(spec, streams, Bm25Negatives(chunks), chunk_length, spill=spill)
+        every = [plan for topic_plans in plans.values() for plan in topic_plans]
+        assert len(every) == 6
+        for plan in every:
+            assert isinstance(plan.texts, Spilled) and isinstance(plan.meta_ids, Spilled)
+            assert isinstance(plan.hits.ids, Spilled) and plan.hits.scores.dtype == np.float32
+            assert plan.hits.keys is not None and plan.hits.keys.dtype == np.uint64
+        claim(every, spec.seed, chunks, spill)
+        for plan in every:
+            assert plan.hits.keys is None and plan.hits.parents is None
+            assert plan.hits.kept is not None and plan.hits.kept.dtype == bool
+            assert plan.reserve.dtype == np.int64 and len(plan.reserve) > 0
+            held = [v for v in vars(plan).values() if isinstance(v, (str, list))]
+            assert held == [plan.doc_ids]  # the meta-document's few documents, nothing else
+            reserve = chunks.ids_at(plan.reserve.tolist())
+            assert not {parent_of(c) for c in reserve} & {d for p in every for d in p.doc_ids}
+    finally:
+        spill.close()
+        retriever.close()
         chunks.close()
 
 

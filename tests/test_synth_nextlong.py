@@ -171,11 +171,12 @@ def test_a_negative_search_asks_for_all_own_chunks_only_when_the_first_answer_ne
     the wide search follows. Either way the negatives are the wide search's."""
     from litelong.synth.nextlong.negatives import OWN_FIRST, _without_own
 
-    for own, limits in ((3, [3 + 3]), (OWN_FIRST + 5, [3 + OWN_FIRST, 3 + OWN_FIRST + 5])):
-        listed = _Listed(own)
-        found = Bm25Negatives(listed)([Query(frozenset({"m"}), "text", own)], 3)  # type: ignore[arg-type]
+    for own_chunks, limits in ((3, [6]), (OWN_FIRST + 5, [3 + OWN_FIRST, 8 + OWN_FIRST])):
+        listed = _Listed(own_chunks)
+        query = Query(frozenset({"m"}), "text", own_chunks)
+        answer = Bm25Negatives(listed)([query], 3)  # type: ignore[arg-type]
         assert listed.limits == limits
-        assert found == [[("d0#0", 50.0), ("d1#0", 49.99), ("d2#0", 49.98)]]
+        assert answer == [[("d0#0", 50.0), ("d1#0", 49.99), ("d2#0", 49.98)]]
     chunks, _ = open_chunk_index(wiki.latest_committed("BM25Index", "wiki"), 2048)
     try:
         ids = chunks.ids_at(list(range(0, chunks.count(), 41)))
@@ -208,8 +209,8 @@ def _reference_claim(
         bests.append(best)
     owner: dict[str, Any] = {}
     for key, best in zip(keys, bests, strict=True):
-        for chunk, rank in best.items():
-            mine = (rank[0], seed_of(seed, key, chunk), key)
+        for chunk, (rank, _) in best.items():
+            mine = (rank, seed_of(seed, key, chunk), key)
             if chunk not in owner or mine < owner[chunk]:
                 owner[chunk] = mine
     return [

@@ -109,7 +109,7 @@ class TextSpill:
         return Spilled(offset, len(data))
 
     def put_many(self, texts: Sequence[str]) -> Spilled:
-        lengths = np.fromiter((len(text) for text in texts), np.int64, len(texts))
+        lengths = np.fromiter((len(text) for text in texts), np.int32, len(texts))
         place = self.put("".join(texts))
         return Spilled(place.offset, place.size, lengths)
 

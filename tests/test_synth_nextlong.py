@@ -629,7 +629,9 @@ def _spans_digest(row: dict[str, Any]) -> str:
     return hashlib.blake2b(json.dumps(spans).encode(), digest_size=8).hexdigest()
 
 
-def test_the_wiki_dataset_is_the_golden_one(wiki: ArtifactStore) -> None:
+def test_the_wiki_dataset_is_the_golden_one(
+    wiki: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Planning, claims and filling are tuned for speed and memory (compact plans, adaptive
     search limits, lazy tokenizing); none of it may change what is written. The golden file
     holds the token hash and a digest of the spans (ids, places, roles, scores) of every
@@ -649,6 +651,14 @@ def test_the_wiki_dataset_is_the_golden_one(wiki: ArtifactStore) -> None:
             },
         }
     found = json.loads(json.dumps(found))
+    # the reserve read a few ids at a time keeps the same chunks as read at once
+    monkeypatch.setattr(samples, "_RESERVE_BLOCK", 1)
+    monkeypatch.setattr(samples, "_RESERVE_MAX_BLOCK", 5)
+    _, artifact = run(
+        wiki, synthesis(name="golden-64k-blocks", targetTokens=65_536, samplesPerTopic=3)
+    )
+    rows = {row["id"]: [row["token_hash"], _spans_digest(row)] for row in metadata(artifact)}
+    assert rows == found["golden-64k"]["samples"]
     if os.environ.get("LITELONG_UPDATE_GOLDEN"):
         GOLDEN.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
     assert found == json.loads(GOLDEN.read_text())

@@ -55,7 +55,9 @@ from .negatives import NegativeSource, Query
 # meta-document retrieve many of the same chunks, and each chunk is placed once.
 OVERFETCH = 2
 _RESERVE_BATCH = 64  # reserve chunks fetched and tokenized at once
-_RESERVE_BLOCK = 4096  # chunk ids read by ordinal at once for the reserve
+_RESERVE_BLOCK = 4096  # chunk ids read by ordinal at once for the reserve, at least
+# and at most: one read of everything still wanted held millions of id strings at once
+_RESERVE_MAX_BLOCK = 65_536
 # What filling tokenizes at first, as a share of the tokens its estimate says a negative has
 # (by the meta-chunks' characters per token): under 1, so it takes a little more than the
 # sample will; whatever it still lacks is tokenized when filling reaches it (`_Negatives`).
@@ -462,7 +464,8 @@ def _deal_reserve(
     The seeded order is a permutation of the chunk index's ordinals (`permutation.py`) read
     from its start, ids fetched by ordinal (`Retriever.ids_at`) a block at a time, until about
     twice what the plans could need is kept, as ordinals: a chunk index of 100M chunks costs
-    8 bytes per reserve chunk in memory, never its own size."""
+    8 bytes per reserve chunk in memory, never its own size, and ids are read at most
+    `_RESERVE_MAX_BLOCK` at a time (the same chunks kept as in one read)."""
     if not plans:
         return
     ordered = sorted(plans, key=lambda plan: plan.key)
@@ -473,7 +476,7 @@ def _deal_reserve(
     kept: list[np.ndarray] = []
     held = position = 0
     while held < goal and position < total:
-        block = min(total - position, max(_RESERVE_BLOCK, goal - held))
+        block = min(total - position, _RESERVE_MAX_BLOCK, max(_RESERVE_BLOCK, goal - held))
         ordinals = np.asarray(order(range(position, position + block)), np.int64)
         ids = chunks.ids_at(ordinals.tolist())
         position += block

@@ -651,9 +651,12 @@ def test_the_wiki_dataset_is_the_golden_one(
             },
         }
     found = json.loads(json.dumps(found))
-    # the reserve read a few ids at a time keeps the same chunks as read at once
+    # the reserve read a few ids at a time keeps the same chunks as read at once, and
+    # negatives tokenized one at a time, past a first guess far too small, are the same
     monkeypatch.setattr(samples, "_RESERVE_BLOCK", 1)
     monkeypatch.setattr(samples, "_RESERVE_MAX_BLOCK", 5)
+    monkeypatch.setattr(samples, "_LATE_BATCH", 1)
+    monkeypatch.setattr(samples, "_ESTIMATE_SHARE", 100.0)
     _, artifact = run(
         wiki, synthesis(name="golden-64k-blocks", targetTokens=65_536, samplesPerTopic=3)
     )

@@ -54,7 +54,7 @@ from .negatives import NegativeSource, Query
 # Candidates retrieved per meta-chunk, as a multiple of k: neighbouring meta-chunks of one
 # meta-document retrieve many of the same chunks, and each chunk is placed once.
 OVERFETCH = 2
-_RESERVE_BATCH = 64  # reserve chunks fetched and tokenized at once
+_RESERVE_BATCH = 64  # reserve chunks first fetched where a plan has no hard negatives to guess by
 _RESERVE_BLOCK = 4096  # chunk ids read by ordinal at once for the reserve, at least
 # and at most: one read of everything still wanted held millions of id strings at once
 _RESERVE_MAX_BLOCK = 65_536
@@ -523,7 +523,8 @@ def fill(
             sample.add(hard.at(place), "negative", similarity)
     if sample.used < sample.budget and len(plan.reserve):
         reserve = chunks.retriever.ids_at(plan.reserve.tolist())
-        for negative, score in _negatives(chunks, [(chunk, None) for chunk in reserve]):
+        first = hard.chunks_for(sample.budget - sample.used, plan.chars_per_token)
+        for negative, score in _negatives(chunks, [(chunk, None) for chunk in reserve], first):
             if sample.used >= sample.budget:
                 break
             counts["negatives_from_reserve"] += sample.add(negative, "negative", score)
@@ -615,6 +616,15 @@ class _Negatives:
             self._tokenize(list(range(place, min(place + _LATE_BATCH, len(self._ids)))))
         return self._ready[place]
 
+    def chunks_for(self, tokens: int, chars_per_token: float) -> int:
+        """How many chunks like these hard negatives hold `tokens`, guessed a little high (the
+        reserve's first batch)."""
+        if not self._texts:
+            return _RESERVE_BATCH
+        chars = sum(len(text) for text in self._texts) / len(self._texts)
+        per_chunk = chars * _ESTIMATE_SHARE / _RATE.chars_per_token(chars_per_token)
+        return math.ceil(tokens / max(per_chunk, 1.0)) + 1
+
     def start(self, number: int) -> int:
         """Where meta-chunk `number`'s negatives start."""
         return int(self._starts[number])
@@ -669,10 +679,15 @@ class _Filling:
 
 
 def _negatives(
-    chunks: TokenizedDocuments, negatives: Sequence[tuple[str, float | None]]
+    chunks: TokenizedDocuments, negatives: Sequence[tuple[str, float | None]], first: int
 ) -> Iterator[tuple[Tokenized, float | None]]:
-    """Reserve chunks tokenized a batch at a time: most are never needed past the budget."""
-    for start in range(0, len(negatives), _RESERVE_BATCH):
-        batch = negatives[start : start + _RESERVE_BATCH]
+    """Reserve chunks read and tokenized a batch at a time, the first of `first` (what the
+    sample is guessed to lack), the next of `_LATE_BATCH`: most are never needed past the
+    budget. Batching changes what is tokenized, never what is placed."""
+    start = 0
+    while start < len(negatives):
+        size = max(1, first) if start == 0 else _LATE_BATCH
+        batch = negatives[start : start + size]
+        start += len(batch)
         fetched = chunks.fetch([chunk for chunk, _ in batch])
         yield from zip(fetched, (score for _, score in batch), strict=True)

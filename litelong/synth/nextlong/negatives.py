@@ -66,7 +66,8 @@ class Bm25Negatives:
         only where its own chunks took too many of those, from k + all its chunks. A
         meta-document at 128K tokens has ~130 chunks, and a limit that wide cost every search
         the reading of its ids (bench/README.md). The first answer is a prefix of the
-        second, so both keep the same hits."""
+        second, so both keep the same hits, unless more chunks than the retriever's tie
+        margin share the score at the first one's cut (exact copies in a corpus)."""
         first = min(query.own_chunks, OWN_FIRST)
         hits = self._chunks.search(query.text, k + first, self._query_terms)
         found = _without_own(hits, query.doc_ids, k)

@@ -5,7 +5,9 @@ with roles read back from MDS and Parquet."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,13 +19,19 @@ import pytest
 from litelong.api import parse
 from litelong.api.v1alpha1 import SynthesisRun
 from litelong.dataset.mds import read_mds, span_roles
-from litelong.index import ChunksUnavailable, open_chunk_index, parent_of, split_chunks
+from litelong.index import (
+    ChunksUnavailable,
+    open_chunk_index,
+    open_index,
+    parent_of,
+    split_chunks,
+)
 from litelong.stages import resolve_inputs, run_shard
 from litelong.store import ArtifactStore, EmptyOutput
 from litelong.synth import threads as synth_threads
 from litelong.synth.assembly import Separator, TokenizedDocuments, Topic
-from litelong.synth.nextlong import QUERY_TERMS, Bm25Negatives, Plan, Query, fill
-from litelong.synth.nextlong.samples import Group
+from litelong.synth.nextlong import QUERY_TERMS, Bm25Negatives, Plan, Query, fill, samples
+from litelong.synth.nextlong.samples import Hits, Spilled, TextSpill
 from litelong.tokenizer import load_tokenizer
 
 from .conftest import bm25index, commit_topics, write_jsonl
@@ -141,34 +149,222 @@ def test_reduced_negative_queries_still_never_return_the_meta_documents_chunks(
         chunks.close()
 
 
-def test_a_samples_hard_negatives_are_fetched_and_tokenized_in_one_batch(
+class _Listed:
+    """A chunk index whose every search ranks the same hits: `own` chunks of document `m`
+    first, then others; it records the limits asked."""
+
+    def __init__(self, own: int) -> None:
+        self.hits = [(f"m#{n}", 100.0 - n) for n in range(own)]
+        self.hits += [(f"d{n}#0", 50.0 - n / 100) for n in range(200)]
+        self.limits: list[int] = []
+
+    def search(self, query: str, k: int, max_terms: int | None = None) -> list[tuple[str, float]]:
+        self.limits.append(k)
+        return self.hits[:k]
+
+
+def test_a_negative_search_asks_for_all_own_chunks_only_when_the_first_answer_needs_them(
     wiki: ArtifactStore,
 ) -> None:
-    """Fill reads every hard negative of a plan at once (one read, one tokenizer batch), then
-    places them group by group, each group's in its own order: small batches per group woke
-    the tokenizer's threads thousands of times a run."""
+    """A meta-chunk's negatives are first searched at k + OWN_FIRST hits, not k + every chunk
+    of its meta-document (~130 at 128K tokens); where its own chunks fill that first answer,
+    the wide search follows. Either way the negatives are the wide search's."""
+    from litelong.synth.nextlong.negatives import OWN_FIRST, _without_own
+
+    for own_chunks, limits in ((3, [6]), (OWN_FIRST + 5, [3 + OWN_FIRST, 8 + OWN_FIRST])):
+        listed = _Listed(own_chunks)
+        query = Query(frozenset({"m"}), "text", own_chunks)
+        answer = Bm25Negatives(listed)([query], 3)  # type: ignore[arg-type]
+        assert listed.limits == limits
+        assert answer == [[("d0#0", 50.0), ("d1#0", 49.99), ("d2#0", 49.98)]]
     chunks, _ = open_chunk_index(wiki.latest_committed("BM25Index", "wiki"), 2048)
     try:
-        tokenizer = load_tokenizer(None)
-        documents = TokenizedDocuments(chunks, tokenizer)
-        asked: list[list[str]] = []
-        fetch = documents.fetch
-        documents.fetch = lambda ids: asked.append(list(ids)) or fetch(ids)  # type: ignore[method-assign]
-        ids = chunks.ids_at(list(range(0, 12 * 31, 31)))
-        groups = [
-            Group(f"m{n}", f"meta chunk {n}", [(c, 1.0) for c in ids[4 * n : 4 * n + 4]])
-            for n in range(3)
-        ]
-        plan = Plan(Topic(0), 0, ["m"], groups, k=2)
-        counts: Counter[str] = Counter()
-        built = fill(plan, tokenizer, documents, Separator(tokenizer), 1024, counts)
+        ids = chunks.ids_at(list(range(0, chunks.count(), 41)))
+        for chunk, text in zip(ids, chunks.get(ids), strict=True):
+            own = frozenset({parent_of(chunk)})
+            (found,) = Bm25Negatives(chunks)([Query(own, text, 60)], 6)
+            wide = chunks.search(text, 6 + 60, QUERY_TERMS)
+            assert found == _without_own(wide, own, 6)
     finally:
         chunks.close()
-    assert built is not None and len(built.input_ids) == 1024, counts
-    assert asked == [ids]
-    placed = [span.doc_id for span in built.spans if span.role == "negative"]
-    assert placed and placed == [c for c in ids if c in placed]  # group by group, in order
-    assert placed[0] == ids[0] and "m1" in [span.doc_id for span in built.spans]
+
+
+def _reference_claim(
+    found: list[list[list[tuple[str, float]]]],
+    keys: list[tuple[int, int]],
+    metas: set[str],
+    seed: int,
+) -> list[list[list[str]]]:
+    """The claim rule written plainly over id strings (as it was before plans were arrays)."""
+    from litelong.synth.assembly.candidates import seed_of
+
+    found = [[[h for h in g if parent_of(h[0]) not in metas] for g in plan] for plan in found]
+    bests = []
+    for plan in found:
+        best: dict[str, tuple[int, int]] = {}
+        for number, group in enumerate(plan):
+            for rank, (chunk, _) in enumerate(group):
+                if chunk not in best or (rank, number) < best[chunk]:
+                    best[chunk] = (rank, number)
+        bests.append(best)
+    owner: dict[str, Any] = {}
+    for key, best in zip(keys, bests, strict=True):
+        for chunk, (rank, _) in best.items():
+            mine = (rank, seed_of(seed, key, chunk), key)
+            if chunk not in owner or mine < owner[chunk]:
+                owner[chunk] = mine
+    return [
+        [
+            [c for rank, (c, _) in enumerate(group) if owner[c][2] == key and best[c] == (rank, n)]
+            for n, group in enumerate(plan)
+        ]
+        for plan, key, best in zip(found, keys, bests, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("spilled", [False, True])
+def test_claims_over_arrays_follow_the_rule_chunk_by_chunk(spilled: bool) -> None:
+    """Plans competing for few chunks, with many ties (the seeded hash decides them) and
+    chunks of meta-documents among the hits: the claim over keys and arrays leaves exactly
+    what the plain rule over ids leaves, each chunk in one place at most."""
+    import random
+
+    from litelong.synth.nextlong import claim
+
+    rng = random.Random(7)
+    found = [
+        [
+            [(f"d{rng.randrange(30)}#{rng.randrange(4)}", 1.0) for _ in range(rng.randrange(8))]
+            for _ in range(rng.randrange(1, 5))
+        ]
+        for _ in range(40)
+    ]
+    found = [[list(dict.fromkeys(group)) for group in plan] for plan in found]
+    plans = [
+        Plan(Topic(n // 3), n % 3, [f"d{25 + n % 5}"], [], [], Hits.of(plan), k=2)
+        for n, plan in enumerate(found)
+    ]
+    spill = TextSpill() if spilled else None
+    if spill is not None:
+        for plan in plans:
+            plan.spill(spill)
+    claim(plans, 11, spill=spill)
+    expected = _reference_claim(found, [p.key for p in plans], {f"d{n}" for n in range(25, 30)}, 11)
+    got = []
+    for plan in plans:
+        ids = spill.texts(plan.hits.ids) if spill is not None else plan.hits.ids
+        assert isinstance(ids, list)
+        got.append([[c for c, _ in group] for group in plan.hits.groups(ids)])
+    assert got == expected
+    kept = [c for plan in got for group in plan for c in group]
+    assert len(kept) == len(set(kept)) > 20
+    with pytest.raises(ValueError, match="already claimed"):
+        claim(plans, 11)
+    if spill is not None:
+        again = [Plan(Topic(0), n, ["x"], [], [], Hits.of(p), k=2) for n, p in enumerate(found)]
+        for plan in again:
+            plan.spill(spill)
+        with pytest.raises(ValueError, match="spilled to disk"):
+            claim(again, 11)  # ties need the ids, which are on disk
+        spill.close()
+
+
+def test_plans_hold_numbers_and_leave_texts_and_ids_on_disk(wiki: ArtifactStore) -> None:
+    """What waits in memory from planning to filling, per sample: arrays of scores (and,
+    until claimed, 8-byte keys), reserve chunks as ordinals, and where its texts and ids lie
+    on disk; no text, no chunk id. (As strings and tuples it was ~0.5 MB a sample at 128K.)"""
+    from litelong.synth.assembly import Candidates, claims
+    from litelong.synth.nextlong import claim, plan_topics
+    from litelong.synth.stage import _topics
+
+    resource = synthesis(samplesPerTopic=2)
+    spec = resource.spec
+    index = wiki.latest_committed("BM25Index", "wiki")
+    retriever = open_index(index)
+    chunks, chunk_length = open_chunk_index(index, 2048)
+    spill = TextSpill()
+    try:
+        topics = _topics(spec, wiki.latest_committed("TopicDebate", "topics"), retriever)
+        pools = claims(topics, Candidates(spec, retriever, draws=len(topics)), spec.seed)
+        documents = TokenizedDocuments(retriever, load_tokenizer(None))
+        streams = ((t, documents.stream(pools[t.number], 10**6, 1), Counter[str]()) for t in topics)
+        plans = plan_topics(spec, streams, Bm25Negatives(chunks), chunk_length, spill=spill)
+        every = [plan for topic_plans in plans.values() for plan in topic_plans]
+        assert len(every) == 6
+        for plan in every:
+            assert isinstance(plan.texts, Spilled) and isinstance(plan.meta_ids, Spilled)
+            assert isinstance(plan.hits.ids, Spilled) and plan.hits.scores.dtype == np.float32
+            assert plan.hits.keys is not None and plan.hits.keys.dtype == np.uint64
+        claim(every, spec.seed, chunks, spill)
+        for plan in every:
+            assert plan.hits.keys is None and plan.hits.parents is None
+            assert plan.hits.kept is not None and plan.hits.kept.dtype == bool
+            assert plan.reserve.dtype == np.int64 and len(plan.reserve) > 0
+            held = [v for v in vars(plan).values() if isinstance(v, (str, list))]
+            assert held == [plan.doc_ids]  # the meta-document's few documents, nothing else
+            reserve = chunks.ids_at(plan.reserve.tolist())
+            assert not {parent_of(c) for c in reserve} & {d for p in every for d in p.doc_ids}
+    finally:
+        spill.close()
+        retriever.close()
+        chunks.close()
+
+
+def _plan_of(ids: list[str], per_group: int, groups: int) -> Plan:
+    """A plan of `groups` short meta-chunks, each with `per_group` of `ids` as candidates."""
+    found = [[(c, 1.0) for c in ids[per_group * n : per_group * (n + 1)]] for n in range(groups)]
+    names = [f"m{n}" for n in range(groups)]
+    texts = [f"meta chunk {n}" for n in range(groups)]
+    return Plan(Topic(0), 0, ["m"], names, texts, Hits.of(found), k=2)
+
+
+def test_hard_negatives_are_read_at_once_and_tokenized_as_far_as_filling_reaches(
+    wiki: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fill reads every hard negative of a plan in one call, tokenizes what it estimates the
+    sample takes in one batch, and the rest only when filling reaches it: tokenizing every
+    candidate cost twice what samples keep. However good the estimate (share 0: every
+    candidate at once; 1 and 100: fewer at first), the sample is the same, group by group in
+    order."""
+    chunks, _ = open_chunk_index(wiki.latest_committed("BM25Index", "wiki"), 2048)
+    tokenizer = load_tokenizer(None)
+    ids = chunks.ids_at(list(range(0, 24 * 31, 31)))
+    made = {}
+    try:
+        for share in (samples._ESTIMATE_SHARE, 0.0, 1.0, 100.0):
+            monkeypatch.setattr(samples, "_ESTIMATE_SHARE", share)
+            documents = TokenizedDocuments(chunks, tokenizer)
+            read: list[list[str]] = []
+            batches: list[list[str]] = []
+            get, tokenize = chunks.get, documents.tokenize
+            monkeypatch.setattr(
+                chunks, "get", lambda ids, get=get, read=read: read.append(ids) or get(ids)
+            )
+            monkeypatch.setattr(
+                documents,
+                "tokenize",
+                lambda units, t=tokenize, b=batches: b.append([i for i, _ in units]) or t(units),
+            )
+            counts: Counter[str] = Counter()
+            built = fill(
+                _plan_of(ids, 8, 3), tokenizer, documents, Separator(tokenizer), 1024, counts
+            )
+            monkeypatch.setattr(chunks, "get", get)
+            assert built is not None and len(built.input_ids) == 1024, counts
+            assert read == [ids]
+            made[share] = (built.input_ids.tolist(), [span.doc_id for span in built.spans])
+            placed = [span.doc_id for span in built.spans if span.role == "negative"]
+            tokenized = [i for batch in batches for i in batch]
+            assert set(placed) <= set(tokenized) and len(tokenized) == len(set(tokenized))
+            if share == 0.0:
+                assert batches == [ids]
+            elif share < 1:
+                assert len(batches) <= 2 and len(tokenized) < len(ids) / 2, batches
+            assert placed and placed == [c for c in ids if c in placed]  # group by group
+            assert placed[0] == ids[0] and built.spans[0].doc_id == "m0"
+    finally:
+        chunks.close()
+    assert made[0.0] == made[samples._ESTIMATE_SHARE] == made[1.0] == made[100.0]
 
 
 def test_planning_threads_change_nothing_in_the_dataset(
@@ -200,42 +396,42 @@ def test_topics_assembled_on_several_threads_give_the_same_dataset(
     assert datasets[0] == datasets[1] and len(datasets[0]) > 4
 
 
-def test_meta_chunk_texts_wait_on_disk_between_planning_and_filling(
+def test_meta_chunk_texts_and_ids_wait_on_disk_between_planning_and_filling(
     wiki: ArtifactStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every plan is made before any sample is filled, so the plans' meta-chunks (half of
-    each sample's text) would otherwise sit in memory for the whole run."""
-    from litelong.synth.nextlong import samples
-
+    each sample's text), their names and their candidates' ids would otherwise sit in memory
+    for the whole run."""
     spilled: list[int] = []
-    put = samples.TextSpill.put
+    put_many = TextSpill.put_many
 
-    def counted(self: samples.TextSpill, text: str) -> samples.Spilled:
-        spilled.append(len(text))
-        return put(self, text)
+    def counted(self: TextSpill, texts: list[str]) -> Spilled:
+        spilled.append(len(texts))
+        return put_many(self, texts)
 
-    monkeypatch.setattr(samples.TextSpill, "put", counted)
+    monkeypatch.setattr(TextSpill, "put_many", counted)
     _, on_disk = run(wiki, synthesis(name="spilled", samplesPerTopic=2))
-    monkeypatch.setattr(samples.TextSpill, "put", lambda self, text: text)  # kept in memory
+    monkeypatch.setattr(TextSpill, "put_many", lambda self, texts: texts)  # kept in memory
     _, in_memory = run(wiki, synthesis(name="in-memory", samplesPerTopic=2))
     rows = metadata(on_disk)
-    assert len(spilled) == sum(row["roles"].count("meta") for row in rows) > 0
+    assert len(spilled) == 3 * len(rows) > 0  # texts, names, candidates' ids: one write each
     assert rows == metadata(in_memory)  # the same samples, token for token (token_hash)
 
 
 def test_a_text_spill_gives_back_every_text_from_any_thread() -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from litelong.synth.nextlong.samples import Group, TextSpill, _text_of
-
     texts = [f"chunk {n} ünïcödé \ud800 " * (n + 1) for n in range(200)]
     spill = TextSpill()
     with ThreadPoolExecutor(4) as pool:
         places = list(pool.map(spill.put, texts))
         assert list(pool.map(spill.text, places)) == texts
-    assert _text_of(Group("m", places[3], []), spill) == texts[3]
-    with pytest.raises(ValueError, match="spilled"):
-        _text_of(Group("m", places[3], []), None)
+        lists = list(pool.map(spill.put_many, [texts[n : n + 7] for n in range(0, 200, 7)]))
+        assert [t for found in pool.map(spill.texts, lists) for t in found] == texts
+    assert spill.texts(spill.put_many([])) == [] and spill.texts(["kept"]) == ["kept"]
+    assert samples._texts_of(lists[3], spill, "x") == texts[21:28]
+    with pytest.raises(ValueError, match="spilled to disk"):
+        samples._texts_of(lists[3], None, "x")
     spill.close()
 
 
@@ -420,3 +616,52 @@ def test_samples_fill_when_the_corpus_holds_enough_chunks_and_no_chunk_has_two_r
     report = json.loads((artifact / "report" / "report.json").read_text())
     assert report["coherence"]["skipped"] is None and report["coherence"]["dataset"] is not None
     assert report["coherence"]["missing_documents"] == 0  # the meta-documents' own documents
+
+
+# -- the dataset itself ------------------------------------------------------------------------
+
+GOLDEN = Path(__file__).parent / "golden" / "nextlong_wiki.json"
+GOLDEN_COUNTS = ("meta_chunks", "negatives", "negatives_from_reserve", "samples", "tokens")
+
+
+def _spans_digest(row: dict[str, Any]) -> str:
+    spans = [row["doc_ids"], row["starts"], row["ends"], row["roles"], row["scores"]]
+    return hashlib.blake2b(json.dumps(spans).encode(), digest_size=8).hexdigest()
+
+
+def test_the_wiki_dataset_is_the_golden_one(
+    wiki: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planning, claims and filling are tuned for speed and memory (compact plans, adaptive
+    search limits, lazy tokenizing); none of it may change what is written. The golden file
+    holds the token hash and a digest of the spans (ids, places, roles, scores) of every
+    sample at 4,096 and 65,536 tokens (the second takes negatives from the reserve), made
+    before that work; refresh it with
+    LITELONG_UPDATE_GOLDEN=1 only where the method changes on purpose."""
+    found: dict[str, Any] = {}
+    for name, spec in (
+        ("golden-4k", {"samplesPerTopic": 3}),
+        ("golden-64k", {"targetTokens": 65_536, "samplesPerTopic": 3}),
+    ):
+        counts, artifact = run(wiki, synthesis(name=name, **spec))
+        found[name] = {
+            "counts": {key: counts.get(key, 0) for key in GOLDEN_COUNTS},
+            "samples": {
+                row["id"]: [row["token_hash"], _spans_digest(row)] for row in metadata(artifact)
+            },
+        }
+    found = json.loads(json.dumps(found))
+    # the reserve read a few ids at a time keeps the same chunks as read at once, and
+    # negatives tokenized one at a time, past a first guess far too small, are the same
+    monkeypatch.setattr(samples, "_RESERVE_BLOCK", 1)
+    monkeypatch.setattr(samples, "_RESERVE_MAX_BLOCK", 5)
+    monkeypatch.setattr(samples, "_LATE_BATCH", 1)
+    monkeypatch.setattr(samples, "_ESTIMATE_SHARE", 100.0)
+    _, artifact = run(
+        wiki, synthesis(name="golden-64k-blocks", targetTokens=65_536, samplesPerTopic=3)
+    )
+    rows = {row["id"]: [row["token_hash"], _spans_digest(row)] for row in metadata(artifact)}
+    assert rows == found["golden-64k"]["samples"]
+    if os.environ.get("LITELONG_UPDATE_GOLDEN"):
+        GOLDEN.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
+    assert found == json.loads(GOLDEN.read_text())

@@ -121,7 +121,7 @@ def build_part(
             spill = TextSpill()
             plans = plan_topics(spec, topic_pools(), source, chunk_length, spill=spill)
             every_plan = [plan for topic_plans in plans.values() for plan in topic_plans]
-            claim(every_plan, spec.seed, chunks)
+            claim(every_plan, spec.seed, chunks, spill)
             counts["chunks_embedded"] += getattr(source, "embedded", 0)
             chunk_documents = TokenizedDocuments(chunks, tokenizer)
         progress.start(len(mine), "topics")

@@ -18,6 +18,9 @@ from ...store import Artifact, ArtifactStore
 # scale benchmark's 2.1M and 10.6M chunks, 24 terms search 9-12x faster than the whole
 # meta-chunk, and their negatives keep 99% of its BM25 similarity (bench/nextlong_query.py).
 QUERY_TERMS = 24
+# Hits past k a first search asks for, to be left out where they are the meta-document's own
+# chunks (`Bm25Negatives._search`).
+OWN_FIRST = 8
 
 
 @dataclass(frozen=True)
@@ -56,14 +59,22 @@ class Bm25Negatives:
 
     def __call__(self, queries: list[Query], k: int) -> list[list[tuple[str, float]]]:
         """A meta-document's meta-chunks searched in turn (the samples' calls overlap)."""
-        return [
-            _without_own(
-                self._chunks.search(query.text, k + query.own_chunks, self._query_terms),
-                query.doc_ids,
-                k,
-            )
-            for query in queries
-        ]
+        return [self._search(query, k) for query in queries]
+
+    def _search(self, query: Query, k: int) -> list[tuple[str, float]]:
+        """The best `k` hits outside the meta-document: first from k + `OWN_FIRST` hits, and
+        only where its own chunks took too many of those, from k + all its chunks. A
+        meta-document at 128K tokens has ~130 chunks, and a limit that wide cost every search
+        the reading of its ids (bench/README.md). The first answer is a prefix of the
+        second, so both keep the same hits, unless more chunks than the retriever's tie
+        margin share the score at the first one's cut (exact copies in a corpus)."""
+        first = min(query.own_chunks, OWN_FIRST)
+        hits = self._chunks.search(query.text, k + first, self._query_terms)
+        found = _without_own(hits, query.doc_ids, k)
+        if len(found) < k and len(hits) == k + first and first < query.own_chunks:
+            hits = self._chunks.search(query.text, k + query.own_chunks, self._query_terms)
+            found = _without_own(hits, query.doc_ids, k)
+        return found
 
 
 class DenseNegatives:

@@ -34,6 +34,8 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from hashlib import blake2b
+from itertools import pairwise
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -52,34 +54,49 @@ from .negatives import NegativeSource, Query
 # Candidates retrieved per meta-chunk, as a multiple of k: neighbouring meta-chunks of one
 # meta-document retrieve many of the same chunks, and each chunk is placed once.
 OVERFETCH = 2
-_RESERVE_BATCH = 64  # reserve chunks fetched and tokenized at once
-_RESERVE_BLOCK = 4096  # chunk ids read by ordinal at once for the reserve
+_RESERVE_BATCH = 64  # reserve chunks first fetched where a plan has no hard negatives to guess by
+_RESERVE_BLOCK = 4096  # chunk ids read by ordinal at once for the reserve, at least
+# and at most: one read of everything still wanted held millions of id strings at once
+_RESERVE_MAX_BLOCK = 65_536
+# What filling tokenizes at first, as a share of the tokens its estimate says a negative has
+# (by the meta-chunks' characters per token): under 1, so it takes a little more than the
+# sample will; whatever it still lacks is tokenized when filling reaches it (`_Negatives`).
+_ESTIMATE_SHARE = 0.85
+_LATE_BATCH = 16  # negatives tokenized at once past the first batch
 
 
-@dataclass
-class Group:
-    """A meta-chunk and its negatives, most similar first. Its text is set aside on disk
-    (`TextSpill`) between planning and filling."""
+def chunk_key(chunk: str) -> int:
+    """A chunk id as a number, the same in every process: claims compare 8-byte keys, not
+    strings. Two ids sharing a key (odds ~1e-8 for a million chunks) would count as one
+    chunk: a negative left out, never one used twice."""
+    return int.from_bytes(
+        blake2b(chunk.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little"
+    )
 
-    meta_id: str
-    text: str | Spilled
-    negatives: list[tuple[str, float]]
+
+def _keys(ids: Iterable[str]) -> np.ndarray:
+    digests = b"".join(
+        blake2b(i.encode("utf-8", "surrogatepass"), digest_size=8).digest() for i in ids
+    )
+    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
 
 
 @dataclass(frozen=True)
 class Spilled:
-    """Where a text lies in a `TextSpill`."""
+    """Where a text, or a list of texts laid end to end (`lengths` in characters), lies in a
+    `TextSpill`."""
 
     offset: int
     size: int
+    lengths: np.ndarray | None = None
 
 
 class TextSpill:
-    """Meta-chunk texts on disk from planning to filling: a run plans every topic before it
-    fills any (claims need every plan), and a sample's meta-chunks are half its budget in text
-    (~270 KB at 128K tokens), so held in memory they would grow with the run (540 MB for
-    2,000 samples). An unnamed temporary file, gone when closed; reads and writes from any
-    thread."""
+    """Texts on disk from planning to filling: a run plans every topic before it fills any
+    (claims need every plan), and a sample's meta-chunks are half its budget in text (~270 KB
+    at 128K tokens), its meta-chunk names and its candidates' ids another ~50 KB, so held in
+    memory they would grow with the run (540 MB of texts for 2,000 samples). An unnamed
+    temporary file, gone when closed; reads and writes from any thread."""
 
     def __init__(self) -> None:
         self._file = tempfile.TemporaryFile(prefix="litelong-meta-")  # noqa: SIM115
@@ -93,36 +110,106 @@ class TextSpill:
             os.pwrite(self._file.fileno(), data, offset)
         return Spilled(offset, len(data))
 
+    def put_many(self, texts: Sequence[str]) -> Spilled:
+        lengths = np.fromiter((len(text) for text in texts), np.int32, len(texts))
+        place = self.put("".join(texts))
+        return Spilled(place.offset, place.size, lengths)
+
     def text(self, text: str | Spilled) -> str:
         if isinstance(text, str):
             return text
         data = os.pread(self._file.fileno(), text.size, text.offset)
         return data.decode("utf-8", "surrogatepass")
 
+    def texts(self, texts: list[str] | Spilled) -> list[str]:
+        if not isinstance(texts, Spilled):
+            return texts
+        assert texts.lengths is not None
+        whole = self.text(Spilled(texts.offset, texts.size))
+        ends = [0, *np.cumsum(texts.lengths).tolist()]
+        return [whole[start:end] for start, end in pairwise(ends)]
+
     def close(self) -> None:
         self._file.close()
 
 
-def _text_of(group: Group, spill: TextSpill | None) -> str:
-    if isinstance(group.text, str):
-        return group.text
+def _texts_of(texts: list[str] | Spilled, spill: TextSpill | None, what: str) -> list[str]:
+    if not isinstance(texts, Spilled):
+        return texts
     if spill is None:
-        raise ValueError(f"meta-chunk {group.meta_id}: its text was spilled; fill needs the spill")
-    return spill.text(group.text)
+        raise ValueError(f"{what}: spilled to disk; fill needs the spill")
+    return spill.texts(texts)
+
+
+@dataclass
+class Hits:
+    """A plan's hard-negative candidates, meta-chunk after meta-chunk, each's most similar
+    first, as numbers: a score and (until claimed) 8-byte keys of the chunk and its document
+    per candidate, ~25 bytes; their ids wait on disk with the meta-chunks' texts. Thousands of
+    plans wait for the claim, and as Python strings and tuples their candidates held ~0.5 MB
+    a sample (bench/README.md)."""
+
+    starts: (
+        np.ndarray
+    )  # int64, meta-chunks + 1: meta-chunk g's candidates are [starts[g], starts[g + 1])
+    scores: np.ndarray  # float32 (what metadata.parquet keeps)
+    ids: list[str] | Spilled
+    keys: np.ndarray | None  # uint64 `chunk_key` of each candidate; dropped once claimed
+    parents: np.ndarray | None  # uint64 `chunk_key` of its document's id; dropped once claimed
+    kept: np.ndarray | None = None  # bool: what the claim left (None: every candidate)
+
+    @classmethod
+    def of(cls, found: Sequence[Sequence[tuple[str, float]]]) -> Hits:
+        sizes = [len(hits) for hits in found]
+        starts = np.zeros(len(found) + 1, np.int64)
+        np.cumsum(sizes, out=starts[1:])
+        ids = [chunk for hits in found for chunk, _ in hits]
+        scores = np.fromiter((s for hits in found for _, s in hits), np.float32, len(ids))
+        return cls(starts, scores, ids, _keys(ids), _keys(parent_of(i) for i in ids))
+
+    def groups(self, ids: Sequence[str]) -> list[list[tuple[str, float]]]:
+        """Each meta-chunk's kept (chunk id, score), given the candidates' `ids`."""
+        kept = [True] * len(ids) if self.kept is None else self.kept.tolist()
+        scores = self.scores.tolist()
+        bounds = self.starts.tolist()
+        return [
+            [(ids[i], scores[i]) for i in range(start, end) if kept[i]]
+            for start, end in pairwise(bounds)
+        ]
 
 
 @dataclass
 class Plan:
+    """A sample up to filling. Between planning and filling its texts and ids wait on disk
+    (`TextSpill`) and its candidates are arrays (`Hits`): ~30 KB of memory a sample at 128K."""
+
     topic: Topic
     number: int  # the sample's number within its topic
     doc_ids: list[str]  # the documents of the meta-document
-    groups: list[Group]
+    meta_ids: list[str] | Spilled  # each meta-chunk's name
+    texts: list[str] | Spilled  # each meta-chunk's text
+    hits: Hits
     k: int  # negatives asked for per meta-chunk
-    reserve: list[str] = field(default_factory=list)  # unclaimed chunks, for when hard run short
+    chars_per_token: float = 4.0  # the meta-document's: what filling estimates negatives by
+    # ordinals in the chunk index of unclaimed chunks, for when hard ones run short
+    reserve: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def key(self) -> tuple[int, int]:
         return self.topic.number, self.number
+
+    @property
+    def meta_chunks(self) -> int:
+        return len(self.hits.starts) - 1
+
+    def spill(self, spill: TextSpill) -> None:
+        """Texts and ids to disk, till `fill` reads them back."""
+        if not isinstance(self.texts, Spilled):
+            self.texts = spill.put_many(self.texts)
+        if not isinstance(self.meta_ids, Spilled):
+            self.meta_ids = spill.put_many(self.meta_ids)
+        if not isinstance(self.hits.ids, Spilled):
+            self.hits.ids = spill.put_many(self.hits.ids)
 
 
 def plan_topics(
@@ -141,7 +228,7 @@ def plan_topics(
     wait for their searches, so memory holds the plans, never every topic's pool. The plans
     are the same for any number of threads. A source whose calls must not overlap
     (`concurrent` False) is called from this thread alone. With `spill`, each plan's
-    meta-chunk texts go to disk once searched (`TextSpill`)."""
+    texts and ids go to disk once searched (`TextSpill`)."""
     if not negatives.concurrent:
         threads = 1
 
@@ -155,9 +242,7 @@ def plan_topics(
             return draft.topic.number, None
         plan = _searched(draft, negatives)
         if spill is not None:
-            for group in plan.groups:
-                if isinstance(group.text, str):
-                    group.text = spill.put(group.text)
+            plan.spill(spill)
         return draft.topic.number, plan
 
     plans: dict[int, list[Plan]] = {}
@@ -170,8 +255,8 @@ def plan_topics(
 
 @dataclass
 class Draft:
-    """A sample planned up to its negatives: the plan with empty groups' negatives and the
-    query of each meta-chunk. `plan` None marks the end of a topic's drafts."""
+    """A sample planned up to its negatives: the plan without candidates and the query of
+    each meta-chunk. `plan` None marks the end of a topic's drafts."""
 
     plan: Plan | None
     topic: Topic
@@ -213,11 +298,12 @@ def draft_topic(
 
 
 def _searched(draft: Draft, negatives: NegativeSource) -> Plan:
-    """The draft's plan with each meta-chunk's negatives (`OVERFETCH` x k candidates)."""
+    """The draft's plan with each meta-chunk's candidates (`OVERFETCH` x k)."""
     assert draft.plan is not None
     found = negatives(draft.queries, draft.k * OVERFETCH)
-    for group, hits in zip(draft.plan.groups, found, strict=True):
-        group.negatives = hits
+    if len(found) != len(draft.queries):
+        raise ValueError(f"a negative source answered {len(found)} of {len(draft.queries)} queries")
+    draft.plan.hits = Hits.of(found)
     return draft.plan
 
 
@@ -250,9 +336,11 @@ def _draft(
     k = max(1, math.ceil(wanted / (len(kept) * chunk_length)))
     own = frozenset(document_of(d.doc_id) for d in meta)
     own_chunks = sum(len(split_chunks(d.text, options.chunk_chars)) for d in meta)
-    groups = [Group(_meta_id(ids, text, meta, options.chunk_chars), text, []) for text, ids in kept]
-    plan = Plan(topic, number, sorted(own), groups, k)
-    return Draft(plan, topic, [Query(own, text, own_chunks) for text, _ in kept], k)
+    names = [_meta_id(ids, text, meta, options.chunk_chars) for text, ids in kept]
+    texts = [text for text, _ in kept]
+    empty = Hits.of([[] for _ in kept])
+    plan = Plan(topic, number, sorted(own), names, texts, empty, k, chars_per_token)
+    return Draft(plan, topic, [Query(own, text, own_chunks) for text in texts], k)
 
 
 def _meta_id(ids: list[str], text: str, meta: list[Tokenized], chunk_chars: int) -> str:
@@ -268,70 +356,138 @@ def _meta_id(ids: list[str], text: str, meta: list[Tokenized], chunk_chars: int)
     return "+".join(ids)
 
 
-def claim(plans: list[Plan], seed: int, chunks: Retriever | None = None) -> None:
+def claim(
+    plans: list[Plan], seed: int, chunks: Retriever | None = None, spill: TextSpill | None = None
+) -> None:
     """Leave each chunk in exactly one place: the sample where it ranks highest (ties by a
     seeded hash), and there under the meta-chunk where it ranks highest; never a chunk of a
     meta-document. Then deal chunks of the chunk index `chunks` that no sample holds to the
-    plans' reserves. Edits the plans."""
+    plans' reserves. Edits the plans: their `Hits.kept`, their reserves.
+
+    Chunks are compared by key (`chunk_key`), in arrays sorted once over every candidate of
+    every plan (~30 bytes a candidate while it runs); ids are read back (from `spill`) only
+    for the candidates whose tie the seeded hash decides."""
     metas = {document for plan in plans for document in plan.doc_ids}
+    meta_keys = np.unique(_keys(metas)) if metas else np.zeros(0, np.uint64)
+    best_keys, best_ranks, best_plans, best_entries = [], [], [], []
+    for number, plan in enumerate(plans):
+        hits = plan.hits
+        if hits.keys is None or hits.parents is None:
+            raise ValueError(f"plan {plan.key}: already claimed")
+        alive = ~np.isin(hits.parents, meta_keys)
+        # each candidate's rank in its meta-chunk once the meta-documents' chunks are left out
+        sizes = np.diff(hits.starts)
+        seen = np.concatenate([[0], np.cumsum(alive)])
+        rank = seen[1:] - 1 - np.repeat(seen[hits.starts[:-1]], sizes)
+        group = np.repeat(np.arange(len(sizes)), sizes)
+        entries = np.flatnonzero(alive)
+        # each chunk's best (rank, meta-chunk) within the plan
+        order = entries[np.lexsort((group[entries], rank[entries], hits.keys[entries]))]
+        first = np.ones(len(order), bool)
+        first[1:] = hits.keys[order][1:] != hits.keys[order][:-1]
+        best = order[first]
+        best_keys.append(hits.keys[best])
+        best_ranks.append(rank[best])
+        best_plans.append(np.full(len(best), number, np.int64))
+        best_entries.append(best)
+    keys = np.concatenate(best_keys) if plans else np.zeros(0, np.uint64)
+    ranks = np.concatenate(best_ranks) if plans else np.zeros(0, np.int64)
+    owners = np.concatenate(best_plans) if plans else np.zeros(0, np.int64)
+    entries = np.concatenate(best_entries) if plans else np.zeros(0, np.int64)
+    winners = _owners(plans, keys, ranks, owners, entries, seed, spill)
+    for number, plan in enumerate(plans):
+        kept = np.zeros(len(plan.hits.scores), bool)
+        kept[entries[winners][owners[winners] == number]] = True
+        plan.hits.kept = kept
+    taken = np.unique(keys)
     for plan in plans:
-        for group in plan.groups:
-            group.negatives = [hit for hit in group.negatives if parent_of(hit[0]) not in metas]
-    owner: dict[str, tuple[int, int, tuple[int, int]]] = {}
-    for plan in plans:
-        for chunk, rank in _best_ranks(plan).items():
-            key = (rank[0], seed_of(seed, plan.key, chunk), plan.key)
-            if chunk not in owner or key < owner[chunk]:
-                owner[chunk] = key
-    for plan in plans:
-        best = _best_ranks(plan)
-        for number, group in enumerate(plan.groups):
-            group.negatives = [
-                (chunk, score)
-                for rank, (chunk, score) in enumerate(group.negatives)
-                if owner[chunk][2] == plan.key and best[chunk] == (rank, number)
-            ]
+        plan.hits.keys = plan.hits.parents = None
     if chunks is not None:
-        _deal_reserve(plans, seed, chunks, set(owner), metas)
+        _deal_reserve(plans, seed, chunks, taken, metas)
+
+
+def _owners(
+    plans: list[Plan],
+    keys: np.ndarray,
+    ranks: np.ndarray,
+    owners: np.ndarray,
+    entries: np.ndarray,
+    seed: int,
+    spill: TextSpill | None,
+) -> np.ndarray:
+    """Which of the (chunk, plan) candidates win their chunk: the best rank, then the
+    smallest `seed_of(seed, plan key, chunk id)`, then the smallest plan key."""
+    order = np.lexsort((ranks, keys))
+    keys, ranks = keys[order], ranks[order]
+    start = np.ones(len(order), bool)
+    start[1:] = keys[1:] != keys[:-1]
+    run = np.cumsum(start) - 1  # each candidate's chunk, numbered in order
+    lowest = ranks[start][run]  # its chunk's best rank
+    contenders = ranks == lowest
+    counted = np.bincount(run[contenders], minlength=int(start.sum()))
+    won = contenders & (counted[run] == 1)
+    tied = np.flatnonzero(contenders & (counted[run] > 1))
+    if len(tied):
+        ids = _tied_ids(plans, owners[order[tied]], entries[order[tied]], spill)
+        ties: dict[int, tuple[int, tuple[int, int], int]] = {}
+        for position, chunk in zip(tied.tolist(), ids, strict=True):
+            plan = plans[int(owners[order[position]])]
+            key = (seed_of(seed, plan.key, chunk), plan.key, position)
+            chunk_run = int(run[position])
+            if chunk_run not in ties or key < ties[chunk_run]:
+                ties[chunk_run] = key
+        won[[key[2] for key in ties.values()]] = True
+    winners = np.zeros(len(order), bool)
+    winners[order[won]] = True
+    return winners
+
+
+def _tied_ids(
+    plans: list[Plan], owners: np.ndarray, entries: np.ndarray, spill: TextSpill | None
+) -> list[str]:
+    """The ids of these (plan, candidate) pairs, each plan's read once."""
+    found: list[str] = [""] * len(owners)
+    for number in np.unique(owners).tolist():
+        rows = np.flatnonzero(owners == number)
+        ids = _texts_of(plans[number].hits.ids, spill, f"plan {plans[number].key}'s candidates")
+        for row, entry in zip(rows.tolist(), entries[rows].tolist(), strict=True):
+            found[row] = ids[entry]
+    return found
 
 
 def _deal_reserve(
-    plans: list[Plan], seed: int, chunks: Retriever, taken: set[str], metas: set[str]
+    plans: list[Plan], seed: int, chunks: Retriever, taken: np.ndarray, metas: set[str]
 ) -> None:
     """Unclaimed chunks outside the meta-documents, in a seeded order, dealt in turn to the
     plans (by topic and sample number), at most what a plan could need.
 
     The seeded order is a permutation of the chunk index's ordinals (`permutation.py`) read
     from its start, ids fetched by ordinal (`Retriever.ids_at`) a block at a time, until about
-    twice what the plans could need is kept: a chunk index of 100M chunks costs the reserve's
-    size in memory, never its own."""
+    twice what the plans could need is kept, as ordinals: a chunk index of 100M chunks costs
+    8 bytes per reserve chunk in memory, never its own size, and ids are read at most
+    `_RESERVE_MAX_BLOCK` at a time (the same chunks kept as in one read)."""
     if not plans:
         return
     ordered = sorted(plans, key=lambda plan: plan.key)
-    wanted = [OVERFETCH * plan.k * max(1, len(plan.groups)) for plan in ordered]
+    wanted = [OVERFETCH * plan.k * max(1, plan.meta_chunks) for plan in ordered]
     total = chunks.count()
     order = Permutation(total, seed_of(seed, "reserve"))
     goal = 2 * sum(wanted)
-    kept: list[str] = []
-    position = 0
-    while len(kept) < goal and position < total:
-        block = min(total - position, max(_RESERVE_BLOCK, goal - len(kept)))
-        ids = chunks.ids_at(order(range(position, position + block)).tolist())
+    kept: list[np.ndarray] = []
+    held = position = 0
+    while held < goal and position < total:
+        block = min(total - position, _RESERVE_MAX_BLOCK, max(_RESERVE_BLOCK, goal - held))
+        ordinals = np.asarray(order(range(position, position + block)), np.int64)
+        ids = chunks.ids_at(ordinals.tolist())
         position += block
-        kept += [c for c in ids if c not in taken and parent_of(c) not in metas]
-    del kept[goal:]
+        outside = np.fromiter((parent_of(c) not in metas for c in ids), bool, len(ids))
+        free = np.flatnonzero(outside)
+        free = free[~np.isin(_keys(ids[i] for i in free.tolist()), taken)]
+        kept.append(ordinals[free])
+        held += len(free)
+    reserve = np.concatenate(kept)[:goal] if kept else np.zeros(0, np.int64)
     for turn, (plan, count) in enumerate(zip(ordered, wanted, strict=True)):
-        plan.reserve = kept[turn :: len(ordered)][:count]
-
-
-def _best_ranks(plan: Plan) -> dict[str, tuple[int, int]]:
-    """Each chunk's best (rank, meta-chunk number) within a plan."""
-    best: dict[str, tuple[int, int]] = {}
-    for number, group in enumerate(plan.groups):
-        for rank, (chunk, _) in enumerate(group.negatives):
-            if chunk not in best or (rank, number) < best[chunk]:
-                best[chunk] = (rank, number)
-    return best
+        plan.reserve = reserve[turn :: len(ordered)][:count].copy()
 
 
 def fill(
@@ -344,33 +500,31 @@ def fill(
     spill: TextSpill | None = None,
 ) -> Built | None:
     """The plan's sample of exactly `target` tokens, or None (counted) when it cannot be."""
-    texts = [_text_of(group, spill) for group in plan.groups]
+    texts = _texts_of(plan.texts, spill, f"plan {plan.key}'s meta-chunks")
+    names = _texts_of(plan.meta_ids, spill, f"plan {plan.key}'s meta-chunk names")
     encodings = tokenizer.encode_batch_fast(texts, add_special_tokens=False)
     metas = [
-        Tokenized(group.meta_id, text, content_digest(text), np.asarray(e.ids, "u4"))
-        for group, text, e in zip(plan.groups, texts, encodings, strict=True)
+        Tokenized(name, text, content_digest(text), np.asarray(e.ids, "u4"))
+        for name, text, e in zip(names, texts, encodings, strict=True)
     ]
     meta_tokens = sum(len(meta.ids) + len(separator.ids) for meta in metas)
     if meta_tokens >= target:
         counts["skipped.meta_fills_budget"] += 1
         return None
     sample = _Filling(target - meta_tokens, separator, {meta.digest for meta in metas}, counts)
-    # every hard negative's text in one read and one tokenizer batch: a few hundred chunks,
-    # about twice what the sample takes, but thousands of small batches cost far more (the
-    # tokenizer's thread pool wakes for each: half a 1M-document run's wall time under load)
-    hard = chunks.fetch([chunk for group in plan.groups for chunk, _ in group.negatives])
-    start = 0
-    for number, (group, meta) in enumerate(zip(plan.groups, metas, strict=True)):
+    groups = plan.hits.groups(_texts_of(plan.hits.ids, spill, f"plan {plan.key}'s candidates"))
+    hard = _Negatives(chunks, groups, sample, plan.chars_per_token)
+    for number, meta in enumerate(metas):
         sample.add(meta, "meta", None)
-        share = sample.budget * (number + 1) // len(plan.groups)
-        mine = hard[start : start + len(group.negatives)]
-        start += len(group.negatives)
-        for (_, similarity), negative in zip(group.negatives, mine, strict=True):
+        share = sample.budget * (number + 1) // len(metas)
+        for place, (_, similarity) in enumerate(groups[number], hard.start(number)):
             if sample.used >= share:
                 break
-            sample.add(negative, "negative", similarity)
-    if sample.used < sample.budget:
-        for negative, score in _negatives(chunks, [(chunk, None) for chunk in plan.reserve]):
+            sample.add(hard.at(place), "negative", similarity)
+    if sample.used < sample.budget and len(plan.reserve):
+        reserve = chunks.retriever.ids_at(plan.reserve.tolist())
+        first = hard.chunks_for(sample.budget - sample.used, plan.chars_per_token)
+        for negative, score in _negatives(chunks, [(chunk, None) for chunk in reserve], first):
             if sample.used >= sample.budget:
                 break
             counts["negatives_from_reserve"] += sample.add(negative, "negative", score)
@@ -380,6 +534,100 @@ def fill(
     counts["meta_chunks"] += len(metas)
     counts["negatives"] += len(sample.spans) - len(metas)
     return Built(np.concatenate(sample.pieces), "".join(sample.parts), sample.spans)
+
+
+class _Rate:
+    """Characters per token of the hard negatives this process has tokenized: what `_Negatives`
+    guesses a negative's tokens by (a meta-document's own rate is the guess until enough
+    negatives are seen; on the scale corpus's manuals the two differ by a third). It steers
+    how much is tokenized at once, never what is placed."""
+
+    _ENOUGH = 100_000  # tokens seen before the measured rate is trusted
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._chars = self._tokens = 0
+
+    def add(self, chars: int, tokens: int) -> None:
+        with self._lock:
+            self._chars += chars
+            self._tokens += tokens
+
+    def chars_per_token(self, otherwise: float) -> float:
+        with self._lock:
+            if self._tokens < self._ENOUGH:
+                return otherwise
+            return self._chars / self._tokens
+
+
+_RATE = _Rate()
+
+
+class _Negatives:
+    """A plan's hard negatives in the order filling may place them: texts read in one call,
+    tokenized as few times as filling needs. The first batch is what filling is estimated to
+    place (each negative's tokens guessed from its characters and the characters per token
+    seen so far (`_Rate`), a little low, so the guess takes a few more): about half of the
+    candidates, where tokenizing them all cost twice what the sample keeps. A negative the
+    guess left out is tokenized, with the few after it, when filling reaches it; what is
+    placed is the same either way."""
+
+    def __init__(
+        self,
+        chunks: TokenizedDocuments,
+        groups: list[list[tuple[str, float]]],
+        sample: _Filling,
+        chars_per_token: float,
+    ) -> None:
+        self._chunks = chunks
+        self._ids = [chunk for group in groups for chunk, _ in group]
+        self._texts = chunks.retriever.get(self._ids) if self._ids else []
+        self._ready: dict[int, Tokenized] = {}
+        self._starts = np.cumsum([0] + [len(group) for group in groups]).tolist()
+        # filling as `fill` does it, with guessed lengths: duplicates skipped, shares kept
+        tokens_per_char = _ESTIMATE_SHARE / _RATE.chars_per_token(chars_per_token)
+        separator = len(sample.separator.ids)
+        seen = set(sample.seen)
+        guess = []
+        used = 0.0
+        for number, group in enumerate(groups):
+            share = sample.budget * (number + 1) // len(groups)
+            for place in range(self._starts[number], self._starts[number] + len(group)):
+                if used >= share:
+                    break
+                guess.append(place)
+                text = self._texts[place]
+                digest = content_digest(text)
+                if digest not in seen and text:
+                    seen.add(digest)
+                    used += len(text) * tokens_per_char + separator
+        self._tokenize(guess)
+
+    def _tokenize(self, places: list[int]) -> None:
+        places = [place for place in places if place not in self._ready]
+        units = [(self._ids[place], self._texts[place]) for place in places]
+        made = self._chunks.tokenize(units)
+        for place, tokenized in zip(places, made, strict=True):
+            self._ready[place] = tokenized
+        _RATE.add(sum(len(t.text) for t in made), sum(len(t.ids) for t in made))
+
+    def at(self, place: int) -> Tokenized:
+        if place not in self._ready:
+            self._tokenize(list(range(place, min(place + _LATE_BATCH, len(self._ids)))))
+        return self._ready[place]
+
+    def chunks_for(self, tokens: int, chars_per_token: float) -> int:
+        """How many chunks like these hard negatives hold `tokens`, guessed a little high (the
+        reserve's first batch)."""
+        if not self._texts:
+            return _RESERVE_BATCH
+        chars = sum(len(text) for text in self._texts) / len(self._texts)
+        per_chunk = chars * _ESTIMATE_SHARE / _RATE.chars_per_token(chars_per_token)
+        return math.ceil(tokens / max(per_chunk, 1.0)) + 1
+
+    def start(self, number: int) -> int:
+        """Where meta-chunk `number`'s negatives start."""
+        return int(self._starts[number])
 
 
 class _Filling:
@@ -431,10 +679,15 @@ class _Filling:
 
 
 def _negatives(
-    chunks: TokenizedDocuments, negatives: Sequence[tuple[str, float | None]]
+    chunks: TokenizedDocuments, negatives: Sequence[tuple[str, float | None]], first: int
 ) -> Iterator[tuple[Tokenized, float | None]]:
-    """Reserve chunks tokenized a batch at a time: most are never needed past the budget."""
-    for start in range(0, len(negatives), _RESERVE_BATCH):
-        batch = negatives[start : start + _RESERVE_BATCH]
+    """Reserve chunks read and tokenized a batch at a time, the first of `first` (what the
+    sample is guessed to lack), the next of `_LATE_BATCH`: most are never needed past the
+    budget. Batching changes what is tokenized, never what is placed."""
+    start = 0
+    while start < len(negatives):
+        size = max(1, first) if start == 0 else _LATE_BATCH
+        batch = negatives[start : start + size]
+        start += len(batch)
         fetched = chunks.fetch([chunk for chunk, _ in batch])
         yield from zip(fetched, (score for _, score in batch), strict=True)

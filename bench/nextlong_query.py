@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from litelong.index import open_chunk_index, parent_of
 from litelong.store import ArtifactStore
-from litelong.synth.nextlong import QUERY_TERMS
+from litelong.synth.nextlong import QUERY_POSTINGS, QUERY_TERMS
 
 OWN = 8  # candidates past k, for the own document's chunks to be left out of
 SCORED = 1000
@@ -46,6 +46,13 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--k", type=int, default=6, help="2 x k of a typical sample (k = 3)")
     parser.add_argument("--terms", type=int, nargs="+", default=[8, 16, QUERY_TERMS, 32, 48])
+    parser.add_argument(
+        "--postings",
+        type=int,
+        nargs="+",
+        default=[20_000, QUERY_POSTINGS, 200_000],
+        help="budgets tried with QUERY_TERMS terms (`max_postings`; mode nextlong's default)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -60,9 +67,11 @@ def main() -> None:
             chunks.search(text, args.k)
         print(f"{args.index}: {chunks.count():,} chunks, {len(ids)} queries, top {args.k}")
 
-        def timed(max_terms: int | None) -> tuple[float, list[list[str]]]:
+        def timed(
+            max_terms: int | None, max_postings: int | None = None
+        ) -> tuple[float, list[list[str]]]:
             def search(text: str, k: int) -> list[tuple[str, float]]:
-                return chunks.search(text, k, max_terms)
+                return chunks.search(text, k, max_terms, max_postings)
 
             start = time.perf_counter()
             found = [negatives(search, c, t, args.k) for c, t in zip(ids, texts, strict=True)]
@@ -82,15 +91,18 @@ def main() -> None:
                     ratios.append(got / sum(scores[hit] for hit in best))
             return sum(ratios) / len(ratios)
 
-        header = f"{'terms':>8} {'ms/search':>10} {'speed-up':>9} {'top-k found':>12}"
+        header = f"{'terms':>18} {'ms/search':>10} {'speed-up':>9} {'top-k found':>12}"
         print(f"{header} {'score kept':>11}")
-        print(f"{'whole':>8} {whole_ms:>10.1f} {1.0:>8.1f}x {1.0:>12.3f} {1.0:>11.3f}")
-        for terms in args.terms:
-            ms, found = timed(terms)
+        print(f"{'whole':>18} {whole_ms:>10.1f} {1.0:>8.1f}x {1.0:>12.3f} {1.0:>11.3f}")
+        variants = [(str(terms), terms, None) for terms in args.terms] + [
+            (f"{QUERY_TERMS} <= {budget:,} post.", QUERY_TERMS, budget) for budget in args.postings
+        ]
+        for label, terms, budget in variants:
+            ms, found = timed(terms, budget)
             shared = [len(set(a) & set(b)) / len(b) for a, b in zip(found, whole, strict=True) if b]
             kept = sum(shared) / len(shared)
             print(
-                f"{terms:>8} {ms:>10.1f} {whole_ms / ms:>8.1f}x {kept:>12.3f} "
+                f"{label:>18} {ms:>10.1f} {whole_ms / ms:>8.1f}x {kept:>12.3f} "
                 f"{score_kept(found):>11.3f}"
             )
     finally:

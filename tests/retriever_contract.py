@@ -123,5 +123,15 @@ class RetrieverContract:
             "quantum atoms", 3
         )
 
+    def test_a_postings_budget_leaves_out_the_common_terms(self, retriever: Retriever) -> None:
+        """Past four terms, a term whose documents would take the postings read past
+        `max_postings` is left out: `plant` (4 documents) after four terms of one document
+        each; a budget that holds it keeps it."""
+        query = "quantum atoms iron oxygen plants"
+        assert "cells" in dict(retriever.search(query, 10, max_terms=24))
+        tight = retriever.search(query, 10, max_terms=24, max_postings=4)
+        assert set(dict(tight)) == {"quantum", "rust"}
+        assert "cells" in dict(retriever.search(query, 10, max_terms=24, max_postings=8))
+
     def test_searching_many_candidates_is_fine(self, retriever: Retriever) -> None:
         assert len(retriever.search("plants", 1000)) == 4

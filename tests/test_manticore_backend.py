@@ -249,6 +249,46 @@ def test_a_reduced_query_keeps_the_words_fewest_documents_hold_over_every_shard(
     assert sum(body.startswith("CALL KEYWORDS") for body in fake.sql()) == 4
 
 
+def test_a_postings_budget_leaves_out_a_term_whose_documents_over_the_shards_pass_it() -> None:
+    """`max_postings`: past four terms, the next rarest is kept only while the documents
+    holding the kept terms, summed over the shards, stay within it (`plant`: 2 + 3)."""
+    stats = {
+        "t0": {"alpha": 1, "beta": 1, "gamma": 1, "delta": 1, "plant": 2},
+        "t1": {"alpha": 0, "beta": 0, "gamma": 0, "delta": 0, "plant": 3},
+    }
+    words = {"alpha": "alpha", "beta": "beta", "gamma": "gamma", "delta": "delta"}
+    words["plants"] = "plant"
+
+    def rule(request: Request) -> tuple[int, object] | None:
+        if request.body.startswith("SELECT COUNT"):
+            return rows({"n": 10})
+        if keywords := re.match(r"CALL KEYWORDS\('([^']*)', '(\w+)', 1 AS stats\)", request.body):
+            table = stats[keywords[2]]
+            return rows(
+                *(
+                    {
+                        "qpos": str(n + 1),
+                        "tokenized": word,
+                        "normalized": words[word],
+                        "docs": str(table[words[word]]),
+                        "hits": str(table[words[word]]),
+                    }
+                    for n, word in enumerate(keywords[1].split())
+                )
+            )
+        return rows()
+
+    query = "plants alpha beta gamma delta"
+    with fake_manticore(rule) as fake:
+        retriever = ManticoreRetriever([Shard(fake.url, "t0"), Shard(fake.url, "t1")])
+        retriever.search(query, 5, max_terms=24, max_postings=4)
+        retriever.search(query, 5, max_terms=24, max_postings=9)
+        retriever.close()
+    matches = [re.search(r"MATCH\('([^']*)'\)", body) for body in fake.sql()]
+    asked = [m[1] for m in matches if m]
+    assert asked[0::2] == ["alpha | beta | delta | gamma", "alpha | beta | delta | gamma | plants"]
+
+
 def test_documents_per_shard_come_from_the_manifest_counts() -> None:
     counts = {"documents": 5, "shard-0/documents": 2, "shard-1/documents": 3}
     assert documents_per_shard(counts) == [2, 3]

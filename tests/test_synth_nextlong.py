@@ -30,7 +30,7 @@ from litelong.stages import resolve_inputs, run_shard
 from litelong.store import ArtifactStore, EmptyOutput
 from litelong.synth import threads as synth_threads
 from litelong.synth.assembly import Separator, TokenizedDocuments, Topic
-from litelong.synth.nextlong import QUERY_TERMS, Bm25Negatives, Plan, Query, fill, samples
+from litelong.synth.nextlong import QUERY_POSTINGS, QUERY_TERMS, Bm25Negatives, Plan, Query, fill, samples
 from litelong.synth.nextlong.samples import Hits, Spilled, TextSpill
 from litelong.tokenizer import load_tokenizer
 
@@ -158,7 +158,9 @@ class _Listed:
         self.hits += [(f"d{n}#0", 50.0 - n / 100) for n in range(200)]
         self.limits: list[int] = []
 
-    def search(self, query: str, k: int, max_terms: int | None = None) -> list[tuple[str, float]]:
+    def search(
+        self, query: str, k: int, max_terms: int | None = None, max_postings: int | None = None
+    ) -> list[tuple[str, float]]:
         self.limits.append(k)
         return self.hits[:k]
 
@@ -183,7 +185,7 @@ def test_a_negative_search_asks_for_all_own_chunks_only_when_the_first_answer_ne
         for chunk, text in zip(ids, chunks.get(ids), strict=True):
             own = frozenset({parent_of(chunk)})
             (found,) = Bm25Negatives(chunks)([Query(own, text, 60)], 6)
-            wide = chunks.search(text, 6 + 60, QUERY_TERMS)
+            wide = chunks.search(text, 6 + 60, QUERY_TERMS, QUERY_POSTINGS)
             assert found == _without_own(wide, own, 6)
     finally:
         chunks.close()

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from ..api.v1alpha1.bm25index import Analysis
 from ..corpus import Document, normalize_text
-from .retriever import UnknownDocument
+from .retriever import UnknownDocument, rarest_terms
 
 if TYPE_CHECKING:
     import tantivy
@@ -260,27 +260,31 @@ class TantivyRetriever:
             self._doc_freqs[term] = found
         return found
 
-    def _terms(self, query: str, max_terms: int | None) -> list[str]:
-        """The query's distinct analysed terms; past `max_terms`, the `max_terms` rarest in
-        the index (fewest documents, so highest IDF; ties: more frequent in the query, then
-        alphabetical), leaving out terms no document holds."""
+    def _terms(self, query: str, max_terms: int | None, max_postings: int | None) -> list[str]:
+        """The query's distinct analysed terms; with `max_terms`, its rarest in the index
+        (fewest documents, so highest IDF; ties: more frequent in the query, then
+        alphabetical) within `max_postings` (`rarest_terms`), leaving out terms no document
+        holds."""
         analysed = self._analyzer.analyze(normalize_text(query))
-        if max_terms is None or len(set(analysed)) <= max_terms:
+        if max_terms is None or (max_postings is None and len(set(analysed)) <= max_terms):
             return list(dict.fromkeys(analysed))
         ranked = []
         for term, count in Counter(analysed).items():
             documents = self._doc_freq(term)
             if documents:
                 ranked.append((documents, -count, term))
-        return [term for _, _, term in heapq.nsmallest(max_terms, ranked)]
+        return rarest_terms(ranked, max_terms, max_postings)
 
-    def search(self, query: str, k: int, max_terms: int | None = None) -> list[tuple[str, float]]:
-        return [(doc_id, score) for doc_id, score, _ in self.search_lengths(query, k, max_terms)]
+    def search(
+        self, query: str, k: int, max_terms: int | None = None, max_postings: int | None = None
+    ) -> list[tuple[str, float]]:
+        hits = self.search_lengths(query, k, max_terms, max_postings)
+        return [(doc_id, score) for doc_id, score, _ in hits]
 
     def search_lengths(
-        self, query: str, k: int, max_terms: int | None = None
+        self, query: str, k: int, max_terms: int | None = None, max_postings: int | None = None
     ) -> list[tuple[str, float, int | None]]:
-        terms = self._terms(query, max_terms)
+        terms = self._terms(query, max_terms, max_postings)
         if not terms or k <= 0:
             return []
         tantivy_query = self._query(terms, "text")

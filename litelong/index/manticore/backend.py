@@ -26,7 +26,7 @@ from typing import Any
 
 from ...api.v1alpha1.bm25index import Analysis, documents_per_shard
 from ...store import Artifact
-from ..retriever import UnknownDocument
+from ..retriever import UnknownDocument, rarest_terms
 from .client import READY_SECONDS, ManticoreConnection, ManticoreError, RetryPolicy
 from .shards import Shard, merge_hits, numeric_id, shard_of
 from .text import escape_query, match_expression, query_words, sql_string
@@ -170,10 +170,13 @@ class ManticoreRetriever:
         hits = ((str(row["doc_id"]), bm25(int(row["w"]), documents)) for row in rows)
         return [hit for hit in hits if hit[1] > 0]
 
-    def _rarest_words(self, words: list[str], max_terms: int) -> list[str]:
+    def _rarest_words(
+        self, words: list[str], max_terms: int, max_postings: int | None = None
+    ) -> list[str]:
         """A word for each of the `max_terms` terms (normalised forms) of `words` that the
         fewest documents hold, summed over the shards (ties: more words of the query with that
-        form, then alphabetical); terms no document holds are left out."""
+        form, then alphabetical), within `max_postings` (`rarest_terms`); terms no document
+        holds are left out."""
         statements = [keywords_sql(shard.table, words) for shard in self._shards]
         found = self._pool.map(self._sql, self._shards, statements)
         documents: dict[str, int] = {}
@@ -186,18 +189,20 @@ class ManticoreRetriever:
                 documents[term] = documents.get(term, 0) + int(row.get("docs") or 0)
                 if number == 0:
                     spellings.setdefault(term, []).append(str(row["tokenized"]))
-        ranked = sorted(
+        ranked = [
             (count, -len(spellings.get(term, ())), term)
             for term, count in documents.items()
             if count and spellings.get(term)
-        )
-        return [spellings[term][0] for _, _, term in ranked[:max_terms]]
+        ]
+        return [spellings[term][0] for term in rarest_terms(ranked, max_terms, max_postings)]
 
-    def search(self, query: str, k: int, max_terms: int | None = None) -> list[tuple[str, float]]:
+    def search(
+        self, query: str, k: int, max_terms: int | None = None, max_postings: int | None = None
+    ) -> list[tuple[str, float]]:
         expression = match_expression(query)
         words = query_words(query)
-        if max_terms is not None and len(words) > max_terms:
-            rarest = self._rarest_words(words, max_terms)
+        if max_terms is not None and (max_postings is not None or len(words) > max_terms):
+            rarest = self._rarest_words(words, max_terms, max_postings)
             expression = " | ".join(escape_query(word) for word in rarest)
         if not expression or k <= 0:
             return []
@@ -213,11 +218,12 @@ class ManticoreRetriever:
         return merge_hits(found, k)
 
     def search_lengths(
-        self, query: str, k: int, max_terms: int | None = None
+        self, query: str, k: int, max_terms: int | None = None, max_postings: int | None = None
     ) -> list[tuple[str, float, int | None]]:
         """Lengths unknown (None): the tables keep no length attribute yet, so a synthesis
         reads every candidate's text (the fetch path)."""
-        return [(doc_id, score, None) for doc_id, score in self.search(query, k, max_terms)]
+        hits = self.search(query, k, max_terms, max_postings)
+        return [(doc_id, score, None) for doc_id, score in hits]
 
     def get(self, ids: Sequence[str]) -> list[str]:
         """Texts by id: one `id IN (...)` batch per shard and 512 ids, the batches in parallel."""

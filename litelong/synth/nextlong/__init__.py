@@ -3,11 +3,19 @@
 the persisted vectors and faiss in `embeddings`, which imports torch only when used)."""
 
 from .embeddings import DEFAULT_MODEL, EmbeddingModelUnavailable
-from .negatives import QUERY_TERMS, Bm25Negatives, DenseNegatives, NegativeSource, Query
+from .negatives import (
+    QUERY_POSTINGS,
+    QUERY_TERMS,
+    Bm25Negatives,
+    DenseNegatives,
+    NegativeSource,
+    Query,
+)
 from .samples import Plan, TextSpill, claim, fill, plan_topics
 
 __all__ = [
     "DEFAULT_MODEL",
+    "QUERY_POSTINGS",
     "QUERY_TERMS",
     "Bm25Negatives",
     "DenseNegatives",

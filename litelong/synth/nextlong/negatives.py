@@ -14,10 +14,14 @@ from typing import Protocol
 from ...index import Retriever, parent_of
 from ...store import Artifact, ArtifactStore
 
-# The terms a BM25 negative's query keeps: its meta-chunk's rarest in the chunk index. On the
-# scale benchmark's 2.1M and 10.6M chunks, 24 terms search 9-12x faster than the whole
-# meta-chunk, and their negatives keep 99% of its BM25 similarity (bench/nextlong_query.py).
+# The terms a BM25 negative's query keeps: its meta-chunk's rarest in the chunk index, at most
+# QUERY_TERMS, and past the first 4 none that takes the postings read past QUERY_POSTINGS
+# (`rarest_terms`). On the scale benchmark's 2.1M and 10.6M chunks, 24 terms alone searched
+# 9-12x faster than the whole meta-chunk (4.5 and 18.3 ms), keeping 99% of its negatives' BM25
+# similarity; with the postings budget a search costs 1.5 and 2.9 ms, keeping 98.6% and 94.9%
+# (bench/nextlong_query.py): its cost no longer grows with the chunk index.
 QUERY_TERMS = 24
+QUERY_POSTINGS = 100_000
 # Hits past k a first search asks for, to be left out where they are the meta-document's own
 # chunks (`Bm25Negatives._search`).
 OWN_FIRST = 8
@@ -46,16 +50,22 @@ def _without_own(
 
 
 class Bm25Negatives:
-    """Each meta-chunk searched with its `QUERY_TERMS` rarest terms (`Retriever.search`'s
-    `max_terms`): a meta-chunk holds ~100 distinct terms after stop words, and the search
-    costs about a posting list each, the common ones longest."""
+    """Each meta-chunk searched with its rarest terms (`Retriever.search`'s `max_terms` and
+    `max_postings`): a meta-chunk holds ~100 distinct terms after stop words, and the search
+    costs the postings of the terms it keeps, the common ones longest."""
 
     measure = "bm25"
     concurrent = True  # searches release the GIL: planning overlaps samples (`plan_topics`)
 
-    def __init__(self, chunks: Retriever, query_terms: int | None = QUERY_TERMS) -> None:
+    def __init__(
+        self,
+        chunks: Retriever,
+        query_terms: int | None = QUERY_TERMS,
+        query_postings: int | None = QUERY_POSTINGS,
+    ) -> None:
         self._chunks = chunks
         self._query_terms = query_terms
+        self._query_postings = query_postings
 
     def __call__(self, queries: list[Query], k: int) -> list[list[tuple[str, float]]]:
         """A meta-document's meta-chunks searched in turn (the samples' calls overlap)."""
@@ -69,10 +79,11 @@ class Bm25Negatives:
         second, so both keep the same hits, unless more chunks than the retriever's tie
         margin share the score at the first one's cut (exact copies in a corpus)."""
         first = min(query.own_chunks, OWN_FIRST)
-        hits = self._chunks.search(query.text, k + first, self._query_terms)
+        terms, postings = self._query_terms, self._query_postings
+        hits = self._chunks.search(query.text, k + first, terms, postings)
         found = _without_own(hits, query.doc_ids, k)
         if len(found) < k and len(hits) == k + first and first < query.own_chunks:
-            hits = self._chunks.search(query.text, k + query.own_chunks, self._query_terms)
+            hits = self._chunks.search(query.text, k + query.own_chunks, terms, postings)
             found = _without_own(hits, query.doc_ids, k)
         return found
 

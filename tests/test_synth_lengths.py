@@ -4,6 +4,7 @@ lengths) gives the same dataset through the fetch path."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,7 +14,7 @@ from litelong.api.v1alpha1.bm25index import Analysis
 from litelong.corpus import Document
 from litelong.index import TantivyPartWriter, TantivyRetriever, open_index
 from litelong.store import ArtifactStore
-from litelong.synth.assembly import Claim, TokenizedDocuments
+from litelong.synth.assembly import Claim, Separator, TokenizedDocuments, assemble, fill_samples
 from litelong.synth.assembly.pieces import unread_skip
 from litelong.tokenizer import load_tokenizer
 
@@ -120,6 +121,7 @@ def test_the_dataset_is_byte_identical_with_and_without_lengths(
         return original(self, ids)
 
     monkeypatch.setattr(TantivyRetriever, "get", counting)
+    monkeypatch.setattr(assemble, "GIVE_UP", math.inf)  # lengths' other use: tested below
     old = _copy(inputs, tmp_path)
     index = old.latest_committed("BM25Index", "wiki")
     for name in index.manifest().parts:
@@ -144,3 +146,85 @@ def test_the_dataset_is_byte_identical_with_and_without_lengths(
     if mode == "litelong":  # standard's few draws of the index are disjoint: nothing to skip
         assert counts["skipped.reuse_limited"] > 0 and counts["samples_underfilled"] > 0
         assert reads < old_reads  # skipped claims unread (the report reads the same in both)
+
+
+def _short_documents(tmp_path: Path, count: int) -> TantivyRetriever:
+    writer = TantivyPartWriter(tmp_path, Analysis())
+    writer.add(
+        Document(f"d{n}", f"Document {n} is about plants and light. " * 3) for n in range(count)
+    )
+    writer.commit()
+    return TantivyRetriever([tmp_path], Analysis())
+
+
+@pytest.mark.parametrize("give_up", [assemble.GIVE_UP, math.inf])
+def test_a_sample_its_documents_cannot_fill_is_given_up_before_they_are_tokenized(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, give_up: float
+) -> None:
+    """40 documents of ~120 characters cannot fill 10,000 tokens: once the first batch says
+    how many tokens a character makes, the rest are left untokenized (given up, counted);
+    without the rule (`GIVE_UP` infinite) every one is tokenized for the same nothing."""
+    monkeypatch.setattr(assemble, "GIVE_UP", give_up)
+    retriever = _short_documents(tmp_path, 40)
+    tokenizer = load_tokenizer()
+    documents = TokenizedDocuments(retriever, tokenizer)
+    claims = [
+        Claim(f"d{n}", chars=len(text))
+        for n, text in enumerate(retriever.get([f"d{n}" for n in range(40)]))
+    ]
+    result = fill_samples(documents.stream(claims), 1, 10_000, Separator(tokenizer))
+    assert result.samples == [] and result.counts["samples_underfilled"] == 1
+    if give_up == math.inf:
+        assert documents.tokenized == 40 and not result.counts["samples_given_up"]
+    else:
+        assert documents.tokenized == assemble.FIRST_FETCH_BATCH
+        assert result.counts["samples_given_up"] == 1
+
+
+def test_a_sample_its_documents_can_fill_is_never_given_up(tmp_path: Path) -> None:
+    """The same documents, a budget they fill twice over: both samples are made; and where
+    the lengths are unknown (an older index), nothing is given up either."""
+    retriever = _short_documents(tmp_path, 40)
+    tokenizer = load_tokenizer()
+    texts = retriever.get([f"d{n}" for n in range(40)])
+    target = sum(len(tokenizer.encode(text).ids) + 1 for text in texts) // 2 - 40
+    for known in (True, False):
+        claims = [Claim(f"d{n}", chars=len(t) if known else None) for n, t in enumerate(texts)]
+        documents = TokenizedDocuments(retriever, tokenizer)
+        result = fill_samples(documents.stream(claims), 2, target, Separator(tokenizer))
+        assert len(result.samples) == 2 and not result.counts["samples_given_up"]
+
+
+@pytest.mark.parametrize("mode", ["litelong", "standard"])
+def test_giving_up_hopeless_samples_leaves_the_dataset_as_it_was(
+    inputs: ArtifactStore,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+) -> None:
+    """Topics that run out of documents (40 samples asked of each): the samples written are
+    the same with the rule and without it, and fewer documents are tokenized with it."""
+    runs = []
+    for give_up in (math.inf, assemble.GIVE_UP):
+        monkeypatch.setattr(assemble, "GIVE_UP", give_up)
+        spec = {
+            "mode": mode,
+            "samplesPerTopic": 40,
+            "targetTokens": 16384,
+            "reuse": {"maxUsesPerDocument": 1},
+            "output": {"format": "jsonl"},
+        }
+        counts, parts = run(inputs, synthesis(name=f"give-up-{mode}-{give_up}", **spec))
+        samples = (
+            [line for part in parts for line in (part / "samples.jsonl").read_bytes().splitlines()]
+            if False
+            else _dataset(parts)
+        )
+        runs.append((samples, counts))
+    (without, old), (with_rule, new) = runs
+    assert [data for name, data in with_rule if "sample" in name] == [
+        data for name, data in without if "sample" in name
+    ]
+    assert new["samples"] == old["samples"] and new["tokens"] == old["tokens"]
+    assert new["samples_given_up"] > 0
+    assert new["documents_tokenized"] < old["documents_tokenized"]

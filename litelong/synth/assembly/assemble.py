@@ -11,6 +11,7 @@ counted, never padded with unrelated text.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import tempfile
 import threading
@@ -32,6 +33,9 @@ MIN_FETCH_BATCH = 8
 FIRST_FETCH_BATCH = 16
 _RETOKENIZE_REACH = 16  # characters either side of a cut tried for a retokenizable one
 TEXT_BATCH = 8  # texts read from the index at once: a few long documents at most
+# A sample is given up (`DocumentStream`) when its topic's documents still to come, at GIVE_UP
+# times the tokens per character its documents so far had, would not fill it.
+GIVE_UP = 2
 
 
 @dataclass(frozen=True)
@@ -175,13 +179,42 @@ class DocumentStream:
         self._piece_chars = piece_chars
         self._limit = limit
         self._needed = 0  # tokens the samples still need; 0: unknown
+        self._sample_needs = 0  # tokens the sample being filled still needs; 0: unknown
         self._seen_tokens = 0
         self._seen_documents = 0
+        self._seen_chars = 0
+        self._next_claim = 0  # the first claim `_units` has not finished with
+        self._chars_from = self._chars_left()
         self.counts: Counter[str] = Counter()
         self.scores: dict[str, float] = {}  # piece id → its document's retrieval score
 
-    def need(self, tokens: int) -> None:
+    def need(self, tokens: int, sample: int = 0) -> None:
+        """Tokens the samples still need, and of them the sample being filled (`sample`)."""
         self._needed = tokens
+        self._sample_needs = sample
+
+    def _chars_left(self) -> list[float]:
+        """Characters of claims i.. that may still be used (a claim whose length says reuse
+        forbids it counts none; an unknown length counts as unbounded)."""
+        left = [0.0] * (len(self._claims) + 1)
+        for i in range(len(self._claims) - 1, -1, -1):
+            claim = self._claims[i]
+            chars = math.inf if claim.chars is None else claim.chars
+            if unread_skip(claim, self._piece_chars, self._limit):
+                chars = 0
+            left[i] = left[i + 1] + chars
+        return left
+
+    def _hopeless(self) -> bool:
+        """Whether the sample being filled cannot be: what its topic has left (from the
+        index's lengths), at `GIVE_UP` times the tokens per character of the documents read so
+        far, is less than it needs. Its documents would be tokenized only to be dropped with
+        it (`samples_underfilled`); a topic's last sample is the one that runs out. Depends
+        only on the topic's own documents, so every shard gives up the same samples."""
+        if not (self._sample_needs and self._seen_chars):
+            return False
+        left = self._chars_from[self._next_claim]
+        return left * GIVE_UP * self._seen_tokens < self._sample_needs * self._seen_chars
 
     def _units(self) -> Iterator[tuple[str, str]]:
         """(piece id, piece text) of every piece this topic may use, texts read a few at a
@@ -201,7 +234,8 @@ class DocumentStream:
                 start += 1
             wanted = [claim.doc_id for claim, read in window if read]
             texts = iter(self._documents.retriever.get(wanted) if wanted else [])
-            for claim, read in window:
+            for offset, (claim, read) in enumerate(window):
+                self._next_claim = start - len(window) + offset
                 if not read:
                     self.counts["skipped.reuse_limited"] += 1
                     continue
@@ -227,12 +261,16 @@ class DocumentStream:
             elif self._needed:
                 per_document = self._seen_tokens / self._seen_documents
                 size = max(MIN_FETCH_BATCH, min(FETCH_BATCH, int(self._needed / per_document) + 2))
+            if self._hopeless():
+                self.counts["samples_given_up"] += 1
+                return
             batch = list(itertools.islice(units, size))
             if not batch:
                 return
             for document in self._documents.tokenize(batch):
                 self._seen_tokens += len(document.ids)
                 self._seen_documents += 1
+                self._seen_chars += len(document.text)
                 yield document
 
 
@@ -288,10 +326,10 @@ def fill_samples(
     spans: list[Span] = []
     filled = 0
     if need is not None:
-        need(wanted * target)
+        need(wanted * target, target)
     for document in documents:
         if need is not None:  # before the stream fetches the next batch
-            need((wanted - len(result.samples)) * target - filled)
+            need((wanted - len(result.samples)) * target - filled, target - filled)
         if document.doc_id in seen_ids or document.digest in seen_digests:
             result.counts["skipped.duplicate_content"] += 1
             continue

@@ -185,6 +185,7 @@ class DocumentStream:
         self._seen_chars = 0
         self._next_claim = 0  # the first claim `_units` has not finished with
         self._chars_from = self._chars_left()
+        self.tokens_left = 0  # a given-up sample: the tokens its documents left were worth
         self.counts: Counter[str] = Counter()
         self.scores: dict[str, float] = {}  # piece id → its document's retrieval score
 
@@ -214,7 +215,10 @@ class DocumentStream:
         if not (self._sample_needs and self._seen_chars):
             return False
         left = self._chars_from[self._next_claim]
-        return left * GIVE_UP * self._seen_tokens < self._sample_needs * self._seen_chars
+        if left * GIVE_UP * self._seen_tokens >= self._sample_needs * self._seen_chars:
+            return False
+        self.tokens_left = round(left * self._seen_tokens / self._seen_chars)
+        return True
 
     def _units(self) -> Iterator[tuple[str, str]]:
         """(piece id, piece text) of every piece this topic may use, texts read a few at a
@@ -361,9 +365,11 @@ def fill_samples(
             pieces, texts, spans, filled = [], [], [], 0
             if len(result.samples) == wanted:
                 break  # before the stream fetches and tokenizes more
-    if spans:
+    # given up (`DocumentStream._hopeless`): what the rest of its documents would add, estimated
+    left = documents.tokens_left if isinstance(documents, DocumentStream) else 0
+    if spans or left:
         result.counts["samples_underfilled"] += 1  # the last one ran out of documents
-        result.leftover_tokens = filled
+        result.leftover_tokens = filled + left
     if isinstance(documents, DocumentStream):
         result.counts.update(documents.counts)
     return result

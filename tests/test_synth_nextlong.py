@@ -30,7 +30,15 @@ from litelong.stages import resolve_inputs, run_shard
 from litelong.store import ArtifactStore, EmptyOutput
 from litelong.synth import threads as synth_threads
 from litelong.synth.assembly import Separator, TokenizedDocuments, Topic
-from litelong.synth.nextlong import QUERY_POSTINGS, QUERY_TERMS, Bm25Negatives, Plan, Query, fill, samples
+from litelong.synth.nextlong import (
+    QUERY_POSTINGS,
+    QUERY_TERMS,
+    Bm25Negatives,
+    Plan,
+    Query,
+    fill,
+    samples,
+)
 from litelong.synth.nextlong.samples import Hits, Spilled, TextSpill
 from litelong.tokenizer import load_tokenizer
 

@@ -4,6 +4,7 @@ lengths) gives the same dataset through the fetch path."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pyarrow as pa
@@ -120,7 +121,7 @@ def test_the_dataset_is_byte_identical_with_and_without_lengths(
         return original(self, ids)
 
     monkeypatch.setattr(TantivyRetriever, "get", counting)
-    monkeypatch.setattr(assemble, "GIVE_UP", None)  # lengths' other use: tested below
+    monkeypatch.setattr(assemble, "GIVE_UP", math.inf)  # lengths' other use: tested below
     old = _copy(inputs, tmp_path)
     index = old.latest_committed("BM25Index", "wiki")
     for name in index.manifest().parts:
@@ -156,13 +157,13 @@ def _short_documents(tmp_path: Path, count: int) -> TantivyRetriever:
     return TantivyRetriever([tmp_path], Analysis())
 
 
-@pytest.mark.parametrize("give_up", [assemble.GIVE_UP, None])
+@pytest.mark.parametrize("give_up", [assemble.GIVE_UP, math.inf])
 def test_a_sample_its_documents_cannot_fill_is_given_up_before_they_are_tokenized(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, give_up: float | None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, give_up: float
 ) -> None:
     """40 documents of ~120 characters cannot fill 10,000 tokens: once the first batch says
     how many tokens a character makes, the rest are left untokenized (given up, counted);
-    without the rule (`GIVE_UP` None) every one is tokenized for the same nothing."""
+    without the rule (`GIVE_UP` infinite) every one is tokenized for the same nothing."""
     monkeypatch.setattr(assemble, "GIVE_UP", give_up)
     retriever = _short_documents(tmp_path, 40)
     tokenizer = load_tokenizer()
@@ -173,7 +174,7 @@ def test_a_sample_its_documents_cannot_fill_is_given_up_before_they_are_tokenize
     ]
     result = fill_samples(documents.stream(claims), 1, 10_000, Separator(tokenizer))
     assert result.samples == [] and result.counts["samples_underfilled"] == 1
-    if give_up is None:
+    if give_up == math.inf:
         assert documents.tokenized == 40 and not result.counts["samples_given_up"]
     else:
         assert documents.tokenized == assemble.FIRST_FETCH_BATCH
@@ -212,7 +213,7 @@ def test_giving_up_hopeless_samples_leaves_the_dataset_as_it_was(
     """Topics that run out of documents (40 samples asked of each): the samples written are
     the same with the rule and without it, and fewer documents are tokenized with it."""
     runs = []
-    for give_up in (None, assemble.GIVE_UP):
+    for give_up in (math.inf, assemble.GIVE_UP):
         monkeypatch.setattr(assemble, "GIVE_UP", give_up)
         spec = {
             "mode": mode,
@@ -221,7 +222,7 @@ def test_giving_up_hopeless_samples_leaves_the_dataset_as_it_was(
             "reuse": {"maxUsesPerDocument": 1},
             "output": {"format": "jsonl"},
         }
-        counts, parts = run(inputs, synthesis(name=f"give-up-{mode}-{give_up or 0}", **spec))
+        counts, parts = run(inputs, synthesis(name=f"give-up-{mode}-{give_up}", **spec))
         samples = (
             [line for part in parts for line in (part / "samples.jsonl").read_bytes().splitlines()]
             if False

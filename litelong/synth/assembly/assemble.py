@@ -34,10 +34,8 @@ FIRST_FETCH_BATCH = 16
 _RETOKENIZE_REACH = 16  # characters either side of a cut tried for a retokenizable one
 TEXT_BATCH = 8  # texts read from the index at once: a few long documents at most
 # A sample is given up (`DocumentStream`) when its topic's documents still to come, at GIVE_UP
-# times the tokens per character its documents so far had, would not fill it (None: never); one
-# they would not fill at that rate itself is fetched MIN_FETCH_BATCH documents at a time, so
-# that the question is asked often.
-GIVE_UP: float | None = 2
+# times the tokens per character its documents so far had, would not fill it.
+GIVE_UP = 2
 
 
 @dataclass(frozen=True)
@@ -208,20 +206,19 @@ class DocumentStream:
             left[i] = left[i + 1] + chars
         return left
 
-    def _outlook(self) -> str:
-        """ "hopeless" when the sample being filled cannot be: what its topic has left (from
-        the index's lengths), at `GIVE_UP` times the tokens per character of the documents
-        read so far, is less than it needs, so its documents would be tokenized only to be
-        dropped with it (`samples_underfilled`; a topic's last sample is the one that runs
-        out); "at risk" when it falls short at that rate itself; else "" (or no lengths).
-        Depends only on the topic's own documents, so every shard gives up the same samples."""
-        if GIVE_UP is None or not (self._sample_needs and self._seen_chars):
-            return ""
-        left = self._chars_from[self._next_claim] * self._seen_tokens / self._seen_chars
-        if left * GIVE_UP < self._sample_needs:
-            self.tokens_left = round(left)
-            return "hopeless"
-        return "at risk" if left < self._sample_needs else ""
+    def _hopeless(self) -> bool:
+        """Whether the sample being filled cannot be: what its topic has left (from the
+        index's lengths), at `GIVE_UP` times the tokens per character of the documents read so
+        far, is less than it needs. Its documents would be tokenized only to be dropped with
+        it (`samples_underfilled`); a topic's last sample is the one that runs out. Depends
+        only on the topic's own documents, so every shard gives up the same samples."""
+        if not (self._sample_needs and self._seen_chars):
+            return False
+        left = self._chars_from[self._next_claim]
+        if left * GIVE_UP * self._seen_tokens >= self._sample_needs * self._seen_chars:
+            return False
+        self.tokens_left = round(left * self._seen_tokens / self._seen_chars)
+        return True
 
     def _units(self) -> Iterator[tuple[str, str]]:
         """(piece id, piece text) of every piece this topic may use, texts read a few at a
@@ -268,12 +265,9 @@ class DocumentStream:
             elif self._needed:
                 per_document = self._seen_tokens / self._seen_documents
                 size = max(MIN_FETCH_BATCH, min(FETCH_BATCH, int(self._needed / per_document) + 2))
-            outlook = self._outlook()
-            if outlook == "hopeless":
+            if self._hopeless():
                 self.counts["samples_given_up"] += 1
                 return
-            if outlook == "at risk":
-                size = min(size, MIN_FETCH_BATCH)
             batch = list(itertools.islice(units, size))
             if not batch:
                 return
@@ -371,7 +365,7 @@ def fill_samples(
             pieces, texts, spans, filled = [], [], [], 0
             if len(result.samples) == wanted:
                 break  # before the stream fetches and tokenizes more
-    # given up (`DocumentStream._outlook`): what the rest of its documents would add, estimated
+    # given up (`DocumentStream._hopeless`): what the rest of its documents would add, estimated
     left = documents.tokens_left if isinstance(documents, DocumentStream) else 0
     if spans or left:
         result.counts["samples_underfilled"] += 1  # the last one ran out of documents

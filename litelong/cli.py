@@ -7,6 +7,7 @@ Exit codes: 0 ok, 2 invalid input (manifest, corpus, references, usage), 1 failu
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -1047,14 +1048,24 @@ def _run_resource(resource: AnyResource, store: ArtifactStore, jobs: int = 1) ->
         _train(resource, store, None)
         return
     of = _parallelism(resource)
-    workers = min(jobs, of)
+    shards = _shards_to_build(artifact, of) if min(jobs, of) > 1 else list(range(of))
+    workers = min(jobs, len(shards))
     what = f"{of} shard(s)" + (f" in {workers} processes" if workers > 1 else "")
     manifest = None
     notes: dict[str, str] = {}
     with _progress(resource, what) as progress:
         if workers > 1:
-            err.print(f"{label}: {of} shards in {workers} processes", highlight=False)
-        for shard, result in _shard_results(resource, store, of, workers, progress):
+            some = f"{len(shards)} of {of}" if len(shards) < of else f"{of}"
+            err.print(f"{label}: {some} shards in {workers} processes")
+        skipped = [shard for shard in range(of) if shard not in shards]
+        results = itertools.chain(
+            (
+                (shard, ShardResult(ShardOutcome.PART_ALREADY_COMMITTED, artifact, None))
+                for shard in skipped
+            ),
+            _shard_results(resource, store, shards, of, workers, progress),
+        )
+        for shard, result in results:
             if result.outcome is ShardOutcome.PART_ALREADY_COMMITTED:
                 err.print(f"{label}: shard {shard} already committed, skipped")
             if result.outcome is ShardOutcome.ARTIFACT_ALREADY_COMMITTED:
@@ -1068,16 +1079,30 @@ def _run_resource(resource: AnyResource, store: ArtifactStore, jobs: int = 1) ->
     _print_committed(resource, artifact.uri, manifest, notes)
 
 
+def _shards_to_build(artifact: Artifact, of: int) -> list[int]:
+    """The shards whose parts are not committed yet (or shard 0 alone, whose run commits the
+    artifact, when every part is). Worker processes get only these: one that took a committed
+    part late would find the artifact its siblings had just committed, and say so instead."""
+    missing = [shard for shard in range(of) if artifact.part(shard, of) is None]
+    return missing or [0]
+
+
 def _shard_results(
-    resource: AnyResource, store: ArtifactStore, of: int, workers: int, progress: _RichProgress
+    resource: AnyResource,
+    store: ArtifactStore,
+    shards: list[int],
+    of: int,
+    workers: int,
+    progress: _RichProgress,
 ) -> Iterator[tuple[int, ShardResult]]:
     """Each shard's result: one after another here, or as they finish in worker processes."""
     if workers <= 1:
-        for shard in range(of):
+        for shard in shards:
             yield shard, run_shard(resource, store, shard, of, progress)
         return
     artifact = artifact_of(resource, store)
-    with contextlib.closing(run_shards(resource, store.uri, of, workers, progress)) as done:
+    runs = run_shards(resource, store.uri, of, workers, progress, shards=shards)
+    with contextlib.closing(runs) as done:
         for built in done:
             yield built.shard, ShardResult(built.outcome, artifact, built.manifest, built.notes)
 

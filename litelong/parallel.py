@@ -18,7 +18,7 @@ import queue
 import signal
 import threading
 import traceback
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,19 +75,22 @@ def run_shards(
     jobs: int,
     progress: Progress,
     run: RunShard | None = None,
+    shards: Sequence[int] | None = None,
 ) -> Generator[ShardDone, None, None]:
-    """Build shards 0..of-1 in `min(jobs, of)` spawned workers; yield each as it finishes.
+    """Build `shards` (all of 0..of-1 by default) in at most `jobs` spawned workers; yield
+    each as it finishes.
 
     A worker's error is raised here as itself (EmptyOutput, InvalidCorpus...), after the other
     workers are stopped; so are Ctrl-C and leaving the loop early. Committed parts stay, and a
     rerun skips them. `run` replaces `stages.run_shard` (it must be importable by name).
     """
-    workers = max(1, min(jobs, of))
+    todo = list(range(of) if shards is None else shards)
+    workers = max(1, min(jobs, len(todo)))
     share = max(1, usable_cores() // workers)
     context = multiprocessing.get_context("spawn")
     tasks: Any = context.Queue()
     events: Any = context.Queue()
-    for shard in range(of):
+    for shard in todo:
         tasks.put(shard)
     for _ in range(workers):
         tasks.put(None)
@@ -105,7 +108,7 @@ def run_shards(
         with _sigint_ignored():  # inherited through exec: workers never see Ctrl-C
             for process in processes:
                 process.start()
-        yield from _collect(processes, building, events, of, progress)
+        yield from _collect(processes, building, events, len(todo), progress)
     finally:
         _stop(processes)
         for channel in (tasks, events):
@@ -128,11 +131,12 @@ def _sigint_ignored() -> Iterator[None]:
 
 
 def _collect(
-    processes: list[Any], building: Any, events: Any, of: int, progress: Progress
+    processes: list[Any], building: Any, events: Any, count: int, progress: Progress
 ) -> Iterator[ShardDone]:
-    """Feed the parent's progress from the workers' events; yield finished shards."""
+    """Feed the parent's progress from the workers' events; yield the `count` finished
+    shards."""
     finished = 0
-    while finished < of:
+    while finished < count:
         try:
             event = events.get(timeout=_POLL_SECONDS)
         except queue.Empty:

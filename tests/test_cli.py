@@ -181,6 +181,23 @@ def test_run_resumes_after_some_shards_committed(cli: Cli, tmp_path: Path) -> No
     assert "committed 60 documents" in result.stdout
 
 
+def test_a_run_on_several_processes_hands_workers_only_the_parts_still_missing(
+    cli: Cli, tmp_path: Path
+) -> None:
+    records = [{"id": str(i), "text": f"{LONG_ENOUGH} {i}"} for i in range(60)]
+    manifest = corpus_manifest(tmp_path, records, parallelism=4)
+    store = str(tmp_path / "store")
+    for shard in ("0", "2"):
+        cli("stage", "BM25Index", "--spec", str(manifest), "--store", store, "--shard", shard)
+    result = cli("run", str(manifest), "--store", store, "--jobs", "2")
+    assert result.code == 0, result.stderr
+    assert "2 of 4 shards in 2 processes" in result.stderr
+    assert "shard 0 already committed, skipped" in result.stderr
+    assert "shard 2 already committed, skipped" in result.stderr
+    assert "committed meanwhile" not in result.stdout  # no worker found its siblings' commit
+    assert "committed 60 documents" in result.stdout
+
+
 def test_stage_rejects_a_shard_out_of_range(cli: Cli) -> None:
     result = cli("stage", "BM25Index", "--spec", SAMPLE, "--shard", "3", "--of", "2")
     assert result.code == 2 and "shard 3 is not in 0..1" in result.stderr

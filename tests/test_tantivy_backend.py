@@ -152,3 +152,17 @@ def test_building_an_index_does_not_import_pandas(tmp_path: Path) -> None:
         [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=True
     )
     assert done.stdout.split() == ["False"]
+
+
+def test_ids_read_from_the_columns_buffers_are_the_ids() -> None:
+    """`get` reads each hit's id from `ids.arrow`'s buffers (`_IdColumn`), chunk by chunk."""
+    import pyarrow as pa
+
+    from litelong.index.tantivy_backend import _IdColumn, _string_array
+
+    chunks = [["a", "caf\u00e9", ""], [], ["\U0001f600", "x" * 300]]
+    column = pa.chunked_array([_string_array(chunk) for chunk in chunks], pa.string())
+    sliced = pa.chunked_array([column.chunk(0).slice(1), column.chunk(2)])
+    for ids in (column, sliced):
+        reader = _IdColumn(ids)
+        assert [reader.at(ordinal) for ordinal in range(len(ids))] == ids.to_pylist()

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import zlib
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -197,6 +198,34 @@ class _Lengths:
         ]
 
 
+class _IdColumn:
+    """A part's `id` column read an id at a time from its buffers (memory-mapped, nothing
+    copied): 0.26 against 0.8 µs for a `ChunkedArray` scalar, which `get` pays for every hit."""
+
+    def __init__(self, column: pa.ChunkedArray) -> None:
+        self._column = column
+        self._chunks: list[tuple[np.ndarray, memoryview]] = []
+        starts = [0]
+        if column.type == pa.string():
+            for chunk in column.chunks:
+                _, offsets, data = chunk.buffers()
+                count = len(chunk)
+                view = np.frombuffer(offsets, np.int32, count + 1, chunk.offset * 4)  # type: ignore[call-overload]
+                self._chunks.append(
+                    (view, memoryview(data) if data is not None else memoryview(b""))
+                )
+                starts.append(starts[-1] + count)
+        self._starts = starts
+
+    def at(self, ordinal: int) -> str:
+        if not self._chunks:  # another string type: by scalar
+            return str(self._column[ordinal].as_py())
+        number = bisect_right(self._starts, ordinal) - 1
+        offsets, data = self._chunks[number]
+        local = ordinal - self._starts[number]
+        return str(data[offsets[local] : offsets[local + 1]], "utf-8")
+
+
 def _take(ids: pa.ChunkedArray, ordinals: np.ndarray) -> list[str]:
     """`ids[ordinals]`, chunk by chunk: `ChunkedArray.take` concatenates every chunk first,
     which costs the whole column (28 ms a call at 400K ids, growing with the index); taking
@@ -229,6 +258,7 @@ class TantivyRetriever:
         self._schemas = {layout: build_schema(layout) for layout in set(self._layouts)}
         self._searchers: list[tantivy.Searcher] = []
         self._ids: list[pa.ChunkedArray] = []
+        self._id_columns: list[_IdColumn] = []
         self._lengths: list[_Lengths | None] = []  # None: a part written before `chars`
         self._reads = 0  # weighted reads since the files were mapped (`_read`)
         self._floor: int | None = None  # fewest mapped bytes seen since then
@@ -250,6 +280,7 @@ class TantivyRetriever:
             has = "chars" in table.column_names
             lengths.append(_Lengths(table.column("chars")) if has else None)
         self._searchers, self._ids, self._lengths = searchers, ids, lengths
+        self._id_columns = [_IdColumn(column) for column in ids]
         self._reads = 0
         self._floor = mapped_bytes()
 
@@ -271,7 +302,7 @@ class TantivyRetriever:
         if mapped - self._floor > MAPPED_BUDGET_MB * 1024 * 1024:
             self._open()
 
-    def _query(self, layout: str, terms: Iterable[str], field: str) -> tantivy.Query:
+    def _query(self, layout: str, terms: Iterable[str | int], field: str) -> tantivy.Query:
         """A query on parts of `layout` (a query names its fields by their place in a
         schema, and the layouts place `text` alike only by chance)."""
         import tantivy
@@ -353,7 +384,7 @@ class TantivyRetriever:
         found: dict[str, str] = {}
         wanted = list(dict.fromkeys(ids))
         # this call's maps, whatever `_read` does meanwhile
-        parts = list(zip(self._searchers, self._ids, self._layouts, strict=True))
+        parts = list(zip(self._searchers, self._id_columns, self._layouts, strict=True))
         for start in range(0, len(wanted), _GET_BATCH):
             batch = wanted[start : start + _GET_BATCH]
             for searcher, names, layout in parts:
@@ -372,16 +403,16 @@ class TantivyRetriever:
     def _get_by_key(
         self,
         searcher: tantivy.Searcher,
-        names: pa.ChunkedArray,
+        names: _IdColumn,
         asked: list[str],
         found: dict[str, str],
     ) -> None:
         """Texts of `asked` in one part: the documents holding their keys, less those whose id
         (read by ordinal from `ids.arrow`) is another that shares a key. The search asks for a
         margin past one hit an id, and again for more while it comes back full."""
-        import tantivy
 
-        query = tantivy.Query.term_set_query(self._schemas["key"], "key", list(map(id_key, asked)))
+        # one term query a key: a term set query walks the term dictionary (2x the CPU here)
+        query = self._query("key", dict.fromkeys(map(id_key, asked)), "key")
         limit = len(asked) + _KEY_MARGIN
         while True:
             hits = searcher.search(query, limit=limit, count=False).hits
@@ -391,11 +422,12 @@ class TantivyRetriever:
         if not hits:
             return
         addresses = [address for _, address in hits]
-        ordinals = np.asarray(searcher.fast_field_values("ord", addresses), np.int64)
-        wanted = set(asked)
-        for name, address in zip(_take(names, ordinals), addresses, strict=True):
+        wanted, name_at = set(asked), names.at
+        ordinals = searcher.fast_field_values("ord", addresses)
+        for ordinal, address in zip(ordinals, addresses, strict=True):
+            name = name_at(int(ordinal))  # type: ignore[arg-type]
             if name in wanted and name not in found:
-                found[name] = searcher.doc(address)["text"][0]
+                found[name] = str(searcher.doc(address).get_first("text"))
 
     def _get_by_id(
         self, searcher: tantivy.Searcher, batch: list[str], found: dict[str, str]
@@ -449,4 +481,5 @@ class TantivyRetriever:
     def close(self) -> None:
         self._searchers = []
         self._ids = []
+        self._id_columns = []
         self._lengths = []

@@ -162,7 +162,7 @@ def test_ids_read_from_the_columns_buffers_are_the_ids() -> None:
 
     chunks = [["a", "caf\u00e9", ""], [], ["\U0001f600", "x" * 300]]
     column = pa.chunked_array([_string_array(chunk) for chunk in chunks], pa.string())
-    sliced = pa.chunked_array([column.chunk(0).slice(1), column.chunk(2)])
+    sliced = pa.chunked_array([column.chunk(0).slice(1), column.chunk(2)], pa.string())
     for ids in (column, sliced):
         reader = _IdColumn(ids)
         assert [reader.at(ordinal) for ordinal in range(len(ids))] == ids.to_pylist()

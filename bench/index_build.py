@@ -192,7 +192,8 @@ def build_litelong(paths: Sequence[Path], folder: Path) -> tuple[float, Any]:
 def build_tantivy(corpus: Corpus, folder: Path) -> float:
     """Seconds to index the in-memory documents with litelong's schema and analyzer."""
     started = time.perf_counter()
-    index = tantivy.Index(build_schema(), path=str(folder))
+    # the id as a raw text term (litelong's schema before `key`): how tantivy alone finds by id
+    index = tantivy.Index(build_schema("id"), path=str(folder))
     index.register_tokenizer(ANALYZER, build_analyzer(Analysis()))
     writer = index.writer(512 * 1024 * 1024, 0)
     for identifier, text in zip(corpus.ids, corpus.texts, strict=True):

@@ -402,15 +402,17 @@ def synth_stages(args: argparse.Namespace, documents: int) -> None:
 
 
 def peer_child(out: Path, files: list[Path]) -> None:
-    """Raw tantivy, streaming: zstd → orjson → tantivy.Document (litelong's schema and
-    analyzer, the record's id and raw text, `ord` counted) → commit, wait_merging_threads."""
+    """Raw tantivy, streaming: zstd → orjson → tantivy.Document (litelong's analyzer; the
+    schema of a text field, `ord` counted, and the record's id indexed and stored as a raw
+    text term, as one would find documents by id with tantivy alone, and as litelong did
+    before its `key` field) → commit, wait_merging_threads."""
     import orjson
     import tantivy
 
     from litelong.api.v1alpha1.bm25index import Analysis
     from litelong.index.tantivy_backend import ANALYZER, build_analyzer, build_schema
 
-    index = tantivy.Index(build_schema(), path=str(out), reuse=False)
+    index = tantivy.Index(build_schema("id"), path=str(out), reuse=False)
     index.register_tokenizer(ANALYZER, build_analyzer(Analysis()))
     writer = index.writer(HEAP_MB * 1024 * 1024, 0)
     documents = text_bytes = 0

@@ -6,6 +6,13 @@ What it models of the real server (tried against searchd 10.1.0, issue 21):
 * `/sql` and `/bulk` exist; any other endpoint is HTTP 501 with a bare error object.
 * Tables exist once created, hold the documents `replace`d into them by id, are counted and
   read back by id; a table that does not exist is an error.
+* A table has the columns its CREATE TABLE named (and `id`), listed by DESCRIBE (`Field`,
+  `Type`, `Properties` rows); one put in `tables` directly has those of the DDL before the
+  length attribute (`BEFORE_LENGTHS`). Naming a column the table lacks, in a SELECT or in a
+  `replace`d document, is an error, as for a real-time table without auto schema.
+* A search (`SELECT <columns>, WEIGHT() AS w ... WHERE MATCH('a | b')`) finds the documents
+  holding any of the words (lowercased, whole words), each with the same weight: enough to
+  see which columns come back, not a ranking.
 * An SQL error or a bulk item error is HTTP 500 with a bare `{"error": "..."}` (`sql_error`,
   `item_error`), never a 200 carrying an error.
 * The connection is closed after each response unless the request said
@@ -61,7 +68,13 @@ def item_error(message: str) -> Answer:
     return 500, {"error": message}
 
 
-_CREATE = re.compile(r"CREATE TABLE (IF NOT EXISTS )?(\w+)", re.IGNORECASE)
+_CREATE = re.compile(r"CREATE TABLE (IF NOT EXISTS )?(\w+)(?: \(([^)]*)\))?", re.IGNORECASE)
+_DESCRIBE = re.compile(r"DESC(?:RIBE)? (\w+)$", re.IGNORECASE)
+_SEARCH = re.compile(r"SELECT (.+?), WEIGHT\(\) AS w FROM (\w+) WHERE MATCH\('(.*)'\) ")
+#: the columns of a table made by the DDL before the length attribute
+BEFORE_LENGTHS = {"id": "bigint", "content": "text", "doc_id": "string"}
+#: every search hit's weight: SCORE_SCALE * bm25a = 1.0, a positive BM25
+SEARCH_WEIGHT = 1_000_000
 _DROP = re.compile(r"DROP TABLE (IF EXISTS )?(\w+)", re.IGNORECASE)
 _COUNT = re.compile(r"SELECT COUNT\(\*\) AS (\w+) FROM (\w+)", re.IGNORECASE)
 _BY_ID = re.compile(r"SELECT id, doc_id, content FROM (\w+) WHERE id IN \(([\d,]+)\)")
@@ -69,11 +82,13 @@ _PAGE = re.compile(r"SELECT id, doc_id FROM (\w+) WHERE id > (\d+) ORDER BY id A
 
 
 Tables = dict[str, dict[int, dict[str, Any]]]
+Schemas = dict[str, dict[str, str]]  # table → column → type
 
 
-def default_answer(request: Request, tables: Tables) -> Answer:
-    """Tables of documents by id: created, dropped, loaded by bulk `replace`, counted, and
-    read back by id."""
+def default_answer(request: Request, tables: Tables, schemas: Schemas | None = None) -> Answer:
+    """Tables of documents by id: created (with their columns), described, dropped, loaded by
+    bulk `replace`, counted, searched, and read back by id."""
+    schemas = {} if schemas is None else schemas
     if request.path not in ENDPOINTS:
         return 501, {"error": f"invalid endpoint {request.path}"}
     if request.path == "/bulk":
@@ -81,12 +96,40 @@ def default_answer(request: Request, tables: Tables) -> Answer:
             replace = operation["replace"]
             if replace["table"] not in tables:
                 return item_error(f"table '{replace['table']}' absent, or does not support INSERT")
+            columns = schemas.get(replace["table"], BEFORE_LENGTHS)
+            unknown = [name for name in replace["doc"] if name not in columns]
+            if unknown:
+                return item_error(f"unknown column: '{unknown[0]}'")
             tables[replace["table"]][replace["id"]] = replace["doc"]
         return 200, {"items": [], "current_line": 0, "skipped_lines": 0, "errors": False}
     if created := _CREATE.match(request.body):
-        tables.setdefault(created[2], {})
+        if created[2] not in tables:
+            tables[created[2]] = {}
+            declared = (column.split() for column in (created[3] or "").split(","))
+            schemas[created[2]] = {"id": "bigint", **{c[0]: c[1] for c in declared if c}}
+    elif described := _DESCRIBE.match(request.body):
+        if described[1] not in tables:
+            return sql_error(f"no such table '{described[1]}'")
+        columns = schemas.get(described[1], BEFORE_LENGTHS)
+        return rows(*({"Field": n, "Type": t, "Properties": ""} for n, t in columns.items()))
+    elif searched := _SEARCH.match(request.body):
+        if searched[2] not in tables:
+            return sql_error(f"unknown local table(s) '{searched[2]}' in search request")
+        wanted = [name.strip() for name in searched[1].split(",")]
+        columns = schemas.get(searched[2], BEFORE_LENGTHS)
+        unknown = [name for name in wanted if name not in columns]
+        if unknown:
+            return sql_error(f"unknown column: '{unknown[0]}'")
+        words = set(re.findall(r"\w+", searched[3].lower()))
+        found = [
+            {**{name: doc.get(name) for name in wanted}, "w": SEARCH_WEIGHT}
+            for _, doc in sorted(tables[searched[2]].items())
+            if words & set(re.findall(r"\w+", str(doc.get("content", "")).lower()))
+        ]
+        return rows(*found)
     elif dropped := _DROP.match(request.body):
         tables.pop(dropped[2], None)
+        schemas.pop(dropped[2], None)
     elif counted := _COUNT.match(request.body):
         if counted[2] not in tables:
             return sql_error(f"unknown local table(s) '{counted[2]}' in search request")
@@ -121,6 +164,7 @@ class FakeManticore:
     connections: int = 0
     honour_keep_alive: bool = True  # False: close after every answer, as a restart would
     tables: Tables = field(default_factory=dict)
+    schemas: Schemas = field(default_factory=dict)  # a table missing here: BEFORE_LENGTHS
 
     def bulk_requests(self) -> list[Request]:
         return [request for request in self.requests if request.path == "/bulk"]
@@ -164,7 +208,7 @@ def fake_manticore(rule: Rule | None = None) -> Iterator[FakeManticore]:
             with lock:
                 fake.requests.append(request)
                 answer = (fake.rule(request) if fake.rule else None) or default_answer(
-                    request, fake.tables
+                    request, fake.tables, fake.schemas
                 )
             status, payload = answer
             data = json.dumps(payload).encode()

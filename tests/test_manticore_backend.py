@@ -49,6 +49,7 @@ from litelong.index.manticore.shards import (
     numeric_id,
     shard_layout,
     shard_of,
+    table_name,
 )
 from litelong.index.manticore.text import QUERY_SYNTAX, escape_query, match_expression, sql_string
 from litelong.stages import run_shard
@@ -127,9 +128,12 @@ def test_bulk_lines_carry_the_id_at_the_top_level_and_sanitised_text() -> None:
     first = json.loads(lines[0])["replace"]
     assert first["table"] == "t"
     assert first["id"] == numeric_id("a")
-    assert first["doc"] == {"content": "Photosynthesis in plants", "doc_id": "a"}
+    assert first["doc"] == {"content": "Photosynthesis in plants", "doc_id": "a", "doc_chars": 24}
     assert "id" not in first["doc"]
     assert json.loads(lines[1])["replace"]["doc"]["content"] == "Café"
+    assert json.loads(lines[1])["replace"]["doc"]["doc_chars"] == 4  # characters, not bytes
+    before = json.loads(ndjson("t", documents, lengths=False).splitlines()[0])["replace"]
+    assert before["doc"] == {"content": "Photosynthesis in plants", "doc_id": "a"}
 
 
 def test_every_query_syntax_character_is_escaped() -> None:
@@ -193,7 +197,9 @@ def test_shard_layout_of_a_cluster_and_of_one_server() -> None:
 
 def test_tables_stem_drop_stop_words_and_keep_field_lengths_as_asked() -> None:
     ddl = create_table_sql("t", Analysis())
-    assert ddl.startswith("CREATE TABLE IF NOT EXISTS t (content text, doc_id string)")
+    assert ddl.startswith(
+        "CREATE TABLE IF NOT EXISTS t (content text, doc_id string, doc_chars int)"
+    )
     assert "morphology='stem_en'" in ddl and "stopwords='en'" in ddl
     assert "index_field_lengths='1'" in ddl
     plain = create_table_sql("t", Analysis(stem=False, stopwords=False))
@@ -506,7 +512,8 @@ def test_bulk_batches_route_documents_to_their_shard_within_the_batch_size() -> 
         fake.tables.update(t_s0={}, t_s1={})
         shards = [Shard(fake.url, "t_s0"), Shard(fake.url, "t_s1")]
         connections = {fake.url: ManticoreConnection(fake.url)}
-        loader = BulkLoader(shards, connections, batch_size=10, in_flight=2)
+        # tables made without the length attribute (`tables.update`), as `prepare_tables` says
+        loader = BulkLoader(shards, connections, batch_size=10, in_flight=2, lengths=[False] * 2)
         for document in documents:
             loader.add(document)
         loader.flush()
@@ -673,6 +680,7 @@ def test_shards_of_different_sizes_merge_by_their_true_bm25() -> None:
         return rows(*found)
 
     with fake_manticore(rule) as fake:
+        fake.tables.update(t_s0={}, t_s1={})  # for DESCRIBE: no length attribute
         retriever = ManticoreRetriever([Shard(fake.url, "t_s0"), Shard(fake.url, "t_s1")])
         merged = retriever.search("anything", 3)
         retriever.close()
@@ -722,6 +730,54 @@ def test_run_notices_missing_tables_and_rebuild_loads_them_again(tmp_path: Path,
         assert "discarded" in rebuilt.stdout and "committed" in rebuilt.stdout
         assert sum(len(ids) for ids in fake.tables.values()) == len(CONTRACT_CORPUS)
         open_index(store.latest_committed("BM25Index", "test")).close()
+
+
+def test_searches_carry_each_hits_length_from_the_table(tmp_path: Path) -> None:
+    """The loader fills the length attribute (the text's characters, as `get` returns it), and
+    a search returns it, so a synthesis need not read a text to know its length."""
+    texts = {record["id"]: record["text"] for record in CONTRACT_CORPUS}
+    with fake_manticore() as fake:
+        _, store = committed_manticore_index(tmp_path, fake)
+        retriever = open_index(store.latest_committed("BM25Index", "test"))
+        hits = retriever.search_lengths("plants light", 10)
+        assert {doc_id for doc_id, _, _ in hits} == {"photo", "short-plant", "long-plant"}
+        for doc_id, _, chars in hits:
+            assert chars == len(retriever.get([doc_id])[0]) == len(texts[doc_id].strip())
+        assert retriever.search("plants light", 10) == [hit[:2] for hit in hits]
+        retriever.close()
+    assert any("SELECT doc_id, doc_chars, WEIGHT() AS w" in statement for statement in fake.sql())
+
+
+def test_tables_created_before_the_length_attribute_load_and_search_without_it(
+    tmp_path: Path,
+) -> None:
+    """Tables made by the DDL before the attribute (the emulator's `BEFORE_LENGTHS`: naming
+    `doc_chars` there is an error): a loader resuming into them sends no lengths, and a
+    search asks for none and reports them unknown (None)."""
+    corpus = write_jsonl(tmp_path / "c.jsonl", CONTRACT_CORPUS)
+    with fake_manticore() as fake:
+        resource = manticore_index(tmp_path, fake.url, 2, [corpus])
+        shards = shard_layout(
+            table_name(f"{resource.namespace}_{resource.name}", resource.identity()),
+            2,
+            fake.url,
+        )
+        fake.tables.update({shard.table: {} for shard in shards})  # created before
+        store = ArtifactStore(f"file://{tmp_path}/store")
+        result = run_shard(resource, store, 0, 1)
+        assert result.manifest is not None
+        documents = [doc for table in fake.tables.values() for doc in table.values()]
+        assert len(documents) == len(CONTRACT_CORPUS)
+        assert all("doc_chars" not in document for document in documents)
+        retriever = open_index(result.artifact)
+        hits = retriever.search_lengths("plants light", 10)
+        assert {doc_id for doc_id, _, _ in hits} == {"photo", "short-plant", "long-plant"}
+        assert [chars for _, _, chars in hits] == [None, None, None]
+        retriever.close()
+        with pytest.raises(ManticoreError, match="unknown column: 'doc_chars'"):
+            ManticoreConnection(fake.url).sql(
+                search_sql(shards[0].table, "plants", 10, lengths=True)
+            )
 
 
 def test_nextlong_on_a_manticore_index_is_refused_with_what_to_build(tmp_path: Path) -> None:

@@ -6,13 +6,22 @@ column reads instead of loading every hit's stored document, which matters at to
 `ids.arrow` also holds each text's length in characters (`chars`), read the same way, so a
 synthesis can tell a document it may not use from its length without reading its text (an
 index written before that column has none: its lengths are unknown, `None`).
+
+`get` finds texts by id through `key`, an indexed integer (the CRC-32 of the id), not through
+the id itself: random content-hash ids made tantivy's term dictionary (an FST) the one part of
+a build that grew faster than the documents (bench/README.md). Keys may collide, so a hit's
+ordinal is checked against `ids.arrow` before its text is read. A part written before keys
+indexes the id as text (`_ID_LAYOUT`) and is searched that way.
 """
 
 from __future__ import annotations
 
 import heapq
+import json
 import math
 import os
+import zlib
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -33,6 +42,8 @@ _MAX_TOKEN_CHARS = 40  # longer "words" are base64, hashes, URLs: noise for BM25
 _GET_BATCH = 512
 _IDS_FILE = "ids.arrow"
 _TIE_MARGIN = 32
+_ID_LAYOUT = "id"  # parts written before `key`: the id indexed as a raw text term
+_KEY_MARGIN = 16  # hits `get` asks for past one an id, for ids sharing a key
 _IDS_FIELDS: list[pa.Field[Any]] = [pa.field("id", pa.string()), pa.field("chars", pa.int64())]
 _IDS_SCHEMA = pa.schema(_IDS_FIELDS)
 _IDS_BATCH = 65_536
@@ -78,14 +89,33 @@ def build_analyzer(analysis: Analysis) -> tantivy.TextAnalyzer:
     return builder.build()
 
 
-def build_schema() -> tantivy.Schema:
+def build_schema(layout: str = "key") -> tantivy.Schema:
+    """The part's schema: `key` (what `get` searches) and the text; `_ID_LAYOUT` is the
+    schema of parts written before keys, whose ids were indexed and stored as text."""
     import tantivy
 
     builder = tantivy.SchemaBuilder()
-    builder.add_text_field("id", stored=True, tokenizer_name="raw", index_option="basic")
+    if layout == _ID_LAYOUT:
+        builder.add_text_field("id", stored=True, tokenizer_name="raw", index_option="basic")
+    else:
+        builder.add_integer_field("key", indexed=True)
     builder.add_text_field("text", stored=True, tokenizer_name=ANALYZER, index_option="freq")
     builder.add_integer_field("ord", fast=True)
     return builder.build()
+
+
+def id_key(doc_id: str) -> int:
+    """The indexed key of an id: its CRC-32, 32 bits spread evenly whatever the ids look
+    like (content digests, URLs, counters). Two ids of a part share a key about once in 4
+    billion pairs; `get` tells them apart by the ids in `ids.arrow`."""
+    return zlib.crc32(doc_id.encode())
+
+
+def part_layout(folder: Path) -> str:
+    """`_ID_LAYOUT` for a part written before keys (its schema has an `id` field), else "key"."""
+    with open(folder / "meta.json", "rb") as meta:
+        fields = {field["name"] for field in json.load(meta)["schema"]}
+    return _ID_LAYOUT if "id" in fields else "key"
 
 
 class TantivyPartWriter:
@@ -107,9 +137,10 @@ class TantivyPartWriter:
         once a batch."""
         import tantivy
 
-        make, add_document = tantivy.Document, self._writer.add_document
+        make, add_document, crc32 = tantivy.Document, self._writer.add_document, zlib.crc32
         for document in documents:
-            add_document(make(id=document.id, text=document.text, ord=self.documents))
+            key = crc32(document.id.encode())  # `id_key`, inlined
+            add_document(make(key=key, text=document.text, ord=self.documents))
             self._pending_ids.append(document.id)
             self._pending_chars.append(len(document.text))
             self.documents += 1
@@ -167,6 +198,34 @@ class _Lengths:
         ]
 
 
+class _IdColumn:
+    """A part's `id` column read an id at a time from its buffers (memory-mapped, nothing
+    copied): 0.26 against 0.8 µs for a `ChunkedArray` scalar, which `get` pays for every hit."""
+
+    def __init__(self, column: pa.ChunkedArray) -> None:
+        self._column = column
+        self._chunks: list[tuple[np.ndarray, memoryview]] = []
+        starts = [0]
+        if column.type == pa.string():
+            for chunk in column.chunks:
+                _, offsets, data = chunk.buffers()
+                count = len(chunk)
+                view = np.frombuffer(offsets, np.int32, count + 1, chunk.offset * 4)  # type: ignore[call-overload]
+                self._chunks.append(
+                    (view, memoryview(data) if data is not None else memoryview(b""))
+                )
+                starts.append(starts[-1] + count)
+        self._starts = starts
+
+    def at(self, ordinal: int) -> str:
+        if not self._chunks:  # another string type: by scalar
+            return str(self._column[ordinal].as_py())
+        number = bisect_right(self._starts, ordinal) - 1
+        offsets, data = self._chunks[number]
+        local = ordinal - self._starts[number]
+        return str(data[offsets[local] : offsets[local + 1]], "utf-8")
+
+
 def _take(ids: pa.ChunkedArray, ordinals: np.ndarray) -> list[str]:
     """`ids[ordinals]`, chunk by chunk: `ChunkedArray.take` concatenates every chunk first,
     which costs the whole column (28 ms a call at 400K ids, growing with the index); taking
@@ -194,10 +253,12 @@ class TantivyRetriever:
         if not folders:
             raise ValueError("an index needs at least one part")
         self._analyzer = build_analyzer(analysis)
-        self._schema = build_schema()
         self._folders = list(folders)
+        self._layouts = [part_layout(folder) for folder in self._folders]
+        self._schemas = {layout: build_schema(layout) for layout in set(self._layouts)}
         self._searchers: list[tantivy.Searcher] = []
         self._ids: list[pa.ChunkedArray] = []
+        self._id_columns: list[_IdColumn] = []
         self._lengths: list[_Lengths | None] = []  # None: a part written before `chars`
         self._reads = 0  # weighted reads since the files were mapped (`_read`)
         self._floor: int | None = None  # fewest mapped bytes seen since then
@@ -219,6 +280,7 @@ class TantivyRetriever:
             has = "chars" in table.column_names
             lengths.append(_Lengths(table.column("chars")) if has else None)
         self._searchers, self._ids, self._lengths = searchers, ids, lengths
+        self._id_columns = [_IdColumn(column) for column in ids]
         self._reads = 0
         self._floor = mapped_bytes()
 
@@ -240,12 +302,14 @@ class TantivyRetriever:
         if mapped - self._floor > MAPPED_BUDGET_MB * 1024 * 1024:
             self._open()
 
-    def _query(self, terms: Iterable[str], field: str) -> tantivy.Query:
+    def _query(self, layout: str, terms: Iterable[str | int], field: str) -> tantivy.Query:
+        """A query on parts of `layout` (a query names its fields by their place in a
+        schema, and the layouts place `text` alike only by chance)."""
         import tantivy
 
+        schema = self._schemas[layout]
         clauses = [
-            (tantivy.Occur.Should, tantivy.Query.term_query(self._schema, field, term))
-            for term in terms
+            (tantivy.Occur.Should, tantivy.Query.term_query(schema, field, term)) for term in terms
         ]
         return tantivy.Query.boolean_query(clauses)
 
@@ -287,14 +351,15 @@ class TantivyRetriever:
         terms = self._terms(query, max_terms, max_postings)
         if not terms or k <= 0:
             return []
-        tantivy_query = self._query(terms, "text")
+        queries = {layout: self._query(layout, terms, "text") for layout in self._schemas}
         hits: list[tuple[str, float, int | None]] = []
         # a margin past k, so that documents tied at the cut are chosen by id, not by where
         # tantivy's indexing threads happened to put them
         limit = k + _TIE_MARGIN
-        parts = zip(self._searchers, self._ids, self._lengths, strict=True)  # this call's maps
-        for searcher, ids, lengths in parts:
-            found = searcher.search(tantivy_query, limit=limit, count=False).hits
+        # this call's maps
+        parts = zip(self._searchers, self._ids, self._lengths, self._layouts, strict=True)
+        for searcher, ids, lengths, layout in parts:
+            found = searcher.search(queries[layout], limit=limit, count=False).hits
             if not found:
                 continue
             ordinals = np.asarray(
@@ -318,19 +383,60 @@ class TantivyRetriever:
     def get(self, ids: Sequence[str]) -> list[str]:
         found: dict[str, str] = {}
         wanted = list(dict.fromkeys(ids))
-        searchers = self._searchers  # this call's maps, whatever `_read` does meanwhile
+        # this call's maps, whatever `_read` does meanwhile
+        parts = list(zip(self._searchers, self._id_columns, self._layouts, strict=True))
         for start in range(0, len(wanted), _GET_BATCH):
             batch = wanted[start : start + _GET_BATCH]
-            query = self._query(batch, "id")
-            for searcher in searchers:
-                for _, address in searcher.search(query, limit=len(batch), count=False).hits:
-                    document = searcher.doc(address)
-                    found.setdefault(document["id"][0], document["text"][0])
+            for searcher, names, layout in parts:
+                if layout == _ID_LAYOUT:
+                    self._get_by_id(searcher, batch, found)
+                    continue
+                asked = [doc_id for doc_id in batch if doc_id not in found]
+                if asked:
+                    self._get_by_key(searcher, names, asked, found)
         self._read(_TEXT_WEIGHT * len(wanted))
         missing = [identifier for identifier in ids if identifier not in found]
         if missing:
             raise UnknownDocument(f"not in the index: {', '.join(missing[:5])}")
         return [found[identifier] for identifier in ids]
+
+    def _get_by_key(
+        self,
+        searcher: tantivy.Searcher,
+        names: _IdColumn,
+        asked: list[str],
+        found: dict[str, str],
+    ) -> None:
+        """Texts of `asked` in one part: the documents holding their keys, less those whose id
+        (read by ordinal from `ids.arrow`) is another that shares a key. The search asks for a
+        margin past one hit an id, and again for more while it comes back full."""
+
+        # one term query a key: a term set query walks the term dictionary (2x the CPU here)
+        query = self._query("key", dict.fromkeys(map(id_key, asked)), "key")
+        limit = len(asked) + _KEY_MARGIN
+        while True:
+            hits = searcher.search(query, limit=limit, count=False).hits
+            if len(hits) < limit:
+                break
+            limit *= 2
+        if not hits:
+            return
+        addresses = [address for _, address in hits]
+        wanted, name_at = set(asked), names.at
+        ordinals = searcher.fast_field_values("ord", addresses)
+        for ordinal, address in zip(ordinals, addresses, strict=True):
+            name = name_at(int(ordinal))  # type: ignore[arg-type]
+            if name in wanted and name not in found:
+                found[name] = str(searcher.doc(address).get_first("text"))
+
+    def _get_by_id(
+        self, searcher: tantivy.Searcher, batch: list[str], found: dict[str, str]
+    ) -> None:
+        """Texts of `batch` in a part written before keys: its ids are indexed terms."""
+        query = self._query(_ID_LAYOUT, batch, "id")
+        for _, address in searcher.search(query, limit=len(batch), count=False).hits:
+            document = searcher.doc(address)
+            found.setdefault(document["id"][0], document["text"][0])
 
     def count(self) -> int:
         return sum(searcher.num_docs for searcher in self._searchers)
@@ -375,4 +481,5 @@ class TantivyRetriever:
     def close(self) -> None:
         self._searchers = []
         self._ids = []
+        self._id_columns = []
         self._lengths = []

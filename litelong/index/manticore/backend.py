@@ -10,6 +10,11 @@ shard is BM25's, but shards of different sizes are on different scales. The rank
 an integer, so the expression is scaled by SCORE_SCALE; `bm25` undoes both, and the merged
 scores are BM25 on every shard.
 
+Each table keeps each document's length in characters as an integer attribute
+(`LENGTH_COLUMN`), returned with its hits, so a synthesis can skip a document that reuse
+forbids without reading its text. A table created before that attribute has none: its lengths
+are unknown (None), found out once per table with DESCRIBE.
+
 Each shard computes IDF from its own documents. Shards are uniform hashes of the ids, so their
 statistics agree with the whole corpus' up to sampling noise, which matters only for terms in a
 handful of documents (docs/manticore.md, "Scores").
@@ -39,27 +44,39 @@ SCORE_SCALE = 1_000_000
 #: bm25a = 0.5 + BM25 / (BM25A_SPREAD * ln(1 + documents in the table))
 BM25A_SPREAD = 4.4
 LOCATION_FILE = "manticore.json"
+#: each document's length in characters (`len` of the text `get` returns): an `int`
+#: attribute, unsigned 32-bit, which no text under maxChars comes near
+LENGTH_COLUMN = "doc_chars"
 _TIE_MARGIN = 32
 _GET_BATCH = 512
 _IDS_PAGE = 10_000
 
 
 def create_table_sql(table: str, analysis: Analysis) -> str:
-    """DDL of one shard's table: English stemming and stop words as the spec asks, and field
-    lengths, without which `bm25a` cannot normalise by document length."""
+    """DDL of one shard's table: the text, the id, the length attribute; English stemming and
+    stop words as the spec asks, and field lengths, without which `bm25a` cannot normalise by
+    document length."""
     options = [f"morphology={sql_string('stem_en' if analysis.stem else 'none')}"]
     if analysis.stopwords:
         options.append("stopwords='en'")
     options.append("index_field_lengths='1'")
-    return f"CREATE TABLE IF NOT EXISTS {table} (content text, doc_id string) " + " ".join(options)
+    columns = f"content text, doc_id string, {LENGTH_COLUMN} int"
+    return f"CREATE TABLE IF NOT EXISTS {table} ({columns}) " + " ".join(options)
 
 
-def search_sql(table: str, expression: str, limit: int) -> str:
+def describe_sql(table: str) -> str:
+    """A table's columns, one row each (`Field`, `Type`, `Properties`)."""
+    return f"DESCRIBE {table}"
+
+
+def search_sql(table: str, expression: str, limit: int, lengths: bool = False) -> str:
     """The BM25 query of one shard: `limit` best by score, max_matches raised to match; the
-    weight comes back as SCORE_SCALE * bm25a (see `bm25`)."""
+    weight comes back as SCORE_SCALE * bm25a (see `bm25`). `lengths`: each hit's length too
+    (a table created before the attribute has none, and naming it would be an error)."""
     ranker = f"expr('{SCORE_SCALE}*bm25a({K1},{B})')"
+    columns = f"doc_id, {LENGTH_COLUMN}" if lengths else "doc_id"
     return (
-        f"SELECT doc_id, WEIGHT() AS w FROM {table} WHERE MATCH({sql_string(expression)}) "
+        f"SELECT {columns}, WEIGHT() AS w FROM {table} WHERE MATCH({sql_string(expression)}) "
         f"LIMIT {limit} OPTION ranker={ranker}, idf='plain,tfidf_unnormalized', "
         f"max_matches={limit}"
     )
@@ -101,15 +118,23 @@ def prepare_tables(
     connections: dict[str, ManticoreConnection],
     analysis: Analysis,
     ready_timeout: float = READY_SECONDS,
-) -> None:
+) -> list[bool]:
     """Wait until every server answers (a wrong URL fails within `ready_timeout`), then
-    create the shard tables that are missing."""
+    create the shard tables that are missing; whether each table has the length attribute
+    (one created before it, that a rerun loads into, has not)."""
     for connection in connections.values():
         connection.wait_ready(ready_timeout)
     retry = RetryPolicy()
     for shard in shards:
         statement = create_table_sql(shard.table, analysis)
         retry.run(lambda: connections[shard.url].sql(statement))  # noqa: B023
+    return [has_lengths(connections[shard.url], shard, retry) for shard in shards]
+
+
+def has_lengths(connection: ManticoreConnection, shard: Shard, retry: RetryPolicy) -> bool:
+    """Whether the shard's table has the length attribute (DESCRIBE lists it)."""
+    found = retry.run(lambda: connection.sql(describe_sql(shard.table)))
+    return any(str(row.get("Field", "")).lower() == LENGTH_COLUMN for row in found)
 
 
 class ManticoreRetriever:
@@ -124,6 +149,7 @@ class ManticoreRetriever:
         self._pool = ThreadPoolExecutor(max_workers=min(64, 4 * len(self._shards)))
         self._retry = RetryPolicy(attempts=3)
         self._sizes: list[int] | None = None
+        self._lengths: list[bool] | None = None  # which tables have the length attribute
 
     def _sql(self, shard: Shard, statement: str) -> list[dict[str, Any]]:
         return self._retry.run(lambda: self._connections[shard.url].sql(statement))
@@ -163,11 +189,26 @@ class ManticoreRetriever:
             self._sizes = self.shard_counts()
         return self._sizes
 
+    def _with_lengths(self) -> list[bool]:
+        if self._lengths is None:
+            self._lengths = [
+                has_lengths(self._connections[shard.url], shard, self._retry)
+                for shard in self._shards
+            ]
+        return self._lengths
+
     def _search_shard(
-        self, shard: Shard, documents: int, expression: str, limit: int
-    ) -> list[tuple[str, float]]:
-        rows = self._sql(shard, search_sql(shard.table, expression, limit))
-        hits = ((str(row["doc_id"]), bm25(int(row["w"]), documents)) for row in rows)
+        self, shard: Shard, documents: int, expression: str, limit: int, lengths: bool
+    ) -> list[tuple[str, float, int | None]]:
+        rows = self._sql(shard, search_sql(shard.table, expression, limit, lengths))
+        hits = (
+            (
+                str(row["doc_id"]),
+                bm25(int(row["w"]), documents),
+                int(row[LENGTH_COLUMN]) if lengths else None,
+            )
+            for row in rows
+        )
         return [hit for hit in hits if hit[1] > 0]
 
     def _rarest_words(
@@ -199,6 +240,14 @@ class ManticoreRetriever:
     def search(
         self, query: str, k: int, max_terms: int | None = None, max_postings: int | None = None
     ) -> list[tuple[str, float]]:
+        hits = self.search_lengths(query, k, max_terms, max_postings)
+        return [(doc_id, score) for doc_id, score, _ in hits]
+
+    def search_lengths(
+        self, query: str, k: int, max_terms: int | None = None, max_postings: int | None = None
+    ) -> list[tuple[str, float, int | None]]:
+        """Each hit with its length in characters from the table's length attribute; None
+        from a table created before it (a synthesis then reads the text: the fetch path)."""
         expression = match_expression(query)
         words = query_words(query)
         if max_terms is not None and (max_postings is not None or len(words) > max_terms):
@@ -207,23 +256,17 @@ class ManticoreRetriever:
         if not expression or k <= 0:
             return []
         limit = k + _TIE_MARGIN  # ties at the cut are chosen by id, as in every backend
-        sizes = self._shard_sizes()
+        sizes, lengths = self._shard_sizes(), self._with_lengths()
         if len(self._shards) == 1:  # no fan-out: no hand-off to another thread
-            return merge_hits([self._search_shard(self._shards[0], sizes[0], expression, limit)], k)
+            shard, size, has = self._shards[0], sizes[0], lengths[0]
+            return merge_hits([self._search_shard(shard, size, expression, limit, has)], k)
         found = self._pool.map(
-            lambda shard, size: self._search_shard(shard, size, expression, limit),
+            lambda shard, size, has: self._search_shard(shard, size, expression, limit, has),
             self._shards,
             sizes,
+            lengths,
         )
         return merge_hits(found, k)
-
-    def search_lengths(
-        self, query: str, k: int, max_terms: int | None = None, max_postings: int | None = None
-    ) -> list[tuple[str, float, int | None]]:
-        """Lengths unknown (None): the tables keep no length attribute yet, so a synthesis
-        reads every candidate's text (the fetch path)."""
-        hits = self.search(query, k, max_terms, max_postings)
-        return [(doc_id, score, None) for doc_id, score in hits]
 
     def get(self, ids: Sequence[str]) -> list[str]:
         """Texts by id: one `id IN (...)` batch per shard and 512 ids, the batches in parallel."""
@@ -315,7 +358,8 @@ class ManticoreRetriever:
         return found
 
     def lengths_at(self, ordinals: Sequence[int]) -> list[int | None]:
-        """Unknown (None), as in `search_lengths`."""
+        """Unknown (None): reaching an ordinal means paging the table by id (`ids_at`), which
+        costs more than the texts it would spare; searches carry their hits' lengths."""
         return [None] * len(ordinals)
 
     def close(self) -> None:

@@ -9,30 +9,30 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from ...corpus import Document
+from .backend import LENGTH_COLUMN
 from .client import ManticoreConnection, RetryPolicy
 from .shards import Shard, numeric_id, shard_of
 from .text import sanitize
 
 
-def replace_line(table: str, document: Document) -> str:
-    """One NDJSON `replace` operation for `document` (text sanitised, id hashed)."""
-    operation = {
-        "replace": {
-            "table": table,
-            "id": numeric_id(document.id),
-            "doc": {"content": sanitize(document.text), "doc_id": document.id},
-        }
-    }
+def replace_line(table: str, document: Document, lengths: bool = True) -> str:
+    """One NDJSON `replace` operation for `document` (text sanitised, id hashed), with the
+    text's length unless the table was created before its attribute (`lengths` False)."""
+    content = sanitize(document.text)
+    doc: dict[str, object] = {"content": content, "doc_id": document.id}
+    if lengths:
+        doc[LENGTH_COLUMN] = len(content)
+    operation = {"replace": {"table": table, "id": numeric_id(document.id), "doc": doc}}
     return json.dumps(operation, ensure_ascii=False, separators=(",", ":"))
 
 
-def ndjson(table: str, documents: Iterable[Document]) -> str:
+def ndjson(table: str, documents: Iterable[Document], lengths: bool = True) -> str:
     """A bulk body: one operation a line, newline-terminated (Manticore requires the last)."""
-    return "".join(replace_line(table, document) + "\n" for document in documents)
+    return "".join(replace_line(table, document, lengths) + "\n" for document in documents)
 
 
 class BulkLoader:
@@ -51,6 +51,7 @@ class BulkLoader:
         in_flight: int = 4,
         retry: RetryPolicy | None = None,
         send: Callable[[ManticoreConnection, str], object] | None = None,
+        lengths: Sequence[bool] | None = None,
     ) -> None:
         if batch_size < 1 or in_flight < 1:
             raise ValueError("batch_size and in_flight must be at least 1")
@@ -60,6 +61,8 @@ class BulkLoader:
         self._in_flight = in_flight
         self._retry = retry or RetryPolicy()
         self._send = send or (lambda connection, body: connection.bulk(body))
+        # which tables take the length attribute (`prepare_tables`); all, unless told
+        self._lengths = list(lengths) if lengths is not None else [True] * len(shards)
         self._pending: list[list[Document]] = [[] for _ in shards]
         self._futures: deque[Future[object]] = deque()
         self._pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="bulk")
@@ -80,7 +83,7 @@ class BulkLoader:
         while len(self._futures) >= self._in_flight:
             self._futures.popleft().result()
         target = self._shards[shard]
-        body = ndjson(target.table, documents)
+        body = ndjson(target.table, documents, self._lengths[shard])
         connection = self._connections[target.url]
         self._futures.append(
             self._pool.submit(self._retry.run, lambda: self._send(connection, body))

@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 SHARD_URL_ENV = "LITELONG_MANTICORE_SHARD_URL"  # per pod, `{shard}` in it: set by the operator
 URL_ENV = "LITELONG_MANTICORE_URL"
@@ -75,7 +76,11 @@ def shard_layout(
     return [Shard(server.rstrip("/"), f"{table}_s{i}") for i in range(shards)]
 
 
-def merge_hits(per_shard: Iterable[list[tuple[str, float]]], k: int) -> list[tuple[str, float]]:
-    """The k best hits over all shards: by score, then by id, as the Retriever promises."""
+Hit = TypeVar("Hit", tuple[str, float], tuple[str, float, int | None])
+
+
+def merge_hits(per_shard: Iterable[list[Hit]], k: int) -> list[Hit]:
+    """The k best hits over all shards: by score, then by id, as the Retriever promises (a
+    hit may carry more after its score: its length)."""
     hits = (hit for shard in per_shard for hit in shard)
     return heapq.nsmallest(k, hits, key=lambda hit: (-hit[1], hit[0]))

@@ -66,11 +66,13 @@ def load_part(
         options.url,
     )
     connections = connect(shards)
-    prepare_tables(shards, connections, spec.analysis)
+    lengths = prepare_tables(shards, connections, spec.analysis)
     artifact_path = store.output_of(resource).path
     checkpoint = LoadCheckpoint(store, artifact_path, shard, of)
     files = [file.uri for file in shard_files(spec, shard, of)]
-    loader = BulkLoader(shards, connections, spec.writer.batch_size, spec.writer.in_flight)
+    loader = BulkLoader(
+        shards, connections, spec.writer.batch_size, spec.writer.in_flight, lengths=lengths
+    )
     skips = SkipCounter(shard, of)
     per_shard = [0] * len(shards)
     finished = 0  # files are read in order: the current one is files[finished]

@@ -86,7 +86,11 @@ class ChunkSlicer:
         """A slicer, or None where the tokenizer is not one slicing is exact for."""
         config = json.loads(tokenizer.to_str())
         model = config.get("model") or {}
-        if config.get("normalizer") is not None or model.get("type") != "BPE":
+        if (
+            config.get("normalizer") is not None
+            or model.get("type") != "BPE"
+            or model.get("dropout")
+        ):
             return None
         if not _safe_pre_tokenizer(config.get("pre_tokenizer")):
             return None

@@ -538,6 +538,7 @@ def fill(
     names = _texts_of(plan.meta_ids, spill, f"plan {plan.key}'s meta-chunk names")
     known = _meta_tokens(plan, spill, len(texts))
     todo = [number for number, ids in enumerate(known) if ids is None]
+    counts["meta_chunks_tokenized"] += len(todo)  # planning could not cut their ids
     if todo:
         encoded = tokenizer.encode_batch_fast([texts[n] for n in todo], add_special_tokens=False)
         for number, encoding in zip(todo, encoded, strict=True):

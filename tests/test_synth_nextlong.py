@@ -723,7 +723,7 @@ def test_fill_tokenizes_no_meta_chunk_that_planning_cut_from_its_documents(
             recording = _Recording(tokenizer)
             chunk_documents = TokenizedDocuments(chunks, tokenizer)
             built = []
-            metas = cut = 0
+            metas = cut = tokenized = 0
             for plan in every:
                 texts = spill.texts(plan.texts)
                 metas += len(texts)
@@ -735,11 +735,12 @@ def test_fill_tokenizes_no_meta_chunk_that_planning_cut_from_its_documents(
                 sample = fill(plan, tokenize, chunk_documents, separator, 16384, counts, spill)
                 assert sample is not None
                 built.append(sample.input_ids.tolist())
+                tokenized += counts["meta_chunks_tokenized"]
             made[slicer is not None] = built
             if slicer is None:
-                assert len(recording.texts) == metas  # every meta-chunk tokenized again
+                assert len(recording.texts) == metas == tokenized  # every one tokenized again
             else:
-                assert cut > 0.9 * metas and len(recording.texts) == metas - cut
+                assert cut > 0.9 * metas and len(recording.texts) == metas - cut == tokenized
             spill.close()
             pools.close()
     finally:

@@ -675,3 +675,75 @@ def test_the_wiki_dataset_is_the_golden_one(
     if os.environ.get("LITELONG_UPDATE_GOLDEN"):
         GOLDEN.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
     assert found == json.loads(GOLDEN.read_text())
+
+
+class _Recording:
+    """A tokenizer that keeps every text `encode_batch_fast` is asked for."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.texts: list[str] = []
+
+    def encode_batch_fast(self, texts: list[str], **options: Any) -> Any:
+        self.texts += texts
+        return self.tokenizer.encode_batch_fast(texts, **options)
+
+
+def test_fill_tokenizes_no_meta_chunk_that_planning_cut_from_its_documents(
+    wiki: ArtifactStore,
+) -> None:
+    """Planning measured the meta-document by tokenizing its documents; with a slicer each
+    meta-chunk's ids are cut from those (spilled to disk with its text), so filling tokenizes
+    only the few it could not cut, and the samples are the same, token for token."""
+    from litelong.synth.assembly import Candidates, claims
+    from litelong.synth.nextlong import ChunkSlicer, claim, plan_topics
+    from litelong.synth.stage import _topics
+
+    spec = synthesis(samplesPerTopic=2, targetTokens=16384).spec
+    index = wiki.latest_committed("BM25Index", "wiki")
+    retriever = open_index(index)
+    chunks, chunk_length = open_chunk_index(index, 2048)
+    tokenizer = load_tokenizer(None)
+    separator = Separator(tokenizer)
+    made = {}
+    try:
+        topics = _topics(spec, wiki.latest_committed("TopicDebate", "topics"), retriever)
+        for slicer in (None, ChunkSlicer.of(tokenizer)):
+            spill = TextSpill()
+            pools = claims(topics, Candidates(spec, retriever, draws=len(topics)), spec.seed)
+            documents = TokenizedDocuments(retriever, tokenizer)
+            streams = (
+                (t, documents.stream(pools[t.number], 10**6, 1), Counter[str]()) for t in topics
+            )
+            plans = plan_topics(
+                spec, streams, Bm25Negatives(chunks), chunk_length, spill=spill, slicer=slicer
+            )
+            every = [plan for topic_plans in plans.values() for plan in topic_plans]
+            claim(every, spec.seed, chunks, spill)
+            recording = _Recording(tokenizer)
+            chunk_documents = TokenizedDocuments(chunks, tokenizer)
+            built = []
+            metas = cut = tokenized = 0
+            for plan in every:
+                texts = spill.texts(plan.texts)
+                metas += len(texts)
+                if slicer is not None:
+                    assert isinstance(plan.meta_tokens, Spilled)
+                    cut += sum(ids is not None for ids in spill.ids(plan.meta_tokens))
+                counts: Counter[str] = Counter()
+                tokenize: Any = recording
+                sample = fill(plan, tokenize, chunk_documents, separator, 16384, counts, spill)
+                assert sample is not None
+                built.append(sample.input_ids.tolist())
+                tokenized += counts["meta_chunks_tokenized"]
+            made[slicer is not None] = built
+            if slicer is None:
+                assert len(recording.texts) == metas == tokenized  # every one tokenized again
+            else:
+                assert cut > 0.9 * metas and len(recording.texts) == metas - cut == tokenized
+            spill.close()
+            pools.close()
+    finally:
+        retriever.close()
+        chunks.close()
+    assert made[True] == made[False] and len(made[True]) == 6

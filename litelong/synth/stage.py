@@ -37,6 +37,7 @@ from .assembly import (
 from .assembly.assemble import DocumentStream
 from .nextlong import (
     Bm25Negatives,
+    ChunkSlicer,
     DenseNegatives,
     NegativeSource,
     Plan,
@@ -119,7 +120,10 @@ def build_part(
                     own.update(stream.counts)
 
             spill = TextSpill()
-            plans = plan_topics(spec, topic_pools(), source, chunk_length, spill=spill)
+            slicer = ChunkSlicer.of(tokenizer)  # meta-chunks' ids cut from their documents'
+            plans = plan_topics(
+                spec, topic_pools(), source, chunk_length, spill=spill, slicer=slicer
+            )
             every_plan = [plan for topic_plans in plans.values() for plan in topic_plans]
             claim(every_plan, spec.seed, chunks, spill)
             counts["chunks_embedded"] += getattr(source, "embedded", 0)

@@ -50,6 +50,7 @@ from ..assembly.permutation import Permutation
 from ..assembly.pieces import document_of
 from ..threads import ordered_map
 from .negatives import NegativeSource, Query
+from .slicing import ChunkSlicer
 
 # Candidates retrieved per meta-chunk, as a multiple of k: neighbouring meta-chunks of one
 # meta-document retrieve many of the same chunks, and each chunk is placed once.
@@ -120,6 +121,29 @@ class TextSpill:
             return text
         data = os.pread(self._file.fileno(), text.size, text.offset)
         return data.decode("utf-8", "surrogatepass")
+
+    def put_ids(self, ids: Sequence[np.ndarray | None]) -> Spilled:
+        """Token id arrays laid end to end (`lengths` in ids; -1 for a None)."""
+        lengths = np.fromiter((-1 if i is None else len(i) for i in ids), np.int32, len(ids))
+        data = b"".join(i.astype(np.uint32).tobytes() for i in ids if i is not None)
+        with self._lock:
+            offset, self._end = self._end, self._end + len(data)
+            os.pwrite(self._file.fileno(), data, offset)
+        return Spilled(offset, len(data), lengths)
+
+    def ids(self, ids: Spilled) -> list[np.ndarray | None]:
+        assert ids.lengths is not None
+        data = os.pread(self._file.fileno(), ids.size, ids.offset) if ids.size else b""
+        whole = np.frombuffer(data, np.uint32)
+        found: list[np.ndarray | None] = []
+        start = 0
+        for length in ids.lengths.tolist():
+            if length < 0:
+                found.append(None)
+                continue
+            found.append(whole[start : start + length])
+            start += length
+        return found
 
     def texts(self, texts: list[str] | Spilled) -> list[str]:
         if not isinstance(texts, Spilled):
@@ -193,6 +217,8 @@ class Plan:
     chars_per_token: float = 4.0  # the meta-document's: what filling estimates negatives by
     # ordinals in the chunk index of unclaimed chunks, for when hard ones run short
     reserve: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # each meta-chunk's token ids cut from its documents' (`slicing.py`); None: tokenize it
+    meta_tokens: list[np.ndarray | None] | Spilled | None = None
 
     @property
     def key(self) -> tuple[int, int]:
@@ -210,6 +236,8 @@ class Plan:
             self.meta_ids = spill.put_many(self.meta_ids)
         if not isinstance(self.hits.ids, Spilled):
             self.hits.ids = spill.put_many(self.hits.ids)
+        if self.meta_tokens is not None and not isinstance(self.meta_tokens, Spilled):
+            self.meta_tokens = spill.put_ids(self.meta_tokens)
 
 
 def plan_topics(
@@ -219,6 +247,7 @@ def plan_topics(
     chunk_length: float,
     threads: int | None = None,
     spill: TextSpill | None = None,
+    slicer: ChunkSlicer | None = None,
 ) -> dict[int, list[Plan]]:
     """Every topic's plans, from (topic, pool, counts) in topic order: up to `samplesPerTopic`
     from the topic's pool (its documents, or pieces of long ones, shared with other topics as
@@ -228,13 +257,14 @@ def plan_topics(
     wait for their searches, so memory holds the plans, never every topic's pool. The plans
     are the same for any number of threads. A source whose calls must not overlap
     (`concurrent` False) is called from this thread alone. With `spill`, each plan's
-    texts and ids go to disk once searched (`TextSpill`)."""
+    texts and ids go to disk once searched (`TextSpill`). With `slicer`, each meta-chunk's
+    token ids are cut from its documents' (`slicing.py`), so filling need not tokenize it."""
     if not negatives.concurrent:
         threads = 1
 
     def drafts() -> Iterator[Draft]:
         for topic, pool, counts in pools:
-            yield from draft_topic(spec, topic, pool, chunk_length, counts)
+            yield from draft_topic(spec, topic, pool, chunk_length, counts, slicer)
             yield Draft(None, topic)  # the topic's end: a topic may have no plan at all
 
     def searched(draft: Draft) -> tuple[int, Plan | None]:
@@ -270,6 +300,7 @@ def draft_topic(
     pool: Iterable[Tokenized],
     chunk_length: float,
     counts: Counter[str],
+    slicer: ChunkSlicer | None = None,
 ) -> list[Draft]:
     """The topic's samples up to their negatives: meta-documents taken from the pool in
     order, each cut into meta-chunks, and how many negatives each asks for."""
@@ -293,7 +324,7 @@ def draft_topic(
         if chars - 1 <= options.chunk_chars:
             counts["skipped.meta_shorter_than_chunk"] += bool(meta)
             return drafts
-        drafts.append(_draft(spec, topic, len(drafts), meta, chunk_length, counts))
+        drafts.append(_draft(spec, topic, len(drafts), meta, chunk_length, counts, slicer))
     return drafts
 
 
@@ -314,6 +345,7 @@ def _draft(
     meta: list[Tokenized],
     chunk_length: float,
     counts: Counter[str],
+    slicer: ChunkSlicer | None = None,
 ) -> Draft:
     """One sample's meta-chunks (each with the ids of the documents it holds lines of) and the
     negatives each asks for."""
@@ -340,6 +372,8 @@ def _draft(
     texts = [text for text, _ in kept]
     empty = Hits.of([[] for _ in kept])
     plan = Plan(topic, number, sorted(own), names, texts, empty, k, chars_per_token)
+    if slicer is not None:
+        plan.meta_tokens = slicer.token_ids(meta, texts)
     return Draft(plan, topic, [Query(own, text, own_chunks) for text in texts], k)
 
 
@@ -502,10 +536,17 @@ def fill(
     """The plan's sample of exactly `target` tokens, or None (counted) when it cannot be."""
     texts = _texts_of(plan.texts, spill, f"plan {plan.key}'s meta-chunks")
     names = _texts_of(plan.meta_ids, spill, f"plan {plan.key}'s meta-chunk names")
-    encodings = tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+    known = _meta_tokens(plan, spill, len(texts))
+    todo = [number for number, ids in enumerate(known) if ids is None]
+    counts["meta_chunks_tokenized"] += len(todo)  # planning could not cut their ids
+    if todo:
+        encoded = tokenizer.encode_batch_fast([texts[n] for n in todo], add_special_tokens=False)
+        for number, encoding in zip(todo, encoded, strict=True):
+            known[number] = np.asarray(encoding.ids, "u4")
     metas = [
-        Tokenized(name, text, content_digest(text), np.asarray(e.ids, "u4"))
-        for name, text, e in zip(names, texts, encodings, strict=True)
+        Tokenized(name, text, content_digest(text), ids)
+        for name, text, ids in zip(names, texts, known, strict=True)
+        if ids is not None
     ]
     meta_tokens = sum(len(meta.ids) + len(separator.ids) for meta in metas)
     if meta_tokens >= target:
@@ -534,6 +575,20 @@ def fill(
     counts["meta_chunks"] += len(metas)
     counts["negatives"] += len(sample.spans) - len(metas)
     return Built(np.concatenate(sample.pieces), "".join(sample.parts), sample.spans)
+
+
+def _meta_tokens(plan: Plan, spill: TextSpill | None, count: int) -> list[np.ndarray | None]:
+    """The meta-chunks' ids planning cut from their documents (None: to tokenize)."""
+    known = plan.meta_tokens
+    if known is None:
+        return [None] * count
+    if isinstance(known, Spilled):
+        if spill is None:
+            raise ValueError(
+                f"plan {plan.key}'s meta-chunk ids: spilled to disk; fill needs the spill"
+            )
+        return spill.ids(known)
+    return list(known)
 
 
 class _Rate:

@@ -332,20 +332,3 @@ def test_a_jobs_worker_assembles_on_its_share_of_the_cores_not_on_every_core(
     assert search_threads() == 8  # no share: the cores, at most MAX_THREADS
     monkeypatch.setattr(cores, "_thread_share", 2)
     assert search_threads() == 2
-
-
-def test_topics_are_assembled_on_twice_as_many_threads_as_cores(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A topic's thread holds the GIL between its tokenizer batches, so with one thread a core
-    the tokenizer's pool idles; two a core keep it fed (bench/README.md, "litelong wall
-    time"). A one-core share stays on one thread; MAX_THREADS still bounds it."""
-    from litelong import cores
-    from litelong.synth.threads import MAX_THREADS, assembly_threads
-
-    monkeypatch.setattr("litelong.synth.threads.usable_cores", lambda: 2)
-    assert assembly_threads() == 4
-    monkeypatch.setattr("litelong.synth.threads.usable_cores", lambda: 64)
-    assert assembly_threads() == MAX_THREADS
-    monkeypatch.setattr(cores, "_thread_share", 1)
-    assert assembly_threads() == 1

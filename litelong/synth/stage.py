@@ -46,7 +46,7 @@ from .nextlong import (
     plan_topics,
 )
 from .report import TOPICS_FILE
-from .threads import assembly_threads, ordered_map
+from .threads import ordered_map
 
 
 class ModeUnavailable(RuntimeError):
@@ -154,10 +154,7 @@ def build_part(
         with writer:
             # topics overlap (one's texts are read while another's are tokenized), and come
             # back in order, so the dataset is the same for any number of threads
-            # (modes litelong and standard: more threads than cores, `assembly_threads`)
-            threads = None if nextlong else assembly_threads()
-            results = ordered_map(build_topic, mine, threads)
-            for topic, (built, own) in zip(mine, results, strict=True):
+            for topic, (built, own) in zip(mine, ordered_map(build_topic, mine), strict=True):
                 hits = own.pop("hits")
                 top = max(counts["max_topic_tokens"], own.pop("max_topic_tokens", 0))
                 counts.update(own)

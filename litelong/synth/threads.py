@@ -16,23 +16,12 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 MAX_THREADS = 8
-ASSEMBLY_PER_CORE = 2  # topic threads per core (`assembly_threads`)
 
 
 def search_threads() -> int:
     """The cores this process may use (its CPU affinity, or its share of them in a
     `litelong run --jobs` worker), at most MAX_THREADS."""
     return max(1, min(MAX_THREADS, thread_share() or usable_cores()))
-
-
-def assembly_threads() -> int:
-    """Topics assembled at once: twice `search_threads` (at most MAX_THREADS). A topic's
-    thread alternates between work that holds the GIL (reading texts, digests, assembling) and
-    tokenizing on the tokenizer's own pool of every core; with one thread a core, that pool
-    idles whenever every thread is in the first. One thread stays one (a single core's share
-    of `litelong run --jobs`)."""
-    threads = search_threads()
-    return threads if threads <= 1 else min(MAX_THREADS, ASSEMBLY_PER_CORE * threads)
 
 
 def ordered_map(

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ...api.v1alpha1.synthesisrun import SynthesisRunSpec
 from ...index import Retriever
@@ -151,25 +152,20 @@ _ID_FIELDS: list[pa.Field[Any]] = [
     pa.field("chars", pa.int64()),  # null: unknown
 ]
 _ID_SCHEMA = pa.schema(_ID_FIELDS)
-_KEYS = (("hi", np.uint64), ("lo", np.uint64), ("position", np.int32), ("tie", np.uint64))
-
-
-def _id_hash(doc_id: str) -> tuple[int, int]:
-    digest = hashlib.blake2b(doc_id.encode(), digest_size=16).digest()
-    return int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little")
 
 
 class ClaimTable:
     """The claims of every topic, held on disk in a temporary folder (removed by `close`).
 
     One entry per (topic, retrieved document): its id and score in an Arrow file (one record
-    batch per topic), and 128-bit id hash, retrieval position and tie-break hash in flat
-    files. Ranking a document's claimers is a sort of those keys (numpy lexsort over
-    memory-mapped arrays); each entry's rank and claimer count go back to disk. What stays in
-    memory is a few integers per topic; the sort needs about 40 bytes per entry while it runs
-    (topics x topK entries: 40 MB for 1,000 topics at topK 1000, freed when it ends), and
-    `self[n]` builds one topic's claims on demand. Nothing here grows with the index, only with
-    the run; the files take about 60 bytes per entry of temporary disk.
+    batch per topic), its retrieval position in a flat file. Ranking a document's claimers is
+    a sort (numpy lexsort) of the ids as numbers (Arrow's dictionary encoding), positions and,
+    only where a document and position are shared, a seeded tie hash; each entry's rank and
+    claimer count go back to disk. What stays in memory is a few integers per topic; the sort
+    needs about 100 bytes per entry while it runs, the ids' text included (topics x topK
+    entries: ~100 MB for 1,000 topics at topK 1000, freed when it ends, before any text is
+    read), and `self[n]` builds one topic's claims on demand. Nothing here grows with the
+    index, only with the run; the files take about 50 bytes per entry of temporary disk.
     """
 
     def __init__(
@@ -179,55 +175,72 @@ class ClaimTable:
         self._folder = Path(self._temp.name)
         self._batches: dict[int, int] = {}  # topic number → its record batch
         bounds = [0]  # batch b's entries are [bounds[b], bounds[b + 1])
-        files = {name: open(self._folder / name, "wb") for name, _ in _KEYS}  # noqa: SIM115
-        try:
-            with (
-                pa.OSFile(str(self._folder / "ids.arrow"), "wb") as sink,
-                pa.ipc.new_file(sink, _ID_SCHEMA) as writer,
-            ):
-                retrieved = ordered_map(candidates.ranked, topics)  # searches overlap
-                for batch, (topic, ranked) in enumerate(zip(topics, retrieved, strict=True)):
-                    self._batches[topic.number] = batch
-                    bounds.append(bounds[-1] + len(ranked))
-                    writer.write_batch(_id_batch(ranked))
-                    columns = _key_columns(ranked, seed, topic.number)
-                    for name, dtype in _KEYS:
-                        files[name].write(np.asarray(columns[name], dtype).tobytes())
-        finally:
-            for handle in files.values():
-                handle.close()
+        with (
+            open(self._folder / "position", "wb") as positions,
+            pa.OSFile(str(self._folder / "ids.arrow"), "wb") as sink,
+            pa.ipc.new_file(sink, _ID_SCHEMA) as writer,
+        ):
+            retrieved = ordered_map(candidates.ranked, topics)  # searches overlap
+            for batch, (topic, ranked) in enumerate(zip(topics, retrieved, strict=True)):
+                self._batches[topic.number] = batch
+                bounds.append(bounds[-1] + len(ranked))
+                writer.write_batch(_id_batch(ranked))
+                positions.write(np.asarray([p for _, p, _, _ in ranked], np.int32).tobytes())
         self._bounds = np.asarray(bounds, np.int64)
         self.entries = entries = int(self._bounds[-1])
-        self._rank, self._claimers = self._rank_claimers(entries)
         self._ids = pa.ipc.open_file(pa.memory_map(str(self._folder / "ids.arrow")))
+        self._rank, self._claimers = self._rank_claimers(entries, seed)
 
-    def _keys(self, name: str, dtype: type, entries: int) -> np.ndarray:
-        if not entries:
-            return np.zeros(0, dtype)
-        return np.memmap(self._folder / name, dtype=dtype, mode="r", shape=(entries,))
+    def _document_codes(self) -> np.ndarray:
+        """Each entry's document as a number (equal ids, equal numbers): what groups a
+        document's claimers. Which number a document gets does not matter, only equality."""
+        column = self._ids.read_all().column("id").combine_chunks()
+        encoded = pc.dictionary_encode(column)
+        assert isinstance(encoded, pa.DictionaryArray)
+        return np.asarray(encoded.indices, np.int64)
 
-    def _rank_claimers(self, entries: int) -> tuple[np.ndarray, np.ndarray]:
+    def _rank_claimers(self, entries: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Each entry's place among its document's claimers, and how many there are: sorted by
-        (document, position, tie hash, topic), as `claims` ranks them."""
-        hi, lo, position, tie = (self._keys(name, dtype, entries) for name, dtype in _KEYS)
+        (document, position, tie hash, topic), as `claims` ranks them. The tie hash (a seeded
+        hash of topic and document: a Python call per entry) is computed only for the entries
+        whose document and position another entry shares, the only ones it can order."""
+        if not entries:
+            empty = np.zeros(0, np.int32)
+            return empty, empty
+        document = self._document_codes()
+        position = np.memmap(self._folder / "position", dtype=np.int32, mode="r", shape=(entries,))
         numbers = np.empty(len(self._batches), np.int32)
         numbers[list(self._batches.values())] = list(self._batches)
         topic = np.repeat(numbers, np.diff(self._bounds))
-        order = np.lexsort((topic, tie, position, lo, hi))
-        del topic
-        sorted_hi, sorted_lo = hi[order], lo[order]
+        order = np.lexsort((topic, position, document))
+        same = (document[order][1:] == document[order][:-1]) & (
+            position[order][1:] == position[order][:-1]
+        )
+        if same.any():  # ties: order those by the seeded hash, then by topic
+            tied = np.zeros(entries, bool)
+            tied[order[1:][same]] = tied[order[:-1][same]] = True
+            tie = np.zeros(entries, np.uint64)
+            for entry in np.flatnonzero(tied).tolist():
+                tie[entry] = seed_of(seed, int(topic[entry]), self._id_at(entry))
+            order = np.lexsort((topic, tie, position, document))
+            del tie, tied
+        del topic, same
+        sorted_document = document[order]
         new = np.ones(entries, bool)
-        new[1:] = (sorted_hi[1:] != sorted_hi[:-1]) | (sorted_lo[1:] != sorted_lo[:-1])
-        del sorted_hi, sorted_lo
+        new[1:] = sorted_document[1:] != sorted_document[:-1]
+        del sorted_document, document
         group = np.cumsum(new) - 1
         starts = np.flatnonzero(new)
         sizes = np.diff(np.append(starts, entries))
         rank = self._output("rank", entries)
         claimers = self._output("claimers", entries)
-        if entries:
-            rank[order] = np.arange(entries) - starts[group]
-            claimers[order] = sizes[group]
+        rank[order] = np.arange(entries) - starts[group]
+        claimers[order] = sizes[group]
         return rank, claimers
+
+    def _id_at(self, entry: int) -> str:
+        batch = int(np.searchsorted(self._bounds, entry, side="right")) - 1
+        return str(self._ids.get_batch(batch).column("id")[entry - int(self._bounds[batch])])
 
     def _output(self, name: str, entries: int) -> np.ndarray:
         if not entries:
@@ -272,13 +285,3 @@ def _id_batch(ranked: list[Ranked]) -> pa.RecordBatch:
         ],
         schema=_ID_SCHEMA,
     )
-
-
-def _key_columns(ranked: list[Ranked], seed: int, number: int) -> dict[str, list[int]]:
-    hashes = [_id_hash(doc_id) for doc_id, _, _, _ in ranked]
-    return {
-        "hi": [h for h, _ in hashes],
-        "lo": [lo for _, lo in hashes],
-        "position": [position for _, position, _, _ in ranked],
-        "tie": [seed_of(seed, number, doc_id) for doc_id, _, _, _ in ranked],
-    }

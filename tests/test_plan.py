@@ -224,6 +224,28 @@ def test_the_synthesis_plan_counts_every_hit_of_a_topic_that_cannot_fill_its_sam
     assert distinct == pytest.approx(60 / 80)
 
 
+def test_the_synthesis_plan_follows_a_topic_too_poor_for_its_samples_to_where_it_gives_up() -> None:
+    """With its documents' sizes known, a topic that cannot fill its last sample is read as
+    the stage reads it: an unchecked first batch, then batches while what is left, at GIVE_UP
+    times, could still fill what the sample needs (synth/assembly/assemble.py `_hopeless`)."""
+    from litelong.plan.synthesis import distinct_tokens, fetch_count
+
+    hundreds = [100.0] * 300  # 30,000 bytes: a 40,000-byte sample cannot be filled
+    # 16 unchecked; then 28,400 x 2 >= 38,400 still needed: 64 more, and so on until
+    # 9,200 x 2 < 19,200 after 208 documents
+    assert fetch_count(300, 0, 400.0, 1, hundreds, 40_000.0) == 208
+    # two full samples take 130 documents each; the 17,000 bytes left, doubled, cannot fill a
+    # third of 40,000: given up before any more is read
+    assert fetch_count(300, 0 + 2, 130.0, 3, hundreds * 2, 40_000.0) == 260
+    assert fetch_count(300, 0, 400.0, 1, None, 40_000.0) == 300  # sizes unknown: every hit
+    ranked = [[f"a{i}" for i in range(300)]]
+    sizes = {f"a{i}": 100 for i in range(300)}
+    text, _ = distinct_tokens(
+        ranked, sizes, fits=[0], needed=[400.0], wanted=1, sample_bytes=40_000
+    )
+    assert text == 208 * 100
+
+
 def test_a_synthesis_plan_sizes_the_first_fetches_left_to_each_topic_by_the_reuse_limit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -10,9 +10,13 @@
                                     fetches first, shuffled or by score as the stage does)
     samples per topic             = min(samplesPerTopic, available / documents per sample)
     tokens                        = samples x targetTokens
-    tokenized                     = per topic: all its hits when it cannot fill its samples,
-                                    else min(hits, max(16, samples x documents per sample + 4))
-                                    documents, whole; with real queries the distinct ones of
+    tokenized                     = per topic: min(hits, max(16, samples x documents per
+                                    sample + 4)) documents, whole; when it cannot fill its
+                                    samples, all its hits, or with real queries those read
+                                    before the stage gives the last sample up (what is left,
+                                    at GIVE_UP times, short of what it needs: the stage's
+                                    rule, synth/assembly/assemble.py); with real queries the
+                                    distinct ones of
                                     all topics (a document is tokenized once per shard) x their
                                     mean size x tokens per byte
     CPU seconds                   = tokenized / tokens per CPU second + per run + report (per
@@ -33,7 +37,13 @@ from dataclasses import dataclass
 from ..api.v1alpha1 import BM25IndexSpec, SynthesisRun
 from ..index import open_index
 from ..store import Artifact, ArtifactStore, NotCommitted
-from ..synth.assembly import FIRST_FETCH_BATCH, MIN_FETCH_BATCH, debate_topics
+from ..synth.assembly import (
+    FETCH_BATCH,
+    FIRST_FETCH_BATCH,
+    GIVE_UP,
+    MIN_FETCH_BATCH,
+    debate_topics,
+)
 from ..synth.report.coherence import MAX_SAMPLES
 from .calibration import Calibration, SynthesisRates
 from .corpus_sample import sample_corpus
@@ -96,7 +106,12 @@ def estimate_synthesis(
         per_topic = [needed] * len(fits)
     if inputs.ranked is not None and len(inputs.ranked) == len(fits):
         tokenized, fetched = distinct_tokens(
-            inputs.ranked, inputs.sizes or {}, fits, per_topic, spec.samples_per_topic
+            inputs.ranked,
+            inputs.sizes or {},
+            fits,
+            per_topic,
+            spec.samples_per_topic,
+            spec.target_tokens * meta / tokens_per_byte,
         )
         tokenized = tokenized * tokens_per_byte * inputs.topics / len(fits)
         fetched_line = f"{fetched:.0%} of the documents fetched by the queried topics distinct"
@@ -120,7 +135,8 @@ def estimate_synthesis(
         f"{doc_tokens:,.0f} tokens per document ({inputs.text_bytes_per_document:,.0f} bytes x "
         f"{tokens_per_byte:.3f} tokens/byte); {needed:,.1f} documents per sample",
         f"{tokenized:,.0f} tokens tokenized (whole documents, fetched at least "
-        f"{FIRST_FETCH_BATCH} at a time, all hits of a topic that cannot fill its samples; "
+        f"{FIRST_FETCH_BATCH} at a time; a topic that cannot fill its samples reads until what "
+        f"is left, at {GIVE_UP}x, cannot fill the last (all its hits without real queries); "
         f"{fetched_line})",
         f"build {rates.tokens_per_cpu_s:,.0f} tokenized tokens per CPU second + "
         f"{rates.build_cpu_seconds:.2f} CPU s per run, on {rates.build_cores:.2f} cores; "
@@ -187,13 +203,48 @@ def tokenized_tokens(
     )
 
 
-def fetch_count(hits: int, fits: int, needed: float, wanted: int) -> int:
+def fetch_count(
+    hits: int,
+    fits: int,
+    needed: float,
+    wanted: int,
+    sizes: list[float] | None = None,
+    sample_bytes: float = 0.0,
+) -> int:
     """Documents a topic with `hits` hits fetches (and so tokenizes) for `fits` samples of the
     `wanted`: at least `FIRST_FETCH_BATCH`, then batches sized to what is still needed
-    (over-fetching about half the smallest batch); all of them when it cannot fill them all."""
-    if fits < wanted:
+    (over-fetching about half the smallest batch). One that cannot fill them all reads on for
+    the sample that runs out until the stage gives it up (`read_before_giving_up`, from its
+    documents' `sizes` in rank order), or all its hits where their sizes are not known."""
+    if fits >= wanted:
+        return min(hits, math.ceil(max(FIRST_FETCH_BATCH, fits * needed + MIN_FETCH_BATCH / 2)))
+    if sizes is None or sample_bytes <= 0:
         return hits
-    return min(hits, math.ceil(max(FIRST_FETCH_BATCH, fits * needed + MIN_FETCH_BATCH / 2)))
+    full = min(hits, math.ceil(fits * needed))
+    rest = sizes[full:hits]
+    return full + read_before_giving_up(rest, sample_bytes, nothing_read=full == 0)
+
+
+def read_before_giving_up(sizes: list[float], sample_bytes: float, nothing_read: bool) -> int:
+    """Documents (of `sizes` bytes, in order) read for a sample of `sample_bytes` that they
+    cannot fill, as the stage reads them (synth/assembly/assemble.py `DocumentStream`): the
+    first batch of a topic unchecked (nothing is known of its density yet), then before each
+    batch the sample is given up once the bytes left, at `GIVE_UP` times, are short of what
+    it still needs."""
+    read, still, left = 0, sample_bytes, sum(sizes)
+    mean = left / len(sizes) if sizes else 1.0
+    while read < len(sizes) and still > 0:
+        if nothing_read and read == 0:
+            batch = FIRST_FETCH_BATCH
+        elif left * GIVE_UP < still:
+            break
+        else:
+            batch = max(MIN_FETCH_BATCH, min(FETCH_BATCH, math.ceil(still / mean) + 2))
+        taken = sizes[read : read + batch]
+        read += len(taken)
+        still -= sum(taken)
+        left -= sum(taken)
+    return read
 
 
 def topic_needs(inputs: Inputs, needed: float, sample_bytes: float) -> list[float]:
@@ -214,14 +265,20 @@ def distinct_tokens(
     fits: list[int],
     needed: list[float],
     wanted: int,
+    sample_bytes: float = 0.0,
 ) -> tuple[float, float]:
     """Text bytes the stage tokenizes for the queried topics (a document once, however many
     topics fetch it: the stage keeps its tokens), and the share of fetches that are distinct.
-    The bytes per document are the mean of the sized ones among those fetched."""
+    The bytes per document are the mean of the sized ones among those fetched (and stand for
+    an unsized one where a topic that cannot fill its samples is followed to where the stage
+    gives its last sample up)."""
+    known = list(sizes.values())
+    mean = sum(known) / len(known) if known else 0.0
     fetched: set[str] = set()
     total = 0
     for ids, n, per_sample in zip(ranked, fits, needed, strict=True):
-        count = fetch_count(len(ids), n, per_sample, wanted)
+        ordered = [float(sizes.get(doc_id, mean)) for doc_id in ids] if n < wanted else None
+        count = fetch_count(len(ids), n, per_sample, wanted, ordered, sample_bytes)
         fetched.update(ids[:count])
         total += count
     sized = [sizes[doc_id] for doc_id in fetched if doc_id in sizes]

@@ -3,7 +3,9 @@ pieces (`pieces`), tokenized once and concatenated into samples of exactly `targ
 tokens (`assemble`)."""
 
 from .assemble import (
+    FETCH_BATCH,
     FIRST_FETCH_BATCH,
+    GIVE_UP,
     MIN_FETCH_BATCH,
     Built,
     Separator,
@@ -24,7 +26,9 @@ from .candidates import (
 from .pieces import PIECE_CHARS_PER_TOKEN, Claim, document_of, piece_bounds, pieces_for
 
 __all__ = [
+    "FETCH_BATCH",
     "FIRST_FETCH_BATCH",
+    "GIVE_UP",
     "MIN_FETCH_BATCH",
     "PIECE_CHARS_PER_TOKEN",
     "Built",

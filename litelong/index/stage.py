@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from contextlib import closing
 from pathlib import Path
 
@@ -16,8 +15,8 @@ from .chunks import CHUNKS_FOLDER, document_chunks
 from .retriever import Retriever
 from .tantivy_backend import TantivyPartWriter, TantivyRetriever
 
-#: read the corpus on its own thread (`corpus/prefetch.py`); off only to measure without it
-PREFETCH = os.environ.get("LITELONG_INDEX_PREFETCH", "1") != "0"
+#: read the corpus on its own thread (`corpus/prefetch.py`); tests turn it off to compare
+PREFETCH = True
 
 
 class BackendUnavailable(RuntimeError):

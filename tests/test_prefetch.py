@@ -99,3 +99,23 @@ def test_a_file_that_fails_mid_read_on_the_reading_thread_fails_the_build_and_co
     assert "c.jsonl.zst: cannot read" in message and "truncated" in message
     assert not any(a.is_committed() for a in ArtifactStore(str(tmp_path / "store")).artifacts())
     assert not any(t.name == "litelong-reader" for t in threading.enumerate())
+
+
+def test_reader_processes_started_from_the_reading_thread_give_the_same_documents(
+    tmp_path: Path,
+) -> None:
+    from litelong.corpus import SkipCounter, read_batches
+
+    from .conftest import bm25index
+
+    for n in range(3):
+        records = [{"id": f"{n}-{i}", "text": f"{LONG_ENOUGH} {n} {i % 40}"} for i in range(200)]
+        write_jsonl(tmp_path / f"c{n}.jsonl.zst", records)
+    resource = bm25index(corpus=[{"uri": str(tmp_path / "c*.jsonl.zst"), "idField": "id"}])
+    serial_skips, threaded_skips = SkipCounter(), SkipCounter()
+    serial = [d for b in read_batches(resource.spec, 0, 1, serial_skips) for d in b]
+    batches = read_batches(resource.spec, 0, 1, threaded_skips, readers=2)
+    with closing(prefetched(batches)) as reading:
+        threaded = [d for b in reading for d in b]
+    assert threaded == serial and len(serial) == 120
+    assert threaded_skips == serial_skips

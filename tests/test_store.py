@@ -217,3 +217,37 @@ def test_a_namespace_named_like_a_kind_with_pointers_is_not_the_old_layout(
     assert (Path(store.root) / "bm25index" / "bm25index" / "wiki" / "_current").is_file()
     assert store.legacy_folders() == []
     assert [(a.namespace, a.identity) for a in store.artifacts()] == [("bm25index", "spec-a")]
+
+
+def test_checksums_hashed_on_several_threads_are_each_files_own_sha256(tmp_path: Path) -> None:
+    import hashlib
+    import random
+
+    from litelong.store.manifest import file_records
+
+    folder = tmp_path / "part"
+    (folder / "sub").mkdir(parents=True)
+    sizes = {"a.bin": 0, "b.bin": 3 << 20, "c.bin": 17, "sub/d.bin": (1 << 20) + 1, "e.bin": 5}
+    content = {}
+    for number, (name, size) in enumerate(sizes.items()):
+        content[name] = random.Random(number).randbytes(size)
+        (folder / name).write_bytes(content[name])
+    assert [(r.path, r.size, r.sha256) for r in file_records(folder)] == [
+        (name, len(content[name]), hashlib.sha256(content[name]).hexdigest())
+        for name in sorted(content)
+    ]
+
+
+def test_a_part_whose_file_changed_after_its_commit_is_refused(tmp_path: Path) -> None:
+    store = ArtifactStore(f"memory://litelong-test-{tmp_path.name}-corrupt")
+    artifact = store.artifact("BM25Index", "wiki", "h1")
+    with artifact.staging(0, 1) as folder:
+        build(folder, "shard 0" * 1000)
+        artifact.commit_part(0, 1, folder)
+    manifest = artifact.commit({"corpus": []}, 1)
+    remote = artifact._join(manifest.parts[0].name, "sub", "more.txt")
+    data = bytearray(artifact._fs.cat_file(remote))
+    data[100] ^= 1  # one bit, same size
+    artifact._fs.pipe_file(remote, bytes(data))
+    with pytest.raises(NotCommitted, match="does not match its recorded checksums"):
+        artifact.local_part(manifest.parts[0])

@@ -14,7 +14,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import queue
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -84,7 +84,7 @@ def clean_batches(
     for number, raw_id, raw_text in read_records(file, skips):
         text, digest = normalize_and_digest(raw_text)
         key = int.from_bytes(digest[:8], "little")
-        if key % of != shard:
+        if of > 1 and key % of != shard:
             continue
         if min_chars <= len(text) <= max_chars:
             batch.append((key, raw_id is not None, Document(raw_id or digest.hex(), text)))
@@ -132,7 +132,7 @@ def read_batches(
     skips: SkipCounter,
     readers: int = 1,
     on_file_done: Callable[[CorpusFile], None] | None = None,
-) -> Iterator[list[Document]]:
+) -> Generator[list[Document], None, None]:
     """`read_shard`'s documents in lists of up to `_BATCH`, for a consumer that takes them a
     batch at a time (the index writer): a list a batch instead of a generator step a
     document. `on_file_done` is called once every batch of the file has been taken."""

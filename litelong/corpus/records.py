@@ -36,11 +36,11 @@ def _jsonl(file: CorpusFile, skips: SkipCounter) -> Iterator[Record]:
     with fs.open(path, "rb", compression=None if zstd else "infer") as handle:
         lines = _zstd_lines(handle) if zstd else handle
         for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
+            try:  # a blank line is a decode error too: not stripped first, a copy a record
                 value = orjson.loads(line)
             except orjson.JSONDecodeError:
+                if not line.strip():
+                    continue
                 reason = "invalid_utf8" if not _is_utf8(line) else "invalid_json"
                 skips.skip(reason, file.position(number))
                 continue

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 
 from ..api.v1alpha1 import BM25Index, BM25IndexSpec
 from ..cores import thread_share
 from ..corpus import SkipCounter, read_batches
+from ..corpus.prefetch import prefetched
 from ..progress import Progress
 from ..store import Artifact, ArtifactStore
 from .chunks import CHUNKS_FOLDER, document_chunks
 from .retriever import Retriever
 from .tantivy_backend import TantivyPartWriter, TantivyRetriever
+
+#: read the corpus on its own thread (`corpus/prefetch.py`); tests turn it off to compare
+PREFETCH = True
 
 
 class BackendUnavailable(RuntimeError):
@@ -52,15 +57,20 @@ def build_part(
     chunk_chars = 0
     readers = spec.writer.readers or default_readers()
     # a batch at a time (up to 1,024 documents): the writer's loop and the progress count
-    # cost a Python call a batch, not a document
-    for batch in read_batches(spec, shard, of, skips, readers):
-        writer.add(batch)
-        if chunks is not None:
-            for document in batch:
-                pieces = list(document_chunks((document,), spec.chunks.chunk_chars, spec.min_chars))
-                chunks.add(pieces)
-                chunk_chars += sum(len(piece.text) for piece in pieces)
-        progress.advance(len(batch), sum(len(document.text) for document in batch))
+    # cost a Python call a batch, not a document; read on a thread of its own (`prefetched`)
+    # while this one hands documents to tantivy
+    batches = read_batches(spec, shard, of, skips, readers)
+    with closing(prefetched(batches) if PREFETCH else batches) as reading:
+        for batch in reading:
+            writer.add(batch)
+            if chunks is not None:
+                for document in batch:
+                    pieces = list(
+                        document_chunks((document,), spec.chunks.chunk_chars, spec.min_chars)
+                    )
+                    chunks.add(pieces)
+                    chunk_chars += sum(len(piece.text) for piece in pieces)
+            progress.advance(len(batch), sum(len(document.text) for document in batch))
     writer.commit()
     counts = {"documents": writer.documents}
     if chunks is not None:

@@ -320,6 +320,44 @@ def test_plans_hold_numbers_and_leave_texts_and_ids_on_disk(wiki: ArtifactStore)
         chunks.close()
 
 
+def test_drafting_tokenizes_about_the_meta_documents_not_whole_batches_past_them(
+    wiki: ArtifactStore,
+) -> None:
+    """A meta-document of ~40 documents was drafted from batches of 64 tokenized documents,
+    the rest of the last batch tokenized for nothing (a third of the documents a 1M scale run
+    tokenized). Told what it still needs, the stream tokenizes about that; the drafts are the
+    same as from the documents read in whole batches."""
+    from litelong.synth.assembly import Candidates, claims
+    from litelong.synth.nextlong.samples import draft_topic
+    from litelong.synth.stage import _topics
+
+    spec = synthesis(targetTokens=16_384, samplesPerTopic=2).spec
+    index = wiki.latest_committed("BM25Index", "wiki")
+    retriever = open_index(index)
+    _, chunk_length = open_chunk_index(index, 2048)
+    tokenizer = load_tokenizer(None)
+    try:
+        topics = _topics(spec, wiki.latest_committed("TopicDebate", "topics"), retriever)
+        pools = claims(topics, Candidates(spec, retriever, draws=len(topics)), spec.seed)
+        found = {}
+        for told in (True, False):
+            documents = TokenizedDocuments(retriever, tokenizer)
+            drafts = []
+            for topic in topics:
+                stream = documents.stream(pools[topic.number], 10**6, 1)
+                pool = stream if told else (document for document in stream)
+                for draft in draft_topic(spec, topic, pool, chunk_length, Counter()):
+                    assert draft.plan is not None
+                    drafts.append((draft.plan.doc_ids, draft.plan.texts, draft.k))
+            found[told] = (drafts, documents.tokenized)
+        (told_drafts, told_tokenized), (whole_drafts, whole_tokenized) = found[True], found[False]
+        assert told_drafts == whole_drafts and len(told_drafts) == 6
+        used = sum(len(doc_ids) for doc_ids, _, _ in told_drafts)
+        assert used <= told_tokenized < whole_tokenized, (used, told_tokenized, whole_tokenized)
+    finally:
+        retriever.close()
+
+
 def _plan_of(ids: list[str], per_group: int, groups: int) -> Plan:
     """A plan of `groups` short meta-chunks, each with `per_group` of `ids` as candidates."""
     found = [[(c, 1.0) for c in ids[per_group * n : per_group * (n + 1)]] for n in range(groups)]

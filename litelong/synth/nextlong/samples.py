@@ -44,7 +44,14 @@ from ...api.v1alpha1.synthesisrun import SynthesisRunSpec
 from ...corpus import content_digest
 from ...dataset.sample import Span
 from ...index import Retriever, chunk_id, parent_of, split_chunks
-from ..assembly.assemble import Built, Separator, Tokenized, TokenizedDocuments, cut_to_fit
+from ..assembly.assemble import (
+    Built,
+    DocumentStream,
+    Separator,
+    Tokenized,
+    TokenizedDocuments,
+    cut_to_fit,
+)
 from ..assembly.candidates import Topic, seed_of
 from ..assembly.permutation import Permutation
 from ..assembly.pieces import document_of
@@ -307,11 +314,19 @@ def draft_topic(
     options = spec.nextlong
     target = spec.target_tokens
     drafts: list[Draft] = []
+    # a stream told what is still needed tokenizes about that (`DocumentStream.need`), not
+    # a whole batch of 64 documents past a meta-document of ~40: the same documents come, in
+    # the same order, in smaller batches
+    need = pool.need if isinstance(pool, DocumentStream) else None
     fetched = iter(pool)
     seen: set[bytes] = set()
+    wanted = math.ceil(options.meta_share * target)
     while len(drafts) < spec.samples_per_topic:
         meta: list[Tokenized] = []
         chars = tokens = 0
+        later = (spec.samples_per_topic - len(drafts) - 1) * wanted
+        if need is not None:
+            need(later + wanted)
         for document in fetched:
             if document.digest in seen or not len(document.ids):
                 continue
@@ -321,6 +336,8 @@ def draft_topic(
             tokens += len(document.ids)
             if tokens >= options.meta_share * target:
                 break
+            if need is not None:
+                need(later + wanted - tokens)
         if chars - 1 <= options.chunk_chars:
             counts["skipped.meta_shorter_than_chunk"] += bool(meta)
             return drafts
@@ -565,7 +582,8 @@ def fill(
     if sample.used < sample.budget and len(plan.reserve):
         reserve = chunks.retriever.ids_at(plan.reserve.tolist())
         first = hard.chunks_for(sample.budget - sample.used, plan.chars_per_token)
-        for negative, score in _negatives(chunks, [(chunk, None) for chunk in reserve], first):
+        unread = [(chunk, None) for chunk in reserve]
+        for negative, score in _negatives(chunks, unread, first, counts):
             if sample.used >= sample.budget:
                 break
             counts["negatives_from_reserve"] += sample.add(negative, "negative", score)
@@ -635,6 +653,7 @@ class _Negatives:
         chars_per_token: float,
     ) -> None:
         self._chunks = chunks
+        self._counts = sample.counts
         self._ids = [chunk for group in groups for chunk, _ in group]
         self._texts = chunks.retriever.get(self._ids) if self._ids else []
         self._ready: dict[int, Tokenized] = {}
@@ -664,7 +683,10 @@ class _Negatives:
         made = self._chunks.tokenize(units)
         for place, tokenized in zip(places, made, strict=True):
             self._ready[place] = tokenized
-        _RATE.add(sum(len(t.text) for t in made), sum(len(t.ids) for t in made))
+        tokens = sum(len(t.ids) for t in made)
+        _RATE.add(sum(len(t.text) for t in made), tokens)
+        self._counts["negatives_tokenized"] += len(made)  # placed or not: what filling paid
+        self._counts["negative_tokens_tokenized"] += tokens
 
     def at(self, place: int) -> Tokenized:
         if place not in self._ready:
@@ -734,7 +756,10 @@ class _Filling:
 
 
 def _negatives(
-    chunks: TokenizedDocuments, negatives: Sequence[tuple[str, float | None]], first: int
+    chunks: TokenizedDocuments,
+    negatives: Sequence[tuple[str, float | None]],
+    first: int,
+    counts: Counter[str],
 ) -> Iterator[tuple[Tokenized, float | None]]:
     """Reserve chunks read and tokenized a batch at a time, the first of `first` (what the
     sample is guessed to lack), the next of `_LATE_BATCH`: most are never needed past the
@@ -745,4 +770,6 @@ def _negatives(
         batch = negatives[start : start + size]
         start += len(batch)
         fetched = chunks.fetch([chunk for chunk, _ in batch])
+        counts["negatives_tokenized"] += len(fetched)
+        counts["negative_tokens_tokenized"] += sum(len(chunk.ids) for chunk in fetched)
         yield from zip(fetched, (score for _, score in batch), strict=True)

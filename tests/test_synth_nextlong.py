@@ -415,6 +415,53 @@ def test_hard_negatives_are_read_at_once_and_tokenized_as_far_as_filling_reaches
     assert made[0.0] == made[samples._ESTIMATE_SHARE] == made[1.0] == made[100.0]
 
 
+def test_filling_tokenizes_no_duplicate_and_little_past_what_it_places(
+    wiki: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Negatives whose text the sample already holds are skipped by their digest, so they are
+    never tokenized (a quarter of a 1M scale run's candidates); a negative reached past the
+    first guess is tokenized with only the few more its meta-chunk's share lacks. The sample
+    is the one filling makes with every candidate tokenized at once."""
+    chunks, _ = open_chunk_index(wiki.latest_committed("BM25Index", "wiki"), 2048)
+    tokenizer = load_tokenizer(None)
+    ids = chunks.ids_at(list(range(0, 24 * 31, 31)))
+    texts = dict(zip(ids, chunks.get(ids), strict=True))
+    for number in range(1, len(ids), 3):  # every third candidate repeats the one before it
+        texts[ids[number]] = texts[ids[number - 1]]
+    made = {}
+    try:
+        monkeypatch.setattr(chunks, "get", lambda asked: [texts[i] for i in asked])
+        for share in (0.0, samples._ESTIMATE_SHARE, 100.0):
+            monkeypatch.setattr(samples, "_ESTIMATE_SHARE", share)
+            documents = TokenizedDocuments(chunks, tokenizer)
+            tokenized: list[str] = []
+            tokenize = documents.tokenize
+            monkeypatch.setattr(
+                documents,
+                "tokenize",
+                lambda units, t=tokenize, b=tokenized: b.extend(i for i, _ in units) or t(units),
+            )
+            counts: Counter[str] = Counter()
+            built = fill(
+                _plan_of(ids, 8, 3), tokenizer, documents, Separator(tokenizer), 1024, counts
+            )
+            assert built is not None and len(built.input_ids) == 1024, counts
+            made[share] = (built.input_ids.tolist(), [span.doc_id for span in built.spans])
+            placed = [span.doc_id for span in built.spans if span.role == "negative"]
+            assert counts["skipped.duplicate_content"] > 0
+            # a copy of a placed negative is skipped untokenized; one whose original was not
+            # placed (its meta-chunk's share was full first) is a negative like any other
+            skipped = {ids[n] for n in range(1, len(ids), 3) if ids[n - 1] in placed}
+            assert skipped and not skipped & set(tokenized), share
+            assert set(placed) <= set(tokenized)
+            assert counts["negatives_tokenized"] == len(tokenized)
+            if share == 100.0:  # a first guess of one chunk: the rest one at a time as reached
+                assert tokenized == placed, (tokenized, placed)
+    finally:
+        chunks.close()
+    assert made[0.0] == made[samples._ESTIMATE_SHARE] == made[100.0]
+
+
 def test_planning_threads_change_nothing_in_the_dataset(
     wiki: ArtifactStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

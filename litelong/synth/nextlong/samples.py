@@ -31,8 +31,9 @@ import math
 import os
 import tempfile
 import threading
+from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from itertools import pairwise
@@ -578,12 +579,16 @@ def fill(
         for place, (_, similarity) in enumerate(groups[number], hard.start(number)):
             if sample.used >= share:
                 break
-            sample.add(hard.at(place), "negative", similarity)
+            sample.add(hard.at(place, share - sample.used), "negative", similarity)
     if sample.used < sample.budget and len(plan.reserve):
         reserve = chunks.retriever.ids_at(plan.reserve.tolist())
-        first = hard.chunks_for(sample.budget - sample.used, plan.chars_per_token)
         unread = [(chunk, None) for chunk in reserve]
-        for negative, score in _negatives(chunks, unread, first, counts):
+
+        def lacking() -> int:
+            """Reserve chunks to read next: about what the sample still lacks."""
+            return hard.chunks_for(sample.budget - sample.used, plan.chars_per_token)
+
+        for negative, score in _negatives(chunks, unread, lacking, counts):
             if sample.used >= sample.budget:
                 break
             counts["negatives_from_reserve"] += sample.add(negative, "negative", score)
@@ -642,8 +647,11 @@ class _Negatives:
     place (each negative's tokens guessed from its characters and the characters per token
     seen so far (`_Rate`), a little low, so the guess takes a few more): about half of the
     candidates, where tokenizing them all cost twice what the sample keeps. A negative the
-    guess left out is tokenized, with the few after it, when filling reaches it; what is
-    placed is the same either way."""
+    guess left out is tokenized when filling reaches it, with the few after it that the
+    meta-chunk's share still lacks (at most `_LATE_BATCH`). A text whose content the sample
+    already holds is never tokenized: filling skips it by its digest (a quarter of the
+    candidates on the scale corpus, whose copies share chunks). What is placed is the same
+    either way."""
 
     def __init__(
         self,
@@ -653,13 +661,16 @@ class _Negatives:
         chars_per_token: float,
     ) -> None:
         self._chunks = chunks
+        self._sample = sample
         self._counts = sample.counts
         self._ids = [chunk for group in groups for chunk, _ in group]
         self._texts = chunks.retriever.get(self._ids) if self._ids else []
+        self._digests = [content_digest(text) for text in self._texts]
         self._ready: dict[int, Tokenized] = {}
         self._starts = np.cumsum([0] + [len(group) for group in groups]).tolist()
+        self._chars_per_token = chars_per_token
         # filling as `fill` does it, with guessed lengths: duplicates skipped, shares kept
-        tokens_per_char = _ESTIMATE_SHARE / _RATE.chars_per_token(chars_per_token)
+        tokens_per_char = self._tokens_per_char()
         separator = len(sample.separator.ids)
         seen = set(sample.seen)
         guess = []
@@ -669,16 +680,20 @@ class _Negatives:
             for place in range(self._starts[number], self._starts[number] + len(group)):
                 if used >= share:
                     break
-                guess.append(place)
-                text = self._texts[place]
-                digest = content_digest(text)
+                text, digest = self._texts[place], self._digests[place]
                 if digest not in seen and text:
                     seen.add(digest)
+                    guess.append(place)
                     used += len(text) * tokens_per_char + separator
         self._tokenize(guess)
 
+    def _tokens_per_char(self) -> float:
+        return _ESTIMATE_SHARE / _RATE.chars_per_token(self._chars_per_token)
+
     def _tokenize(self, places: list[int]) -> None:
         places = [place for place in places if place not in self._ready]
+        if not places:
+            return
         units = [(self._ids[place], self._texts[place]) for place in places]
         made = self._chunks.tokenize(units)
         for place, tokenized in zip(places, made, strict=True):
@@ -688,14 +703,41 @@ class _Negatives:
         self._counts["negatives_tokenized"] += len(made)  # placed or not: what filling paid
         self._counts["negative_tokens_tokenized"] += tokens
 
-    def at(self, place: int) -> Tokenized:
-        if place not in self._ready:
-            self._tokenize(list(range(place, min(place + _LATE_BATCH, len(self._ids)))))
+    def at(self, place: int, lacking: int = 0) -> Tokenized:
+        """The negative at `place`, which filling is about to add while its meta-chunk's share
+        lacks `lacking` tokens; one whose content the sample holds comes untokenized (filling
+        skips it by its digest)."""
+        ready = self._ready.get(place)
+        if ready is not None:
+            return ready
+        seen = self._sample.seen
+        if self._digests[place] in seen or not self._texts[place]:
+            return Tokenized(self._ids[place], self._texts[place], self._digests[place], _NO_IDS)
+        end = self._starts[bisect_right(self._starts, place)]  # its meta-chunk's last + 1
+        tokens_per_char = self._tokens_per_char()
+        separator = len(self._sample.separator.ids)
+        batch: list[int] = []
+        digests: set[bytes] = set()
+        guessed = 0.0
+        for later in range(place, end):  # as filling will go on: copies skipped
+            digest = self._digests[later]
+            if digest in seen or digest in digests:
+                continue
+            if len(batch) >= _LATE_BATCH or (batch and guessed >= lacking):
+                break
+            digests.add(digest)
+            ready = self._ready.get(later)
+            if ready is not None:
+                guessed += len(ready.ids) + separator
+                continue
+            batch.append(later)
+            guessed += len(self._texts[later]) * tokens_per_char + separator
+        self._tokenize(batch)
         return self._ready[place]
 
     def chunks_for(self, tokens: int, chars_per_token: float) -> int:
         """How many chunks like these hard negatives hold `tokens`, guessed a little high (the
-        reserve's first batch)."""
+        reserve's batches)."""
         if not self._texts:
             return _RESERVE_BATCH
         chars = sum(len(text) for text in self._texts) / len(self._texts)
@@ -705,6 +747,9 @@ class _Negatives:
     def start(self, number: int) -> int:
         """Where meta-chunk `number`'s negatives start."""
         return int(self._starts[number])
+
+
+_NO_IDS = np.zeros(0, np.uint32)
 
 
 class _Filling:
@@ -758,15 +803,18 @@ class _Filling:
 def _negatives(
     chunks: TokenizedDocuments,
     negatives: Sequence[tuple[str, float | None]],
-    first: int,
+    lacking: Callable[[], int],
     counts: Counter[str],
 ) -> Iterator[tuple[Tokenized, float | None]]:
-    """Reserve chunks read and tokenized a batch at a time, the first of `first` (what the
-    sample is guessed to lack), the next of `_LATE_BATCH`: most are never needed past the
-    budget. Batching changes what is tokenized, never what is placed."""
+    """Reserve chunks read and tokenized a batch at a time, each batch about what the sample
+    is guessed to lack then (`lacking()`; the first at least, the later at most
+    `_LATE_BATCH`): most are never needed past the budget. Batching changes what is
+    tokenized, never what is placed."""
     start = 0
     while start < len(negatives):
-        size = max(1, first) if start == 0 else _LATE_BATCH
+        size = max(1, lacking())
+        if start:
+            size = min(size, _LATE_BATCH)
         batch = negatives[start : start + size]
         start += len(batch)
         fetched = chunks.fetch([chunk for chunk, _ in batch])

@@ -832,3 +832,17 @@ def test_fill_tokenizes_no_meta_chunk_that_planning_cut_from_its_documents(
         retriever.close()
         chunks.close()
     assert made[True] == made[False] and len(made[True]) == 6
+
+
+def test_membership_by_binary_search_is_isin() -> None:
+    """The claim's membership test (a plan's candidates against every meta-document's key)
+    answers what `np.isin` does, without sorting both arrays at every call."""
+    from litelong.synth.nextlong.samples import _within
+
+    rng = np.random.default_rng(0)
+    keys = np.unique(rng.integers(0, 2**63, 500, dtype=np.uint64))
+    values = np.concatenate([keys[::7], rng.integers(0, 2**63, 300, dtype=np.uint64)])
+    values = np.concatenate([values, [np.uint64(0), np.uint64(2**64 - 1)]]).astype(np.uint64)
+    assert (_within(values, keys) == np.isin(values, keys)).all()
+    assert _within(values, keys)[: len(keys[::7])].all()
+    assert not _within(values, np.zeros(0, np.uint64)).any()

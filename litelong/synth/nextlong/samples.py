@@ -90,6 +90,17 @@ def _keys(ids: Iterable[str]) -> np.ndarray:
     return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
 
 
+def _within(values: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
+    """`np.isin(values, sorted_unique)` for a sorted array without repeats, by binary search:
+    `isin` sorts both arrays again at every call, and the claim asks once a plan against every
+    meta-document's key."""
+    if not len(sorted_unique):
+        return np.zeros(len(values), bool)
+    at = np.searchsorted(sorted_unique, values)
+    at[at == len(sorted_unique)] = 0
+    return sorted_unique[at] == values
+
+
 @dataclass(frozen=True)
 class Spilled:
     """Where a text, or a list of texts laid end to end (`lengths` in characters), lies in a
@@ -426,7 +437,7 @@ def claim(
         hits = plan.hits
         if hits.keys is None or hits.parents is None:
             raise ValueError(f"plan {plan.key}: already claimed")
-        alive = ~np.isin(hits.parents, meta_keys)
+        alive = ~_within(hits.parents, meta_keys)
         # each candidate's rank in its meta-chunk once the meta-documents' chunks are left out
         sizes = np.diff(hits.starts)
         seen = np.concatenate([[0], np.cumsum(alive)])
@@ -534,7 +545,7 @@ def _deal_reserve(
         position += block
         outside = np.fromiter((parent_of(c) not in metas for c in ids), bool, len(ids))
         free = np.flatnonzero(outside)
-        free = free[~np.isin(_keys(ids[i] for i in free.tolist()), taken)]
+        free = free[~_within(_keys(ids[i] for i in free.tolist()), taken)]
         kept.append(ordinals[free])
         held += len(free)
     reserve = np.concatenate(kept)[:goal] if kept else np.zeros(0, np.int64)

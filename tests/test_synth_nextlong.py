@@ -320,6 +320,44 @@ def test_plans_hold_numbers_and_leave_texts_and_ids_on_disk(wiki: ArtifactStore)
         chunks.close()
 
 
+def test_drafting_tokenizes_about_the_meta_documents_not_whole_batches_past_them(
+    wiki: ArtifactStore,
+) -> None:
+    """A meta-document of ~40 documents was drafted from batches of 64 tokenized documents,
+    the rest of the last batch tokenized for nothing (a third of the documents a 1M scale run
+    tokenized). Told what it still needs, the stream tokenizes about that; the drafts are the
+    same as from the documents read in whole batches."""
+    from litelong.synth.assembly import Candidates, claims
+    from litelong.synth.nextlong.samples import draft_topic
+    from litelong.synth.stage import _topics
+
+    spec = synthesis(targetTokens=16_384, samplesPerTopic=2).spec
+    index = wiki.latest_committed("BM25Index", "wiki")
+    retriever = open_index(index)
+    _, chunk_length = open_chunk_index(index, 2048)
+    tokenizer = load_tokenizer(None)
+    try:
+        topics = _topics(spec, wiki.latest_committed("TopicDebate", "topics"), retriever)
+        pools = claims(topics, Candidates(spec, retriever, draws=len(topics)), spec.seed)
+        found = {}
+        for told in (True, False):
+            documents = TokenizedDocuments(retriever, tokenizer)
+            drafts = []
+            for topic in topics:
+                stream = documents.stream(pools[topic.number], 10**6, 1)
+                pool = stream if told else (document for document in stream)
+                for draft in draft_topic(spec, topic, pool, chunk_length, Counter()):
+                    assert draft.plan is not None
+                    drafts.append((draft.plan.doc_ids, draft.plan.texts, draft.k))
+            found[told] = (drafts, documents.tokenized)
+        (told_drafts, told_tokenized), (whole_drafts, whole_tokenized) = found[True], found[False]
+        assert told_drafts == whole_drafts and len(told_drafts) == 6
+        used = sum(len(doc_ids) for doc_ids, _, _ in told_drafts)
+        assert used <= told_tokenized < whole_tokenized, (used, told_tokenized, whole_tokenized)
+    finally:
+        retriever.close()
+
+
 def _plan_of(ids: list[str], per_group: int, groups: int) -> Plan:
     """A plan of `groups` short meta-chunks, each with `per_group` of `ids` as candidates."""
     found = [[(c, 1.0) for c in ids[per_group * n : per_group * (n + 1)]] for n in range(groups)]
@@ -375,6 +413,53 @@ def test_hard_negatives_are_read_at_once_and_tokenized_as_far_as_filling_reaches
     finally:
         chunks.close()
     assert made[0.0] == made[samples._ESTIMATE_SHARE] == made[1.0] == made[100.0]
+
+
+def test_filling_tokenizes_no_duplicate_and_little_past_what_it_places(
+    wiki: ArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Negatives whose text the sample already holds are skipped by their digest, so they are
+    never tokenized (a quarter of a 1M scale run's candidates); a negative reached past the
+    first guess is tokenized with only the few more its meta-chunk's share lacks. The sample
+    is the one filling makes with every candidate tokenized at once."""
+    chunks, _ = open_chunk_index(wiki.latest_committed("BM25Index", "wiki"), 2048)
+    tokenizer = load_tokenizer(None)
+    ids = chunks.ids_at(list(range(0, 24 * 31, 31)))
+    texts = dict(zip(ids, chunks.get(ids), strict=True))
+    for number in range(1, len(ids), 3):  # every third candidate repeats the one before it
+        texts[ids[number]] = texts[ids[number - 1]]
+    made = {}
+    try:
+        monkeypatch.setattr(chunks, "get", lambda asked: [texts[i] for i in asked])
+        for share in (0.0, samples._ESTIMATE_SHARE, 100.0):
+            monkeypatch.setattr(samples, "_ESTIMATE_SHARE", share)
+            documents = TokenizedDocuments(chunks, tokenizer)
+            tokenized: list[str] = []
+            tokenize = documents.tokenize
+            monkeypatch.setattr(
+                documents,
+                "tokenize",
+                lambda units, t=tokenize, b=tokenized: b.extend(i for i, _ in units) or t(units),
+            )
+            counts: Counter[str] = Counter()
+            built = fill(
+                _plan_of(ids, 8, 3), tokenizer, documents, Separator(tokenizer), 1024, counts
+            )
+            assert built is not None and len(built.input_ids) == 1024, counts
+            made[share] = (built.input_ids.tolist(), [span.doc_id for span in built.spans])
+            placed = [span.doc_id for span in built.spans if span.role == "negative"]
+            assert counts["skipped.duplicate_content"] > 0
+            # a copy of a placed negative is skipped untokenized; one whose original was not
+            # placed (its meta-chunk's share was full first) is a negative like any other
+            skipped = {ids[n] for n in range(1, len(ids), 3) if ids[n - 1] in placed}
+            assert skipped and not skipped & set(tokenized), share
+            assert set(placed) <= set(tokenized)
+            assert counts["negatives_tokenized"] == len(tokenized)
+            if share == 100.0:  # a first guess of one chunk: the rest one at a time as reached
+                assert tokenized == placed, (tokenized, placed)
+    finally:
+        chunks.close()
+    assert made[0.0] == made[samples._ESTIMATE_SHARE] == made[100.0]
 
 
 def test_planning_threads_change_nothing_in_the_dataset(
@@ -747,3 +832,17 @@ def test_fill_tokenizes_no_meta_chunk_that_planning_cut_from_its_documents(
         retriever.close()
         chunks.close()
     assert made[True] == made[False] and len(made[True]) == 6
+
+
+def test_membership_by_binary_search_is_isin() -> None:
+    """The claim's membership test (a plan's candidates against every meta-document's key)
+    answers what `np.isin` does, without sorting both arrays at every call."""
+    from litelong.synth.nextlong.samples import _within
+
+    rng = np.random.default_rng(0)
+    keys = np.unique(rng.integers(0, 2**63, 500, dtype=np.uint64))
+    values = np.concatenate([keys[::7], rng.integers(0, 2**63, 300, dtype=np.uint64)])
+    values = np.concatenate([values, [np.uint64(0), np.uint64(2**64 - 1)]]).astype(np.uint64)
+    assert (_within(values, keys) == np.isin(values, keys)).all()
+    assert _within(values, keys)[: len(keys[::7])].all()
+    assert not _within(values, np.zeros(0, np.uint64)).any()

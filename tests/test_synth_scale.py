@@ -258,6 +258,7 @@ def test_a_retriever_maps_afresh_once_its_resident_mapped_pages_pass_the_budget(
     resident = [100 << 20]  # what the OS reports; each search below touches 40 MB more
     monkeypatch.setattr(tantivy_backend, "mapped_bytes", lambda: resident[0])
     monkeypatch.setattr(tantivy_backend, "MAPPED_BUDGET_MB", 100)
+    monkeypatch.setattr(tantivy_backend, "_MEASURE_EVERY", 0)  # measured at every read
     retriever = open_index(wiki.latest_committed("BM25Index", "wiki"))
     assert isinstance(retriever, TantivyRetriever)
     map_files = retriever._open
@@ -274,6 +275,64 @@ def test_a_retriever_maps_afresh_once_its_resident_mapped_pages_pass_the_budget(
         retriever.search("black holes", 10)
         remaps.append(retriever._searchers is not searchers)
     assert remaps == [False, False, True, False, False, True]  # 40, 80, 120 > 100: afresh
+    retriever.close()
+
+
+def test_a_retriever_measures_its_mapped_pages_once_per_measure_interval(
+    wiki: Any,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reading /proc at every search cost a tenth of a negative's search: the pages are
+    measured once per `_MEASURE_EVERY` KB of weighted reads, so a budget passed between two
+    measurements is acted on at the next one."""
+    from litelong.index import open_index, tantivy_backend
+
+    measured = [0]
+    resident = [100 << 20]
+
+    def mapped() -> int:
+        measured[0] += 1
+        return resident[0]
+
+    monkeypatch.setattr(tantivy_backend, "mapped_bytes", mapped)
+    monkeypatch.setattr(tantivy_backend, "MAPPED_BUDGET_MB", 100)
+    every = 4 * tantivy_backend._SEARCH_WEIGHT
+    monkeypatch.setattr(tantivy_backend, "_MEASURE_EVERY", every)
+    retriever = open_index(wiki.latest_committed("BM25Index", "wiki"))
+    assert isinstance(retriever, TantivyRetriever)
+    opened = measured[0]
+    searchers = retriever._searchers
+    resident[0] += 200 << 20  # past the budget at once
+    for _ in range(3):
+        retriever.search("black holes", 10)
+    assert measured[0] == opened and retriever._searchers is searchers  # not measured yet
+    retriever.search("black holes", 10)  # the fourth search: measured, mapped afresh
+    assert measured[0] > opened and retriever._searchers is not searchers
+    retriever.close()
+
+
+def test_a_query_asked_again_is_analysed_once(wiki: Any) -> None:  # noqa: F811
+    """A meta-chunk searched again with a wider limit reuses its terms, with the same hits."""
+    from litelong.index import open_index
+
+    retriever = open_index(wiki.latest_committed("BM25Index", "wiki"))
+    assert isinstance(retriever, TantivyRetriever)
+    text = "black holes bend light; the event horizon of a black hole hides its singularity"
+    first = retriever.search(text, 5, 4, 1000)
+    analysed = []
+    analyzer = retriever._analyzer
+
+    class Counting:
+        def analyze(self, query: str) -> list[str]:
+            analysed.append(query)
+            return list(analyzer.analyze(query))
+
+    retriever._analyzer = Counting()  # type: ignore[assignment]
+    wide = retriever.search(text, 20, 4, 1000)
+    assert analysed == [] and wide[:5] == first
+    retriever.search(text, 20, 5, 1000)  # other options: analysed again
+    retriever.search("french revolution", 5, 4, 1000)
+    assert len(analysed) == 2
     retriever.close()
 
 

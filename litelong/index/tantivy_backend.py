@@ -20,6 +20,7 @@ import heapq
 import json
 import math
 import os
+import threading
 import zlib
 from bisect import bisect_right
 from collections import Counter
@@ -57,6 +58,10 @@ _REMAP_READS = 65_536
 _TEXT_WEIGHT = 32
 _SEARCH_WEIGHT = 256
 _ID_WEIGHT = 4
+# Weighted reads (KB) between two measurements of the mapped pages: reading /proc costs ~15 µs,
+# a tenth of a negative's search at 1M chunks when measured at every one; the budget may be
+# overshot by about this much.
+_MEASURE_EVERY = 8192
 # Terms whose document frequency a retriever remembers (`_doc_freq`); past it the memory is
 # cleared: a few MB, however large the vocabulary a run's reduced queries touch.
 _DOC_FREQ_CACHE = 131_072
@@ -261,8 +266,10 @@ class TantivyRetriever:
         self._id_columns: list[_IdColumn] = []
         self._lengths: list[_Lengths | None] = []  # None: a part written before `chars`
         self._reads = 0  # weighted reads since the files were mapped (`_read`)
+        self._measured = 0  # `_reads` when the mapped pages were last measured
         self._floor: int | None = None  # fewest mapped bytes seen since then
         self._doc_freqs: dict[str, int] = {}  # term → documents holding it, every part
+        self._last = threading.local()  # each thread's last query and its terms (`_terms`)
         self._open()
         self._starts = np.cumsum([0] + [len(ids) for ids in self._ids], dtype=np.int64)
 
@@ -281,7 +288,7 @@ class TantivyRetriever:
             lengths.append(_Lengths(table.column("chars")) if has else None)
         self._searchers, self._ids, self._lengths = searchers, ids, lengths
         self._id_columns = [_IdColumn(column) for column in ids]
-        self._reads = 0
+        self._reads = self._measured = 0
         self._floor = mapped_bytes()
 
     def _read(self, weight: int) -> None:
@@ -291,8 +298,12 @@ class TantivyRetriever:
         RSS (file-backed, reclaimable, but counted in RSS and in a cgroup's usage) until it is
         unmapped: the postings a run's searches read and the store blocks its texts come from
         would grow it towards the size of the index's files (1.2 GB at 5M documents,
-        bench/README.md). Re-mapping costs a few milliseconds; the pages stay in page cache."""
+        bench/README.md). Re-mapping costs a few milliseconds; the pages stay in page cache.
+        The pages are measured once per `_MEASURE_EVERY` KB of weighted reads."""
         self._reads += weight
+        if self._reads - self._measured < _MEASURE_EVERY and self._floor is not None:
+            return
+        self._measured = self._reads
         mapped = mapped_bytes()
         if mapped is None or self._floor is None:
             if self._reads >= _REMAP_READS:
@@ -328,16 +339,24 @@ class TantivyRetriever:
         """The query's distinct analysed terms; with `max_terms`, its rarest in the index
         (fewest documents, so highest IDF; ties: more frequent in the query, then
         alphabetical) within `max_postings` (`rarest_terms`), leaving out terms no document
-        holds."""
+        holds. A thread's last answer is remembered: a query asked again with a wider `k`
+        (mode nextlong's second search of a meta-chunk) is not analysed again."""
+        asked = (query, max_terms, max_postings)
+        last = getattr(self._last, "query", None)
+        if last is not None and last[0] == asked:
+            return list(last[1])
         analysed = self._analyzer.analyze(normalize_text(query))
         if max_terms is None or (max_postings is None and len(set(analysed)) <= max_terms):
-            return list(dict.fromkeys(analysed))
-        ranked = []
-        for term, count in Counter(analysed).items():
-            documents = self._doc_freq(term)
-            if documents:
-                ranked.append((documents, -count, term))
-        return rarest_terms(ranked, max_terms, max_postings)
+            terms = list(dict.fromkeys(analysed))
+        else:
+            ranked = []
+            for term, count in Counter(analysed).items():
+                documents = self._doc_freq(term)
+                if documents:
+                    ranked.append((documents, -count, term))
+            terms = rarest_terms(ranked, max_terms, max_postings)
+        self._last.query = (asked, tuple(terms))
+        return terms
 
     def search(
         self, query: str, k: int, max_terms: int | None = None, max_postings: int | None = None
@@ -357,15 +376,20 @@ class TantivyRetriever:
         # tantivy's indexing threads happened to put them
         limit = k + _TIE_MARGIN
         # this call's maps
-        parts = zip(self._searchers, self._ids, self._lengths, self._layouts, strict=True)
-        for searcher, ids, lengths, layout in parts:
+        parts = zip(
+            self._searchers, self._ids, self._id_columns, self._lengths, self._layouts, strict=True
+        )
+        for searcher, ids, column, lengths, layout in parts:
             found = searcher.search(queries[layout], limit=limit, count=False).hits
             if not found:
                 continue
             ordinals = np.asarray(
                 searcher.fast_field_values("ord", [address for _, address in found]), np.int64
             )
-            names = _take(ids, ordinals)
+            if len(ordinals) <= _SCALAR_TAKE:  # from the buffers: a third of a scalar's cost
+                names = [column.at(ordinal) for ordinal in ordinals.tolist()]
+            else:
+                names = _take(ids, ordinals)
             chars = lengths.take(ordinals) if lengths else [None] * len(names)
             scores = (float(score) for score, _ in found)
             hits += zip(names, scores, chars, strict=True)

@@ -31,8 +31,9 @@ import math
 import os
 import tempfile
 import threading
+from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from hashlib import blake2b
 from itertools import pairwise
@@ -44,7 +45,14 @@ from ...api.v1alpha1.synthesisrun import SynthesisRunSpec
 from ...corpus import content_digest
 from ...dataset.sample import Span
 from ...index import Retriever, chunk_id, parent_of, split_chunks
-from ..assembly.assemble import Built, Separator, Tokenized, TokenizedDocuments, cut_to_fit
+from ..assembly.assemble import (
+    Built,
+    DocumentStream,
+    Separator,
+    Tokenized,
+    TokenizedDocuments,
+    cut_to_fit,
+)
 from ..assembly.candidates import Topic, seed_of
 from ..assembly.permutation import Permutation
 from ..assembly.pieces import document_of
@@ -80,6 +88,17 @@ def _keys(ids: Iterable[str]) -> np.ndarray:
         blake2b(i.encode("utf-8", "surrogatepass"), digest_size=8).digest() for i in ids
     )
     return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
+
+
+def _within(values: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
+    """`np.isin(values, sorted_unique)` for a sorted array without repeats, by binary search:
+    `isin` sorts both arrays again at every call, and the claim asks once a plan against every
+    meta-document's key."""
+    if not len(sorted_unique):
+        return np.zeros(len(values), bool)
+    at = np.searchsorted(sorted_unique, values)
+    at[at == len(sorted_unique)] = 0
+    return sorted_unique[at] == values
 
 
 @dataclass(frozen=True)
@@ -307,11 +326,19 @@ def draft_topic(
     options = spec.nextlong
     target = spec.target_tokens
     drafts: list[Draft] = []
+    # a stream told what is still needed tokenizes about that (`DocumentStream.need`), not
+    # a whole batch of 64 documents past a meta-document of ~40: the same documents come, in
+    # the same order, in smaller batches
+    need = pool.need if isinstance(pool, DocumentStream) else None
     fetched = iter(pool)
     seen: set[bytes] = set()
+    wanted = math.ceil(options.meta_share * target)
     while len(drafts) < spec.samples_per_topic:
         meta: list[Tokenized] = []
         chars = tokens = 0
+        later = (spec.samples_per_topic - len(drafts) - 1) * wanted
+        if need is not None:
+            need(later + wanted)
         for document in fetched:
             if document.digest in seen or not len(document.ids):
                 continue
@@ -321,6 +348,8 @@ def draft_topic(
             tokens += len(document.ids)
             if tokens >= options.meta_share * target:
                 break
+            if need is not None:
+                need(later + wanted - tokens)
         if chars - 1 <= options.chunk_chars:
             counts["skipped.meta_shorter_than_chunk"] += bool(meta)
             return drafts
@@ -408,7 +437,7 @@ def claim(
         hits = plan.hits
         if hits.keys is None or hits.parents is None:
             raise ValueError(f"plan {plan.key}: already claimed")
-        alive = ~np.isin(hits.parents, meta_keys)
+        alive = ~_within(hits.parents, meta_keys)
         # each candidate's rank in its meta-chunk once the meta-documents' chunks are left out
         sizes = np.diff(hits.starts)
         seen = np.concatenate([[0], np.cumsum(alive)])
@@ -516,7 +545,7 @@ def _deal_reserve(
         position += block
         outside = np.fromiter((parent_of(c) not in metas for c in ids), bool, len(ids))
         free = np.flatnonzero(outside)
-        free = free[~np.isin(_keys(ids[i] for i in free.tolist()), taken)]
+        free = free[~_within(_keys(ids[i] for i in free.tolist()), taken)]
         kept.append(ordinals[free])
         held += len(free)
     reserve = np.concatenate(kept)[:goal] if kept else np.zeros(0, np.int64)
@@ -561,11 +590,16 @@ def fill(
         for place, (_, similarity) in enumerate(groups[number], hard.start(number)):
             if sample.used >= share:
                 break
-            sample.add(hard.at(place), "negative", similarity)
+            sample.add(hard.at(place, share - sample.used), "negative", similarity)
     if sample.used < sample.budget and len(plan.reserve):
         reserve = chunks.retriever.ids_at(plan.reserve.tolist())
-        first = hard.chunks_for(sample.budget - sample.used, plan.chars_per_token)
-        for negative, score in _negatives(chunks, [(chunk, None) for chunk in reserve], first):
+        unread = [(chunk, None) for chunk in reserve]
+
+        def lacking() -> int:
+            """Reserve chunks to read next: about what the sample still lacks."""
+            return hard.chunks_for(sample.budget - sample.used, plan.chars_per_token)
+
+        for negative, score in _negatives(chunks, unread, lacking, counts):
             if sample.used >= sample.budget:
                 break
             counts["negatives_from_reserve"] += sample.add(negative, "negative", score)
@@ -624,8 +658,11 @@ class _Negatives:
     place (each negative's tokens guessed from its characters and the characters per token
     seen so far (`_Rate`), a little low, so the guess takes a few more): about half of the
     candidates, where tokenizing them all cost twice what the sample keeps. A negative the
-    guess left out is tokenized, with the few after it, when filling reaches it; what is
-    placed is the same either way."""
+    guess left out is tokenized when filling reaches it, with the few after it that the
+    meta-chunk's share still lacks (at most `_LATE_BATCH`). A text whose content the sample
+    already holds is never tokenized: filling skips it by its digest (a quarter of the
+    candidates on the scale corpus, whose copies share chunks). What is placed is the same
+    either way."""
 
     def __init__(
         self,
@@ -635,12 +672,16 @@ class _Negatives:
         chars_per_token: float,
     ) -> None:
         self._chunks = chunks
+        self._sample = sample
+        self._counts = sample.counts
         self._ids = [chunk for group in groups for chunk, _ in group]
         self._texts = chunks.retriever.get(self._ids) if self._ids else []
+        self._digests = [content_digest(text) for text in self._texts]
         self._ready: dict[int, Tokenized] = {}
         self._starts = np.cumsum([0] + [len(group) for group in groups]).tolist()
+        self._chars_per_token = chars_per_token
         # filling as `fill` does it, with guessed lengths: duplicates skipped, shares kept
-        tokens_per_char = _ESTIMATE_SHARE / _RATE.chars_per_token(chars_per_token)
+        tokens_per_char = self._tokens_per_char()
         separator = len(sample.separator.ids)
         seen = set(sample.seen)
         guess = []
@@ -650,30 +691,64 @@ class _Negatives:
             for place in range(self._starts[number], self._starts[number] + len(group)):
                 if used >= share:
                     break
-                guess.append(place)
-                text = self._texts[place]
-                digest = content_digest(text)
+                text, digest = self._texts[place], self._digests[place]
                 if digest not in seen and text:
                     seen.add(digest)
+                    guess.append(place)
                     used += len(text) * tokens_per_char + separator
         self._tokenize(guess)
 
+    def _tokens_per_char(self) -> float:
+        return _ESTIMATE_SHARE / _RATE.chars_per_token(self._chars_per_token)
+
     def _tokenize(self, places: list[int]) -> None:
         places = [place for place in places if place not in self._ready]
+        if not places:
+            return
         units = [(self._ids[place], self._texts[place]) for place in places]
         made = self._chunks.tokenize(units)
         for place, tokenized in zip(places, made, strict=True):
             self._ready[place] = tokenized
-        _RATE.add(sum(len(t.text) for t in made), sum(len(t.ids) for t in made))
+        tokens = sum(len(t.ids) for t in made)
+        _RATE.add(sum(len(t.text) for t in made), tokens)
+        self._counts["negatives_tokenized"] += len(made)  # placed or not: what filling paid
+        self._counts["negative_tokens_tokenized"] += tokens
 
-    def at(self, place: int) -> Tokenized:
-        if place not in self._ready:
-            self._tokenize(list(range(place, min(place + _LATE_BATCH, len(self._ids)))))
+    def at(self, place: int, lacking: int = 0) -> Tokenized:
+        """The negative at `place`, which filling is about to add while its meta-chunk's share
+        lacks `lacking` tokens; one whose content the sample holds comes untokenized (filling
+        skips it by its digest)."""
+        ready = self._ready.get(place)
+        if ready is not None:
+            return ready
+        seen = self._sample.seen
+        if self._digests[place] in seen or not self._texts[place]:
+            return Tokenized(self._ids[place], self._texts[place], self._digests[place], _NO_IDS)
+        end = self._starts[bisect_right(self._starts, place)]  # its meta-chunk's last + 1
+        tokens_per_char = self._tokens_per_char()
+        separator = len(self._sample.separator.ids)
+        batch: list[int] = []
+        digests: set[bytes] = set()
+        guessed = 0.0
+        for later in range(place, end):  # as filling will go on: copies skipped
+            digest = self._digests[later]
+            if digest in seen or digest in digests:
+                continue
+            if len(batch) >= _LATE_BATCH or (batch and guessed >= lacking):
+                break
+            digests.add(digest)
+            ready = self._ready.get(later)
+            if ready is not None:
+                guessed += len(ready.ids) + separator
+                continue
+            batch.append(later)
+            guessed += len(self._texts[later]) * tokens_per_char + separator
+        self._tokenize(batch)
         return self._ready[place]
 
     def chunks_for(self, tokens: int, chars_per_token: float) -> int:
         """How many chunks like these hard negatives hold `tokens`, guessed a little high (the
-        reserve's first batch)."""
+        reserve's batches)."""
         if not self._texts:
             return _RESERVE_BATCH
         chars = sum(len(text) for text in self._texts) / len(self._texts)
@@ -683,6 +758,9 @@ class _Negatives:
     def start(self, number: int) -> int:
         """Where meta-chunk `number`'s negatives start."""
         return int(self._starts[number])
+
+
+_NO_IDS = np.zeros(0, np.uint32)
 
 
 class _Filling:
@@ -734,15 +812,23 @@ class _Filling:
 
 
 def _negatives(
-    chunks: TokenizedDocuments, negatives: Sequence[tuple[str, float | None]], first: int
+    chunks: TokenizedDocuments,
+    negatives: Sequence[tuple[str, float | None]],
+    lacking: Callable[[], int],
+    counts: Counter[str],
 ) -> Iterator[tuple[Tokenized, float | None]]:
-    """Reserve chunks read and tokenized a batch at a time, the first of `first` (what the
-    sample is guessed to lack), the next of `_LATE_BATCH`: most are never needed past the
-    budget. Batching changes what is tokenized, never what is placed."""
+    """Reserve chunks read and tokenized a batch at a time, each batch about what the sample
+    is guessed to lack then (`lacking()`; the first at least, the later at most
+    `_LATE_BATCH`): most are never needed past the budget. Batching changes what is
+    tokenized, never what is placed."""
     start = 0
     while start < len(negatives):
-        size = max(1, first) if start == 0 else _LATE_BATCH
+        size = max(1, lacking())
+        if start:
+            size = min(size, _LATE_BATCH)
         batch = negatives[start : start + size]
         start += len(batch)
         fetched = chunks.fetch([chunk for chunk, _ in batch])
+        counts["negatives_tokenized"] += len(fetched)
+        counts["negative_tokens_tokenized"] += sum(len(chunk.ids) for chunk in fetched)
         yield from zip(fetched, (score for _, score in batch), strict=True)

@@ -222,7 +222,7 @@ class ClaimTable:
             tied[order[1:][same]] = tied[order[:-1][same]] = True
             tie = np.zeros(entries, np.uint64)
             where = np.flatnonzero(tied)
-            names = column.take(pa.array(where)).to_pylist()  # one take, not one per entry
+            names = column.take(where).to_pylist()  # one take, not one per entry
             tie[where] = np.fromiter(
                 (
                     seed_of(seed, number, str(name))

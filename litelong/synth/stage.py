@@ -47,6 +47,7 @@ from .nextlong import (
     plan_topics,
 )
 from .report import TOPICS_FILE
+from .report.plots import start_early
 from .threads import ordered_map
 
 
@@ -81,6 +82,7 @@ def build_part(
 ) -> tuple[dict[str, int], SkipCounter]:
     """Assemble this shard's samples into `folder`; returns (counts, skips)."""
     spec = resource.spec
+    start_early()  # the report's plotting process imports matplotlib while a core is idle
     index = store.input_of(resource, "BM25Index")  # the exact identities it is made from
     debate = store.input_of(resource, "TopicDebate") if spec.topic_debate_ref else None
     retriever = open_index(index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import __version__
+from ..cores import usable_cores
 from ..skips import SkipCounter
 
 
@@ -96,21 +98,35 @@ class Manifest(BaseModel):
 
 
 def file_records(directory: Path) -> list[FileRecord]:
-    """Size and sha256 of every file under a directory, paths relative to it."""
-    records = []
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        records.append(
-            FileRecord(
-                path=path.relative_to(directory).as_posix(),
-                size=path.stat().st_size,
-                sha256=digest.hexdigest(),
-            )
+    """Size and sha256 of every file under a directory, paths relative to it. Files are hashed
+    on a few threads (hashlib and reads release the GIL): a run's commit hashes hundreds of MB
+    of shards, on one core before."""
+    paths = sorted(p for p in directory.rglob("*") if p.is_file())
+    workers = min(len(paths), usable_cores(), _HASH_THREADS)
+    if workers <= 1:
+        digests = [_sha256(path) for path in paths]
+    else:
+        with ThreadPoolExecutor(workers, thread_name_prefix="checksum") as pool:
+            digests = list(pool.map(_sha256, paths))
+    return [
+        FileRecord(
+            path=path.relative_to(directory).as_posix(),
+            size=path.stat().st_size,
+            sha256=digest,
         )
-    return records
+        for path, digest in zip(paths, digests, strict=True)
+    ]
+
+
+_HASH_THREADS = 4
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _sum(dicts: Any) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -114,6 +115,43 @@ def test_manifest_records_counts_sizes_and_checksums(any_store: ArtifactStore) -
     assert (local / "sub" / "more.txt").read_text() == "shard 1shard 1"
 
 
+def test_checksums_hashed_on_threads_are_each_files_sha256_and_catch_a_changed_byte(
+    tmp_path: Path,
+) -> None:
+    from litelong.store.manifest import file_records
+
+    folder = tmp_path / "part"
+    (folder / "sub").mkdir(parents=True)
+    contents = {f"shard.{n:05d}.mds": bytes([n]) * (3 << 20) + b"tail" for n in range(5)}
+    contents["sub/index.json"] = b"{}"
+    for name, data in contents.items():
+        (folder / name).write_bytes(data)
+    records = file_records(folder)
+    assert [r.path for r in records] == sorted(contents)
+    for record in records:
+        data = contents[record.path]
+        assert (record.size, record.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    shard = folder / "shard.00003.mds"
+    changed = bytearray(shard.read_bytes())
+    changed[len(changed) // 2] ^= 1
+    shard.write_bytes(bytes(changed))
+    assert file_records(folder) != records
+
+
+def test_a_downloaded_part_whose_bytes_changed_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LITELONG_CACHE", str(tmp_path / "cache"))
+    store = ArtifactStore(f"memory://litelong-test-{tmp_path.name}")
+    artifact = store.artifact("SynthesisRun", "run", "h1")
+    with artifact.staging(0, 1) as folder:
+        build(folder, "text")
+        record = artifact.commit_part(0, 1, folder)
+    store.fs.pipe_file(f"{artifact.path}/{record.name}/data.txt", b"texT")
+    with pytest.raises(NotCommitted, match="does not match its recorded checksums"):
+        artifact.local_part(record)
+
+
 def test_a_killed_commit_leaves_no_committed_part(store: ArtifactStore) -> None:
     """A part folder without its record (killed between move and record) is not committed
     and is replaced by the retry."""
@@ -217,37 +255,3 @@ def test_a_namespace_named_like_a_kind_with_pointers_is_not_the_old_layout(
     assert (Path(store.root) / "bm25index" / "bm25index" / "wiki" / "_current").is_file()
     assert store.legacy_folders() == []
     assert [(a.namespace, a.identity) for a in store.artifacts()] == [("bm25index", "spec-a")]
-
-
-def test_checksums_hashed_on_several_threads_are_each_files_own_sha256(tmp_path: Path) -> None:
-    import hashlib
-    import random
-
-    from litelong.store.manifest import file_records
-
-    folder = tmp_path / "part"
-    (folder / "sub").mkdir(parents=True)
-    sizes = {"a.bin": 0, "b.bin": 3 << 20, "c.bin": 17, "sub/d.bin": (1 << 20) + 1, "e.bin": 5}
-    content = {}
-    for number, (name, size) in enumerate(sizes.items()):
-        content[name] = random.Random(number).randbytes(size)
-        (folder / name).write_bytes(content[name])
-    assert [(r.path, r.size, r.sha256) for r in file_records(folder)] == [
-        (name, len(content[name]), hashlib.sha256(content[name]).hexdigest())
-        for name in sorted(content)
-    ]
-
-
-def test_a_part_whose_file_changed_after_its_commit_is_refused(tmp_path: Path) -> None:
-    store = ArtifactStore(f"memory://litelong-test-{tmp_path.name}-corrupt")
-    artifact = store.artifact("BM25Index", "wiki", "h1")
-    with artifact.staging(0, 1) as folder:
-        build(folder, "shard 0" * 1000)
-        artifact.commit_part(0, 1, folder)
-    manifest = artifact.commit({"corpus": []}, 1)
-    remote = artifact._join(manifest.parts[0].name, "sub", "more.txt")
-    data = bytearray(artifact._fs.cat_file(remote))
-    data[100] ^= 1  # one bit, same size
-    artifact._fs.pipe_file(remote, bytes(data))
-    with pytest.raises(NotCommitted, match="does not match its recorded checksums"):
-        artifact.local_part(manifest.parts[0])

@@ -210,6 +210,50 @@ def test_every_plot_is_a_png(report: ReportSummary) -> None:
         assert data.startswith(PNG_MAGIC) and len(data) > 2000, path
 
 
+def test_plots_drawn_in_their_own_process_are_the_files_drawn_in_this_one(
+    report: ReportSummary, world: World, tmp_path: Path
+) -> None:
+    here = write_report(world.topical, world.retriever, tmp_path, concurrent_plots=False)
+    names = sorted(p.relative_to(report.out) for p in report.out.rglob("*") if p.is_file())
+    assert names == sorted(p.relative_to(here.out) for p in here.out.rglob("*") if p.is_file())
+    assert len([name for name in names if name.suffix == ".png"]) == 5
+    for name in names:
+        assert (report.out / name).read_bytes() == (here.out / name).read_bytes(), name
+
+
+def test_plots_are_drawn_here_when_their_process_breaks(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import litelong.synth.report.plots as plots
+
+    drawn: list[str] = []
+    real = plots.draw_plots
+
+    def here(folder: Path, tally: Tally, figures: dict[str, Any], names: list[str]) -> None:
+        drawn.extend(names)
+        real(folder, tally, figures, names)
+
+    worker = plots.PlotWorker()
+    monkeypatch.setattr(plots, "draw_plots", here)
+    assert worker._child is not None
+    worker._child.kill()  # the drawing process dies
+    with worker:
+        tally = Tally(TARGET, 0, 0)
+        figures = {**tally.figures(), "coherence": {"dataset": None, "skipped": "none"}}
+        worker.draw(tmp_path, tally, figures, ["headings"])
+        worker.wait()
+    assert drawn == ["headings"]
+    assert (tmp_path / "headings.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_the_plots_are_named_in_report_order(report: ReportSummary) -> None:
+    from litelong.synth.report.plots import PLOTS
+
+    figures = json.loads(report.json.read_text())
+    assert [*figures["plots"], *figures["not_plotted"]] != []
+    assert set(PLOTS) == {*figures["plots"], *figures["not_plotted"]}
+
+
 def test_report_json_holds_the_figures(report: ReportSummary) -> None:
     figures = json.loads(report.json.read_text())
     assert figures["samples"] == 16

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -33,6 +34,12 @@ class Sample:
     heading: str = ""
     query: str = ""
     meta: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def token_hash(self) -> bytes:
+        """`token_hash(input_ids)`, computed once: the stage's duplicate check and the
+        writer's metadata both ask for it (blake2b of 512 KB at 128K tokens)."""
+        return token_hash(self.input_ids)
 
     @property
     def num_tokens(self) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .sample import Sample, token_hash
+from .sample import Sample
 
 METADATA_FILE = "metadata.parquet"
 
@@ -157,7 +157,7 @@ class _MetadataWriter:
             "truncated": [span.truncated for span in sample.spans],
             "roles": [span.role for span in sample.spans],
             "scores": [span.score for span in sample.spans],
-            "token_hash": token_hash(sample.input_ids).hex(),
+            "token_hash": sample.token_hash.hex(),
         }
         for name, value in row.items():
             self._rows[name].append(value)

@@ -394,8 +394,8 @@ class TantivyRetriever:
             scores = (float(score) for score, _ in found)
             hits += zip(names, scores, chars, strict=True)
         self._read(_SEARCH_WEIGHT)
-        if len(self._searchers) == 1:
-            return heapq.nsmallest(k, hits, key=lambda hit: (-hit[1], hit[0]))
+        if len(self._searchers) == 1:  # k of at most k + margin: a sort beats a heap of k
+            return sorted(hits, key=lambda hit: (-hit[1], hit[0]))[:k]
         # parts of an index partitioned by files may each hold a copy of one document: its
         # best-scoring copy stands for it
         best: dict[str, tuple[str, float, int | None]] = {}

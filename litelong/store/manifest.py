@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,9 +11,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import __version__
+from ..cores import usable_cores
 from ..skips import SkipCounter
 
-_HASH_THREADS = min(4, os.cpu_count() or 1)
+_HASH_THREADS = 4  # at most; never more than the cores this process may use
 
 
 class FileRecord(BaseModel):
@@ -105,7 +105,7 @@ def file_records(directory: Path) -> list[FileRecord]:
     part is 2 GB, about 1 s of one core, the last serial step of its build."""
     paths = sorted(p for p in directory.rglob("*") if p.is_file())
     sizes = {path: path.stat().st_size for path in paths}
-    threads = min(_HASH_THREADS, len(paths))
+    threads = min(_HASH_THREADS, usable_cores(), len(paths))
     if threads > 1:  # largest first, so no thread is left with a large file at the end
         with ThreadPoolExecutor(threads, thread_name_prefix="litelong-sha256") as pool:
             futures = {

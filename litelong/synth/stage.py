@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 
 from ..api.v1alpha1.synthesisrun import SynthesisRun, SynthesisRunSpec
-from ..dataset.sample import Sample, token_hash
+from ..dataset.sample import Sample
 from ..dataset.writers import open_writer
 from ..index import Retriever, open_chunk_index, open_index
 from ..progress import Progress
@@ -47,6 +47,7 @@ from .nextlong import (
     plan_topics,
 )
 from .report import TOPICS_FILE
+from .report.plots import start_early
 from .threads import ordered_map
 
 
@@ -81,6 +82,7 @@ def build_part(
 ) -> tuple[dict[str, int], SkipCounter]:
     """Assemble this shard's samples into `folder`; returns (counts, skips)."""
     spec = resource.spec
+    start_early()  # the report's plotting process imports matplotlib while a core is idle
     index = store.input_of(resource, "BM25Index")  # the exact identities it is made from
     debate = store.input_of(resource, "TopicDebate") if spec.topic_debate_ref else None
     retriever = open_index(index)
@@ -164,11 +166,12 @@ def build_part(
                 counts.update(own)
                 counts["max_topic_tokens"] = top
                 counts["topics_without_hits"] += not hits
-                built = [(n, b) for n, b in built if _first_time(b, written, counts)]
-                counts["topics_underfilled"] += len(built) < spec.samples_per_topic
-                for number, sample in built:
-                    writer.write(_sample(spec, topic, number, sample))
-                per_topic.append(_topic_row(topic, hits, built))
+                samples = [(_sample(spec, topic, n, b), (n, b)) for n, b in built]
+                new = [(s, b) for s, b in samples if _first_time(s.token_hash, written, counts)]
+                counts["topics_underfilled"] += len(new) < spec.samples_per_topic
+                for sample, _ in new:
+                    writer.write(sample)
+                per_topic.append(_topic_row(topic, hits, [b for _, b in new]))
                 progress.advance(1)
         stats = writer.close()
         counts.update(samples=stats.samples, tokens=stats.tokens)
@@ -216,9 +219,9 @@ def _topic_row(topic: Topic, hits: int, built: list[tuple[int, Built]]) -> dict[
     }
 
 
-def _first_time(built: Built, written: set[bytes], counts: Counter[str]) -> bool:
-    """False (counted) for a sample whose tokens equal one this shard already wrote."""
-    digest = token_hash(built.input_ids)
+def _first_time(digest: bytes, written: set[bytes], counts: Counter[str]) -> bool:
+    """False (counted) for a sample whose tokens (`token_hash`) equal one this shard already
+    wrote."""
     if digest in written:
         counts["skipped.duplicate_sample"] += 1
         return False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,17 +185,19 @@ class ClaimTable:
             for batch, (topic, ranked) in enumerate(zip(topics, retrieved, strict=True)):
                 self._batches[topic.number] = batch
                 bounds.append(bounds[-1] + len(ranked))
-                writer.write_batch(_id_batch(ranked))
-                positions.write(np.asarray([p for _, p, _, _ in ranked], np.int32).tobytes())
+                # the main thread transposes every topic's hits while the searches wait on it:
+                # one zip (in C), not a list comprehension per column
+                ids, places, scores, chars = list(zip(*ranked, strict=True)) or ((), (), (), ())
+                writer.write_batch(_id_batch(ids, scores, chars))
+                positions.write(np.asarray(places, np.int32).tobytes())
         self._bounds = np.asarray(bounds, np.int64)
         self.entries = entries = int(self._bounds[-1])
         self._ids = pa.ipc.open_file(pa.memory_map(str(self._folder / "ids.arrow")))
         self._rank, self._claimers = self._rank_claimers(entries, seed)
 
-    def _document_codes(self) -> np.ndarray:
+    def _document_codes(self, column: pa.Array) -> np.ndarray:
         """Each entry's document as a number (equal ids, equal numbers): what groups a
         document's claimers. Which number a document gets does not matter, only equality."""
-        column = self._ids.read_all().column("id").combine_chunks()
         encoded = pc.dictionary_encode(column)
         assert isinstance(encoded, pa.DictionaryArray)
         return np.asarray(encoded.indices, np.int64)
@@ -207,7 +210,8 @@ class ClaimTable:
         if not entries:
             empty = np.zeros(0, np.int32)
             return empty, empty
-        document = self._document_codes()
+        column = self._ids.read_all().column("id").combine_chunks()
+        document = self._document_codes(column)
         position = np.memmap(self._folder / "position", dtype=np.int32, mode="r", shape=(entries,))
         numbers = np.empty(len(self._batches), np.int32)
         numbers[list(self._batches.values())] = list(self._batches)
@@ -220,11 +224,19 @@ class ClaimTable:
             tied = np.zeros(entries, bool)
             tied[order[1:][same]] = tied[order[:-1][same]] = True
             tie = np.zeros(entries, np.uint64)
-            for entry in np.flatnonzero(tied).tolist():
-                tie[entry] = seed_of(seed, int(topic[entry]), self._id_at(entry))
+            where = np.flatnonzero(tied)
+            names = column.take(where).to_pylist()  # one take, not one per entry
+            tie[where] = np.fromiter(
+                (
+                    seed_of(seed, number, str(name))
+                    for number, name in zip(topic[where].tolist(), names, strict=True)
+                ),
+                np.uint64,
+                len(names),
+            )
             order = np.lexsort((topic, tie, position, document))
-            del tie, tied
-        del topic, same
+            del tie, tied, where, names
+        del topic, same, column
         sorted_document = document[order]
         new = np.ones(entries, bool)
         new[1:] = sorted_document[1:] != sorted_document[:-1]
@@ -237,10 +249,6 @@ class ClaimTable:
         rank[order] = np.arange(entries) - starts[group]
         claimers[order] = sizes[group]
         return rank, claimers
-
-    def _id_at(self, entry: int) -> str:
-        batch = int(np.searchsorted(self._bounds, entry, side="right")) - 1
-        return str(self._ids.get_batch(batch).column("id")[entry - int(self._bounds[batch])])
 
     def _output(self, name: str, entries: int) -> np.ndarray:
         if not entries:
@@ -276,12 +284,8 @@ class ClaimTable:
         self.close()
 
 
-def _id_batch(ranked: list[Ranked]) -> pa.RecordBatch:
+def _id_batch(ids: Sequence[Any], scores: Sequence[Any], chars: Sequence[Any]) -> pa.RecordBatch:
     return pa.record_batch(
-        [
-            pa.array([doc_id for doc_id, _, _, _ in ranked], pa.string()),
-            pa.array([score for _, _, score, _ in ranked], pa.float64()),
-            pa.array([chars for _, _, _, chars in ranked], pa.int64()),
-        ],
+        [pa.array(ids, pa.string()), pa.array(scores, pa.float64()), pa.array(chars, pa.int64())],
         schema=_ID_SCHEMA,
     )

@@ -22,7 +22,7 @@ from ...plan.actual import compare_run, html_section
 from ...store import Artifact, ArtifactStore
 from .browse import FirstLines
 from .coherence import MAX_SAMPLES, coherence_definition, measure_coherence
-from .plots import fmt, pct, plot_specs, save_plot
+from .plots import PLOTS, fmt, pct, plot_specs, plot_worker
 from .statistics import Tally
 
 METADATA = "metadata.parquet"
@@ -63,61 +63,73 @@ def write_report(
     seed: int = 0,
     max_samples: int = MAX_SAMPLES,
     no_retriever_reason: str = "no index was given",
+    concurrent_plots: bool = True,
 ) -> ReportSummary:
     """Write `report.html`, `report.json` and `plots/*.png` of a committed SynthesisRun to `out`.
 
     Raises NotCommitted for an uncommitted artifact and UnreadableMetadata for a part without
     a usable metadata.parquet. Without a retriever, coherence is skipped and the report says
-    why (`no_retriever_reason`).
+    why (`no_retriever_reason`). The plots are drawn in a process of their own while the rest
+    is computed (`plots.PlotWorker`; `concurrent_plots=False`: in this one), the same files.
     """
     manifest = artifact.manifest()
     spec = SynthesisRunSpec.model_validate(manifest.spec)
-    tally = Tally(spec.target_tokens, seed, max_samples)
-    for part in manifest.parts:
-        for batch in _batches(artifact.local_part(part) / METADATA, part.name):
-            tally.add(batch)
-    coherence: dict[str, Any] = (
-        measure_coherence(retriever, tally.chosen_samples(), seed)
-        if retriever is not None
-        else {"dataset": None, "baseline": None, "skipped": no_retriever_reason}
-    )
-    coherence["definition"] = coherence_definition(max_samples)
-    counted = tally.figures()
-    per_sample: dict[str, float] = dict(coherence.get("per_sample") or {})
-    topics = _topic_rows(artifact, manifest.parts, per_sample)
-    browse = _browse(artifact, manifest.parts, tally, spec, retriever)
-    if "nextlong" in counted:
-        counted["nextlong"]["similarity"]["measure"] = (
-            "bm25" if spec.nextlong.negatives == "bm25" else "cosine"
+    with plot_worker(concurrent_plots) as plotter:  # a process of its own draws the plots
+        tally = Tally(spec.target_tokens, seed, max_samples)
+        for part in manifest.parts:
+            for batch in _batches(artifact.local_part(part) / METADATA, part.name):
+                tally.add(batch)
+        counted = tally.figures()
+        (out / "plots").mkdir(parents=True, exist_ok=True)
+        # every plot but coherence's needs only the counts: drawn while coherence is measured
+        early = {**counted, "coherence": _NOT_MEASURED}
+        plotter.draw(out / "plots", tally, early, [name for name in PLOTS if name != "coherence"])
+        coherence: dict[str, Any] = (
+            measure_coherence(retriever, tally.chosen_samples(), seed)
+            if retriever is not None
+            else {"dataset": None, "baseline": None, "skipped": no_retriever_reason}
         )
-    figures = {
-        "kind": artifact.kind,
-        "name": artifact.name,
-        "spec_hash": artifact.spec_hash,
-        "uri": artifact.uri,
-        "spec": manifest.spec,
-        **counted,
-        "outcome": _outcome(manifest.counts, counted),
-        "topics": topics,
-        "browse": browse,
-        "coherence": coherence,
-        "manifest": {"counts": manifest.counts, "skipped": manifest.skipped},
-        "plan_vs_actual": compare_run(ArtifactStore(artifact.store.uri), artifact, _refs(spec)),
-    }
-    (out / "plots").mkdir(parents=True, exist_ok=True)
-    plots, figures["plots"], figures["not_plotted"] = {}, {}, {}
-    for name, caption, draw in plot_specs(tally, figures):
-        if draw is None:
-            figures["not_plotted"][name] = caption
-            continue
-        plots[name] = out / "plots" / f"{name}.png"
-        save_plot(plots[name], draw)
-        figures["plots"][name] = {"file": f"plots/{name}.png", "caption": caption}
-    json_path = out / "report.json"
-    json_path.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
-    html_path = out / "report.html"
-    html_path.write_text(_html(figures), encoding="utf-8")
+        coherence["definition"] = coherence_definition(max_samples)
+        per_sample: dict[str, float] = dict(coherence.get("per_sample") or {})
+        topics = _topic_rows(artifact, manifest.parts, per_sample)
+        browse = _browse(artifact, manifest.parts, tally, spec, retriever)
+        if "nextlong" in counted:
+            counted["nextlong"]["similarity"]["measure"] = (
+                "bm25" if spec.nextlong.negatives == "bm25" else "cosine"
+            )
+        figures = {
+            "kind": artifact.kind,
+            "name": artifact.name,
+            "spec_hash": artifact.spec_hash,
+            "uri": artifact.uri,
+            "spec": manifest.spec,
+            **counted,
+            "outcome": _outcome(manifest.counts, counted),
+            "topics": topics,
+            "browse": browse,
+            "coherence": coherence,
+            "manifest": {"counts": manifest.counts, "skipped": manifest.skipped},
+            "plan_vs_actual": compare_run(ArtifactStore(artifact.store.uri), artifact, _refs(spec)),
+        }
+        plotter.draw(out / "plots", tally, figures, ["coherence"])
+        plots: dict[str, Path] = {}
+        figures["plots"], figures["not_plotted"] = {}, {}
+        for name, caption, draw in plot_specs(tally, figures):
+            if draw is None:
+                figures["not_plotted"][name] = caption
+                continue
+            plots[name] = out / "plots" / f"{name}.png"
+            figures["plots"][name] = {"file": f"plots/{name}.png", "caption": caption}
+        json_path = out / "report.json"
+        json_path.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
+        html_path = out / "report.html"
+        html_path.write_text(_html(figures), encoding="utf-8")
+        plotter.wait()  # every plot saved before the report is said to be written
     return ReportSummary(out, html_path, json_path, plots, figures)
+
+
+#: what the plots drawn before coherence is measured see of it (they never read it)
+_NOT_MEASURED: dict[str, Any] = {"dataset": None, "baseline": None, "skipped": "not yet"}
 
 
 def compare_key_figures(a: ReportSummary, b: ReportSummary) -> list[tuple[str, str, str]]:

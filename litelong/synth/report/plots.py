@@ -1,9 +1,16 @@
-"""The report's plots and their one-line captions; matplotlib is imported only to save one."""
+"""The report's plots and their one-line captions; matplotlib is imported only to save one,
+and by default in a process of its own (`PlotWorker`) that draws them beside the rest of the
+report."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import pickle
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,6 +22,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 TOP_HEADINGS = 20
+#: every plot's name, in report order (`plot_specs`)
+PLOTS = ("sample_lengths", "docs_per_sample", "doc_lengths", "headings", "doc_reuse", "coherence")
 _MAX_BARS = 50
 _LABEL_SIZE = 10
 
@@ -37,6 +46,132 @@ def save_plot(path: Path, draw: Draw) -> None:
     axes.yaxis.label.set_fontsize(_LABEL_SIZE + 1)
     draw(axes)
     figure.savefig(path, dpi=100)
+
+
+def draw_plots(folder: Path, tally: Tally, figures: dict[str, Any], names: Iterable[str]) -> None:
+    """Save the plots named (`<folder>/<name>.png`) that have a drawing: the same files
+    whichever process calls it."""
+    wanted = set(names)
+    for name, _, draw in plot_specs(tally, figures):
+        if name in wanted and draw is not None:
+            save_plot(folder / f"{name}.png", draw)
+
+
+class PlotWorker:
+    """Draws plots in a child process while the caller goes on with the report.
+
+    Drawing (matplotlib's import, layout and rendering: ~1 CPU s for a report's plots) was
+    the longest serial stretch at the end of a run; in a process of its own it runs on
+    another core, its import starting with the report. The child is a fresh interpreter
+    (`subprocess`, not `multiprocessing`: the caller's main module is never imported again)
+    reading pickled jobs on its stdin. `concurrent=False`, or a child that cannot start or
+    fails, draws in the caller's process instead: the same files. `wait` returns once every
+    plot asked for is saved.
+    """
+
+    def __init__(self, concurrent: bool = True) -> None:
+        self._jobs: list[tuple[Path, Tally, dict[str, Any], list[str]]] = []
+        self._child: subprocess.Popen[bytes] | None = None
+        if concurrent:
+            root = str(Path(__file__).resolve().parents[3])  # this litelong, whatever the cwd
+            try:
+                self._child = subprocess.Popen(
+                    [sys.executable, "-c", _SERVE.format(root=root, module=__name__)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            except OSError:
+                self._child = None
+
+    def alive(self) -> bool:
+        return self._child is not None and self._child.poll() is None
+
+    def draw(self, folder: Path, tally: Tally, figures: dict[str, Any], names: list[str]) -> None:
+        """Have the plots `names` saved into `folder` (as `draw_plots`)."""
+        job = (folder, tally.for_plots(), figures, names)
+        if self._child is None:
+            draw_plots(*job)
+            return
+        self._jobs.append(job)
+        try:
+            assert self._child.stdin is not None
+            pickle.dump(job, self._child.stdin)
+            self._child.stdin.flush()
+        except OSError:  # it died: `wait` draws its jobs here
+            pass
+
+    def wait(self) -> None:
+        """Every plot asked for saved: by the child, else (it failed) here."""
+        child, self._child = self._child, None
+        if child is None:
+            return
+        jobs, self._jobs = self._jobs, []
+        if child.stdin is not None:
+            with contextlib.suppress(OSError):
+                child.stdin.close()
+        if child.wait() != 0:
+            for job in jobs:
+                draw_plots(*job)
+
+    def close(self) -> None:
+        """Stop the child without waiting for its plots (an error left the report unfinished)."""
+        if self._child is not None:
+            self._child.kill()
+            self._child.wait()
+            self._child = None
+
+    def __enter__(self) -> PlotWorker:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+_early: PlotWorker | None = None
+
+
+def start_early() -> None:
+    """Start the drawing process now, for the report this process writes later: a run calls
+    it as it starts, when a core is idle, so matplotlib is imported by the time the report
+    asks for plots. A process that writes no report leaves it waiting; it ends with this one
+    (its stdin closes)."""
+    global _early
+    if _early is None:
+        _early = PlotWorker()
+
+
+def plot_worker(concurrent: bool = True) -> PlotWorker:
+    """The process `start_early` started, else a new one (in this process: `concurrent`
+    False)."""
+    global _early
+    if not concurrent:
+        return PlotWorker(concurrent=False)
+    worker, _early = _early, None
+    if worker is not None and worker.alive():
+        return worker
+    return PlotWorker()
+
+
+_SERVE = "import sys; sys.path.insert(0, {root!r}); import {module} as m; m._serve()"
+
+
+def _serve() -> None:
+    """The child's loop: import matplotlib at once, then draw each job read from stdin."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+    from matplotlib.figure import Figure  # noqa: F401
+
+    while True:
+        try:
+            job = pickle.load(sys.stdin.buffer)
+        except EOFError:
+            return
+        draw_plots(*job)
 
 
 def _nothing(ax: Axes, message: str) -> None:

@@ -7,6 +7,7 @@ are kept: memory grows with the run's samples and distinct documents, never with
 
 from __future__ import annotations
 
+import copy
 import heapq
 from array import array
 from collections import Counter
@@ -103,6 +104,18 @@ class Tally:
             heapq.heappush(self._chosen, (*key, distinct))
         else:
             heapq.heapreplace(self._chosen, (*key, distinct))
+
+    def for_plots(self) -> Tally:
+        """A copy holding only what the plots read (lengths, counts, bins, headings): what is
+        sent to the process that draws them, without the use counts and the chosen samples."""
+        plots = copy.copy(self)
+        plots.roles, plots._chosen = Counter(), []
+        plots.uses, plots.nextlong, plots.duplicates = (
+            UseCounter(),
+            NegativeTally(),
+            DuplicateTally(),
+        )
+        return plots
 
     def chosen_samples(self) -> list[tuple[str, list[str]]]:
         return [(sample_id, ids) for _, sample_id, ids in sorted(self._chosen, reverse=True)]

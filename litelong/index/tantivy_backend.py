@@ -60,8 +60,10 @@ _SEARCH_WEIGHT = 256
 _ID_WEIGHT = 4
 # Weighted reads (KB) between two measurements of the mapped pages: reading /proc costs ~15 µs,
 # a tenth of a negative's search at 1M chunks when measured at every one; the budget may be
-# overshot by about this much.
-_MEASURE_EVERY = 8192
+# overshot by what the reads between two measurements touch. Every 32 searches (8,192) let a 5M
+# nextlong run's file-backed pages peak 300 MB above measuring at each (1,192 against 900 MiB,
+# 1.52x the 1M run's RSS; bench/README.md, fifth run); every 4 searches costs ~4 µs a search.
+_MEASURE_EVERY = 1024
 # Terms whose document frequency a retriever remembers (`_doc_freq`); past it the memory is
 # cleared: a few MB, however large the vocabulary a run's reduced queries touch.
 _DOC_FREQ_CACHE = 131_072

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from litelong.index import open_chunk_index, parent_of
 from litelong.store import ArtifactStore
-from litelong.synth.nextlong.negatives import Bm25Negatives, Query
+from litelong.synth.nextlong.negatives import QUERY_POSTINGS, QUERY_TERMS, Bm25Negatives, Query
 
 
 def main() -> None:
@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=60, help="meta-chunks a meta-document")
     parser.add_argument("--k", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--postings", type=int, default=QUERY_POSTINGS, help="the budget")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -49,7 +50,7 @@ def main() -> None:
             Query(frozenset({parent_of(i)}), t, 100) for i, t in zip(ids, texts, strict=True)
         ]
         groups = [queries[at : at + args.group] for at in range(0, len(queries), args.group)]
-        negatives = Bm25Negatives(chunks)
+        negatives = Bm25Negatives(chunks, QUERY_TERMS, args.postings)
         first = [negatives(group, args.k) for group in groups]  # pages read untimed
         wall = cpu = float("inf")
         for _ in range(args.repeats):
@@ -60,8 +61,8 @@ def main() -> None:
             assert found == first
         digest = hashlib.blake2b(repr(first).encode(), digest_size=6).hexdigest()
         print(
-            f"{args.index}: {len(queries)} searches, wall {wall:.3f} ms, CPU {cpu:.3f} ms "
-            f"a search, answers {digest}"
+            f"{args.index} within {args.postings:,} postings: {len(queries)} searches, "
+            f"wall {wall:.3f} ms, CPU {cpu:.3f} ms a search, answers {digest}"
         )
     finally:
         chunks.close()

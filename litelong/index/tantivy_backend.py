@@ -345,8 +345,9 @@ class TantivyRetriever:
         """The query's distinct analysed terms; with `max_terms`, its rarest in the index
         (fewest documents, so highest IDF; ties: more frequent in the query, then
         alphabetical) within `max_postings` (`rarest_terms`), leaving out terms no document
-        holds. A thread's last answer is remembered: a query asked again with a wider `k`
-        (mode nextlong's second search of a meta-chunk) is not analysed again."""
+        holds. A thread's last answer is remembered: a query asked again at once with a wider
+        `k` is not analysed again (mode nextlong's second search of a meta-chunk, where it
+        was the last of its `search_many` batch; others are analysed again, which is rare)."""
         asked = (query, max_terms, max_postings)
         last = getattr(self._last, "query", None)
         if last is not None and last[0] == asked:

@@ -25,7 +25,7 @@ from ...store import Artifact, ArtifactStore
 QUERY_TERMS = 24
 QUERY_POSTINGS = 50_000
 # Hits past k a first search asks for, to be left out where they are the meta-document's own
-# chunks (`Bm25Negatives._search`).
+# chunks (`Bm25Negatives.__call__`).
 OWN_FIRST = 8
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from litelong.index import open_chunk_index, parent_of
+from litelong.index import open_chunk_index, parent_of, retriever
 from litelong.store import ArtifactStore
 from litelong.synth.nextlong import QUERY_POSTINGS, QUERY_TERMS
 
@@ -53,6 +53,13 @@ def main() -> None:
         default=[20_000, QUERY_POSTINGS, 200_000],
         help="budgets tried with QUERY_TERMS terms (`max_postings`; mode nextlong's default)",
     )
+    parser.add_argument(
+        "--min-terms",
+        type=int,
+        nargs="+",
+        default=[retriever.MIN_TERMS],
+        help="terms a budget row keeps whatever its postings (`MIN_TERMS`; 0: none)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -68,8 +75,10 @@ def main() -> None:
         print(f"{args.index}: {chunks.count():,} chunks, {len(ids)} queries, top {args.k}")
 
         def timed(
-            max_terms: int | None, max_postings: int | None = None
+            max_terms: int | None, max_postings: int | None = None, min_terms: int | None = None
         ) -> tuple[float, list[list[str]]]:
+            retriever.MIN_TERMS = args.min_terms[0] if min_terms is None else min_terms
+
             def search(text: str, k: int) -> list[tuple[str, float]]:
                 return chunks.search(text, k, max_terms, max_postings)
 
@@ -91,18 +100,20 @@ def main() -> None:
                     ratios.append(got / sum(scores[hit] for hit in best))
             return sum(ratios) / len(ratios)
 
-        header = f"{'terms':>18} {'ms/search':>10} {'speed-up':>9} {'top-k found':>12}"
+        header = f"{'terms (min. terms)':>26} {'ms/search':>10} {'speed-up':>9} {'top-k found':>12}"
         print(f"{header} {'score kept':>11}")
-        print(f"{'whole':>18} {whole_ms:>10.1f} {1.0:>8.1f}x {1.0:>12.3f} {1.0:>11.3f}")
-        variants = [(str(terms), terms, None) for terms in args.terms] + [
-            (f"{QUERY_TERMS} <= {budget:,} post.", QUERY_TERMS, budget) for budget in args.postings
+        print(f"{'whole':>26} {whole_ms:>10.1f} {1.0:>8.1f}x {1.0:>12.3f} {1.0:>11.3f}")
+        variants = [(str(terms), terms, None, None) for terms in args.terms] + [
+            (f"{QUERY_TERMS} <= {budget:,} post. ({least})", QUERY_TERMS, budget, least)
+            for least in args.min_terms
+            for budget in args.postings
         ]
-        for label, terms, budget in variants:
-            ms, found = timed(terms, budget)
+        for label, terms, budget, least in variants:
+            ms, found = timed(terms, budget, least)
             shared = [len(set(a) & set(b)) / len(b) for a, b in zip(found, whole, strict=True) if b]
             kept = sum(shared) / len(shared)
             print(
-                f"{label:>18} {ms:>10.1f} {whole_ms / ms:>8.1f}x {kept:>12.3f} "
+                f"{label:>26} {ms:>10.1f} {whole_ms / ms:>8.1f}x {kept:>12.3f} "
                 f"{score_kept(found):>11.3f}"
             )
     finally:

@@ -84,6 +84,19 @@ class RetrieverContract:
         pairs = zip(retriever.ids_at(ordinals), retriever.lengths_at(ordinals), strict=True)
         assert all(chars is None or chars == len(texts[doc_id]) for doc_id, chars in pairs)
 
+    def test_search_many_answers_each_query_as_search_does(self, retriever: Retriever) -> None:
+        """Mode nextlong searches a meta-document's meta-chunks in one call: each answer is
+        the query's own search, whatever the others (no match, an empty query, a tie at the
+        cut: `plants light` at k=1 ties nothing, at k=2 cuts below the short document)."""
+        queries = ["plants light", "xylophone", "", "quantum atoms", "plant cells light energy"]
+        queries *= 5  # more than a backend may answer in one batch
+        for k in (1, 2, 5):
+            for terms, postings in ((None, None), (2, None), (24, 3)):
+                expected = [retriever.search(query, k, terms, postings) for query in queries]
+                assert retriever.search_many(queries, k, terms, postings) == expected
+        assert retriever.search_many([], 3) == []
+        assert retriever.search_many(["plants light"], 0) == [[]]
+
     def test_get_returns_texts_in_the_order_asked(self, retriever: Retriever) -> None:
         texts = {doc["id"]: doc["text"] for doc in CONTRACT_CORPUS}
         assert retriever.get(["quantum", "rust", "quantum"]) == [

@@ -172,6 +172,15 @@ class _Listed:
         self.limits.append(k)
         return self.hits[:k]
 
+    def search_many(
+        self,
+        queries: list[str],
+        k: int,
+        max_terms: int | None = None,
+        max_postings: int | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        return [self.search(query, k, max_terms, max_postings) for query in queries]
+
 
 def test_a_negative_search_asks_for_all_own_chunks_only_when_the_first_answer_needs_them(
     wiki: ArtifactStore,

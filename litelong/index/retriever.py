@@ -63,6 +63,18 @@ class Retriever(Protocol):
         by its length, unread (`synth/assembly/pieces.py`)."""
         ...
 
+    def search_many(
+        self,
+        queries: Sequence[str],
+        k: int,
+        max_terms: int | None = None,
+        max_postings: int | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        """`search` of each query, in order: the same answers, with what a backend pays once
+        a call paid once for them all (mode nextlong searches a meta-document's meta-chunks
+        in one call)."""
+        ...
+
     def get(self, ids: Sequence[str]) -> list[str]:
         """The stored texts of `ids`, in the same order; raises UnknownDocument."""
         ...

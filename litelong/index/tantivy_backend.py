@@ -49,6 +49,10 @@ _IDS_FIELDS: list[pa.Field[Any]] = [pa.field("id", pa.string()), pa.field("chars
 _IDS_SCHEMA = pa.schema(_IDS_FIELDS)
 _IDS_BATCH = 65_536
 _SCALAR_TAKE = 64  # ids at most read one by one (`_take`)
+# Searches whose hits share one `fast_field_values` call (`_search_batch`): a batch keeps the
+# maps it started with to its end, so a re-map (`_read`) lets go of the old pages only after
+# at most this many searches; at 10.6M chunks the shared call costs ~0.06 ms a search.
+_SEARCH_BATCH = 16
 # The index's mapped pages a retriever lets stay resident before it maps its files afresh
 # (`TantivyRetriever._read`), measured where the OS says (Linux: /proc/self/statm); elsewhere
 # estimated by weighing reads in KB of pages they may touch: a text fetched about one compressed
@@ -341,8 +345,9 @@ class TantivyRetriever:
         """The query's distinct analysed terms; with `max_terms`, its rarest in the index
         (fewest documents, so highest IDF; ties: more frequent in the query, then
         alphabetical) within `max_postings` (`rarest_terms`), leaving out terms no document
-        holds. A thread's last answer is remembered: a query asked again with a wider `k`
-        (mode nextlong's second search of a meta-chunk) is not analysed again."""
+        holds. A thread's last answer is remembered: a query asked again at once with a wider
+        `k` is not analysed again (mode nextlong's second search of a meta-chunk, where it
+        was the last of its `search_many` batch; others are analysed again, which is rare)."""
         asked = (query, max_terms, max_postings)
         last = getattr(self._last, "query", None)
         if last is not None and last[0] == asked:
@@ -363,39 +368,93 @@ class TantivyRetriever:
     def search(
         self, query: str, k: int, max_terms: int | None = None, max_postings: int | None = None
     ) -> list[tuple[str, float]]:
-        hits = self.search_lengths(query, k, max_terms, max_postings)
+        hits = self._search_many([query], k, max_terms, max_postings)[0]
         return [(doc_id, score) for doc_id, score, _ in hits]
 
     def search_lengths(
         self, query: str, k: int, max_terms: int | None = None, max_postings: int | None = None
     ) -> list[tuple[str, float, int | None]]:
-        terms = self._terms(query, max_terms, max_postings)
-        if not terms or k <= 0:
-            return []
-        queries = {layout: self._query(layout, terms, "text") for layout in self._schemas}
-        hits: list[tuple[str, float, int | None]] = []
+        return self._search_many([query], k, max_terms, max_postings)[0]
+
+    def search_many(
+        self,
+        queries: Sequence[str],
+        k: int,
+        max_terms: int | None = None,
+        max_postings: int | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        found = self._search_many(queries, k, max_terms, max_postings)
+        return [[(doc_id, score) for doc_id, score, _ in hits] for hits in found]
+
+    def _search_many(
+        self, queries: Sequence[str], k: int, max_terms: int | None, max_postings: int | None
+    ) -> list[list[tuple[str, float, int | None]]]:
+        """Each query's best `k`, `_SEARCH_BATCH` queries at a time (`_search_batch`)."""
+        found: list[list[tuple[str, float, int | None]]] = []
+        for start in range(0, len(queries), _SEARCH_BATCH):
+            batch = queries[start : start + _SEARCH_BATCH]
+            found += self._search_batch(batch, k, max_terms, max_postings)
+        return found
+
+    def _search_batch(
+        self, queries: Sequence[str], k: int, max_terms: int | None, max_postings: int | None
+    ) -> list[list[tuple[str, float, int | None]]]:
+        """Each query's best `k`. A part's hits are turned into ordinals by one
+        `fast_field_values` call for all the queries: tantivy-py opens the `ord` column of
+        every segment at each call, which costs ~0.9 ms at 10.6M chunks whatever the hits
+        asked (0.07 ms at 2.1M), a third of a negative's search there (bench/README.md,
+        "nextlong: search cost at scale"). Only hits scoring at least a query's k-th best in
+        its part are read: none below it can be among the k best."""
+        terms = [self._terms(query, max_terms, max_postings) for query in queries]
+        found: list[list[tuple[str, float, int | None]]] = [[] for _ in queries]
+        if k <= 0 or not any(terms):
+            return found
         # a margin past k, so that documents tied at the cut are chosen by id, not by where
         # tantivy's indexing threads happened to put them
         limit = k + _TIE_MARGIN
-        # this call's maps
-        parts = zip(
-            self._searchers, self._ids, self._id_columns, self._lengths, self._layouts, strict=True
+        # this call's maps, whatever `_read` does meanwhile
+        parts = list(
+            zip(
+                self._searchers,
+                self._ids,
+                self._id_columns,
+                self._lengths,
+                self._layouts,
+                strict=True,
+            )
         )
         for searcher, ids, column, lengths, layout in parts:
-            found = searcher.search(queries[layout], limit=limit, count=False).hits
-            if not found:
+            owners: list[int] = []
+            scores: list[float] = []
+            addresses = []
+            for number, kept in enumerate(terms):
+                if not kept:
+                    continue
+                query = self._query(layout, kept, "text")
+                hits = searcher.search(query, limit=limit, count=False).hits
+                self._read(_SEARCH_WEIGHT)
+                if len(hits) > k:
+                    cut = sorted((score for score, _ in hits), reverse=True)[k - 1]
+                    hits = [hit for hit in hits if hit[0] >= cut]
+                owners += [number] * len(hits)
+                scores += [float(score) for score, _ in hits]
+                addresses += [address for _, address in hits]
+            if not addresses:
                 continue
-            ordinals = np.asarray(
-                searcher.fast_field_values("ord", [address for _, address in found]), np.int64
-            )
-            if len(ordinals) <= _SCALAR_TAKE:  # from the buffers: a third of a scalar's cost
+            ordinals = np.asarray(searcher.fast_field_values("ord", addresses), np.int64)
+            # a few dozen ids a query from the buffers: a third of a scalar's cost
+            if len(ordinals) <= _SCALAR_TAKE * len(queries):
                 names = [column.at(ordinal) for ordinal in ordinals.tolist()]
             else:
                 names = _take(ids, ordinals)
             chars = lengths.take(ordinals) if lengths else [None] * len(names)
-            scores = (float(score) for score, _ in found)
-            hits += zip(names, scores, chars, strict=True)
-        self._read(_SEARCH_WEIGHT)
+            for owner, hit in zip(owners, zip(names, scores, chars, strict=True), strict=True):
+                found[owner].append(hit)
+        return [self._best(hits, k) for hits in found]
+
+    def _best(
+        self, hits: list[tuple[str, float, int | None]], k: int
+    ) -> list[tuple[str, float, int | None]]:
         if len(self._searchers) == 1:  # k of at most k + margin: a sort beats a heap of k
             return sorted(hits, key=lambda hit: (-hit[1], hit[0]))[:k]
         # parts of an index partitioned by files may each hold a copy of one document: its

@@ -243,6 +243,16 @@ class ManticoreRetriever:
         hits = self.search_lengths(query, k, max_terms, max_postings)
         return [(doc_id, score) for doc_id, score, _ in hits]
 
+    def search_many(
+        self,
+        queries: Sequence[str],
+        k: int,
+        max_terms: int | None = None,
+        max_postings: int | None = None,
+    ) -> list[list[tuple[str, float]]]:
+        """One search a query: a Manticore query has no fixed cost worth sharing."""
+        return [self.search(query, k, max_terms, max_postings) for query in queries]
+
     def search_lengths(
         self, query: str, k: int, max_terms: int | None = None, max_postings: int | None = None
     ) -> list[tuple[str, float, int | None]]:

@@ -19,11 +19,13 @@ from ...store import Artifact, ArtifactStore
 # (`rarest_terms`). On the scale benchmark's 2.1M and 10.6M chunks, 24 terms alone searched
 # 9-12x faster than the whole meta-chunk (4.5 and 18.3 ms), keeping 99% of its negatives' BM25
 # similarity; with the postings budget a search costs 1.5 and 2.9 ms, keeping 98.6% and 94.9%
-# (bench/nextlong_query.py): its cost no longer grows with the chunk index.
+# (bench/nextlong_query.py): its cost no longer grows with the chunk index. 50,000 postings
+# (was 100,000) score ~35% fewer postings, ~0.3 ms of tantivy's time a search, and keep 98.2%
+# and 93.7% (bench/README.md, "nextlong: search cost at scale").
 QUERY_TERMS = 24
-QUERY_POSTINGS = 100_000
+QUERY_POSTINGS = 50_000
 # Hits past k a first search asks for, to be left out where they are the meta-document's own
-# chunks (`Bm25Negatives._search`).
+# chunks (`Bm25Negatives.__call__`).
 OWN_FIRST = 8
 
 
@@ -68,24 +70,32 @@ class Bm25Negatives:
         self._query_postings = query_postings
 
     def __call__(self, queries: list[Query], k: int) -> list[list[tuple[str, float]]]:
-        """A meta-document's meta-chunks searched in turn (the samples' calls overlap)."""
-        return [self._search(query, k) for query in queries]
-
-    def _search(self, query: Query, k: int) -> list[tuple[str, float]]:
-        """The best `k` hits outside the meta-document: first from k + `OWN_FIRST` hits, and
-        only where its own chunks took too many of those, from k + all its chunks. A
-        meta-document at 128K tokens has ~130 chunks, and a limit that wide cost every search
-        the reading of its ids (bench/README.md). The first answer is a prefix of the
-        second, so both keep the same hits, unless more chunks than the retriever's tie
-        margin share the score at the first one's cut (exact copies in a corpus)."""
-        first = min(query.own_chunks, OWN_FIRST)
+        """The best `k` hits outside the meta-document of each meta-chunk: first from k +
+        `OWN_FIRST` hits, and only where its own chunks took too many of those, from k + all
+        its chunks. A meta-document at 128K tokens has ~130 chunks, and a limit that wide cost
+        every search the reading of its ids (bench/README.md). The first answer is a prefix of
+        the second, so both keep the same hits, unless more chunks than the retriever's tie
+        margin share the score at the first one's cut (exact copies in a corpus). A
+        meta-document's first searches go in one `search_many` call (the samples' calls
+        overlap)."""
         terms, postings = self._query_terms, self._query_postings
-        hits = self._chunks.search(query.text, k + first, terms, postings)
-        found = _without_own(hits, query.doc_ids, k)
-        if len(found) < k and len(hits) == k + first and first < query.own_chunks:
-            hits = self._chunks.search(query.text, k + query.own_chunks, terms, postings)
-            found = _without_own(hits, query.doc_ids, k)
-        return found
+        firsts = [min(query.own_chunks, OWN_FIRST) for query in queries]
+        hits: list[list[tuple[str, float]]] = [[] for _ in queries]
+        for first in sorted(set(firsts)):
+            numbers = [number for number, each in enumerate(firsts) if each == first]
+            texts = [queries[number].text for number in numbers]
+            for number, found in zip(
+                numbers, self._chunks.search_many(texts, k + first, terms, postings), strict=True
+            ):
+                hits[number] = found
+        answers = []
+        for query, first, found in zip(queries, firsts, hits, strict=True):
+            kept = _without_own(found, query.doc_ids, k)
+            if len(kept) < k and len(found) == k + first and first < query.own_chunks:
+                wide = self._chunks.search(query.text, k + query.own_chunks, terms, postings)
+                kept = _without_own(wide, query.doc_ids, k)
+            answers.append(kept)
+        return answers
 
 
 class DenseNegatives:

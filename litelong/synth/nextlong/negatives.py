@@ -19,11 +19,9 @@ from ...store import Artifact, ArtifactStore
 # (`rarest_terms`). On the scale benchmark's 2.1M and 10.6M chunks, 24 terms alone searched
 # 9-12x faster than the whole meta-chunk (4.5 and 18.3 ms), keeping 99% of its negatives' BM25
 # similarity; with the postings budget a search costs 1.5 and 2.9 ms, keeping 98.6% and 94.9%
-# (bench/nextlong_query.py): its cost no longer grows with the chunk index. 50,000 postings
-# (was 100,000) score ~35% fewer postings, ~0.3 ms of tantivy's time a search, and keep 98.2%
-# and 93.7% (bench/README.md, "nextlong: search cost at scale").
+# (bench/nextlong_query.py): its cost no longer grows with the chunk index.
 QUERY_TERMS = 24
-QUERY_POSTINGS = 50_000
+QUERY_POSTINGS = 100_000
 # Hits past k a first search asks for, to be left out where they are the meta-document's own
 # chunks (`Bm25Negatives.__call__`).
 OWN_FIRST = 8

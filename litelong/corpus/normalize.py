@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import re
 import unicodedata
+from collections.abc import Callable
+from typing import Any
 
 # C0/C1 controls except tab and newline, and zero-width characters that break tokenisers.
 _INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff]")
@@ -14,6 +17,23 @@ _CARRIAGE_RETURNS = re.compile("\r\n?")
 _ASCII_RULED = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])
 _C1_UTF8 = re.compile(b"\xc2[\x80-\x9f]")
 _ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+
+
+def _utf8_keeper() -> Callable[[str, Any], Any] | None:
+    """CPython's `PyUnicode_AsUTF8AndSize`, which keeps a text's UTF-8 in the text: a text
+    that is not ASCII is then encoded once for its digest and for the index writer
+    (tantivy reads a text through the same call), not once each: ~1.2 us of a 3 KB text,
+    about 1% of an index build (bench/README.md, "where the last tenth goes"). None where
+    the interpreter has no such call (then each encodes)."""
+    try:
+        prototype = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p)
+        keeper: Callable[[str, Any], Any] = prototype(("PyUnicode_AsUTF8AndSize", ctypes.pythonapi))
+        return keeper
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+_KEEP_UTF8 = _utf8_keeper()
 
 
 def needs_rules(text: str) -> bool:
@@ -62,33 +82,54 @@ def content_digest(text: str) -> bytes:
 
 
 def normalize_and_digest(text: str) -> tuple[str, bytes]:
-    """`normalize_text(text)` and its `content_digest`, encoding the text to UTF-8 once when
-    normalising leaves it as it is (most texts: NFC and `strip` return the very object
-    then); otherwise the normalised text is encoded again.
+    """`normalize_text(text)` and its `content_digest` (`normalize_batch` of one text)."""
+    texts, digests = normalize_batch([text])
+    return texts[0], digests[0]
 
-    Called once per corpus record, so `_holds_ruled` and `_normalized` are written out here
-    rather than called: three Python calls a record were ~0.3 s of a 1M-document index build
-    (bench/README.md). `tests/test_corpus.py` checks it against `normalize_text`."""
-    raw = text.encode("utf-8", "surrogatepass")
-    clean = text
-    if len(raw.translate(None, _ASCII_RULED)) != len(raw) or (
-        not text.isascii()
-        and (
-            (b"\xc2" in raw and _C1_UTF8.search(raw) is not None)
-            or "\u200b" in text  # _ZERO_WIDTH, one by one: no generator
-            or "\u200c" in text
-            or "\u200d" in text
-            or "\u2060" in text
-            or "\ufeff" in text
-        )
-    ):
-        clean = _ruled(clean)
-    if not clean.isascii():
-        clean = unicodedata.normalize("NFC", clean)
-    clean = clean.strip()
-    if clean is not text:
-        raw = clean.encode("utf-8", "surrogatepass")
-    return clean, hashlib.blake2b(raw, digest_size=16).digest()
+
+def normalize_batch(texts: list[str]) -> tuple[list[str], list[bytes]]:
+    """`normalize_text` of each text and its `content_digest`, encoding each text to UTF-8
+    once when normalising leaves it as it is (most texts: NFC and `strip` return the very
+    object then); otherwise the normalised text is encoded again.
+
+    Called on every corpus record, a batch at a time, so `_holds_ruled` and `_normalized`
+    are written out in one loop with its callables looked up once: a Python call a record
+    is ~0.1 s of a 1M-document index build (bench/README.md). `tests/test_corpus.py` checks
+    it against `normalize_text`."""
+    clean_texts: list[str] = []
+    digests: list[bytes] = []
+    blake2b, nfc, ruled, c1 = hashlib.blake2b, unicodedata.normalize, _ruled, _C1_UTF8.search
+    keep_utf8 = _KEEP_UTF8
+    for text in texts:
+        ascii_text = text.isascii()
+        if not ascii_text and keep_utf8 is not None:
+            try:  # noqa: SIM105 (suppress() costs a context manager a text)
+                keep_utf8(text, None)
+            except UnicodeError:  # a lone surrogate: encoded below with surrogatepass
+                pass
+        raw = text.encode("utf-8", "surrogatepass")
+        clean = text
+        if len(raw.translate(None, _ASCII_RULED)) != len(raw) or (
+            not ascii_text
+            and (
+                (b"\xc2" in raw and c1(raw) is not None)
+                or "\u200b" in text  # _ZERO_WIDTH, one by one: no generator
+                or "\u200c" in text
+                or "\u200d" in text
+                or "\u2060" in text
+                or "\ufeff" in text
+            )
+        ):
+            clean = ruled(clean)
+            ascii_text = clean.isascii()
+        if not ascii_text:
+            clean = nfc("NFC", clean)
+        clean = clean.strip()
+        if clean is not text:
+            raw = clean.encode("utf-8", "surrogatepass")
+        clean_texts.append(clean)
+        digests.append(blake2b(raw, digest_size=16).digest())
+    return clean_texts, digests
 
 
 def _digest(raw: bytes) -> bytes:

@@ -9,6 +9,8 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
+from .classify import classify
+
 # C0/C1 controls except tab and newline, and zero-width characters that break tokenisers.
 _INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff]")
 _CARRIAGE_RETURNS = re.compile("\r\n?")
@@ -92,37 +94,33 @@ def normalize_batch(texts: list[str]) -> tuple[list[str], list[bytes]]:
     once when normalising leaves it as it is (most texts: NFC and `strip` return the very
     object then); otherwise the normalised text is encoded again.
 
-    Called on every corpus record, a batch at a time, so `_holds_ruled` and `_normalized`
-    are written out in one loop with its callables looked up once: a Python call a record
-    is ~0.1 s of a 1M-document index build (bench/README.md). `tests/test_corpus.py` checks
-    it against `normalize_text`."""
-    clean_texts: list[str] = []
-    digests: list[bytes] = []
-    blake2b, nfc, ruled, c1 = hashlib.blake2b, unicodedata.normalize, _ruled, _C1_UTF8.search
+    Called on every corpus record, a batch at a time: which texts the rules or NFC may
+    change is found for the whole batch at once (`classify.py`), and only those are
+    scanned and changed; the loops look their callables up once. `tests/test_corpus.py`
+    checks it against `normalize_text`."""
+    raws: list[bytes] = []
     keep_utf8 = _KEEP_UTF8
     for text in texts:
-        ascii_text = text.isascii()
-        if not ascii_text and keep_utf8 is not None:
+        if keep_utf8 is not None and not text.isascii():
             try:  # noqa: SIM105 (suppress() costs a context manager a text)
                 keep_utf8(text, None)
             except UnicodeError:  # a lone surrogate: encoded below with surrogatepass
                 pass
-        raw = text.encode("utf-8", "surrogatepass")
+        raws.append(text.encode("utf-8", "surrogatepass"))
+    if len(texts) >= _CLASSIFY_AT:
+        ruled, unstable = classify(raws)
+    else:
+        ruled, unstable = _scan(texts, raws)
+    clean_texts: list[str] = []
+    digests: list[bytes] = []
+    blake2b, nfc = hashlib.blake2b, unicodedata.normalize
+    for number, (text, raw) in enumerate(zip(texts, raws, strict=True)):
         clean = text
-        if len(raw.translate(None, _ASCII_RULED)) != len(raw) or (
-            not ascii_text
-            and (
-                (b"\xc2" in raw and c1(raw) is not None)
-                or "\u200b" in text  # _ZERO_WIDTH, one by one: no generator
-                or "\u200c" in text
-                or "\u200d" in text
-                or "\u2060" in text
-                or "\ufeff" in text
-            )
-        ):
-            clean = ruled(clean)
-            ascii_text = clean.isascii()
-        if not ascii_text:
+        if number in ruled:
+            clean = _ruled(clean)
+            if not clean.isascii():
+                clean = nfc("NFC", clean)
+        elif number in unstable:
             clean = nfc("NFC", clean)
         clean = clean.strip()
         if clean is not text:
@@ -130,6 +128,20 @@ def normalize_batch(texts: list[str]) -> tuple[list[str], list[bytes]]:
         clean_texts.append(clean)
         digests.append(blake2b(raw, digest_size=16).digest())
     return clean_texts, digests
+
+
+#: texts from which `normalize_batch` classifies a batch with numpy (`classify.py`); fewer
+#: are scanned one by one, which costs less than numpy's calls
+_CLASSIFY_AT = 16
+
+
+def _scan(texts: list[str], raws: list[bytes]) -> tuple[set[int], set[int]]:
+    """`classify`, one text at a time: the texts that hold what the rules change
+    (`_holds_ruled`), and the texts NFC may change (all but ASCII)."""
+    pairs = enumerate(zip(texts, raws, strict=True))
+    ruled = {number for number, (text, raw) in pairs if _holds_ruled(text, raw)}
+    unstable = {n for n, text in enumerate(texts) if not text.isascii()}
+    return ruled, unstable
 
 
 def _digest(raw: bytes) -> bytes:

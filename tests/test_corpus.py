@@ -18,7 +18,7 @@ from litelong.corpus import (
     read_batches,
     read_shard,
 )
-from litelong.corpus.classify import classify
+from litelong.corpus.classify import SCANNED, classify
 from litelong.corpus.normalize import (
     _CARRIAGE_RETURNS,
     _INVISIBLE,
@@ -227,6 +227,19 @@ def test_a_batch_is_normalised_as_text_by_text_for_every_character() -> None:
         for text, got, digest in zip(batch, clean, digests, strict=True):
             expected = normalize_text(text)
             assert (got, digest) == (expected, content_digest(expected)), ascii(text)
+
+
+def test_the_classifier_table_scans_every_code_point_nfc_may_touch() -> None:
+    """`classify._table` looks only at `SCANNED` for combining classes and canonical
+    decompositions; no other code point has either in this interpreter's Unicode data."""
+    scanned = {code for block in SCANNED for code in block}
+    for code in range(0x300, 0x110000):
+        if code in scanned:
+            continue
+        character = chr(code)
+        decomposition = unicodedata.decomposition(character)
+        assert not unicodedata.combining(character), hex(code)
+        assert not decomposition or decomposition.startswith("<"), hex(code)
 
 
 def test_the_batch_classifier_names_exactly_the_texts_that_need_a_rule() -> None:

@@ -32,7 +32,7 @@ def classify(raws: list[bytes]) -> tuple[set[int], set[int]]:
     UTF-8 of each text. Any text in neither set is unchanged by the rules and by NFC."""
     if not raws:
         return set(), set()
-    joined = np.frombuffer(b"".join(raws) + b"\0\0\0", np.uint8)
+    joined = np.frombuffer(b"".join([*raws, b"\0\0\0"]), np.uint8)  # padded: `_code_points`
     data = joined[:-3]
     ends = np.cumsum([len(raw) for raw in raws])
     rules: set[int] = set()

@@ -15,8 +15,11 @@ from .chunks import CHUNKS_FOLDER, document_chunks
 from .retriever import Retriever
 from .tantivy_backend import TantivyPartWriter, TantivyRetriever
 
-#: read the corpus on its own thread (`corpus/prefetch.py`); tests turn it off to compare
-PREFETCH = True
+#: read the corpus on its own thread (`corpus/prefetch.py`). Off: on two cores the thread's GIL
+#: hand-offs (numpy and blake2b release the GIL a batch and a text at a time) cost more than it
+#: overlapped, ~9% of a 100K build's CPU, and its queue 60-80 MB of RSS (bench/README.md,
+#: "where the last tenth goes"); a machine whose cores outnumber tantivy's threads may want it
+PREFETCH = False
 
 
 class BackendUnavailable(RuntimeError):
@@ -57,8 +60,8 @@ def build_part(
     chunk_chars = 0
     readers = spec.writer.readers or default_readers()
     # a batch at a time (up to 1,024 documents, as columns): the writer's loop and the
-    # progress count cost a Python call a batch, not a document; read on a thread of its own
-    # (`prefetched`) while this one hands documents to tantivy
+    # progress count cost a Python call a batch, not a document; with PREFETCH, read on a
+    # thread of its own (`prefetched`) while this one hands documents to tantivy
     batches = read_columns(spec, shard, of, skips, readers)
     with closing(prefetched(batches) if PREFETCH else batches) as reading:
         for ids, texts in reading:

@@ -18,11 +18,13 @@ from litelong.corpus import (
     read_batches,
     read_shard,
 )
+from litelong.corpus.classify import SCANNED, classify
 from litelong.corpus.normalize import (
     _CARRIAGE_RETURNS,
     _INVISIBLE,
     needs_rules,
     normalize_and_digest,
+    normalize_batch,
 )
 
 from .conftest import bm25index, parquet_bytes, write_jsonl
@@ -204,6 +206,52 @@ def test_normalize_and_digest_agrees_with_the_regexes_on_every_character() -> No
         for text in (character, *contexts):
             expected = _regex_path(text)
             assert normalize_and_digest(text) == (expected, content_digest(expected)), hex(code)
+
+
+def test_a_batch_is_normalised_as_text_by_text_for_every_character() -> None:
+    """`normalize_batch` finds the texts the rules or NFC may change for a whole batch at
+    once (`classify.py`) and leaves the others as they are: every code point (astral ones
+    and lone surrogates included), alone, after a letter it may compose with, before a
+    combining mark, after a Hangul leading consonant, and padded with a carriage return,
+    in batches of 4,096, gives what `normalize_text` gives text by text, and its digest."""
+    codes = [code for code in range(0x110000) if code < 0x30000 or code >= 0xE0000]
+    texts: list[str] = []
+    for code in codes:
+        character = chr(code)
+        texts += [character, f"e{character}", f"{character}\u0301x", f"\u1100{character}"]
+        if code % 7 == 0:
+            texts.append(f" \u2019{character}\r\n")
+    for start in range(0, len(texts), 4096):
+        batch = texts[start : start + 4096]
+        clean, digests = normalize_batch(batch)
+        for text, got, digest in zip(batch, clean, digests, strict=True):
+            expected = normalize_text(text)
+            assert (got, digest) == (expected, content_digest(expected)), ascii(text)
+
+
+def test_the_classifier_table_scans_every_code_point_nfc_may_touch() -> None:
+    """`classify._table` looks only at `SCANNED` for combining classes and canonical
+    decompositions; no other code point has either in this interpreter's Unicode data."""
+    scanned = {code for block in SCANNED for code in block}
+    for code in range(0x300, 0x110000):
+        if code in scanned:
+            continue
+        character = chr(code)
+        decomposition = unicodedata.decomposition(character)
+        assert not unicodedata.combining(character), hex(code)
+        assert not decomposition or decomposition.startswith("<"), hex(code)
+
+
+def test_the_batch_classifier_names_exactly_the_texts_that_need_a_rule() -> None:
+    """A text with a control character, a C1 control or a zero-width character is named
+    wherever it sits in the batch; an ASCII text with tabs and newlines, and a text of
+    characters NFC leaves as they are, is in neither set."""
+    plain = ["tab\there\nand newlines", "\u201cquoted\u201d \u2014 caf\u00e9 \U0001f600"]
+    ruled = ["bell\x07", "cr\r\n", "del\x7f", "c1 \u0085", "zw\u200bx", "bom\ufeff"]
+    batch = plain * 10 + ruled + ["Cafe\u0301"] + plain * 10
+    need_rules, need_nfc = classify([text.encode("utf-8") for text in batch])
+    assert need_rules == set(range(20, 26))
+    assert need_nfc == {26}
 
 
 def test_dedup_sees_through_normalisation(tmp_path: Path) -> None:

@@ -89,8 +89,9 @@ def test_the_index_holds_the_same_documents_read_on_a_thread_or_not(
 
 
 def test_a_file_that_fails_mid_read_on_the_reading_thread_fails_the_build_and_commits_nothing(
-    cli: Cli, tmp_path: Path
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(stage, "PREFETCH", True)
     records = [{"id": f"d{i}", "text": f"{LONG_ENOUGH} {i}"} for i in range(20_000)]
     data = write_jsonl(tmp_path / "c.jsonl.zst", records)
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])  # truncated: an error

@@ -49,8 +49,15 @@ class SpillingKeySet:
         """For each key, in order: True the first time it is seen (and remember it)."""
         keys = [key & _MASK for key in keys]
         on_disk = self._on_disk(keys)
-        new: list[bool] = []
         recent = self._recent
+        batch = set(keys)
+        if len(batch) == len(keys) and not any(on_disk) and recent.isdisjoint(batch):
+            # the usual batch, all new: set operations in C, no Python step a key
+            recent |= batch
+            if len(recent) >= self._memory_keys:
+                self._spill()
+            return [True] * len(keys)
+        new: list[bool] = []
         for key, old in zip(keys, on_disk, strict=True):
             if old or key in recent:
                 new.append(False)

@@ -14,20 +14,23 @@ from __future__ import annotations
 import multiprocessing as mp
 import queue
 from collections import deque
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
+
+import numpy as np
 
 from ..api.v1alpha1 import BM25IndexSpec
 from .cutting import cut_bounds
 from .keyset import SpillingKeySet
-from .normalize import content_digest, normalize_and_digest
+from .normalize import content_digest, normalize_batch
 from .partition import assign_files
-from .records import read_records
+from .records import read_record_batches
 from .skips import SkipCounter
 from .sources import CorpusFile, CorpusReadError, InvalidCorpus, resolve
 
 _BATCH = 1024
+T = TypeVar("T")
 
 
 class Document(NamedTuple):
@@ -63,41 +66,105 @@ class ReadOptions:
 Keyed = tuple[int, bool, Document]  # (content key, id came from the corpus, document)
 
 
+class Columns(NamedTuple):
+    """A batch of clean documents as columns (what the index writer takes)."""
+
+    ids: list[str]
+    texts: list[str]
+
+
+class _Clean(NamedTuple):
+    """One file's clean documents of a batch, before dedup (picklable for reader processes)."""
+
+    keys: list[int]  # 64 bits of each content digest: shard and dedup key
+    from_corpus: list[bool] | None  # id came from the corpus; None: every id is a digest
+    ids: list[str]
+    texts: list[str]
+
+
 def clean_documents(file: CorpusFile, options: ReadOptions, skips: SkipCounter) -> Iterator[Keyed]:
     """The documents of one file that belong to this shard, before dedup."""
     for batch in clean_batches(file, options, skips):
-        yield from batch
+        from_corpus = batch.from_corpus or [False] * len(batch.ids)
+        for key, has_id, doc_id, text in zip(
+            batch.keys, from_corpus, batch.ids, batch.texts, strict=True
+        ):
+            yield key, has_id, Document(doc_id, text)
 
 
-def clean_batches(
-    file: CorpusFile, options: ReadOptions, skips: SkipCounter
-) -> Iterator[list[Keyed]]:
-    """`clean_documents` in lists of `_BATCH` (the last one shorter, maybe empty): the
-    per-record loop appends instead of resuming a generator a record."""
+def clean_batches(file: CorpusFile, options: ReadOptions, skips: SkipCounter) -> Iterator[_Clean]:
+    """`clean_documents` a batch of up to `_BATCH` records at a time, as columns (maybe
+    empty): each step is a list operation or one loop over the batch, not a generator step,
+    tuples and a namedtuple a record (bench/README.md, "where the last tenth goes")."""
     shard, of, min_chars, max_chars = (
         options.shard,
         options.of,
         options.min_chars,
         options.max_chars,
     )
-    batch: list[Keyed] = []
-    for number, raw_id, raw_text in read_records(file, skips):
-        text, digest = normalize_and_digest(raw_text)
-        key = int.from_bytes(digest[:8], "little")
-        if of > 1 and key % of != shard:
-            continue
-        if min_chars <= len(text) <= max_chars:
-            batch.append((key, raw_id is not None, Document(raw_id or digest.hex(), text)))
-        elif len(text) > max_chars and options.split_long:
-            batch += _parts(raw_id or digest.hex(), raw_id is not None, text, options)
+    for records in read_record_batches(file, skips, _BATCH):
+        texts, digests = normalize_batch(records.texts)
+        keys = _keys(digests)
+        numbers, raw_ids = records.numbers, records.ids
+        if of > 1:
+            mine = [n for n, key in enumerate(keys) if key % of == shard]
+            keys, texts, digests = _pick(keys, mine), _pick(texts, mine), _pick(digests, mine)
+            numbers = _pick(numbers, mine)
+            raw_ids = None if raw_ids is None else _pick(raw_ids, mine)
+        if raw_ids is None:
+            ids = [digest.hex() for digest in digests]
+            from_corpus = None
         else:
-            reason = "too_short" if len(text) < min_chars else "too_long"
+            ids = [raw or digest.hex() for raw, digest in zip(raw_ids, digests, strict=True)]
+            from_corpus = [raw is not None for raw in raw_ids]
+        lengths = list(map(len, texts))
+        if not lengths or (min(lengths) >= min_chars and max(lengths) <= max_chars):
+            yield _Clean(keys, from_corpus, ids, texts)
+        else:
+            yield _filtered(_Clean(keys, from_corpus, ids, texts), numbers, file, options, skips)
+
+
+def _keys(digests: list[bytes]) -> list[int]:
+    """The first 8 bytes of each digest as a little-endian integer, in one numpy call."""
+    if not digests:
+        return []
+    keys: list[int] = np.frombuffer(b"".join(digests), "<u8")[::2].tolist()
+    return keys
+
+
+def _pick(values: list[T], places: list[int]) -> list[T]:
+    return [values[place] for place in places]
+
+
+def _filtered(
+    batch: _Clean,
+    numbers: list[int],
+    file: CorpusFile,
+    options: ReadOptions,
+    skips: SkipCounter,
+) -> _Clean:
+    """`batch` with the documents outside [minChars, maxChars] dropped and counted, or split
+    into parts (`tooLong: split`)."""
+    kept = _Clean([], None if batch.from_corpus is None else [], [], [])
+    from_corpus = batch.from_corpus or [False] * len(batch.ids)
+    for key, has_id, doc_id, text, number in zip(
+        batch.keys, from_corpus, batch.ids, batch.texts, numbers, strict=True
+    ):
+        if options.min_chars <= len(text) <= options.max_chars:
+            parts: Iterable[Keyed] = [(key, has_id, Document(doc_id, text))]
+        elif len(text) > options.max_chars and options.split_long:
+            parts = _parts(doc_id, has_id, text, options)
+        else:
+            reason = "too_short" if len(text) < options.min_chars else "too_long"
             skips.skip(reason, file.position(number), owned=True)
             continue
-        if len(batch) >= _BATCH:
-            yield batch
-            batch = []
-    yield batch
+        for part_key, part_has_id, document in parts:
+            kept.keys.append(part_key)
+            kept.ids.append(document.id)
+            kept.texts.append(document.text)
+            if kept.from_corpus is not None:
+                kept.from_corpus.append(part_has_id)
+    return kept
 
 
 def _parts(doc_id: str, has_id: bool, text: str, options: ReadOptions) -> Iterator[Keyed]:
@@ -121,8 +188,8 @@ def read_shard(
     """Every document of shard `shard` of `of`, in corpus order; skips counted in `skips`.
     Dedup keys spill to disk past a bound (`keyset.py`), so memory does not grow with the
     corpus."""
-    for batch in read_batches(spec, shard, of, skips, readers, on_file_done):
-        yield from batch
+    for batch in read_columns(spec, shard, of, skips, readers, on_file_done):
+        yield from map(Document, batch.ids, batch.texts)
 
 
 def read_batches(
@@ -133,16 +200,29 @@ def read_batches(
     readers: int = 1,
     on_file_done: Callable[[CorpusFile], None] | None = None,
 ) -> Generator[list[Document], None, None]:
-    """`read_shard`'s documents in lists of up to `_BATCH`, for a consumer that takes them a
-    batch at a time (the index writer): a list a batch instead of a generator step a
+    """`read_shard`'s documents in lists of up to `_BATCH`."""
+    for batch in read_columns(spec, shard, of, skips, readers, on_file_done):
+        yield list(map(Document, batch.ids, batch.texts))
+
+
+def read_columns(
+    spec: BM25IndexSpec,
+    shard: int,
+    of: int,
+    skips: SkipCounter,
+    readers: int = 1,
+    on_file_done: Callable[[CorpusFile], None] | None = None,
+) -> Generator[Columns, None, None]:
+    """`read_shard`'s documents a batch of up to `_BATCH` at a time, as columns (never
+    empty), for a consumer that takes them so (the index writer): lists, not a tuple a
     document. `on_file_done` is called once every batch of the file has been taken."""
     files = shard_files(spec, shard, of)
     options = ReadOptions.from_spec(spec, shard, of)
     with SpillingKeySet() as seen_content, SpillingKeySet() as seen_ids:
         for file, batch, file_skips in _batches(files, options, readers):
-            if batch:
+            if batch.ids:
                 kept = _first_copies(batch, options.dedup, seen_content, seen_ids, skips)
-                if kept:
+                if kept.ids:
                     yield kept
             if file_skips is not None:
                 skips.merge(file_skips)
@@ -151,37 +231,37 @@ def read_batches(
 
 
 def _first_copies(
-    batch: list[Keyed],
+    batch: _Clean,
     dedup: bool,
     seen_content: SpillingKeySet,
     seen_ids: SpillingKeySet,
     skips: SkipCounter,
-) -> list[Document]:
+) -> Columns:
     """The batch's documents whose content (with exact dedup) and corpus id were not seen
     before, in order; the others counted as duplicates."""
-    keys = [key for key, _, _ in batch]
-    fresh = seen_content.first_seen(keys) if dedup else [True] * len(batch)
-    if not any(has_id for _, has_id, _ in batch):  # ids made from the content: no id check
-        kept: list[Document] = []
-        for (_, _, document), new in zip(batch, fresh, strict=True):
-            if new:
-                kept.append(document)
-            else:
-                skips.skip("duplicate", document.id, owned=True)
-        return kept
-    with_id: list[tuple[bool, Document]] = []
-    for (_, has_id, document), new in zip(batch, fresh, strict=True):
-        if new:
-            with_id.append((has_id, document))
+    fresh = seen_content.first_seen(batch.keys) if dedup else None
+    if batch.from_corpus is None and (fresh is None or all(fresh)):
+        return Columns(batch.ids, batch.texts)  # ids made from the content: no id check
+    kept = Columns([], [])
+    from_corpus: list[bool] = []
+    for n, (doc_id, text) in enumerate(zip(batch.ids, batch.texts, strict=True)):
+        if fresh is None or fresh[n]:
+            kept.ids.append(doc_id)
+            kept.texts.append(text)
+            from_corpus.append(batch.from_corpus is not None and batch.from_corpus[n])
         else:
-            skips.skip("duplicate", document.id, owned=True)
-    new_ids = iter(seen_ids.first_seen([hash(d.id) for has_id, d in with_id if has_id]))
-    unique: list[Document] = []
-    for has_id, document in with_id:
+            skips.skip("duplicate", doc_id, owned=True)
+    if not any(from_corpus):
+        return kept
+    with_id = [hash(i) for i, has_id in zip(kept.ids, from_corpus, strict=True) if has_id]
+    new_ids = iter(seen_ids.first_seen(with_id))
+    unique = Columns([], [])
+    for doc_id, text, has_id in zip(kept.ids, kept.texts, from_corpus, strict=True):
         if has_id and not next(new_ids):
-            skips.skip("duplicate_id", document.id, owned=True)
+            skips.skip("duplicate_id", doc_id, owned=True)
             continue
-        unique.append(document)
+        unique.ids.append(doc_id)
+        unique.texts.append(text)
     return unique
 
 
@@ -200,7 +280,9 @@ def shard_files(spec: BM25IndexSpec, shard: int, of: int) -> list[CorpusFile]:
     return assign_files(files, of)[shard]
 
 
-Batch = tuple[CorpusFile, list[Keyed], SkipCounter | None]
+Batch = tuple[CorpusFile, _Clean, SkipCounter | None]
+
+_NOTHING = _Clean([], None, [], [])
 
 
 def _batches(files: list[CorpusFile], options: ReadOptions, readers: int) -> Iterator[Batch]:
@@ -209,7 +291,7 @@ def _batches(files: list[CorpusFile], options: ReadOptions, readers: int) -> Ite
             skips = SkipCounter(options.shard, options.of)
             for batch in clean_batches(file, options, skips):
                 yield file, batch, None
-            yield file, [], skips
+            yield file, _NOTHING, skips
         return
     yield from _parallel_batches(files, options, readers)
 
@@ -244,7 +326,7 @@ def _parallel_batches(
                 if tag == "batch":
                     yield file, payload, None
                 elif tag == "done":
-                    yield file, [], payload
+                    yield file, _NOTHING, payload
                     break
                 else:
                     error = InvalidCorpus if tag == "invalid" else CorpusReadError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pyarrow.parquet as pq
@@ -14,41 +14,72 @@ from .sources import CorpusFile, CorpusReadError, InvalidCorpus
 
 Record = tuple[int, str | None, str]  # (line or row number, id or None, raw text)
 
-_PARQUET_BATCH = 4096
+
+class Records(NamedTuple):
+    """Consecutive usable records of a file, as columns: a batch costs a few list appends a
+    record, not a generator step and a tuple (bench/README.md, "where the last tenth goes")."""
+
+    numbers: list[int]  # line or row numbers
+    ids: list[str | None] | None  # None when the file has no id field
+    texts: list[str]  # raw texts
+
+
+BATCH = 1024  # records a batch: a few MB of text
 _CHUNK = 1 << 17  # compressed bytes a read: 128 KiB read faster than 1 MiB (bench/README.md)
 _LINE_BUFFER = 1 << 20  # decoded bytes the line reader holds
 
 
 def read_records(file: CorpusFile, skips: SkipCounter) -> Iterator[Record]:
     """Yield raw records of a file; unusable ones are counted in `skips`, never raised."""
+    for batch in read_record_batches(file, skips):
+        ids = batch.ids or [None] * len(batch.texts)
+        yield from zip(batch.numbers, ids, batch.texts, strict=True)
+
+
+def read_record_batches(
+    file: CorpusFile, skips: SkipCounter, size: int = BATCH
+) -> Iterator[Records]:
+    """`read_records` in batches of up to `size` records (never empty)."""
     reader = _jsonl if file.format == "jsonl" else _parquet
     try:
-        yield from reader(file, skips)
+        yield from reader(file, skips, size)
     except InvalidCorpus:
         raise
     except Exception as exc:  # decompression, network, permissions: the file, not a record
         raise CorpusReadError(f"{file.uri}: cannot read: {exc}") from exc
 
 
-def _jsonl(file: CorpusFile, skips: SkipCounter) -> Iterator[Record]:
+def _jsonl(file: CorpusFile, skips: SkipCounter, size: int) -> Iterator[Records]:
     fs, path = file.open_fs()
     zstd = path.endswith((".zst", ".zstd"))
+    text_field, id_field, loads = file.text_field, file.id_field, orjson.loads
+    numbers: list[int] = []
+    ids: list[str | None] = []
+    texts: list[str] = []
     with fs.open(path, "rb", compression=None if zstd else "infer") as handle:
         lines = _zstd_lines(handle) if zstd else handle
         for number, line in enumerate(lines, start=1):
             try:  # a blank line is a decode error too: not stripped first, a copy a record
-                value = orjson.loads(line)
+                value = loads(line)
             except orjson.JSONDecodeError:
                 if not line.strip():
                     continue
                 reason = "invalid_utf8" if not _is_utf8(line) else "invalid_json"
                 skips.skip(reason, file.position(number))
                 continue
-            if type(value) is dict and type(text := value.get(file.text_field)) is str:
-                identifier = value.get(file.id_field) if file.id_field else None
-                yield number, None if identifier is None else str(identifier), text
+            if type(value) is dict and type(text := value.get(text_field)) is str:
+                numbers.append(number)
+                texts.append(text)
+                if id_field:
+                    identifier = value.get(id_field)
+                    ids.append(None if identifier is None else str(identifier))
+                if len(texts) == size:
+                    yield Records(numbers, ids if id_field else None, texts)
+                    numbers, ids, texts = [], [], []
             else:
                 _count_unusable(value, file, skips, number)
+    if texts:
+        yield Records(numbers, ids if id_field else None, texts)
 
 
 def _zstd_lines(raw: Any) -> Iterator[bytes]:
@@ -119,7 +150,7 @@ def _count_unusable(value: Any, file: CorpusFile, skips: SkipCounter, number: in
     skips.skip(reason, file.position(number))
 
 
-def _parquet(file: CorpusFile, skips: SkipCounter) -> Iterator[Record]:
+def _parquet(file: CorpusFile, skips: SkipCounter, size: int) -> Iterator[Records]:
     fs, path = file.open_fs()
     with fs.open(path, "rb") as handle:
         parquet = pq.ParquetFile(handle)
@@ -131,9 +162,10 @@ def _parquet(file: CorpusFile, skips: SkipCounter) -> Iterator[Record]:
                 f"{file.uri}: no column {', '.join(missing)} (columns: {', '.join(names)})"
             )
         row = 0
-        for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH, columns=columns):
-            texts = batch.column(0).to_pylist()
-            ids = batch.column(1).to_pylist() if file.id_field else [None] * len(texts)
+        for table in parquet.iter_batches(batch_size=size, columns=columns):
+            texts = table.column(0).to_pylist()
+            ids = table.column(1).to_pylist() if file.id_field else [None] * len(texts)
+            batch = Records([], [] if file.id_field else None, [])
             for text, identifier in zip(texts, ids, strict=True):
                 row += 1
                 if text is None:
@@ -141,4 +173,9 @@ def _parquet(file: CorpusFile, skips: SkipCounter) -> Iterator[Record]:
                 elif not isinstance(text, str):
                     skips.skip("text_not_string", file.position(row))
                 else:
-                    yield row, None if identifier is None else str(identifier), text
+                    batch.numbers.append(row)
+                    batch.texts.append(text)
+                    if batch.ids is not None:
+                        batch.ids.append(None if identifier is None else str(identifier))
+            if batch.texts:
+                yield batch

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..api.v1alpha1 import BM25Index, BM25IndexSpec
 from ..cores import thread_share
-from ..corpus import SkipCounter, read_batches
+from ..corpus import Document, SkipCounter, read_columns
 from ..corpus.prefetch import prefetched
 from ..progress import Progress
 from ..store import Artifact, ArtifactStore
@@ -15,8 +15,11 @@ from .chunks import CHUNKS_FOLDER, document_chunks
 from .retriever import Retriever
 from .tantivy_backend import TantivyPartWriter, TantivyRetriever
 
-#: read the corpus on its own thread (`corpus/prefetch.py`); tests turn it off to compare
-PREFETCH = True
+#: read the corpus on its own thread (`corpus/prefetch.py`). Off: on two cores the thread's GIL
+#: hand-offs (numpy and blake2b release the GIL a batch and a text at a time) cost more than it
+#: overlapped, ~9% of a 100K build's CPU, and its queue 60-80 MB of RSS (bench/README.md,
+#: "where the last tenth goes"); a machine whose cores outnumber tantivy's threads may want it
+PREFETCH = False
 
 
 class BackendUnavailable(RuntimeError):
@@ -56,21 +59,21 @@ def build_part(
         )
     chunk_chars = 0
     readers = spec.writer.readers or default_readers()
-    # a batch at a time (up to 1,024 documents): the writer's loop and the progress count
-    # cost a Python call a batch, not a document; read on a thread of its own (`prefetched`)
-    # while this one hands documents to tantivy
-    batches = read_batches(spec, shard, of, skips, readers)
+    # a batch at a time (up to 1,024 documents, as columns): the writer's loop and the
+    # progress count cost a Python call a batch, not a document; with PREFETCH, read on a
+    # thread of its own (`prefetched`) while this one hands documents to tantivy
+    batches = read_columns(spec, shard, of, skips, readers)
     with closing(prefetched(batches) if PREFETCH else batches) as reading:
-        for batch in reading:
-            writer.add(batch)
+        for ids, texts in reading:
+            writer.add_columns(ids, texts)
             if chunks is not None:
-                for document in batch:
+                for document in map(Document, ids, texts):
                     pieces = list(
                         document_chunks((document,), spec.chunks.chunk_chars, spec.min_chars)
                     )
                     chunks.add(pieces)
                     chunk_chars += sum(len(piece.text) for piece in pieces)
-            progress.advance(len(batch), sum(len(document.text) for document in batch))
+            progress.advance(len(ids), sum(map(len, texts)))
     writer.commit()
     counts = {"documents": writer.documents}
     if chunks is not None:

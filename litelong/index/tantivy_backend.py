@@ -144,27 +144,39 @@ class TantivyPartWriter:
         self.documents = 0
 
     def add(self, documents: Iterable[Document]) -> None:
-        """Add documents in order; called with a batch, so the loop looks up its callables
-        once a batch."""
+        """Add documents in order."""
+        ids: list[str] = []
+        texts: list[str] = []
+        for document in documents:
+            ids.append(document.id)
+            texts.append(document.text)
+        self.add_columns(ids, texts)
+
+    def add_columns(self, ids: list[str], texts: list[str]) -> None:
+        """Add documents in order, given as columns (a batch: the loop looks up its callables
+        once, and the ids file takes the batch's ids and lengths in two list extensions)."""
         import tantivy
 
         make, add_document, crc32 = tantivy.Document, self._writer.add_document, zlib.crc32
-        for document in documents:
-            key = crc32(document.id.encode())  # `id_key`, inlined
-            add_document(make(key=key, text=document.text, ord=self.documents))
-            self._pending_ids.append(document.id)
-            self._pending_chars.append(len(document.text))
-            self.documents += 1
-            if len(self._pending_ids) == _IDS_BATCH:
-                self._flush_ids()
+        ordinal = self.documents
+        for doc_id, text in zip(ids, texts, strict=True):
+            add_document(make(key=crc32(doc_id.encode()), text=text, ord=ordinal))  # `id_key`
+            ordinal += 1
+        self.documents = ordinal
+        self._pending_ids += ids
+        self._pending_chars += map(len, texts)
+        while len(self._pending_ids) >= _IDS_BATCH:
+            self._flush_ids()
 
     def _flush_ids(self) -> None:
-        columns = [_string_array(self._pending_ids), _int_array(self._pending_chars)]
+        """Write up to `_IDS_BATCH` pending ids as one record batch of `ids.arrow`."""
+        ids, chars = self._pending_ids[:_IDS_BATCH], self._pending_chars[:_IDS_BATCH]
+        columns = [_string_array(ids), _int_array(chars)]
         self._ids.write_batch(pa.record_batch(columns, schema=_IDS_SCHEMA))
-        self._pending_ids, self._pending_chars = [], []
+        del self._pending_ids[:_IDS_BATCH], self._pending_chars[:_IDS_BATCH]
 
     def commit(self) -> None:
-        self._flush_ids()
+        self._flush_ids()  # the rest (fewer than a batch; maybe none)
         self._ids.close()
         self._writer.commit()
         self._writer.wait_merging_threads()

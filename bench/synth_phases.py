@@ -124,6 +124,22 @@ def remove_run(store: Path, name: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def committed_files(store: Path, name: str) -> dict[str, Any]:
+    """The committed run's counts and its parts' files (sha256 from the manifest, with
+    `inputs.json` left out: it names the store's path)."""
+    folder = store / "default" / "synthesisrun" / name
+    manifest = json.loads(
+        (folder / (folder / "_current").read_text().strip() / "_manifest.json").read_text()
+    )
+    files = {
+        f"{part['name']}/{record['path']}": record["sha256"]
+        for part in manifest["parts"]
+        for record in part["files"]
+        if not record["path"].endswith("inputs.json")
+    }
+    return {"counts": manifest["counts"], "files": files}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", type=Path, required=True)
@@ -151,6 +167,7 @@ def main() -> None:
             if exc.code:
                 raise
     mark("run returned")
+    outputs = committed_files(args.store, name)
     remove_run(args.store, name)
     rows = []
     previous = (0.0, 0.0)
@@ -178,9 +195,13 @@ def main() -> None:
         "tokenized_over_written": round(tally["tokens"] / max(1, tally["written_tokens"]), 4),
         "children_cpu_s": round(children_cpu(), 2),
     }
+    print(json.dumps(outputs["counts"]))
+    print("files (sha256):", json.dumps(outputs["files"]))
     print(json.dumps(summary))
     if args.json:
-        args.json.write_text(json.dumps({"mode": args.mode, "marks": rows, **summary}, indent=2))
+        args.json.write_text(
+            json.dumps({"mode": args.mode, "marks": rows, **summary, **outputs}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ from .assembly import (
     standard_topics,
 )
 from .assembly.assemble import DocumentStream
-from .assembly.warm import WarmStart
 from .nextlong import (
     Bm25Negatives,
     ChunkSlicer,
@@ -97,16 +96,11 @@ def build_part(
         mine = [topic for topic in topics if topic.number % of == shard]
         limit = spec.reuse.max_uses_per_document
         nextlong = spec.mode == "nextlong"
+        pools = claims(topics, candidates, spec.seed)  # every topic's: how documents are shared
         piece_chars = spec.target_tokens * PIECE_CHARS_PER_TOKEN
         tokenizer = load_tokenizer(spec.tokenizer.name)
         # a document may come back (limit over 1) after the cache forgot it: keep its ids on disk
         documents = TokenizedDocuments(retriever, tokenizer, spill=limit != 1 and not nextlong)
-        if nextlong:
-            pools = claims(topics, candidates, spec.seed)
-        else:  # the first topics' documents are tokenized while the claims are made
-            per_topic_tokens = spec.target_tokens * spec.samples_per_topic
-            with WarmStart(documents, candidates, mine, per_topic_tokens, piece_chars):
-                pools = claims(topics, candidates, spec.seed)  # how documents are shared
         separator = Separator(tokenizer, spec.separator)
         counts: Counter[str] = Counter(
             topics=len(mine), samples_requested=len(mine) * spec.samples_per_topic

@@ -67,9 +67,6 @@ class IdSpill:
         self._where[tokenized.doc_id] = (self._end, len(tokenized.ids), tokenized.digest)
         self._end += len(data)
 
-    def __contains__(self, unit_id: str) -> bool:
-        return unit_id in self._where
-
     def get(self, unit_id: str, text: str) -> Tokenized | None:
         found = self._where.get(unit_id)
         if found is None:
@@ -104,7 +101,6 @@ class TokenizedDocuments:
         self._spill = IdSpill() if spill else None
         self._lock = threading.Lock()  # the cache and the counter; never held while tokenizing
         self.tokenized = 0  # documents or pieces tokenized (cache misses)
-        self._warmed: set[str] = set()  # tokenized ahead (`warm`), not asked for yet
 
     def fetch(self, ids: Sequence[str]) -> list[Tokenized]:
         """Whole documents (chunks of the chunk index: short by construction)."""
@@ -126,11 +122,6 @@ class TokenizedDocuments:
                 elif self._spill and (spilled := self._spill.get(unit_id, text)) is not None:
                     found[unit_id] = spilled
                     self._remember(spilled)
-                else:
-                    continue
-                if self._warmed and unit_id in self._warmed:  # counted where first asked for
-                    self._warmed.discard(unit_id)
-                    self.tokenized += 1
         missing = {unit_id: text for unit_id, text in units if unit_id not in found}
         if missing:
             # no offsets: only the one document a sample cuts needs them (`cut_to_fit`)
@@ -145,34 +136,8 @@ class TokenizedDocuments:
                 for tokenized in made:
                     found[tokenized.doc_id] = tokenized
                     self._remember(tokenized)  # may evict others, never what `found` holds
-                    if self._warmed:
-                        self._warmed.discard(tokenized.doc_id)  # counted here, not again
                 self.tokenized += len(missing)
         return [found[unit_id] for unit_id, _ in units]
-
-    def warm(self, ids: Sequence[str]) -> None:
-        """Tokenize whole documents ahead of their use (`warm.py`), into the cache. Counted in
-        `tokenized` when first asked for, not here, so the count is what it would have been
-        without warming: the documents or pieces the samples asked for."""
-        with self._lock:
-            missing = [
-                doc_id
-                for doc_id in dict.fromkeys(ids)
-                if doc_id not in self._cache and not (self._spill and doc_id in self._spill)
-            ]
-        if not missing:
-            return
-        texts = self.retriever.get(missing)
-        encodings = self._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
-        made = [
-            Tokenized(doc_id, text, content_digest(text), np.asarray(encoding.ids, np.uint32))
-            for doc_id, text, encoding in zip(missing, texts, encodings, strict=True)
-        ]
-        with self._lock:
-            for tokenized in made:
-                if tokenized.doc_id not in self._cache:
-                    self._warmed.add(tokenized.doc_id)
-                    self._remember(tokenized)
 
     def _remember(self, tokenized: Tokenized) -> None:
         self._cache[tokenized.doc_id] = tokenized
@@ -182,8 +147,6 @@ class TokenizedDocuments:
             self._held -= len(old.ids)
             if self._spill is not None:
                 self._spill.put(old)
-            elif self._warmed:  # forgotten before it was asked for: counted when tokenized
-                self._warmed.discard(old.doc_id)
 
     def close(self) -> None:
         if self._spill is not None:

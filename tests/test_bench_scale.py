@@ -63,7 +63,10 @@ def test_every_stage_leaves_its_figures(work: Path) -> None:
         before = stages[f"bound-2k-{mode}-before"]
         assert before["set_digest"] == bound["set_digest"], mode
         assert before["subset_tokens"] == bound["subset_tokens"], mode
-        assert stages[f"first-2k-{mode}"]["counts"] == stages[f"synth-2k-{mode}"]["counts"]
+        first, timed = (stages[f"{kind}-2k-{mode}"]["counts"] for kind in ("first", "synth"))
+        for counts in (first, timed):  # moves with how the assembly threads share the cache
+            counts.pop("documents_tokenized", None)
+        assert first == timed, mode
     # the samples are deleted once measured (--keep-samples keeps them); the indexes stay
     assert not (work / "store/default/synthesisrun/scale-2k-litelong/_current").exists()
 

@@ -13,8 +13,11 @@ Stages, per scale (the first N documents of the corpus made by bench/scale_corpu
 * `read-<N>`: litelong's corpus reading alone (zstd, JSON, normalisation, hashing) as one shard
   of 1,024 reads it (`read-child`): what every shard of a BM25Index pays, whatever its share;
 * `synth-<N>-<mode>` for modes litelong, standard and nextlong: `litelong run` of a SynthesisRun
-  at targetTokens 131072 from `index-<N>` and a TopicDebate of synthetic BISAC topics, then
-  `bound-<N>-<mode>`: the tokenize-only bound of the documents the run used (`bound-child`).
+  at targetTokens 131072 from `index-<N>` and a TopicDebate of synthetic BISAC topics, and
+  `bound-<N>-<mode>`: the tokenize-only bound of the documents the run used (`bound-child`),
+  timed right before the run and right after it (`--bound around`: the run is made once first,
+  `first-<N>-<mode>`, so that its documents are known; `bound-<N>-<mode>-before`), the run
+  compared with the mean of the two, as the machine's tokenizer throughput drifts by the minute.
 
     python bench/scale_corpus.py ../shared/data/corpora/large /tmp/scale/corpus --documents 5000000
     python bench/scale.py all --corpus /tmp/scale/corpus --work /tmp/scale --documents 100000
@@ -39,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from scale_report import bound_figures
 
 PER_SHARD = 100_000  # documents per corpus shard (bench/scale_corpus.py --per-shard)
 MODES = ("litelong", "standard", "nextlong")
@@ -356,7 +360,32 @@ def topics_stage(work: Path, count: int) -> None:
     subprocess.run(command, check=True)
 
 
+def drop_run(artifact: Path) -> None:
+    """Delete a measured SynthesisRun's output (GBs of samples; the figures are saved) and
+    its `_current` pointer."""
+    if artifact.exists():
+        shutil.rmtree(artifact)
+    (artifact.parent / "_current").unlink(missing_ok=True)
+
+
+def measure_bound(work: Path, stage: str, name: str, bound_tokens: int) -> dict[str, Any]:
+    """`bound-child` on the committed SynthesisRun `name`, saved as `stage`."""
+    done = saved(work, stage)
+    if done is not None:
+        return done
+    command = [sys.executable, __file__, "bound-child", str(work / "store")]
+    command += [name, str(bound_tokens)]
+    timing, stdout = measure(command)
+    result = json.loads(stdout.splitlines()[-1])
+    return save(work, stage, {"stage": stage, **result, "child": timing})
+
+
 def synth_stages(args: argparse.Namespace, documents: int) -> None:
+    """Per mode: the run, then its bound. With `--bound around` (the default) the run is made
+    once first (`first-<N>-<mode>`, measured too) so that its documents are known, then its
+    bound is timed (`bound-<N>-<mode>-before`), the run made again and timed
+    (`synth-<N>-<mode>`, the same samples) and the bound timed again (`bound-<N>-<mode>`):
+    bound, run, bound back to back, the run compared with the two bounds' mean."""
     topics_stage(args.work, args.topics)
     max_uses = args.max_uses or max_uses_for(
         documents, args.topics, args.samples_per_topic, args.target
@@ -374,28 +403,43 @@ def synth_stages(args: argparse.Namespace, documents: int) -> None:
             args.target,
             args.docs_only,
         )
+        name = manifest["metadata"]["name"]
         extra = {"documents": documents, "mode": mode, "max_uses": max_uses}
+        before_stage = f"bound-{label(documents)}-{mode}-before"
+        if args.bound == "around" and saved(args.work, stage) is None:
+            first = f"first-{label(documents)}-{mode}"
+            if saved(args.work, before_stage) is None:
+                figures = run_measured([manifest], args.work, first, **extra)
+                if not Path(figures["artifact"]).exists():  # measured, then deleted: again
+                    (args.work / "results" / f"{first}.json").unlink()
+                    figures = run_measured([manifest], args.work, first, **extra)
+                measure_bound(args.work, before_stage, name, args.bound_tokens)
+                drop_run(Path(figures["artifact"]))
+            else:  # resumed after the bound before: the first run's output may be left
+                drop_run(Path(saved(args.work, first)["artifact"]))  # type: ignore[index]
         figures = run_measured([manifest], args.work, stage, **extra)
-        bound = f"bound-{label(documents)}-{mode}"
         artifact = Path(figures["artifact"])
-        if saved(args.work, bound) is None:
-            command = [sys.executable, __file__, "bound-child", str(args.work / "store")]
-            command += [manifest["metadata"]["name"], str(args.bound_tokens)]
-            timing, stdout = measure(command)
-            result = json.loads(stdout.splitlines()[-1])
-            save(args.work, bound, {"stage": bound, **result, "child": timing})
-        result = saved(args.work, bound) or {}
+        after = measure_bound(
+            args.work, f"bound-{label(documents)}-{mode}", name, args.bound_tokens
+        )
         tokens = figures["counts"].get("tokens", 0)
-        if tokens and result.get("bound_s"):
-            print(
+        if tokens and after.get("bound_s"):
+            bound = bound_figures(after, saved(args.work, before_stage))
+            line = (
                 f"{stage}: run {tokens / figures['wall_s']:,.0f} tokens/s, bound "
-                f"{tokens / result['bound_s']:,.0f} tokens/s, run / bound "
-                f"{result['bound_s'] / figures['wall_s']:.2f} (target 0.8)",
-                flush=True,
+                f"{tokens / bound['bound_s']:,.0f} tokens/s, run / bound "
+                f"{bound['bound_s'] / figures['wall_s']:.2f} (target 0.8; bound {bound['timed']}"
             )
-        if not args.keep_samples and artifact.exists():
-            shutil.rmtree(artifact)  # GBs of samples; the figures are saved
-            (artifact.parent / "_current").unlink(missing_ok=True)
+            if bound["before_s"] is not None:
+                line += (
+                    f": before {bound['before_s']:.1f} s, after {bound['after_s']:.1f} s; after "
+                    f"alone {bound['after_s'] / figures['wall_s']:.2f}"
+                )
+                if not bound["same_documents"]:
+                    line += "; NOT the same documents before and after"
+            print(line + ")", flush=True)
+        if not args.keep_samples:
+            drop_run(artifact)
 
 
 # -- children ----------------------------------------------------------------------------------
@@ -513,8 +557,20 @@ def bound_child(store_folder: Path, name: str, min_tokens: int, seed: int = 0) -
         "subset_cpu_s": round(cpu_seconds, 3),
         "bound_cpu_s": round(cpu_seconds * scale, 3),
         "run_tokens": int(manifest.counts.get("tokens", 0)),
+        "set_digest": set_digest(units),
     }
     print(json.dumps(result))
+
+
+def set_digest(units: dict[tuple[bool, str], None]) -> str:
+    """A digest of a run's distinct documents, whatever their order: the bound before a run
+    and the one after it must tokenize the same ones."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for negative, doc_id in sorted(units):
+        digest.update(f"{int(negative)}{doc_id}\n".encode())
+    return digest.hexdigest()
 
 
 def _units(doc_id: str, role: str) -> list[tuple[bool, str]]:
@@ -567,6 +623,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         command.add_argument("--bound-tokens", type=int, default=BOUND_TOKENS)
         command.add_argument("--keep-samples", action="store_true")
         command.add_argument(
+            "--bound",
+            choices=("around", "after"),
+            default="around",
+            help="synth: time the bound before and after the run (the run made once first to "
+            "know its documents) and compare with their mean, or after it only",
+        )
+        command.add_argument(
             "--docs-only",
             action="store_true",
             help="index: build index-docs-<N> (no chunks); synth: from it (not nextlong)",
@@ -577,6 +640,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     report = sub.add_parser("report", help="Markdown tables, plot and cost from results/")
     report.add_argument("--work", type=Path, required=True)
     report.add_argument("--plot", type=Path, default=Path("bench/results/scale/scale.png"))
+    report.add_argument(
+        "--sittings",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="more work folders of the same synthesis: each one's run / bound and the median",
+    )
     peer = sub.add_parser("peer-child")
     peer.add_argument("out", type=Path)
     peer.add_argument("files", type=Path, nargs="+")
@@ -602,7 +672,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.what == "report":
         from scale_report import report
 
-        report(args.work, args.plot)
+        report(args.work, args.plot, args.sittings)
     else:
         for documents in args.documents:
             if args.what in ("index", "all"):

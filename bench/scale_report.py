@@ -117,25 +117,49 @@ def index_table(results: Results) -> str:
 
 
 def synth_rows(results: Results) -> list[dict[str, Any]]:
+    """Each run with its bound: `bound` as measured after it, `compared` the figures it is
+    compared with (`bound_figures`: the mean of the bounds before and after it where both were
+    timed), None without a bound."""
     rows = []
     for stage, result in results.items():
         if stage.startswith("synth-"):
-            bound = results.get("bound-" + stage.removeprefix("synth-"))
-            rows.append({**result, "scale": scale_of(stage), "bound": bound})
+            key = stage.removeprefix("synth-")
+            bound, before = results.get("bound-" + key), results.get(f"bound-{key}-before")
+            compared = bound_figures(bound, before) if bound else None
+            rows.append({**result, "scale": scale_of(stage), "bound": bound, "compared": compared})
     order = {"litelong": 0, "standard": 1, "nextlong": 2}
     return sorted(rows, key=lambda r: (r["documents"], order.get(r["mode"], 3)))
+
+
+def bound_figures(after: dict[str, Any], before: dict[str, Any] | None) -> dict[str, Any]:
+    """The bound a run is compared with: the mean of the bound timed right before the run and
+    the one right after it where both were (`bench/scale.py synth --bound around`), so that a
+    drift of the machine's tokenizer throughput between those minutes cancels to first order;
+    else the one after alone (results measured before `--bound around`). `after_s` and
+    `after_cpu_s` keep the figure after alone: the old comparison."""
+    timed = [b for b in (before, after) if b]
+    return {
+        "bound_s": sum(b["bound_s"] for b in timed) / len(timed),
+        "bound_cpu_s": sum(b["bound_cpu_s"] for b in timed) / len(timed),
+        "after_s": after["bound_s"],
+        "after_cpu_s": after["bound_cpu_s"],
+        "before_s": before["bound_s"] if before else None,
+        "timed": "before+after" if before else "after",
+        "same_documents": before is None or before.get("set_digest") == after.get("set_digest"),
+    }
 
 
 def synth_table(results: Results) -> str:
     rows = []
     for row in synth_rows(results):
-        counts, bound = row["counts"], row["bound"]
+        counts, bound = row["counts"], row["compared"]
         tokens = counts.get("tokens", 0)
-        ratio = cpu_ratio = bound_rate = "-"
+        ratio = cpu_ratio = bound_rate = after = "-"
         if bound and tokens:
             bound_rate = f"{tokens / bound['bound_s']:,.0f}"
             ratio = mark(bound["bound_s"] / row["wall_s"], BOUND_TARGET)
             cpu_ratio = f"{bound['bound_cpu_s'] / row['cpu_s']:.2f}{TIMES}"
+            after = f"{bound['after_s'] / row['wall_s']:.2f}{TIMES}"
         rows.append(
             [
                 row["scale"],
@@ -152,20 +176,23 @@ def synth_table(results: Results) -> str:
                 bound_rate,
                 ratio,
                 cpu_ratio,
+                bound["timed"] if bound else "-",
+                after,
             ]
         )
     columns = "scale,mode,max uses,samples / asked,output tokens,wall s,CPU s,tokens/s"
     columns += ",peak RSS MiB,of it heap MiB,disk bytes,bound tokens/s,run / bound (≥ 0.8)"
-    columns += ",run / bound (CPU)"
+    columns += ",run / bound (CPU),bound timed,run / bound after alone"
     return table(columns, rows)
 
 
 def bound_table(results: Results) -> str:
     rows = []
     for row in synth_rows(results):
-        bound = row["bound"]
+        bound, compared = row["bound"], row["compared"]
         if not bound:
             continue
+        before = compared["before_s"]
         rows.append(
             [
                 row["scale"],
@@ -176,11 +203,54 @@ def bound_table(results: Results) -> str:
                 f"{bound['subset_s']:,.1f}",
                 f"{bound['subset_tokens'] / bound['subset_s']:,.0f}",
                 f"{bound['bound_s']:,.1f}",
+                "-" if before is None else f"{before:,.1f}",
+                f"{compared['bound_s']:,.1f}",
+                "yes" if compared["same_documents"] else "**no**",
             ]
         )
     columns = "scale,mode,distinct documents,timed subset,subset tokens,subset s"
-    columns += ",tokenizer tokens/s,bound s (all distinct)"
+    columns += ",tokenizer tokens/s,bound s (all distinct),bound s before the run"
+    columns += ",bound s compared,same documents"
     return table(columns, rows)
+
+
+def sittings_table(works: list[Path]) -> str:
+    """The same synthesis measured in several work folders (sittings): each one's run / bound
+    per scale and mode, the bound as compared and after alone, and the median over them."""
+    ratios: dict[tuple[int, str], list[tuple[str, float, float]]] = {}
+    for work in works:
+        for row in synth_rows(load(work)):
+            compared, tokens = row["compared"], row["counts"].get("tokens", 0)
+            if compared and tokens:
+                ratios.setdefault((row["documents"], row["mode"]), []).append(
+                    (
+                        work.name,
+                        compared["bound_s"] / row["wall_s"],
+                        compared["after_s"] / row["wall_s"],
+                    )
+                )
+    rows = []
+    for (documents, mode), found in sorted(ratios.items()):
+        each = ", ".join(f"{name} {new:.2f}{TIMES} ({old:.2f}{TIMES})" for name, new, old in found)
+        rows.append(
+            [
+                f"{documents:,}",
+                mode,
+                each,
+                mark(median([new for _, new, _ in found]), BOUND_TARGET),
+                f"{median([old for _, _, old in found]):.2f}{TIMES}",
+            ]
+        )
+    if not rows:
+        return "(no synthesis with its bound)"
+    columns = "documents,mode,run / bound per sitting (after alone),median,median after alone"
+    return table(columns, rows)
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def anon(row: dict[str, Any]) -> str:
@@ -359,7 +429,7 @@ def plot(results: Results, out: Path) -> None:
     plt.close(figure)
 
 
-def report(work: Path, plot_file: Path) -> None:
+def report(work: Path, plot_file: Path, sittings: list[Path] | None = None) -> None:
     results = load(work)
     for stage, result in results.items():
         if stage.startswith(("index-", "tantivy-", "read-")) and "corpus" not in result:
@@ -371,6 +441,8 @@ def report(work: Path, plot_file: Path) -> None:
         ("Peak RSS growth", growth_table(results)),
         ("Cost of the paper's scale (extrapolated)", cost(results)),
     ]
+    if sittings:
+        sections.append(("Synthesis over sittings", sittings_table([work, *sittings])))
     for title, body in sections:
         print(f"### {title}\n\n{body}\n")
     plot(results, plot_file)

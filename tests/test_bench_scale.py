@@ -47,9 +47,10 @@ def test_every_stage_leaves_its_figures(work: Path) -> None:
     stages = {path.stem: json.loads(path.read_text()) for path in (work / "results").iterdir()}
     modes = ("litelong", "standard", "nextlong")
     expected = {"index-2k", "index-4k", "index-docs-2k", "tantivy-2k", "read-2k"}
-    expected |= {f"{kind}-2k-{mode}" for kind in ("synth", "bound") for mode in modes}
+    expected |= {f"{kind}-2k-{mode}" for kind in ("synth", "bound", "first") for mode in modes}
+    expected |= {f"bound-2k-{mode}-before" for mode in modes}
     assert set(stages) == expected
-    for stage in expected - {f"bound-2k-{mode}" for mode in modes}:
+    for stage in {s for s in expected if not s.startswith("bound-")}:
         assert stages[stage]["wall_s"] > 0 and stages[stage]["peak_rss_mib"] > 0, stage
     assert stages["tantivy-2k"]["counts"]["documents"] == 2000
     assert stages["index-docs-2k"]["counts"]["documents"] == 2000
@@ -57,6 +58,15 @@ def test_every_stage_leaves_its_figures(work: Path) -> None:
         assert stages[f"synth-2k-{mode}"]["counts"]["tokens"] > 0, mode
         bound = stages[f"bound-2k-{mode}"]
         assert bound["subset_tokens"] > 0 and bound["distinct"] >= bound["subset"] > 0, mode
+        # the bound before the run tokenized the same documents as the one after it: the
+        # first run (made to know them) and the timed one made the same samples
+        before = stages[f"bound-2k-{mode}-before"]
+        assert before["set_digest"] == bound["set_digest"], mode
+        assert before["subset_tokens"] == bound["subset_tokens"], mode
+        first, timed = (stages[f"{kind}-2k-{mode}"]["counts"] for kind in ("first", "synth"))
+        for counts in (first, timed):  # moves with how the assembly threads share the cache
+            counts.pop("documents_tokenized", None)
+        assert first == timed, mode
     # the samples are deleted once measured (--keep-samples keeps them); the indexes stay
     assert not (work / "store/default/synthesisrun/scale-2k-litelong/_current").exists()
 
@@ -99,6 +109,7 @@ def test_the_report_prints_every_stage_with_its_figures(work: Path) -> None:
     synth = {row[1]: row for row in tables["Synthesis"]}
     assert set(synth) == {"litelong", "standard", "nextlong"}
     assert all(row[12].startswith("**") for row in synth.values())  # run / bound, every mode
+    assert all(row[14] == "before+after" for row in synth.values())
     growth = tables["Peak RSS growth"]
     assert [row[:2] for row in growth] == [["BM25Index + chunks", "2,000 → 4,000"]]
     assert "FineWeb-Edu" in out and "core-hours for 4B tokens" in out
@@ -113,3 +124,42 @@ def test_the_report_says_what_is_missing(tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert "no results in" in done.stderr and "bench/scale.py all" in done.stderr
+
+
+def test_the_bound_compared_is_the_mean_of_before_and_after() -> None:
+    sys.path.insert(0, str(BENCH))
+    from scale_report import bound_figures
+
+    after = {"bound_s": 40.0, "bound_cpu_s": 70.0, "set_digest": "a"}
+    before = {"bound_s": 30.0, "bound_cpu_s": 60.0, "set_digest": "a"}
+    both = bound_figures(after, before)
+    assert (both["bound_s"], both["bound_cpu_s"]) == (35.0, 65.0)
+    assert (both["after_s"], both["before_s"], both["timed"]) == (40.0, 30.0, "before+after")
+    assert both["same_documents"]
+    alone = bound_figures(after, None)  # results measured before `--bound around`
+    assert (alone["bound_s"], alone["timed"], alone["before_s"]) == (40.0, "after", None)
+    assert not bound_figures(after, {**before, "set_digest": "b"})["same_documents"]
+
+
+def test_the_report_gives_each_sittings_ratio_and_their_median(tmp_path: Path) -> None:
+    def sitting(name: str, wall: float, before: float | None, after: float) -> Path:
+        results = tmp_path / name / "results"
+        results.mkdir(parents=True)
+        run = {"documents": 1000, "mode": "litelong", "wall_s": wall, "cpu_s": wall,
+               "counts": {"tokens": 100}}  # fmt: skip
+        (results / "synth-1k-litelong.json").write_text(json.dumps(run))
+        for stage, seconds in (("bound-1k-litelong", after), ("bound-1k-litelong-before", before)):
+            if seconds is not None:
+                bound = {"bound_s": seconds, "bound_cpu_s": seconds, "set_digest": "a"}
+                (results / f"{stage}.json").write_text(json.dumps(bound))
+        return tmp_path / name
+
+    works = [sitting("s1", 10, 6, 8), sitting("s2", 10, None, 9), sitting("s3", 10, 9, 11)]
+    sys.path.insert(0, str(BENCH))
+    from scale_report import sittings_table
+
+    (row,) = [line for line in sittings_table(works).splitlines() if line.startswith("| 1,000")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    x = "\N{MULTIPLICATION SIGN}"
+    assert cells[2] == f"s1 0.70{x} (0.80{x}), s2 0.90{x} (0.90{x}), s3 1.00{x} (1.10{x})"
+    assert cells[3] == f"**0.90{x}**" and cells[4] == f"0.90{x}"

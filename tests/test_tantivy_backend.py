@@ -166,3 +166,22 @@ def test_ids_read_from_the_columns_buffers_are_the_ids() -> None:
     for ids in (column, sliced):
         reader = _IdColumn(ids)
         assert [reader.at(ordinal) for ordinal in range(len(ids))] == ids.to_pylist()
+
+
+@pytest.mark.parametrize("batches", [1, 3, 7])
+def test_lengths_are_read_by_ordinal_across_record_batches(batches: int) -> None:
+    """A synthesis reads a search's lengths by ordinal from the `chars` column, which a large
+    index holds in many record batches: any order, repeats, every batch (an empty one too)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from litelong.index.tantivy_backend import _Lengths
+
+    values = np.arange(1000, 1000 + 70 * batches, dtype=np.int64)
+    chunks = [pa.array(part) for part in np.array_split(values, batches)]
+    column = pa.chunked_array([*chunks, pa.array([], pa.int64())] if batches > 1 else chunks)
+    ordinals = np.random.default_rng(batches).integers(0, len(values), 300)
+    taken = _Lengths(column).take(np.concatenate([ordinals, ordinals[:5]]))
+    assert taken == [*values[ordinals].tolist(), *values[ordinals[:5]].tolist()]
+    assert all(type(length) is int for length in taken)
+    assert _Lengths(column).take(np.zeros(0, np.int64)) == []

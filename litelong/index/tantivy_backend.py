@@ -25,6 +25,7 @@ import zlib
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -214,11 +215,22 @@ class _Lengths:
         self._starts = np.cumsum([0] + [len(chunk) for chunk in self._chunks], dtype=np.int64)
 
     def take(self, ordinals: np.ndarray) -> list[int]:
+        """Fancy indexing per record batch, not a Python call per length: a search's 1,032
+        lengths in ~40 against ~400 us."""
+        ordinals = np.asarray(ordinals, np.int64)
+        if len(self._chunks) == 1:
+            return self._chunks[0][ordinals].tolist()
         chunks = np.searchsorted(self._starts, ordinals, side="right") - 1
-        return [
-            int(self._chunks[chunk][ordinal - self._starts[chunk]])
-            for chunk, ordinal in zip(chunks.tolist(), ordinals.tolist(), strict=True)
-        ]
+        order = np.argsort(chunks, kind="stable")  # the ordinals grouped by record batch
+        ends = np.searchsorted(chunks[order], np.arange(len(self._chunks)), side="right")
+        found = np.empty(len(ordinals), np.int64)
+        begin = 0
+        for chunk, end in enumerate(ends.tolist()):
+            if end > begin:
+                rows = order[begin:end]
+                found[rows] = self._chunks[chunk][ordinals[rows] - self._starts[chunk]]
+            begin = end
+        return found.tolist()
 
 
 class _IdColumn:
@@ -468,7 +480,10 @@ class TantivyRetriever:
         self, hits: list[tuple[str, float, int | None]], k: int
     ) -> list[tuple[str, float, int | None]]:
         if len(self._searchers) == 1:  # k of at most k + margin: a sort beats a heap of k
-            return sorted(hits, key=lambda hit: (-hit[1], hit[0]))[:k]
+            # by (-score, id) in two stable sorts keyed in C: 0.12 against 0.28 ms a lambda
+            hits.sort(key=itemgetter(0))
+            hits.sort(key=itemgetter(1), reverse=True)
+            return hits[:k]
         # parts of an index partitioned by files may each hold a copy of one document: its
         # best-scoring copy stands for it
         best: dict[str, tuple[str, float, int | None]] = {}

@@ -377,3 +377,30 @@ async def running_operator(
         stop.set()
         with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
             await asyncio.wait_for(task, timeout=10)
+        await _handlers_finished(timeout=120)
+
+
+def _kopf_tasks() -> set[asyncio.Task[Any]]:
+    current, kopf_dir = asyncio.current_task(), f"{os.sep}kopf{os.sep}"
+    found = set()
+    for task in asyncio.all_tasks():
+        code = getattr(task.get_coro(), "cr_code", None)
+        if task is not current and code is not None and kopf_dir in code.co_filename:
+            found.add(task)
+    return found
+
+
+async def _handlers_finished(timeout: float) -> None:
+    """Wait, while the test's API server still serves, for kopf's handler tasks to end.
+
+    kopf runs a sync handler in a thread and its task cannot be cancelled before that thread
+    returns (`kopf._core.actions.invocation`); kopf's own stop gives up on such tasks after a
+    few seconds and leaves them. Left over, they would be cancelled at the event loop's close,
+    after the server is gone, and the loop would wait on their threads' API calls there: on a
+    loaded machine one test hung for minutes in `asyncio.Runner.close`. Here their calls still
+    get answers, so they end within a reconcile's time."""
+    left = _kopf_tasks()
+    if left:
+        _, pending = await asyncio.wait(left, timeout=timeout)
+        for task in pending:
+            print(f"kopf task still running after {timeout:.0f} s: {task.get_coro()!r}")

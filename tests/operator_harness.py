@@ -377,30 +377,44 @@ async def running_operator(
         stop.set()
         with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
             await asyncio.wait_for(task, timeout=10)
-        await _handlers_finished(timeout=120)
+        await _handlers_finished(timeout=10)
 
 
-def _kopf_tasks() -> set[asyncio.Task[Any]]:
-    current, kopf_dir = asyncio.current_task(), f"{os.sep}kopf{os.sep}"
-    found = set()
+_INVOCATION = os.path.join("kopf", "_core", "actions", "invocation.py")
+
+
+def _sync_invocations() -> dict[asyncio.Task[Any], asyncio.Future[Any]]:
+    """Tasks in kopf's `invoke` of a sync handler, each with the executor future it awaits."""
+    found = {}
     for task in asyncio.all_tasks():
-        code = getattr(task.get_coro(), "cr_code", None)
-        if task is not current and code is not None and kopf_dir in code.co_filename:
-            found.add(task)
+        awaited: Any = task.get_coro()
+        while awaited is not None and hasattr(awaited, "cr_code"):
+            if awaited.cr_code.co_filename.endswith(_INVOCATION) and awaited.cr_frame:
+                future = awaited.cr_frame.f_locals.get("future")
+                if isinstance(future, asyncio.Future):
+                    found[task] = future
+                break
+            awaited = awaited.cr_await
     return found
 
 
 async def _handlers_finished(timeout: float) -> None:
-    """Wait, while the test's API server still serves, for kopf's handler tasks to end.
+    """Let kopf's sync handler tasks end while the test's API server still serves, then
+    release the ones that cannot.
 
-    kopf runs a sync handler in a thread and its task cannot be cancelled before that thread
-    returns (`kopf._core.actions.invocation`); kopf's own stop gives up on such tasks after a
-    few seconds and leaves them. Left over, they would be cancelled at the event loop's close,
-    after the server is gone, and the loop would wait on their threads' API calls there: on a
-    loaded machine one test hung for minutes in `asyncio.Runner.close`. Here their calls still
-    get answers, so they end within a reconcile's time."""
-    left = _kopf_tasks()
-    if left:
-        _, pending = await asyncio.wait(left, timeout=timeout)
-        for task in pending:
-            print(f"kopf task still running after {timeout:.0f} s: {task.get_coro()!r}")
+    kopf awaits a sync handler's executor future in a loop that swallows cancellation until
+    the future is done (`kopf._core.actions.invocation.invoke`). After a test's second
+    operator stopped, a resync timer's task was seen waiting there for minutes on a future
+    no executor thread was running; left so, the event loop's close (`asyncio.Runner.close`,
+    which cancels every task and waits) never returns: the suite hung there once under load.
+    Cancelling the future ends that loop; a thread still running the handler finishes on its
+    own."""
+    stuck = _sync_invocations()
+    if not stuck:
+        return
+    _, pending = await asyncio.wait(stuck, timeout=timeout)
+    for task in pending:
+        print(f"kopf handler task still waiting after {timeout:.0f} s, released: {task.get_name()}")
+        stuck[task].cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)

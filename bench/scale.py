@@ -9,7 +9,8 @@ Stages, per scale (the first N documents of the corpus made by bench/scale_corpu
 
 * `index-<N>`: `litelong run` of a BM25Index with chunks (chunkChars 2048, for nextlong);
 * `index-docs-<N>` and `tantivy-<N>`: a BM25Index without chunks, and its peer, raw tantivy
-  streaming the same shards (`peer-child`), run one after the other;
+  streaming the same shards (`peer-child`), run one after the other (litelong first, or the
+  peer with `--peer-first`), each with its segments' document counts;
 * `read-<N>`: litelong's corpus reading alone (zstd, JSON, normalisation, hashing) as one shard
   of 1,024 reads it (`read-child`): what every shard of a BM25Index pays, whatever its share;
 * `synth-<N>-<mode>` for modes litelong, standard and nextlong: `litelong run` of a SynthesisRun
@@ -38,6 +39,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +204,7 @@ class RssSampler(threading.Thread):
 def measure(command: list[str]) -> tuple[dict[str, Any], str]:
     """Run `command`; its wall, CPU and peak RSS figures, and its stdout."""
     parent = own_rss_mib()
+    started_at = datetime.now(UTC).isoformat(timespec="milliseconds")
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE)
     sampler = RssSampler(child.pid)
@@ -215,6 +218,7 @@ def measure(command: list[str]) -> tuple[dict[str, Any], str]:
     if child.returncode != 0:
         raise SystemExit(f"`{' '.join(command)}` exited {child.returncode}")
     return {
+        "started": started_at,
         "wall_s": round(wall, 2),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
@@ -316,23 +320,51 @@ def index_stage(args: argparse.Namespace, documents: int) -> dict[str, Any]:
 
 
 def peer_stages(args: argparse.Namespace, documents: int) -> None:
-    """litelong without chunks, then raw tantivy, on the same shards, one after the other."""
+    """litelong without chunks and raw tantivy, on the same shards, one after the other:
+    litelong first, or the peer with `--peer-first` (alternate it between pairs: the second
+    of a pair runs on a warmer page cache and in another minute of the machine's load)."""
     files = shard_files(args.corpus, documents, args.per_shard)
     stats = corpus_stats(args.work, files)
+    order = "peer-first" if args.peer_first else "litelong-first"
+    if args.peer_first:
+        peer_stage(args.work, documents, files, stats, order)
     manifest = index_manifest(args.corpus, documents, False, args.per_shard)
-    run_measured([manifest], args.work, f"index-docs-{label(documents)}", corpus=stats)
+    stage = f"index-docs-{label(documents)}"
+    figures = run_measured([manifest], args.work, stage, corpus=stats, order=order)
+    if "segments" not in figures:
+        save(args.work, stage, {**figures, "segments": segments(Path(figures["artifact"]))})
+    if not args.peer_first:
+        peer_stage(args.work, documents, files, stats, order)
+
+
+def peer_stage(
+    work: Path, documents: int, files: list[Path], stats: dict[str, int], order: str
+) -> None:
+    """Raw tantivy on `files` (`peer-child`), measured; its index is deleted once measured."""
     stage = f"tantivy-{label(documents)}"
-    if saved(args.work, stage) is None:
-        out = args.work / "peer" / label(documents)
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
-        command = [sys.executable, __file__, "peer-child", str(out), *map(str, files)]
-        figures, stdout = measure(command)
-        counts = json.loads(stdout.splitlines()[-1])
-        head = {"stage": stage, "kind": "tantivy", "name": out.name}
-        figures = {**head, **figures, "disk_bytes": disk_bytes(out), "corpus": stats}
-        save(args.work, stage, {**figures, "counts": counts})
-        shutil.rmtree(out)  # as big as the index; only its size was wanted
+    if saved(work, stage) is not None:
+        return
+    out = work / "peer" / label(documents)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    command = [sys.executable, __file__, "peer-child", str(out), *map(str, files)]
+    figures, stdout = measure(command)
+    counts = json.loads(stdout.splitlines()[-1])
+    head = {"stage": stage, "kind": "tantivy", "name": out.name}
+    figures = {**head, **figures, "disk_bytes": disk_bytes(out), "corpus": stats}
+    figures.update(order=order, segments=segments(out))
+    save(work, stage, {**figures, "counts": counts})
+    shutil.rmtree(out)  # as big as the index; only its size was wanted
+
+
+def segments(folder: Path) -> list[int]:
+    """The documents of each segment of the tantivy indexes under `folder` (chunk indexes
+    left out), from their meta.json: how far the writer's flushes and merges went."""
+    found: list[int] = []
+    for meta in sorted(folder.rglob("meta.json")):
+        if "chunks" not in meta.relative_to(folder).parts:
+            found += [segment["max_doc"] for segment in json.loads(meta.read_text())["segments"]]
+    return found
 
 
 def read_stage(args: argparse.Namespace, documents: int) -> None:
@@ -604,7 +636,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sub = parser.add_subparsers(dest="what", required=True)
     stages = {
         "index": "BM25Index with chunks per scale",
-        "peer": "BM25Index without chunks, then raw tantivy, per scale",
+        "peer": "BM25Index without chunks, then raw tantivy (--peer-first: before), per scale",
         "read": "litelong's corpus reading alone per scale",
         "synth": "SynthesisRuns per scale and mode, each with its tokenize-only bound",
         "all": "index, peer, read and synth, scale by scale",
@@ -628,6 +660,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             default="around",
             help="synth: time the bound before and after the run (the run made once first to "
             "know its documents) and compare with their mean, or after it only",
+        )
+        command.add_argument(
+            "--peer-first",
+            action="store_true",
+            help="peer: run raw tantivy before litelong's index (default: after it)",
         )
         command.add_argument(
             "--docs-only",

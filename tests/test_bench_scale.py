@@ -78,6 +78,21 @@ def test_a_stage_with_results_is_not_run_again(work: Path) -> None:
     assert (work / "results" / "index-4k.json").read_text() == before
 
 
+def test_a_pair_runs_in_the_order_asked(work: Path, tmp_path: Path) -> None:
+    """litelong's index first by default (the module's `all`), the peer first with
+    `--peer-first`; each with the documents of its index's segments."""
+    common = ["--corpus", str(work / "corpus"), "--work", str(tmp_path), "--per-shard", "2000"]
+    bench(str(BENCH / "scale.py"), "peer", *common, "--documents", "2000", "--peer-first", cwd=work)
+    for folder, order, stages in (
+        (work, "litelong-first", ("index-docs", "tantivy")),
+        (tmp_path, "peer-first", ("tantivy", "index-docs")),
+    ):
+        pair = [json.loads((folder / "results" / f"{s}-2k.json").read_text()) for s in stages]
+        assert pair[0]["started"] < pair[1]["started"], order
+        assert [figures["order"] for figures in pair] == [order, order]
+        assert [sum(figures["segments"]) for figures in pair] == [2000, 2000]
+
+
 def sections(report: str) -> dict[str, list[list[str]]]:
     """The report's tables: section title → rows of cells (header and rule left out)."""
     found: dict[str, list[list[str]]] = {}

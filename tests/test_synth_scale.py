@@ -384,10 +384,13 @@ def test_a_jobs_worker_assembles_on_its_share_of_the_cores_not_on_every_core(
 ) -> None:
     """`litelong run --jobs N` gives each worker a share; its topic threads keep to it."""
     from litelong import cores
-    from litelong.synth.threads import search_threads
+    from litelong.synth.threads import assembly_threads, search_threads
 
     monkeypatch.setattr(cores, "usable_cores", lambda: 16)
     monkeypatch.setattr("litelong.synth.threads.usable_cores", lambda: 16)
     assert search_threads() == 8  # no share: the cores, at most MAX_THREADS
+    assert assembly_threads() == 8
     monkeypatch.setattr(cores, "_thread_share", 2)
     assert search_threads() == 2
+    # one topic more than cores: its Python holds the GIL while another's tokenizer runs
+    assert assembly_threads() == 3

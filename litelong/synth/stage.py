@@ -48,7 +48,7 @@ from .nextlong import (
 )
 from .report import TOPICS_FILE
 from .report.plots import start_early
-from .threads import ordered_map
+from .threads import assembly_threads, ordered_map
 
 
 class ModeUnavailable(RuntimeError):
@@ -160,7 +160,8 @@ def build_part(
         with writer:
             # topics overlap (one's texts are read while another's are tokenized), and come
             # back in order, so the dataset is the same for any number of threads
-            for topic, (built, own) in zip(mine, ordered_map(build_topic, mine), strict=True):
+            assembled = ordered_map(build_topic, mine, assembly_threads())
+            for topic, (built, own) in zip(mine, assembled, strict=True):
                 hits = own.pop("hits")
                 top = max(counts["max_topic_tokens"], own.pop("max_topic_tokens", 0))
                 counts.update(own)

@@ -24,6 +24,14 @@ def search_threads() -> int:
     return max(1, min(MAX_THREADS, thread_share() or usable_cores()))
 
 
+def assembly_threads() -> int:
+    """Topics assembled at once: one more than `search_threads`. Assembly's Python (reading
+    texts, cutting, packing) holds the GIL while the tokenizer's own threads run natively, so
+    with one topic a core a 100K litelong run kept 1.61-1.64 of 2 cores busy, with one more
+    1.69-1.70, on the same files (bench/README.md, "Where the cores idle")."""
+    return min(MAX_THREADS, search_threads() + 1)
+
+
 def ordered_map(
     function: Callable[[Item], Result], items: Iterable[Item], threads: int | None = None
 ) -> Iterator[Result]:
